@@ -1,0 +1,220 @@
+//! How a sender's clock runs against ours, seen only through packet arrivals.
+//!
+//! The transit `arrival − send` of each packet is network delay plus jitter plus a slow ramp when
+//! the two clocks run at different rates. The fastest packets show the floor of that: we take the
+//! minimum over a sliding window (2 s or 512 packets) and smooth it as GStreamer's rtpjitterbuffer
+//! does (`skew = (min + 124·skew) / 125`). A least-squares line through that smoothed floor,
+//! sampled once a second over the last two minutes, gives the drift in ppm and the *arrival
+//! envelope*: when a packet sent at a given time would arrive with no jitter at all.
+
+use std::collections::VecDeque;
+
+use crate::LocalInstant;
+
+/// Sliding window of the transit minimum.
+pub const SKEW_WINDOW_NANOS: i64 = 2_000_000_000;
+pub const SKEW_WINDOW_PACKETS: u64 = 512;
+/// GStreamer's smoothing weight: each packet moves the estimate 1/125 of the way.
+pub const SKEW_SMOOTHING: f64 = 125.0;
+/// The floor is sampled this often (sender time) for the drift line...
+pub const SKEW_SAMPLE_INTERVAL_NANOS: i64 = 1_000_000_000;
+/// ...over this many samples.
+pub const SKEW_FIT_SAMPLES: usize = 120;
+/// Below this many samples the line has no slope yet.
+const MIN_FIT_SAMPLES: usize = 4;
+
+#[derive(Debug, Clone, Copy)]
+struct WindowEntry {
+    index: u64,
+    arrival_nanos: i64,
+    transit_nanos: i64,
+}
+
+/// A fitted line `transit = intercept + slope · send` in seconds, relative to the origin.
+#[derive(Debug, Clone, Copy)]
+struct TransitLine {
+    intercept_secs: f64,
+    slope: f64,
+}
+
+/// Estimates a sender clock's rate and offset against the local clock from arrivals alone.
+#[derive(Debug, Clone, Default)]
+pub struct SkewEstimator {
+    /// (send, arrival) of the first packet: every stored value is relative to it.
+    origin: Option<(i64, LocalInstant)>,
+    packets: u64,
+    /// Monotonic deque: transits increase from front to back, so the front is the window minimum.
+    window: VecDeque<WindowEntry>,
+    smoothed_transit_nanos: f64,
+    /// (send seconds, smoothed transit seconds) samples for the line.
+    samples: VecDeque<(f64, f64)>,
+    last_sample_send_nanos: Option<i64>,
+    line: Option<TransitLine>,
+}
+
+impl SkewEstimator {
+    pub fn new() -> Self {
+        SkewEstimator::default()
+    }
+
+    /// Forgets everything (the sender restarted).
+    pub fn reset(&mut self) {
+        *self = SkewEstimator::default();
+    }
+
+    /// Records that a packet stamped `send_nanos` on the sender's clock arrived at `arrival`.
+    pub fn handle_packet(&mut self, arrival: LocalInstant, send_nanos: i64) {
+        let (origin_send, origin_arrival) = *self.origin.get_or_insert((send_nanos, arrival));
+        let send_rel = send_nanos - origin_send;
+        let arrival_rel = arrival.nanos_since(origin_arrival);
+        let transit = arrival_rel - send_rel;
+        let index = self.packets;
+        self.packets += 1;
+
+        while self.window.back().is_some_and(|e| e.transit_nanos >= transit) {
+            self.window.pop_back();
+        }
+        self.window.push_back(WindowEntry {
+            index,
+            arrival_nanos: arrival_rel,
+            transit_nanos: transit,
+        });
+        while self.window.front().is_some_and(|e| {
+            arrival_rel - e.arrival_nanos > SKEW_WINDOW_NANOS
+                || index - e.index >= SKEW_WINDOW_PACKETS
+        }) {
+            self.window.pop_front();
+        }
+        let window_min = self.window.front().map_or(transit, |e| e.transit_nanos) as f64;
+        // As GStreamer: while the first window fills, the estimate is the minimum itself (smoothing
+        // from the first packet's jitter would bias the line for minutes); afterwards it is smoothed.
+        let filling = arrival_rel < SKEW_WINDOW_NANOS && index < SKEW_WINDOW_PACKETS;
+        if filling {
+            self.smoothed_transit_nanos = window_min;
+            return;
+        }
+        self.smoothed_transit_nanos =
+            (window_min + (SKEW_SMOOTHING - 1.0) * self.smoothed_transit_nanos) / SKEW_SMOOTHING;
+
+        let due = self
+            .last_sample_send_nanos
+            .is_none_or(|last| send_rel - last >= SKEW_SAMPLE_INTERVAL_NANOS);
+        if due {
+            self.last_sample_send_nanos = Some(send_rel);
+            self.samples
+                .push_back((send_rel as f64 * 1e-9, self.smoothed_transit_nanos * 1e-9));
+            if self.samples.len() > SKEW_FIT_SAMPLES {
+                self.samples.pop_front();
+            }
+            self.line = fit_line(&self.samples);
+        }
+    }
+
+    /// The sender clock's rate error against ours in parts per million (negative: it runs slow).
+    pub fn drift_ppm(&self) -> Option<f64> {
+        let line = self.line?;
+        Some((1.0 / (1.0 + line.slope) - 1.0) * 1e6)
+    }
+
+    /// The smoothed jitter-free transit (GStreamer's "skew"), relative to the first packet's.
+    pub fn smoothed_transit_nanos(&self) -> Option<f64> {
+        self.origin.map(|_| self.smoothed_transit_nanos)
+    }
+
+    /// When a packet sent at `send_nanos` would arrive with no jitter: the arrival envelope.
+    pub fn expected_arrival(&self, send_nanos: i64) -> Option<LocalInstant> {
+        let (origin_send, origin_arrival) = self.origin?;
+        let send_rel = send_nanos - origin_send;
+        let transit_nanos = match self.line {
+            Some(line) => (line.intercept_secs + line.slope * send_rel as f64 * 1e-9) * 1e9,
+            None => self.smoothed_transit_nanos,
+        };
+        Some(origin_arrival.add_nanos(send_rel + transit_nanos.round() as i64))
+    }
+
+    /// How much later than the envelope a packet arrived (≥ 0 for all but estimation noise).
+    pub fn relative_delay_nanos(&self, arrival: LocalInstant, send_nanos: i64) -> Option<i64> {
+        self.expected_arrival(send_nanos)
+            .map(|expected| arrival.nanos_since(expected))
+    }
+}
+
+/// Least-squares line through `(x, y)` samples, or a flat line at the latest value when there are
+/// too few to give a slope.
+fn fit_line(samples: &VecDeque<(f64, f64)>) -> Option<TransitLine> {
+    let &(_, last_y) = samples.back()?;
+    let n = samples.len();
+    if n < MIN_FIT_SAMPLES {
+        return Some(TransitLine {
+            intercept_secs: last_y,
+            slope: 0.0,
+        });
+    }
+    let nf = n as f64;
+    let mean_x = samples.iter().map(|s| s.0).sum::<f64>() / nf;
+    let mean_y = samples.iter().map(|s| s.1).sum::<f64>() / nf;
+    let (mut sxx, mut sxy) = (0.0, 0.0);
+    for &(x, y) in samples {
+        sxx += (x - mean_x) * (x - mean_x);
+        sxy += (x - mean_x) * (y - mean_y);
+    }
+    if sxx <= f64::EPSILON {
+        return Some(TransitLine {
+            intercept_secs: last_y,
+            slope: 0.0,
+        });
+    }
+    let slope = sxy / sxx;
+    Some(TransitLine {
+        intercept_secs: mean_y - slope * mean_x,
+        slope,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packets every 20 ms from a sender whose clock runs at `ppm`, with a deterministic
+    /// jitter pattern of up to 30 ms on top of a 10 ms network floor.
+    fn feed(est: &mut SkewEstimator, ppm: f64, secs: i64) {
+        for i in 0..secs * 50 {
+            let true_nanos = i * 20_000_000;
+            let send_nanos = (true_nanos as f64 * (1.0 + ppm * 1e-6)) as i64;
+            let jitter = (i * 7_919 % 31) * 1_000_000;
+            est.handle_packet(
+                LocalInstant::from_nanos(true_nanos + 10_000_000 + jitter),
+                send_nanos,
+            );
+        }
+    }
+
+    #[test]
+    fn measures_a_slow_clock() {
+        let mut est = SkewEstimator::new();
+        feed(&mut est, -300.0, 120);
+        let ppm = est.drift_ppm().unwrap();
+        assert!((ppm + 300.0).abs() < 5.0, "estimated {ppm} ppm");
+    }
+
+    #[test]
+    fn measures_a_fast_clock() {
+        let mut est = SkewEstimator::new();
+        feed(&mut est, 500.0, 120);
+        let ppm = est.drift_ppm().unwrap();
+        assert!((ppm - 500.0).abs() < 5.0, "estimated {ppm} ppm");
+    }
+
+    #[test]
+    fn envelope_follows_the_floor_not_the_jitter() {
+        let mut est = SkewEstimator::new();
+        feed(&mut est, 0.0, 30);
+        // The first packet had jitter 0: its arrival is the floor, and the envelope stays there.
+        let expected = est.expected_arrival(29 * 1_000_000_000).unwrap();
+        let floor = LocalInstant::from_nanos(29 * 1_000_000_000 + 10_000_000);
+        assert!(
+            expected.nanos_since(floor).abs() < 1_000_000,
+            "{expected:?} vs {floor:?}"
+        );
+    }
+}
