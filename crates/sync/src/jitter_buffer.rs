@@ -7,17 +7,17 @@
 //! is declared lost. The target is the 95th percentile of relative arrival delay over 2 s (as
 //! NetEq), clamped by the latency profile, whose maximum is also a hard cap on any wait.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::delay_window::DelayWindow;
 use crate::skew::SkewEstimator;
+use crate::time::duration_nanos;
 use crate::{LatencyProfile, LocalInstant, MediaTime};
 
 /// Relative delays kept for the percentile.
 pub const DELAY_WINDOW_NANOS: i64 = 2_000_000_000;
 pub const DELAY_PERCENTILE: f64 = 0.95;
-/// The percentile is recomputed this often, not per packet.
-const TARGET_UPDATE_INTERVAL_NANOS: i64 = 100_000_000;
 /// Packets held at most, whatever the timing says.
 pub const DEFAULT_MAX_PACKETS: usize = 2_048;
 
@@ -78,9 +78,8 @@ pub struct JitterBuffer<T> {
     packets: BTreeMap<i64, Buffered<T>>,
     next_seq: Option<i64>,
     envelope: SkewEstimator,
-    delays: VecDeque<(LocalInstant, i64)>,
+    delays: DelayWindow,
     target_delay_nanos: i64,
-    last_target_update: Option<LocalInstant>,
     /// RFC 3550 interarrival jitter in nanoseconds, and the last transit it was computed from.
     jitter_nanos: f64,
     last_transit_nanos: Option<i64>,
@@ -100,9 +99,8 @@ impl<T> JitterBuffer<T> {
             packets: BTreeMap::new(),
             next_seq: None,
             envelope: SkewEstimator::new(),
-            delays: VecDeque::new(),
+            delays: DelayWindow::new(DELAY_WINDOW_NANOS, DELAY_PERCENTILE),
             target_delay_nanos: duration_nanos(profile.min_delay()),
-            last_target_update: None,
             jitter_nanos: 0.0,
             last_transit_nanos: None,
             stats: JitterStats::default(),
@@ -155,36 +153,15 @@ impl<T> JitterBuffer<T> {
         self.last_transit_nanos = Some(transit);
 
         self.envelope.handle_packet(now, send_nanos);
-        if let Some(delay) = self.envelope.relative_delay_nanos(now, send_nanos) {
-            self.delays.push_back((now, delay.max(0)));
-        }
-        while self
-            .delays
-            .front()
-            .is_some_and(|(at, _)| now.nanos_since(*at) > DELAY_WINDOW_NANOS)
-        {
-            self.delays.pop_front();
-        }
-        let due = self
-            .last_target_update
-            .is_none_or(|at| now.nanos_since(at) >= TARGET_UPDATE_INTERVAL_NANOS);
-        if due {
-            self.last_target_update = Some(now);
-            self.update_target();
-        }
-    }
-
-    fn update_target(&mut self) {
-        if self.delays.is_empty() {
+        let Some(delay) = self.envelope.relative_delay_nanos(now, send_nanos) else {
             return;
+        };
+        if let Some(p95) = self.delays.push(now, delay.max(0)) {
+            self.target_delay_nanos = p95.clamp(
+                duration_nanos(self.profile.min_delay()),
+                duration_nanos(self.profile.max_delay()),
+            );
         }
-        let mut delays: Vec<i64> = self.delays.iter().map(|(_, d)| *d).collect();
-        let rank = ((delays.len() - 1) as f64 * DELAY_PERCENTILE).round() as usize;
-        let (_, p95, _) = delays.select_nth_unstable(rank);
-        self.target_delay_nanos = (*p95).clamp(
-            duration_nanos(self.profile.min_delay()),
-            duration_nanos(self.profile.max_delay()),
-        );
     }
 
     pub fn poll_output(&mut self, now: LocalInstant) -> JitterOutput<T> {
@@ -259,10 +236,6 @@ impl<T> JitterBuffer<T> {
     pub fn stats(&self) -> JitterStats {
         self.stats
     }
-}
-
-fn duration_nanos(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

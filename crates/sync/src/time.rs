@@ -81,7 +81,8 @@ impl LocalInstant {
     }
 }
 
-fn duration_nanos(duration: Duration) -> i64 {
+/// A duration in nanoseconds, saturating (durations here are delays, never centuries).
+pub(crate) fn duration_nanos(duration: Duration) -> i64 {
     i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX)
 }
 
