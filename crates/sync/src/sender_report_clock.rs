@@ -60,6 +60,9 @@ pub struct SenderReportClock {
     reports: VecDeque<Report>,
     consecutive_rejects: u32,
     fit: Option<Fit>,
+    /// The rate measured before the last reset: a restarted sender's clock runs as fast as it did,
+    /// so its first lone report is extrapolated with that rate, not the nominal one.
+    prior_nanos_per_tick: Option<f64>,
 }
 
 impl SenderReportClock {
@@ -69,10 +72,15 @@ impl SenderReportClock {
             reports: VecDeque::with_capacity(SENDER_REPORTS_KEPT),
             consecutive_rejects: 0,
             fit: None,
+            prior_nanos_per_tick: None,
         }
     }
 
+    /// Forgets the reports (the sender restarted), keeping the measured rate as a prior.
     pub fn reset(&mut self) {
+        if self.reports.len() >= 2 {
+            self.prior_nanos_per_tick = self.fit.map(|f| f.nanos_per_tick);
+        }
         self.reports.clear();
         self.consecutive_rejects = 0;
         self.fit = None;
@@ -147,7 +155,7 @@ impl SenderReportClock {
         let nanos_per_tick = if self.reports.len() >= 2 && sxx > 0.0 {
             sxy / sxx
         } else {
-            nominal_nanos_per_tick
+            self.prior_nanos_per_tick.unwrap_or(nominal_nanos_per_tick)
         };
         Fit {
             anchor_rtp: newest.rtp_ext,
@@ -227,6 +235,22 @@ mod tests {
             Some(BASE_NTP_NANOS + 1_000_000_000)
         );
         assert_eq!(clock.clock_error_ppm(), None);
+    }
+
+    #[test]
+    fn a_reset_keeps_the_measured_rate_for_the_next_lone_report() {
+        let mut clock = SenderReportClock::new(8_000);
+        for i in 0..5 {
+            let (rtp, ntp) = report(i, -300.0);
+            clock.handle_sender_report(rtp, ntp).unwrap();
+        }
+        clock.reset();
+        clock
+            .handle_sender_report(0, NtpTime::from_nanos_since_1900(BASE_NTP_NANOS))
+            .unwrap();
+        // 8000 ticks of a −300 ppm clock last 1.0003 s.
+        let mapped = clock.rtp_to_ntp_nanos(8_000).unwrap() - BASE_NTP_NANOS;
+        assert!((mapped - 1_000_300_090).abs() < 1_000, "{mapped}");
     }
 
     #[test]

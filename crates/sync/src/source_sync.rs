@@ -65,7 +65,8 @@ pub enum SourceOutput<T> {
 /// Why a sender report was not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportError {
-    /// For an SSRC that is not (or no longer) the track's.
+    /// For an SSRC that is not (or not yet) the track's: kept, and used if packets of that SSRC
+    /// follow.
     UnknownSsrc,
     Rejected(SenderReportRejection),
 }
@@ -77,6 +78,9 @@ struct SyncTrack<T> {
     jitter: JitterBuffer<T>,
     lateness: DelayWindow,
     needed_delay_nanos: i64,
+    /// The newest report for an SSRC the track has not seen yet: after a restart the first
+    /// report often overtakes the first packet.
+    early_report: Option<(u32, u32, NtpTime)>,
 }
 
 /// One source's ingest: timeline unwrap, jitter buffer, clocks, playout delay.
@@ -111,6 +115,7 @@ impl<T> SourceSync<T> {
             jitter: JitterBuffer::new(clock_rate_hz, self.profile),
             lateness: DelayWindow::new(LATENESS_WINDOW_NANOS, LATENESS_PERCENTILE),
             needed_delay_nanos: 0,
+            early_report: None,
         });
         self.tracks.len() - 1
     }
@@ -138,6 +143,11 @@ impl<T> SourceSync<T> {
                 self.clocks.handle_resync(now, track);
             }
             self.events.push_back(SourceOutput::Resync { track, reason });
+            if let Some((report_ssrc, rtp_ts, ntp)) = self.tracks[track].early_report.take() {
+                if report_ssrc == ssrc {
+                    let _ = self.handle_sender_report(now, track, ssrc, rtp_ts, ntp);
+                }
+            }
         }
         self.clocks.handle_packet(now, track, unwrapped.ts_ext);
         Ok(self.tracks[track]
@@ -154,10 +164,13 @@ impl<T> SourceSync<T> {
         rtp_ts: u32,
         ntp: NtpTime,
     ) -> Result<(), ReportError> {
-        let ts_ext = self.tracks[track]
+        let Some(ts_ext) = self.tracks[track]
             .timeline
             .unwrap_report_timestamp(ssrc, rtp_ts)
-            .ok_or(ReportError::UnknownSsrc)?;
+        else {
+            self.tracks[track].early_report = Some((ssrc, rtp_ts, ntp));
+            return Err(ReportError::UnknownSsrc);
+        };
         self.clocks
             .handle_sender_report(now, track, ts_ext, ntp)
             .map_err(ReportError::Rejected)

@@ -22,6 +22,9 @@ use crate::{LocalInstant, MediaTime, NtpTime, SenderReportClock, SenderReportRej
 /// How fast a basis change may move a track's capture times: 80 ms per second.
 pub const MAX_SLEW_NANOS_PER_SEC: i64 = 80_000_000;
 
+/// Smoothing of the learned arrival bias, per packet.
+const ARRIVAL_BIAS_SMOOTHING: f64 = 256.0;
+
 /// What a source's capture timeline is derived from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockSource {
@@ -56,6 +59,10 @@ struct TrackClock {
     last_ts: Option<i64>,
     /// Added to the basis mapping; decays to zero after a basis change.
     slew_nanos: i64,
+    /// How much later this track's arrival envelope runs than its report-derived capture time
+    /// (its sender-side delay), learned while reports were there. It keeps the arrival basis
+    /// right when a restart voids the reports, until new ones come.
+    arrival_bias_nanos: Option<f64>,
 }
 
 impl TrackClock {
@@ -88,6 +95,7 @@ impl SourceTimeline {
             rtp_info_ts: None,
             last_ts: None,
             slew_nanos: 0,
+            arrival_bias_nanos: None,
         });
         self.tracks.len() - 1
     }
@@ -107,6 +115,23 @@ impl SourceTimeline {
             self.wallclock.handle_packet(now, ntp_nanos);
         }
         self.update_basis(now);
+        if self.basis == Some(ClockSource::Rtcp) {
+            self.learn_arrival_bias(track, ts_ext);
+        }
+    }
+
+    fn learn_arrival_bias(&mut self, track: usize, ts_ext: i64) {
+        let envelope = self.arrival_envelope(track, ts_ext);
+        let rtcp = self.raw_capture(ClockSource::Rtcp, track, ts_ext);
+        let (Some(envelope), Some(rtcp)) = (envelope, rtcp) else {
+            return;
+        };
+        let sample = envelope.nanos_since(rtcp) as f64;
+        let t = &mut self.tracks[track];
+        t.arrival_bias_nanos = Some(match t.arrival_bias_nanos {
+            None => sample,
+            Some(bias) => bias + (sample - bias) / ARRIVAL_BIAS_SMOOTHING,
+        });
     }
 
     /// A sender report for `track`, its RTP time already unwrapped.
@@ -128,7 +153,8 @@ impl SourceTimeline {
         self.update_basis(now);
     }
 
-    /// The track's stream restarted: forget its clocks. The sender's wallclock stays valid.
+    /// The track's stream restarted: forget its clocks. The sender's wallclock stays valid, and
+    /// so does what was learned about the track's sender-side delay.
     pub fn handle_resync(&mut self, now: LocalInstant, track: usize) {
         let t = &mut self.tracks[track];
         t.reports.reset();
@@ -193,8 +219,16 @@ impl SourceTimeline {
                 let own_anchor = t.arrival.expected_arrival(t.media_nanos(t.rtp_info_ts?))?;
                 Some(own.add_nanos(self.rtp_info_anchor()?.nanos_since(own_anchor)))
             }
-            ClockSource::Arrival => t.arrival.expected_arrival(t.media_nanos(ts_ext)),
+            ClockSource::Arrival => {
+                let bias = t.arrival_bias_nanos.unwrap_or(0.0).round() as i64;
+                Some(self.arrival_envelope(track, ts_ext)?.add_nanos(-bias))
+            }
         }
+    }
+
+    fn arrival_envelope(&self, track: usize, ts_ext: i64) -> Option<LocalInstant> {
+        let t = &self.tracks[track];
+        t.arrival.expected_arrival(t.media_nanos(ts_ext))
     }
 
     /// The local instant of the RTP-Info instant: the earliest of the tracks' envelope estimates
