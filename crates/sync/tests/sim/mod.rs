@@ -186,8 +186,9 @@ impl SimResult {
     }
 }
 
+/// What travels on the wire.
 #[derive(Debug, Clone)]
-enum Wire {
+pub enum Wire {
     Rtp {
         track: usize,
         ssrc: u32,
@@ -261,21 +262,21 @@ impl Network {
 }
 
 /// Everything the receiving side does, exactly as the server will do it.
-struct Receiver {
-    sync: SourceSync<Truth>,
-    audio: usize,
-    video: usize,
+pub struct Receiver {
+    pub sync: SourceSync<Truth>,
+    pub audio: usize,
+    pub video: usize,
     retimer: AudioRetimer,
     scheduler: VideoScheduler<Truth>,
     watchdog: Watchdog,
     /// The frame being assembled: its timestamp, truth and capture time.
     frame: Option<(i64, Truth, LocalInstant)>,
-    outputs: Vec<Output>,
-    max_buffered: usize,
+    pub outputs: Vec<Output>,
+    pub max_buffered: usize,
 }
 
 impl Receiver {
-    fn new(profile: LatencyProfile, audio_rate_hz: u32) -> Self {
+    pub fn new(profile: LatencyProfile, audio_rate_hz: u32) -> Self {
         let mut sync = SourceSync::new(profile);
         let audio = sync.add_track(TrackKind::Audio, audio_rate_hz);
         let video = sync.add_track(TrackKind::Video, 90_000);
@@ -292,7 +293,7 @@ impl Receiver {
         }
     }
 
-    fn receive(&mut self, now: LocalInstant, wire: Wire) {
+    pub fn receive(&mut self, now: LocalInstant, wire: Wire) {
         match wire {
             Wire::Rtp {
                 track,
@@ -318,7 +319,7 @@ impl Receiver {
     }
 
     /// Drains every stage; returns the earliest wake-up any of them asked for.
-    fn drain(&mut self, now: LocalInstant, audio_rate_hz: u32) -> Option<LocalInstant> {
+    pub fn drain(&mut self, now: LocalInstant, audio_rate_hz: u32) -> Option<LocalInstant> {
         let sync_wakeup = loop {
             match self.sync.poll_output(now) {
                 SourceOutput::Packet(p) if p.track == self.audio => {
