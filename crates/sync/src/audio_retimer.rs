@@ -196,7 +196,12 @@ impl AudioRetimer {
 }
 
 fn nanos_to_samples(nanos: i64, rate_hz: u32) -> u32 {
-    u32::try_from(mul_div_round(nanos.max(0), i64::from(rate_hz), 1_000_000_000)).unwrap_or(u32::MAX)
+    u32::try_from(mul_div_round(
+        nanos.max(0),
+        i64::from(rate_hz),
+        1_000_000_000,
+    ))
+    .unwrap_or(u32::MAX)
 }
 
 fn samples_to_nanos(samples: u32, rate_hz: u32) -> i64 {
@@ -229,7 +234,11 @@ mod tests {
         let worst = settled.iter().map(|e| e.abs()).max().unwrap();
         assert!(worst < 100_000, "worst settled error {worst} ns");
         // A slow source clock means each input sample lasts longer: the loop stretches.
-        assert!((r.correction_ppm() - 300.0).abs() < 10.0, "{}", r.correction_ppm());
+        assert!(
+            (r.correction_ppm() - 300.0).abs() < 10.0,
+            "{}",
+            r.correction_ppm()
+        );
         assert_eq!(r.stats().steps, 0);
     }
 

@@ -45,9 +45,14 @@ pub struct ReleasedPacket<T> {
 pub enum JitterOutput<T> {
     Packet(ReleasedPacket<T>),
     /// `count` packets starting at `first_seq_ext` will not come.
-    Lost { first_seq_ext: i64, count: i64 },
+    Lost {
+        first_seq_ext: i64,
+        count: i64,
+    },
     /// Nothing more now; poll again at `next_wakeup` (or when a packet arrives, if `None`).
-    Drained { next_wakeup: Option<LocalInstant> },
+    Drained {
+        next_wakeup: Option<LocalInstant>,
+    },
 }
 
 /// Counters for metrics.
@@ -91,7 +96,11 @@ impl<T> JitterBuffer<T> {
         JitterBuffer::with_max_packets(clock_rate_hz, profile, DEFAULT_MAX_PACKETS)
     }
 
-    pub fn with_max_packets(clock_rate_hz: u32, profile: LatencyProfile, max_packets: usize) -> Self {
+    pub fn with_max_packets(
+        clock_rate_hz: u32,
+        profile: LatencyProfile,
+        max_packets: usize,
+    ) -> Self {
         JitterBuffer {
             clock_rate_hz,
             profile,
@@ -271,7 +280,10 @@ mod tests {
     fn in_order_packets_leave_at_once() {
         let mut jb = JitterBuffer::new(8_000, LatencyProfile::Low);
         for i in 0..3 {
-            assert_eq!(jb.handle_packet(ms(i * 20), i, i * 160, 0), Insertion::Buffered);
+            assert_eq!(
+                jb.handle_packet(ms(i * 20), i, i * 160, 0),
+                Insertion::Buffered
+            );
             assert_eq!(released(&drain(&mut jb, ms(i * 20))), vec![i]);
         }
     }
@@ -332,7 +344,10 @@ mod tests {
             drain(&mut jb, ms(i * 20 + jitter));
         }
         let target = jb.target_delay().as_millis();
-        assert!((100..=110).contains(&target), "smooth floor is 100 ms: {target}");
+        assert!(
+            (100..=110).contains(&target),
+            "smooth floor is 100 ms: {target}"
+        );
         let mut jb = JitterBuffer::new(8_000, LatencyProfile::Low);
         for i in 0..500 {
             let jitter = if i % 5 == 0 { 60 } else { 0 };

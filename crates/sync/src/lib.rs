@@ -77,8 +77,8 @@ pub use rtp_timeline::{
     MAX_MISORDER_PACKETS,
 };
 pub use sender_report_clock::{
-    SenderReportClock, SenderReportRejection, SENDER_REPORTS_KEPT,
-    SENDER_REPORT_MAX_RATE_ERROR, SENDER_REPORT_REJECTS_BEFORE_RESET,
+    SenderReportClock, SenderReportRejection, SENDER_REPORTS_KEPT, SENDER_REPORT_MAX_RATE_ERROR,
+    SENDER_REPORT_REJECTS_BEFORE_RESET,
 };
 pub use skew::{SkewEstimator, SKEW_SMOOTHING, SKEW_WINDOW_NANOS, SKEW_WINDOW_PACKETS};
 pub use source_sync::{

@@ -154,7 +154,7 @@ impl TrackTimeline {
         let highest = self.seq.highest().unwrap_or(0);
         let seq_ext = self.seq.peek(seq);
         let seq_delta = seq_ext - highest;
-        if seq_delta > MAX_DROPOUT_PACKETS || seq_delta < -MAX_MISORDER_PACKETS {
+        if !(-MAX_MISORDER_PACKETS..=MAX_DROPOUT_PACKETS).contains(&seq_delta) {
             if self.probation_seq == Some(seq) {
                 return Ok(self.restart(ssrc, seq, ts, ResyncReason::SequenceJump));
             }
@@ -165,7 +165,7 @@ impl TrackTimeline {
         let ts_ext = self.ts.peek(ts);
         if let Some(last) = self.highest_ts_ext {
             let jump = ts_ext - last;
-            if jump > MAX_FORWARD_JUMP_SECS * rate || jump < -MAX_BACKWARD_JUMP_SECS * rate {
+            if !(-MAX_BACKWARD_JUMP_SECS * rate..=MAX_FORWARD_JUMP_SECS * rate).contains(&jump) {
                 return Ok(self.restart(ssrc, seq, ts, ResyncReason::TimestampJump));
             }
         }

@@ -147,10 +147,15 @@ impl SenderReportClock {
                 (r.ntp_nanos - newest.ntp_nanos) as f64,
             )
         });
-        let (sum_x, sum_y) = points.clone().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        let (sum_x, sum_y) = points
+            .clone()
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
         let (mean_x, mean_y) = (sum_x / n, sum_y / n);
         let (sxx, sxy) = points.fold((0.0, 0.0), |(a, b), (x, y)| {
-            (a + (x - mean_x) * (x - mean_x), b + (x - mean_x) * (y - mean_y))
+            (
+                a + (x - mean_x) * (x - mean_x),
+                b + (x - mean_x) * (y - mean_y),
+            )
         });
         let nanos_per_tick = if self.reports.len() >= 2 && sxx > 0.0 {
             sxy / sxx

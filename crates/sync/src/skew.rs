@@ -71,7 +71,11 @@ impl SkewEstimator {
         let index = self.packets;
         self.packets += 1;
 
-        while self.window.back().is_some_and(|e| e.transit_nanos >= transit) {
+        while self
+            .window
+            .back()
+            .is_some_and(|e| e.transit_nanos >= transit)
+        {
             self.window.pop_back();
         }
         self.window.push_back(WindowEntry {

@@ -12,8 +12,7 @@ use crate::delay_window::DelayWindow;
 use crate::time::duration_nanos as nanos;
 use crate::{
     ClockSource, Insertion, JitterBuffer, JitterOutput, JitterStats, LatencyProfile, LocalInstant,
-    NtpTime, ResyncReason, SenderReportRejection, SourceTimeline, TimelineRejection,
-    TrackTimeline,
+    NtpTime, ResyncReason, SenderReportRejection, SourceTimeline, TimelineRejection, TrackTimeline,
 };
 
 /// Window and percentile of how late packets are against their capture time.
@@ -58,8 +57,13 @@ pub enum SourceOutput<T> {
         count: i64,
     },
     /// The track's stream restarted (new SSRC or timestamp jump): reset decoders.
-    Resync { track: usize, reason: ResyncReason },
-    Drained { next_wakeup: Option<LocalInstant> },
+    Resync {
+        track: usize,
+        reason: ResyncReason,
+    },
+    Drained {
+        next_wakeup: Option<LocalInstant>,
+    },
 }
 
 /// Why a sender report was not used.
@@ -142,7 +146,8 @@ impl<T> SourceSync<T> {
                 t.lateness.clear();
                 self.clocks.handle_resync(now, track);
             }
-            self.events.push_back(SourceOutput::Resync { track, reason });
+            self.events
+                .push_back(SourceOutput::Resync { track, reason });
             if let Some((report_ssrc, rtp_ts, ntp)) = self.tracks[track].early_report.take() {
                 if report_ssrc == ssrc {
                     let _ = self.handle_sender_report(now, track, ssrc, rtp_ts, ntp);
@@ -150,9 +155,12 @@ impl<T> SourceSync<T> {
             }
         }
         self.clocks.handle_packet(now, track, unwrapped.ts_ext);
-        Ok(self.tracks[track]
-            .jitter
-            .handle_packet(now, unwrapped.seq_ext, unwrapped.ts_ext, payload))
+        Ok(self.tracks[track].jitter.handle_packet(
+            now,
+            unwrapped.seq_ext,
+            unwrapped.ts_ext,
+            payload,
+        ))
     }
 
     /// An RTCP sender report for `track` arrived at `now`.
@@ -235,7 +243,12 @@ impl<T> SourceSync<T> {
         }
         let floor = nanos(self.profile.min_delay());
         let cap = nanos(self.profile.max_delay()) + SENDER_DELAY_ALLOWANCE_NANOS;
-        let needed = (self.tracks.iter().map(|t| t.needed_delay_nanos).max().unwrap_or(0)
+        let needed = (self
+            .tracks
+            .iter()
+            .map(|t| t.needed_delay_nanos)
+            .max()
+            .unwrap_or(0)
             + PROCESSING_MARGIN_NANOS)
             .clamp(floor, cap);
         let elapsed = self

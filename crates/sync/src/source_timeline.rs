@@ -290,8 +290,12 @@ mod tests {
             }
             if with_reports && ms % 1_000 == 0 {
                 let ntp = NtpTime::from_nanos_since_1900(NTP_BASE_NANOS + capture_nanos);
-                timeline.handle_sender_report(now, audio, ms * 8, ntp).unwrap();
-                timeline.handle_sender_report(now, video, ms * 90, ntp).unwrap();
+                timeline
+                    .handle_sender_report(now, audio, ms * 8, ntp)
+                    .unwrap();
+                timeline
+                    .handle_sender_report(now, video, ms * 90, ntp)
+                    .unwrap();
             }
         }
         last
@@ -307,7 +311,10 @@ mod tests {
         let a = timeline.capture_time(0, 8 * 4_000).unwrap();
         let v = timeline.capture_time(1, 90 * 4_000).unwrap();
         // Same capture instant, but audio left the sender 15 ms later than video.
-        assert!((a.nanos_since(v) - 15_000_000).abs() < 1_000_000, "{a:?} {v:?}");
+        assert!(
+            (a.nanos_since(v) - 15_000_000).abs() < 1_000_000,
+            "{a:?} {v:?}"
+        );
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub enum VideoOutput<T> {
         target: LocalInstant,
         reason: DropReason,
     },
-    Drained { next_wakeup: Option<LocalInstant> },
+    Drained {
+        next_wakeup: Option<LocalInstant>,
+    },
 }
 
 /// Counters for metrics.
@@ -226,7 +228,10 @@ mod tests {
         let mut s = VideoScheduler::new(VideoMode::Decoded, Duration::from_millis(80));
         s.handle_frame(ms(0), false, 0);
         s.handle_frame(ms(100), false, 1);
-        assert!(matches!(s.poll_output(ms(120)), VideoOutput::Dropped { .. }));
+        assert!(matches!(
+            s.poll_output(ms(120)),
+            VideoOutput::Dropped { .. }
+        ));
         assert!(matches!(
             s.poll_output(ms(120)),
             VideoOutput::Frame { payload: 1, .. }

@@ -24,13 +24,16 @@ struct Fate {
 }
 
 fn fate() -> impl Strategy<Value = Fate> {
-    (0u32..300, prop::bool::weighted(0.1), prop::bool::weighted(0.05)).prop_map(
-        |(delay_ms, dropped, duplicated)| Fate {
+    (
+        0u32..300,
+        prop::bool::weighted(0.1),
+        prop::bool::weighted(0.05),
+    )
+        .prop_map(|(delay_ms, dropped, duplicated)| Fate {
             delay_ms,
             dropped,
             duplicated,
-        },
-    )
+        })
 }
 
 /// A raw packet anyone could send: any SSRC of a few, any sequence number, any timestamp.
@@ -132,7 +135,12 @@ fn assert_strictly_increasing(rx: &Receiver) {
             .map(|o| o.out_nanos)
             .collect();
         for pair in stamps.windows(2) {
-            assert!(pair[0] < pair[1], "{kind:?} output went {} → {}", pair[0], pair[1]);
+            assert!(
+                pair[0] < pair[1],
+                "{kind:?} output went {} → {}",
+                pair[0],
+                pair[1]
+            );
         }
     }
 }

@@ -73,14 +73,20 @@ fn an_hour_with_sender_reports_stays_within_5_ms_of_truth() {
         result.video_drift_ppm
     );
     assert_eq!(result.clock_source, "rtcp");
-    assert!(worst <= 5 * MS, "an output was {worst} ns off the common delay");
+    assert!(
+        worst <= 5 * MS,
+        "an output was {worst} ns off the common delay"
+    );
     // The drift was measured from the reports.
     assert!((result.audio_drift_ppm.unwrap() + 300.0).abs() < 5.0);
     assert!((result.video_drift_ppm.unwrap() - 50.0).abs() < 5.0);
     // Nearly everything that was sent came out (1 % loss, a little more for broken GOPs).
     let audio_out = result.of(Kind::Audio, 0.0).len() as f64;
     let video_out = result.of(Kind::Video, 0.0).len() as f64;
-    assert!(audio_out > 0.97 * result.audio_chunks_sent as f64, "{audio_out}");
+    assert!(
+        audio_out > 0.97 * result.audio_chunks_sent as f64,
+        "{audio_out}"
+    );
     assert!(video_out > 0.80 * result.frames_sent as f64, "{video_out}");
     // The low profile's latency held: 40 ms of jitter, 20 ms audio packets, 10 ms network floor.
     assert!(result.final_playout_delay <= Duration::from_millis(80));
@@ -121,7 +127,11 @@ fn an_hour_without_sender_reports_removes_the_drift() {
     assert!(hi - lo <= 5e6, "offset moved {} ms", (hi - lo) / 1e6);
     // Uncorrected, −300 ppm against +50 ppm would have moved it by 1.26 s.
     // The fixed part: audio leaves 20 ms after capture, video 5 ms: audio plays ~15 ms late.
-    assert!((lo / 1e6 - 15.0).abs() < 6.0, "fixed offset {} ms", lo / 1e6);
+    assert!(
+        (lo / 1e6 - 15.0).abs() < 6.0,
+        "fixed offset {} ms",
+        lo / 1e6
+    );
 }
 
 #[test]
@@ -169,8 +179,13 @@ fn a_hidden_audio_delay_shows_as_a_fixed_offset() {
         network: hard_network(),
         profile: LatencyProfile::Low,
     });
-    let offset = mean_delay(&result.of(Kind::Audio, 10.0)) - mean_delay(&result.of(Kind::Video, 10.0));
-    assert!((offset / 1e6 - 100.0).abs() < 2.0, "offset {} ms", offset / 1e6);
+    let offset =
+        mean_delay(&result.of(Kind::Audio, 10.0)) - mean_delay(&result.of(Kind::Video, 10.0));
+    assert!(
+        (offset / 1e6 - 100.0).abs() < 2.0,
+        "offset {} ms",
+        offset / 1e6
+    );
 }
 
 #[test]
@@ -186,7 +201,8 @@ fn rtp_info_aligns_tracks_without_reports() {
         profile: LatencyProfile::Balanced,
     });
     assert_eq!(result.clock_source, "rtp-info");
-    let offset = mean_delay(&result.of(Kind::Audio, 10.0)) - mean_delay(&result.of(Kind::Video, 10.0));
+    let offset =
+        mean_delay(&result.of(Kind::Audio, 10.0)) - mean_delay(&result.of(Kind::Video, 10.0));
     // RTP-Info ties both tracks to one instant, so the audio packetization no longer shows.
     assert!(offset.abs() < 5e6, "offset {} ms", offset / 1e6);
 }
@@ -208,7 +224,10 @@ fn burst_loss_and_duplicates_keep_the_timeline() {
     });
     let (_, worst) = worst_deviation(&result, 10.0);
     assert!(worst <= 5 * MS, "{worst}");
-    assert!(result.concealed_samples > 0, "bursts must have been concealed");
+    assert!(
+        result.concealed_samples > 0,
+        "bursts must have been concealed"
+    );
 }
 
 #[test]
@@ -223,7 +242,10 @@ fn the_same_seed_gives_the_same_run() {
     let a = sim::run(&cfg);
     let b = sim::run(&cfg);
     let key = |r: &SimResult| -> Vec<(i64, i64)> {
-        r.outputs.iter().map(|o| (o.out_nanos, o.truth_nanos)).collect()
+        r.outputs
+            .iter()
+            .map(|o| (o.out_nanos, o.truth_nanos))
+            .collect()
     };
     assert!(!a.outputs.is_empty());
     assert_eq!(key(&a), key(&b));

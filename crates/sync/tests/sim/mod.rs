@@ -182,7 +182,10 @@ impl SimResult {
     }
 
     pub fn of(&self, kind: Kind, from_secs: f64) -> Vec<Output> {
-        self.after(from_secs).filter(|o| o.kind == kind).copied().collect()
+        self.after(from_secs)
+            .filter(|o| o.kind == kind)
+            .copied()
+            .collect()
     }
 }
 
@@ -235,7 +238,11 @@ impl Network {
             }
             return;
         }
-        let copies = if self.rng.chance(self.cfg.duplicate) { 2 } else { 1 };
+        let copies = if self.rng.chance(self.cfg.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let jitter = (self.rng.unit() * self.cfg.jitter.as_nanos() as f64) as i64;
             let reorder = if self.rng.chance(self.cfg.reorder) {
@@ -313,7 +320,9 @@ impl Receiver {
                 rtp_ts,
                 ntp,
             } => {
-                let _ = self.sync.handle_sender_report(now, track, ssrc, rtp_ts, ntp);
+                let _ = self
+                    .sync
+                    .handle_sender_report(now, track, ssrc, rtp_ts, ntp);
             }
         }
     }
@@ -331,8 +340,8 @@ impl Receiver {
                     if plan.output_samples > 0 {
                         let out = self.retimer.out_time(plan.out_pts).unwrap_or(target);
                         // The first sample kept (after any skip) is what lands at `out`.
-                        let kept_offset = i64::from(plan.skip_input_samples) * NANOS
-                            / i64::from(audio_rate_hz);
+                        let kept_offset =
+                            i64::from(plan.skip_input_samples) * NANOS / i64::from(audio_rate_hz);
                         self.outputs.push(Output {
                             kind: Kind::Audio,
                             at_nanos: now.as_nanos(),
@@ -438,21 +447,23 @@ pub fn run(cfg: &SimConfig) -> SimResult {
 
     // The device's clocks: media time advances (1 + ppm) ticks per nominal tick of true time.
     let audio_ts = |s: &Stream, true_nanos: i64| -> u32 {
-        let ticks = (true_nanos - s.start_nanos) as f64 * 1e-9
+        let ticks = (true_nanos - s.start_nanos) as f64
+            * 1e-9
             * f64::from(cam.audio_rate_hz)
             * (1.0 + cam.audio_clock_ppm * 1e-6);
         s.ts_base.wrapping_add(ticks.round() as i64 as u32)
     };
     let video_ts = |s: &Stream, true_nanos: i64| -> u32 {
-        let ticks =
-            (true_nanos - s.start_nanos) as f64 * 1e-9 * 90_000.0 * (1.0 + cam.video_clock_ppm * 1e-6);
+        let ticks = (true_nanos - s.start_nanos) as f64
+            * 1e-9
+            * 90_000.0
+            * (1.0 + cam.video_clock_ppm * 1e-6);
         s.ts_base.wrapping_add(ticks.round() as i64 as u32)
     };
     // Audio samples are counted: sample n of a stream is captured when the device clock says so.
     let audio_sample_true_nanos = |s: &Stream, n: u64| -> i64 {
         s.start_nanos
-            + (n as f64 / (f64::from(cam.audio_rate_hz) * (1.0 + cam.audio_clock_ppm * 1e-6))
-                * 1e9)
+            + (n as f64 / (f64::from(cam.audio_rate_hz) * (1.0 + cam.audio_clock_ppm * 1e-6)) * 1e9)
                 .round() as i64
     };
 

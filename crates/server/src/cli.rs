@@ -1,0 +1,121 @@
+//! The command line: the public contract of `../shared/ARCHITECTURE.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lockstep",
+    version,
+    about = "Keeps cameras and talking avatars in sync: RTSP/WebRTC ingest, active A/V sync, \
+             low-latency delivery, recording."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web UI with built-in simulated cameras: nothing to configure.
+    Demo,
+    /// Serve the cameras of a config file.
+    Serve(ServeArgs),
+    /// An RTSP camera simulator whose picture flashes and audio beeps at the same true instant.
+    SimCamera(SimCameraArgs),
+    /// Measure the audio-video offset of beep-flash content in a file or live stream.
+    Measure(MeasureArgs),
+    /// Find ONVIF cameras on the LAN (WS-Discovery).
+    Discover,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "lockstep.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SimAudio {
+    Pcma,
+    Pcmu,
+    Opus,
+    L16,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct SimCameraArgs {
+    #[arg(long, default_value = "127.0.0.1:8554")]
+    pub listen: SocketAddr,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub password: Option<String>,
+    #[arg(long, value_enum, default_value = "pcma")]
+    pub audio: SimAudio,
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    #[arg(long, default_value = "640x360")]
+    pub size: String,
+    /// Encode a few seconds once and loop them (for scale tests).
+    #[arg(long)]
+    pub replay: bool,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub audio_clock_ppm: f64,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub video_clock_ppm: f64,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub audio_offset_ms: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub jitter_ms: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate: f64,
+    #[arg(long, value_enum, default_value = "on")]
+    pub sender_reports: OnOff,
+    #[arg(long)]
+    pub reboot_after: Option<f64>,
+    #[arg(long)]
+    pub drop_after: Option<f64>,
+    #[arg(long)]
+    pub no_backchannel: bool,
+    #[arg(long, default_value_t = 0.0)]
+    pub echo_delay_ms: f64,
+    #[arg(long, default_value_t = -120.0, allow_negative_numbers = true)]
+    pub echo_gain_db: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// A file (.mp4, .mkv), an rtsp:// URL or a WHEP URL (http://…/api/whep/NAME).
+    pub source: String,
+    #[arg(long)]
+    pub duration: Option<f64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Command {
+    /// The name as typed on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Demo => "demo",
+            Command::Serve(_) => "serve",
+            Command::SimCamera(_) => "sim-camera",
+            Command::Measure(_) => "measure",
+            Command::Discover => "discover",
+        }
+    }
+}
