@@ -36,6 +36,7 @@ fn scenarios() -> Vec<Scenario> {
         camera,
         network,
         profile,
+        audio_trim: Duration::ZERO,
     };
     vec![
         Scenario {

@@ -96,6 +96,7 @@ pub struct SourceSync<T> {
     events: VecDeque<SourceOutput<T>>,
     playout_delay_nanos: i64,
     last_delay_update: Option<LocalInstant>,
+    audio_trim_nanos: i64,
 }
 
 impl<T> SourceSync<T> {
@@ -107,7 +108,15 @@ impl<T> SourceSync<T> {
             events: VecDeque::new(),
             playout_delay_nanos: nanos(profile.min_delay()) + PROCESSING_MARGIN_NANOS,
             last_delay_update: None,
+            audio_trim_nanos: 0,
         }
+    }
+
+    /// The manual trim (`sync_offset_ms`): the camera's audio lags its own timestamps by this
+    /// much (what `lockstep measure` reports as a positive offset), so audio is placed this much
+    /// earlier on the capture timeline. Negative values move audio later.
+    pub fn set_audio_trim_nanos(&mut self, trim_nanos: i64) {
+        self.audio_trim_nanos = trim_nanos;
     }
 
     /// Adds a track and returns its index.
@@ -200,10 +209,13 @@ impl<T> SourceSync<T> {
         for track in 0..self.tracks.len() {
             match self.tracks[track].jitter.poll_output(now) {
                 JitterOutput::Packet(p) => {
-                    let capture = self
+                    let mut capture = self
                         .clocks
                         .capture_time(track, p.ts_ext)
                         .unwrap_or(p.arrival);
+                    if self.tracks[track].kind == TrackKind::Audio {
+                        capture = capture.add_nanos(-self.audio_trim_nanos);
+                    }
                     self.observe_lateness(now, track, p.arrival.nanos_since(capture));
                     return SourceOutput::Packet(SyncedPacket {
                         track,

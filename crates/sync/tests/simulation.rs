@@ -58,6 +58,7 @@ fn an_hour_with_sender_reports_stays_within_5_ms_of_truth() {
         camera: drifting_camera(Some(Duration::from_secs(5))),
         network: hard_network(),
         profile: LatencyProfile::Low,
+        audio_trim: Duration::ZERO,
     });
     let (common, worst) = worst_deviation(&result, 10.0);
     println!(
@@ -100,6 +101,7 @@ fn an_hour_without_sender_reports_removes_the_drift() {
         camera: drifting_camera(None),
         network: hard_network(),
         profile: LatencyProfile::Low,
+        audio_trim: Duration::ZERO,
     });
     assert_eq!(result.clock_source, "arrival");
     // Audio-video offset per minute after convergence.
@@ -148,6 +150,7 @@ fn a_camera_reboot_resyncs_within_2_s() {
         },
         network: hard_network(),
         profile: LatencyProfile::Low,
+        audio_trim: Duration::ZERO,
     });
     let (before_common, _) = worst_deviation(&result, 10.0);
     let resumed = (reboot_at + pause).as_secs_f64();
@@ -178,6 +181,7 @@ fn a_hidden_audio_delay_shows_as_a_fixed_offset() {
         },
         network: hard_network(),
         profile: LatencyProfile::Low,
+        audio_trim: Duration::ZERO,
     });
     let offset =
         mean_delay(&result.of(Kind::Audio, 10.0)) - mean_delay(&result.of(Kind::Video, 10.0));
@@ -186,6 +190,23 @@ fn a_hidden_audio_delay_shows_as_a_fixed_offset() {
         "offset {} ms",
         offset / 1e6
     );
+}
+
+#[test]
+fn the_manual_trim_removes_a_hidden_audio_delay() {
+    let result = sim::run(&SimConfig {
+        seed: 8,
+        duration: Duration::from_secs(60),
+        camera: CameraConfig {
+            audio_offset: Duration::from_millis(100),
+            ..drifting_camera(Some(Duration::from_secs(5)))
+        },
+        network: hard_network(),
+        profile: LatencyProfile::Low,
+        audio_trim: Duration::from_millis(100),
+    });
+    let (_, worst) = worst_deviation(&result, 10.0);
+    assert!(worst <= 5 * MS, "{worst} ns off with the trim applied");
 }
 
 #[test]
@@ -199,6 +220,7 @@ fn rtp_info_aligns_tracks_without_reports() {
         },
         network: hard_network(),
         profile: LatencyProfile::Balanced,
+        audio_trim: Duration::ZERO,
     });
     assert_eq!(result.clock_source, "rtp-info");
     let offset =
@@ -221,6 +243,7 @@ fn burst_loss_and_duplicates_keep_the_timeline() {
             ..hard_network()
         },
         profile: LatencyProfile::Balanced,
+        audio_trim: Duration::ZERO,
     });
     let (_, worst) = worst_deviation(&result, 10.0);
     assert!(worst <= 5 * MS, "{worst}");
@@ -238,6 +261,7 @@ fn the_same_seed_gives_the_same_run() {
         camera: drifting_camera(Some(Duration::from_secs(5))),
         network: hard_network(),
         profile: LatencyProfile::Low,
+        audio_trim: Duration::ZERO,
     };
     let a = sim::run(&cfg);
     let b = sim::run(&cfg);

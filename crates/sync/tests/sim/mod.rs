@@ -118,6 +118,8 @@ pub struct SimConfig {
     pub camera: CameraConfig,
     pub network: NetworkConfig,
     pub profile: LatencyProfile,
+    /// The receiver's manual audio trim (`sync_offset_ms`).
+    pub audio_trim: Duration,
 }
 
 /// The truth a packet carries through the pipeline (a real payload would be media).
@@ -431,6 +433,8 @@ pub fn run(cfg: &SimConfig) -> SimResult {
         order: 0,
     };
     let mut rx = Receiver::new(cfg.profile, cam.audio_rate_hz);
+    rx.sync
+        .set_audio_trim_nanos(cfg.audio_trim.as_nanos() as i64);
     let end_nanos = cfg.duration.as_nanos() as i64;
     let reboot_at = cam.reboot_at.map(|d| d.as_nanos() as i64);
     let pause = cam.reboot_pause.as_nanos() as i64;
