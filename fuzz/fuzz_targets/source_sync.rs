@@ -19,10 +19,26 @@ use lockstep_sync::{
 
 #[derive(Debug, Arbitrary)]
 enum Step {
-    Rtp { video: bool, ssrc: u8, seq: u16, ts: u32, keyframe: bool },
-    Report { video: bool, ssrc: u8, rtp: u32, ntp: u64 },
-    RtpInfo { video: bool, rtptime: u32 },
-    Advance { micros: u32 },
+    Rtp {
+        video: bool,
+        ssrc: u8,
+        seq: u16,
+        ts: u32,
+        keyframe: bool,
+    },
+    Report {
+        video: bool,
+        ssrc: u8,
+        rtp: u32,
+        ntp: u64,
+    },
+    RtpInfo {
+        video: bool,
+        rtptime: u32,
+    },
+    Advance {
+        micros: u32,
+    },
 }
 
 #[derive(Debug, Arbitrary)]
@@ -50,11 +66,28 @@ fuzz_target!(|input: Input| {
     for step in input.steps {
         let track = |v: bool| if v { video } else { audio };
         match step {
-            Step::Rtp { video: v, ssrc, seq, ts, keyframe } => {
+            Step::Rtp {
+                video: v,
+                ssrc,
+                seq,
+                ts,
+                keyframe,
+            } => {
                 let _ = sync.handle_rtp(now, track(v), u32::from(ssrc), seq, ts, keyframe);
             }
-            Step::Report { video: v, ssrc, rtp, ntp } => {
-                let _ = sync.handle_sender_report(now, track(v), u32::from(ssrc), rtp, NtpTime::from_bits(ntp));
+            Step::Report {
+                video: v,
+                ssrc,
+                rtp,
+                ntp,
+            } => {
+                let _ = sync.handle_sender_report(
+                    now,
+                    track(v),
+                    u32::from(ssrc),
+                    rtp,
+                    NtpTime::from_bits(ntp),
+                );
             }
             Step::RtpInfo { video: v, rtptime } => sync.handle_rtp_info(now, track(v), rtptime),
             Step::Advance { micros } => now = now.add_nanos(i64::from(micros) * 1_000),

@@ -29,6 +29,23 @@ fn drifting_camera(report_interval: Option<Duration>) -> CameraConfig {
     }
 }
 
+/// A run of `secs` of `camera` over the hard network with the `low` profile and no trim.
+fn hard_case(seed: u64, secs: u64, camera: CameraConfig) -> SimConfig {
+    SimConfig {
+        seed,
+        duration: Duration::from_secs(secs),
+        camera,
+        network: hard_network(),
+        profile: LatencyProfile::Low,
+        audio_trim: Duration::ZERO,
+    }
+}
+
+/// Mean audio delay minus mean video delay from `from_secs` on (positive: audio late).
+fn av_offset_nanos(result: &SimResult, from_secs: f64) -> f64 {
+    mean_delay(&result.of(Kind::Audio, from_secs)) - mean_delay(&result.of(Kind::Video, from_secs))
+}
+
 /// The largest distance of any output's end-to-end delay from one common delay (the median video
 /// delay): every output, audio and video, is held against the same constant.
 fn worst_deviation(result: &SimResult, from_secs: f64) -> (i64, i64) {
@@ -52,14 +69,11 @@ fn mean_delay(outputs: &[sim::Output]) -> f64 {
 
 #[test]
 fn an_hour_with_sender_reports_stays_within_5_ms_of_truth() {
-    let result = sim::run(&SimConfig {
-        seed: 1,
-        duration: Duration::from_secs(3_600),
-        camera: drifting_camera(Some(Duration::from_secs(5))),
-        network: hard_network(),
-        profile: LatencyProfile::Low,
-        audio_trim: Duration::ZERO,
-    });
+    let result = sim::run(&hard_case(
+        1,
+        3_600,
+        drifting_camera(Some(Duration::from_secs(5))),
+    ));
     let (common, worst) = worst_deviation(&result, 10.0);
     println!(
         "common delay {:.1} ms, worst deviation {:.2} ms, outputs {}, concealed {} samples, \
@@ -95,14 +109,7 @@ fn an_hour_with_sender_reports_stays_within_5_ms_of_truth() {
 
 #[test]
 fn an_hour_without_sender_reports_removes_the_drift() {
-    let result = sim::run(&SimConfig {
-        seed: 2,
-        duration: Duration::from_secs(3_600),
-        camera: drifting_camera(None),
-        network: hard_network(),
-        profile: LatencyProfile::Low,
-        audio_trim: Duration::ZERO,
-    });
+    let result = sim::run(&hard_case(2, 3_600, drifting_camera(None)));
     assert_eq!(result.clock_source, "arrival");
     // Audio-video offset per minute after convergence.
     let minute = |m: i64| {
@@ -140,18 +147,15 @@ fn an_hour_without_sender_reports_removes_the_drift() {
 fn a_camera_reboot_resyncs_within_2_s() {
     let reboot_at = Duration::from_secs(60);
     let pause = Duration::from_millis(500);
-    let result = sim::run(&SimConfig {
-        seed: 3,
-        duration: Duration::from_secs(120),
-        camera: CameraConfig {
+    let result = sim::run(&hard_case(
+        3,
+        120,
+        CameraConfig {
             reboot_at: Some(reboot_at),
             reboot_pause: pause,
             ..drifting_camera(Some(Duration::from_secs(5)))
         },
-        network: hard_network(),
-        profile: LatencyProfile::Low,
-        audio_trim: Duration::ZERO,
-    });
+    ));
     let (before_common, _) = worst_deviation(&result, 10.0);
     let resumed = (reboot_at + pause).as_secs_f64();
     let (common, worst) = worst_deviation(&result, resumed + 2.0);
@@ -172,19 +176,15 @@ fn a_camera_reboot_resyncs_within_2_s() {
 #[test]
 fn a_hidden_audio_delay_shows_as_a_fixed_offset() {
     // Only a manual trim can remove what no timestamp shows; the measurement must show it exactly.
-    let result = sim::run(&SimConfig {
-        seed: 4,
-        duration: Duration::from_secs(60),
-        camera: CameraConfig {
+    let result = sim::run(&hard_case(
+        4,
+        60,
+        CameraConfig {
             audio_offset: Duration::from_millis(100),
             ..drifting_camera(Some(Duration::from_secs(5)))
         },
-        network: hard_network(),
-        profile: LatencyProfile::Low,
-        audio_trim: Duration::ZERO,
-    });
-    let offset =
-        mean_delay(&result.of(Kind::Audio, 10.0)) - mean_delay(&result.of(Kind::Video, 10.0));
+    ));
+    let offset = av_offset_nanos(&result, 10.0);
     assert!(
         (offset / 1e6 - 100.0).abs() < 2.0,
         "offset {} ms",
@@ -194,16 +194,13 @@ fn a_hidden_audio_delay_shows_as_a_fixed_offset() {
 
 #[test]
 fn the_manual_trim_removes_a_hidden_audio_delay() {
+    let camera = CameraConfig {
+        audio_offset: Duration::from_millis(100),
+        ..drifting_camera(Some(Duration::from_secs(5)))
+    };
     let result = sim::run(&SimConfig {
-        seed: 8,
-        duration: Duration::from_secs(60),
-        camera: CameraConfig {
-            audio_offset: Duration::from_millis(100),
-            ..drifting_camera(Some(Duration::from_secs(5)))
-        },
-        network: hard_network(),
-        profile: LatencyProfile::Low,
         audio_trim: Duration::from_millis(100),
+        ..hard_case(8, 60, camera)
     });
     let (_, worst) = worst_deviation(&result, 10.0);
     assert!(worst <= 5 * MS, "{worst} ns off with the trim applied");
@@ -211,20 +208,16 @@ fn the_manual_trim_removes_a_hidden_audio_delay() {
 
 #[test]
 fn rtp_info_aligns_tracks_without_reports() {
+    let camera = CameraConfig {
+        rtp_info: true,
+        ..drifting_camera(None)
+    };
     let result = sim::run(&SimConfig {
-        seed: 5,
-        duration: Duration::from_secs(120),
-        camera: CameraConfig {
-            rtp_info: true,
-            ..drifting_camera(None)
-        },
-        network: hard_network(),
         profile: LatencyProfile::Balanced,
-        audio_trim: Duration::ZERO,
+        ..hard_case(5, 120, camera)
     });
     assert_eq!(result.clock_source, "rtp-info");
-    let offset =
-        mean_delay(&result.of(Kind::Audio, 10.0)) - mean_delay(&result.of(Kind::Video, 10.0));
+    let offset = av_offset_nanos(&result, 10.0);
     // RTP-Info ties both tracks to one instant, so the audio packetization no longer shows.
     assert!(offset.abs() < 5e6, "offset {} ms", offset / 1e6);
 }
@@ -232,9 +225,6 @@ fn rtp_info_aligns_tracks_without_reports() {
 #[test]
 fn burst_loss_and_duplicates_keep_the_timeline() {
     let result = sim::run(&SimConfig {
-        seed: 6,
-        duration: Duration::from_secs(300),
-        camera: drifting_camera(Some(Duration::from_secs(5))),
         network: NetworkConfig {
             loss: 0.02,
             burst_loss: 0.3,
@@ -243,7 +233,7 @@ fn burst_loss_and_duplicates_keep_the_timeline() {
             ..hard_network()
         },
         profile: LatencyProfile::Balanced,
-        audio_trim: Duration::ZERO,
+        ..hard_case(6, 300, drifting_camera(Some(Duration::from_secs(5))))
     });
     let (_, worst) = worst_deviation(&result, 10.0);
     assert!(worst <= 5 * MS, "{worst}");
@@ -255,14 +245,7 @@ fn burst_loss_and_duplicates_keep_the_timeline() {
 
 #[test]
 fn the_same_seed_gives_the_same_run() {
-    let cfg = SimConfig {
-        seed: 7,
-        duration: Duration::from_secs(30),
-        camera: drifting_camera(Some(Duration::from_secs(5))),
-        network: hard_network(),
-        profile: LatencyProfile::Low,
-        audio_trim: Duration::ZERO,
-    };
+    let cfg = hard_case(7, 30, drifting_camera(Some(Duration::from_secs(5))));
     let a = sim::run(&cfg);
     let b = sim::run(&cfg);
     let key = |r: &SimResult| -> Vec<(i64, i64)> {
