@@ -1,0 +1,10 @@
+//! Codecs and formats for lockstep: G.711, H.264 (OpenH264, Annex B, RTP packetization) and the
+//! beep-flash test pattern that `sim-camera` shows and `measure` reads.
+#![forbid(unsafe_code)]
+
+pub mod g711;
+pub mod h264;
+mod h264_encoder;
+pub mod pattern;
+
+pub use h264_encoder::{CodecError, DecodedLuma, EncodedFrame, H264Decoder, H264Encoder};
