@@ -1,6 +1,7 @@
 //! `lockstep`: one binary that ingests cameras and avatars, keeps them in sync, and serves them.
 
 mod cli;
+mod sim_camera_cmd;
 
 use std::process::ExitCode;
 
@@ -13,12 +14,36 @@ const NOT_IMPLEMENTED: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
-        command @ (Command::Demo
-        | Command::Serve(_)
-        | Command::SimCamera(_)
-        | Command::Measure(_)
-        | Command::Discover) => not_implemented(command.name()),
+        Command::SimCamera(args) => run_async(sim_camera_cmd::run(&args)),
+        command @ (Command::Demo | Command::Serve(_) | Command::Measure(_) | Command::Discover) => {
+            not_implemented(command.name())
+        }
+    }
+}
+
+/// Runs an async command on a multi-threaded runtime; errors print as `error: …` and exit 1.
+fn run_async(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -14,7 +14,6 @@ fn unbuilt_subcommands_say_so_and_exit_2() {
     for args in [
         &["demo"][..],
         &["serve"],
-        &["sim-camera"],
         &["measure", "clip.mp4"],
         &["discover"],
     ] {
@@ -45,4 +44,22 @@ fn a_bad_flag_is_a_clear_usage_error() {
         stderr.contains("mp3") && stderr.contains("pcma"),
         "{stderr}"
     );
+}
+
+#[test]
+fn sim_camera_rejects_bad_values_with_the_option_name() {
+    for (args, needle) in [
+        (&["sim-camera", "--size", "641x360"][..], "--size"),
+        (&["sim-camera", "--loss", "2"], "--loss"),
+        (&["sim-camera", "--user", "admin"], "--password"),
+        (
+            &["sim-camera", "--audio-offset-ms", "-5"],
+            "--audio-offset-ms",
+        ),
+    ] {
+        let out = lockstep(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
 }

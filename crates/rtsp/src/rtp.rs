@@ -1,0 +1,144 @@
+//! RTP and RTCP wire formats (RFC 3550): what the camera simulator writes, and the RTP header it
+//! reads from backchannel clients.
+
+use lockstep_sync::NtpTime;
+
+/// Writes an RTP packet: version 2, no padding, no extension, no CSRC.
+pub fn rtp_packet(
+    payload_type: u8,
+    marker: bool,
+    seq: u16,
+    timestamp: u32,
+    ssrc: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut p = Vec::with_capacity(12 + payload.len());
+    p.push(0x80);
+    p.push((u8::from(marker) << 7) | (payload_type & 0x7f));
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&timestamp.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Writes an RTCP compound packet: a sender report (no report blocks) and an SDES with the CNAME,
+/// as RFC 3550 requires of every compound packet.
+pub fn sender_report(
+    ssrc: u32,
+    ntp: NtpTime,
+    rtp_timestamp: u32,
+    packet_count: u32,
+    octet_count: u32,
+    cname: &str,
+) -> Vec<u8> {
+    let mut p = Vec::with_capacity(28 + 12 + cname.len());
+    p.extend_from_slice(&[0x80, 200, 0, 6]);
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&ntp.as_bits().to_be_bytes());
+    p.extend_from_slice(&rtp_timestamp.to_be_bytes());
+    p.extend_from_slice(&packet_count.to_be_bytes());
+    p.extend_from_slice(&octet_count.to_be_bytes());
+    // SDES: one chunk, CNAME item, null-terminated and padded to 32 bits.
+    let cname = &cname.as_bytes()[..cname.len().min(255)];
+    let item_len = 2 + cname.len() + 1;
+    let chunk_len = (4 + item_len).div_ceil(4) * 4;
+    let words = chunk_len / 4;
+    p.extend_from_slice(&[0x81, 202]);
+    p.extend_from_slice(&(words as u16).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.push(1);
+    p.push(cname.len() as u8);
+    p.extend_from_slice(cname);
+    p.resize(28 + 4 + chunk_len, 0);
+    p
+}
+
+/// The fields of an RTP header we use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpHeader {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    /// Where the payload starts (after CSRCs and extension).
+    pub payload_offset: usize,
+    /// Where it ends (before padding).
+    pub payload_end: usize,
+}
+
+/// Parses an RTP header, or says what is wrong.
+pub fn parse_rtp(packet: &[u8]) -> Result<RtpHeader, &'static str> {
+    if packet.len() < 12 {
+        return Err("shorter than an RTP header");
+    }
+    if packet[0] >> 6 != 2 {
+        return Err("not RTP version 2");
+    }
+    let csrc_count = usize::from(packet[0] & 0x0f);
+    let mut offset = 12 + 4 * csrc_count;
+    if packet[0] & 0x10 != 0 {
+        let ext = packet
+            .get(offset + 2..offset + 4)
+            .ok_or("truncated header extension")?;
+        offset += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    let mut end = packet.len();
+    if packet[0] & 0x20 != 0 {
+        let padding = usize::from(*packet.last().ok_or("empty")?);
+        end = end.checked_sub(padding).ok_or("bad padding")?;
+    }
+    if offset > end {
+        return Err("header longer than packet");
+    }
+    Ok(RtpHeader {
+        payload_type: packet[1] & 0x7f,
+        marker: packet[1] & 0x80 != 0,
+        seq: u16::from_be_bytes([packet[2], packet[3]]),
+        timestamp: u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
+        ssrc: u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]),
+        payload_offset: offset,
+        payload_end: end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_round_trips() {
+        let p = rtp_packet(96, true, 65_535, 0xdead_beef, 0x1234_5678, &[1, 2, 3]);
+        let h = parse_rtp(&p).unwrap();
+        assert_eq!(
+            (h.payload_type, h.marker, h.seq, h.timestamp, h.ssrc),
+            (96, true, 65_535, 0xdead_beef, 0x1234_5678)
+        );
+        assert_eq!(&p[h.payload_offset..h.payload_end], &[1, 2, 3]);
+    }
+
+    #[test]
+    fn rejects_short_and_wrong_version_packets() {
+        assert!(parse_rtp(&[0x80; 11]).is_err());
+        assert!(parse_rtp(&[0x40; 12]).is_err());
+        // Extension header claims more than there is.
+        let mut p = rtp_packet(0, false, 1, 1, 1, &[]);
+        p[0] |= 0x10;
+        p.extend_from_slice(&[0, 0, 0, 9]);
+        assert!(parse_rtp(&p).is_err());
+    }
+
+    #[test]
+    fn sender_report_layout() {
+        let sr = sender_report(7, NtpTime::from_parts(1, 2), 3, 4, 5, "cam");
+        assert_eq!(sr.len() % 4, 0);
+        assert_eq!(&sr[..4], &[0x80, 200, 0, 6]);
+        assert_eq!(&sr[8..16], &[0, 0, 0, 1, 0, 0, 0, 2]);
+        assert_eq!(&sr[16..20], &3u32.to_be_bytes());
+        // The SDES length field counts the words after the header.
+        let sdes_words = u16::from_be_bytes([sr[30], sr[31]]) as usize;
+        assert_eq!(28 + 4 + sdes_words * 4, sr.len());
+        assert_eq!(&sr[36..41], &[1, 3, b'c', b'a', b'm']);
+    }
+}

@@ -1,0 +1,530 @@
+//! The camera's one live timeline, shared by every client as on a real camera: a thread captures
+//! (synthesizes) picture and sound at true time, stamps them with the device's drifting clocks,
+//! encodes, packetizes, and publishes RTP and RTCP to all sessions.
+//!
+//! The clock model is the common real case: the device's sample clocks run off nominal by a few
+//! hundred ppm; it stamps samples by count, captures in true time, and its sender reports map RTP
+//! time to the true capture wallclock. An audio path delay (`audio_offset`) is the one thing the
+//! reports don't show.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lockstep_media::g711::G711Law;
+use lockstep_media::h264::{sdp_fmtp, H264Packetizer, NAL_PPS, NAL_SPS};
+use lockstep_media::pattern::{beep_value, I420Frame, StripeData};
+use lockstep_media::{EncodedFrame, H264Encoder};
+use lockstep_sync::NtpTime;
+use tokio::sync::broadcast;
+
+use super::config::{AudioCodec, SimCameraConfig};
+use super::speaker::Speaker;
+use super::Rng;
+use crate::rtp::{rtp_packet, sender_report};
+
+/// A reboot pauses media this long before the new stream starts.
+const REBOOT_PAUSE_SECS: f64 = 1.0;
+/// Audio packets carry 20 ms.
+const AUDIO_PACKETS_PER_SEC: u32 = 50;
+const VIDEO_CLOCK_HZ: u32 = 90_000;
+const PUBLISH_QUEUE: usize = 4_096;
+
+/// A media track as announced in SDP.
+#[derive(Debug, Clone)]
+pub struct TrackInfo {
+    pub media: &'static str,
+    pub payload_type: u8,
+    pub rtpmap: String,
+    pub fmtp: Option<String>,
+}
+
+/// One RTP or RTCP packet of the live stream.
+#[derive(Debug)]
+pub struct Packet {
+    pub track: usize,
+    pub rtcp: bool,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TrackState {
+    ssrc: u32,
+    next_seq: u16,
+    next_rtptime: u32,
+    packets: u32,
+    octets: u32,
+}
+
+/// Where a new client's stream starts, per track: the first RTP packet it will get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackStart {
+    pub seq: u16,
+    pub rtptime: u32,
+    pub ssrc: u32,
+}
+
+struct Published {
+    tx: broadcast::Sender<Arc<Packet>>,
+    tracks: Vec<TrackState>,
+}
+
+/// The shared live stream.
+pub struct Live {
+    pub tracks: Vec<TrackInfo>,
+    published: Mutex<Published>,
+    pub speaker: Mutex<Speaker>,
+    started: Instant,
+    stop: AtomicBool,
+    pub frames_sent: AtomicU64,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("tracks", &self.tracks)
+            .finish()
+    }
+}
+
+impl Live {
+    /// Subscribes a client: everything published after this, and where it starts.
+    pub fn subscribe(&self) -> (broadcast::Receiver<Arc<Packet>>, Vec<TrackStart>) {
+        let published = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let starts = published
+            .tracks
+            .iter()
+            .map(|t| TrackStart {
+                seq: t.next_seq,
+                rtptime: t.next_rtptime,
+                ssrc: t.ssrc,
+            })
+            .collect();
+        (published.tx.subscribe(), starts)
+    }
+
+    pub fn ssrc(&self, track: usize) -> u32 {
+        self.published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tracks
+            .get(track)
+            .map_or(0, |t| t.ssrc)
+    }
+
+    /// Seconds of true time since the camera started.
+    pub fn now_secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn publish(&self, track: usize, rtcp: bool, data: Vec<u8>, next_rtptime: Option<u32>) {
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !rtcp {
+            let t = &mut published.tracks[track];
+            t.next_seq = t.next_seq.wrapping_add(1);
+            t.packets = t.packets.wrapping_add(1);
+            t.octets = t.octets.wrapping_add((data.len() - 12) as u32);
+        }
+        if let Some(rtptime) = next_rtptime {
+            published.tracks[track].next_rtptime = rtptime;
+        }
+        // No subscriber is fine: nobody is watching.
+        let _ = published.tx.send(Arc::new(Packet { track, rtcp, data }));
+    }
+
+    fn track_state(&self, track: usize) -> TrackState {
+        self.published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tracks[track]
+    }
+
+    fn restart_identities(&self, rng: &mut Rng) {
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for t in &mut published.tracks {
+            *t = new_track_state(rng);
+        }
+    }
+}
+
+fn new_track_state(rng: &mut Rng) -> TrackState {
+    let rtptime = rng.next_u64() as u32;
+    TrackState {
+        ssrc: rng.next_u64() as u32,
+        next_seq: rng.next_u64() as u16,
+        next_rtptime: rtptime,
+        packets: 0,
+        octets: 0,
+    }
+}
+
+/// Video: either a live encoder or a pre-encoded loop.
+enum VideoSource {
+    Live {
+        encoder: Box<H264Encoder>,
+        frame: I420Frame,
+    },
+    Replay {
+        frames: Vec<EncodedFrame>,
+    },
+}
+
+/// The state of the current stream (it changes on reboot).
+struct Stream {
+    start_secs: f64,
+    ts_base_video: u32,
+    ts_base_audio: u32,
+    /// Audio samples captured since the stream started.
+    audio_samples: u64,
+}
+
+/// Builds the live stream and starts the capture thread.
+pub fn start(cfg: &SimCameraConfig) -> Result<Arc<Live>, String> {
+    let mut rng = Rng::new(cfg.seed ^ 0xca3e_7a);
+    let mut video = if cfg.replay {
+        VideoSource::Replay {
+            frames: encode_replay_loop(cfg)?,
+        }
+    } else {
+        VideoSource::Live {
+            encoder: Box::new(encoder(cfg)?),
+            frame: I420Frame::new(cfg.width, cfg.height),
+        }
+    };
+    // The first picture gives the parameter sets for SDP.
+    let first = match &mut video {
+        VideoSource::Live { encoder, frame } => {
+            frame.draw(
+                false,
+                StripeData {
+                    frame_index: 0,
+                    capture_unix_micros: None,
+                },
+            );
+            let first = encoder.encode(frame).map_err(|e| e.to_string())?;
+            encoder.force_keyframe();
+            first
+        }
+        VideoSource::Replay { frames } => frames[0].clone(),
+    };
+    let sps = first.nals.iter().find(|n| n[0] & 0x1f == NAL_SPS);
+    let pps = first.nals.iter().find(|n| n[0] & 0x1f == NAL_PPS);
+    let (Some(sps), Some(pps)) = (sps, pps) else {
+        return Err("the H.264 encoder gave no SPS/PPS".into());
+    };
+    let mut tracks = vec![TrackInfo {
+        media: "video",
+        payload_type: 96,
+        rtpmap: format!("H264/{VIDEO_CLOCK_HZ}"),
+        fmtp: Some(sdp_fmtp(sps, pps)),
+    }];
+    match cfg.audio {
+        AudioCodec::Pcma | AudioCodec::Pcmu => {
+            let law = law(cfg.audio);
+            tracks.push(TrackInfo {
+                media: "audio",
+                payload_type: law.payload_type(),
+                rtpmap: format!("{}/8000", law.encoding_name()),
+                fmtp: None,
+            });
+        }
+        AudioCodec::L16 => tracks.push(TrackInfo {
+            media: "audio",
+            payload_type: 97,
+            rtpmap: "L16/16000/1".into(),
+            fmtp: None,
+        }),
+        AudioCodec::Opus => {
+            return Err(
+                "--audio opus is not built yet: use pcma, pcmu, l16 or none (Opus needs an \
+                 encoder; see the issue notes)"
+                    .into(),
+            )
+        }
+        AudioCodec::None => {}
+    }
+    let (tx, _) = broadcast::channel(PUBLISH_QUEUE);
+    let states = tracks.iter().map(|_| new_track_state(&mut rng)).collect();
+    let live = Arc::new(Live {
+        tracks,
+        published: Mutex::new(Published { tx, tracks: states }),
+        speaker: Mutex::new(Speaker::new()),
+        started: Instant::now(),
+        stop: AtomicBool::new(false),
+        frames_sent: AtomicU64::new(0),
+    });
+    let capture = Capture {
+        cfg: cfg.clone(),
+        live: Arc::clone(&live),
+        video,
+        packetizer: H264Packetizer::default(),
+        rng,
+        start_unix_nanos: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64),
+    };
+    std::thread::Builder::new()
+        .name("sim-camera-capture".into())
+        .spawn(move || capture.run())
+        .map_err(|e| format!("cannot start the capture thread: {e}"))?;
+    Ok(live)
+}
+
+fn encoder(cfg: &SimCameraConfig) -> Result<H264Encoder, String> {
+    H264Encoder::new(cfg.fps, cfg.video_bitrate_bps, cfg.gop_frames).map_err(|e| e.to_string())
+}
+
+fn law(codec: AudioCodec) -> G711Law {
+    if codec == AudioCodec::Pcmu {
+        G711Law::MuLaw
+    } else {
+        G711Law::ALaw
+    }
+}
+
+/// Two seconds of pattern encoded as one GOP (a whole number of seconds, so flashes stay on the
+/// second when it loops).
+fn encode_replay_loop(cfg: &SimCameraConfig) -> Result<Vec<EncodedFrame>, String> {
+    let len = cfg.fps * 2;
+    let mut encoder =
+        H264Encoder::new(cfg.fps, cfg.video_bitrate_bps, len).map_err(|e| e.to_string())?;
+    let mut frame = I420Frame::new(cfg.width, cfg.height);
+    (0..len)
+        .map(|i| {
+            frame.draw(
+                i % cfg.fps == 0,
+                StripeData {
+                    frame_index: i,
+                    capture_unix_micros: None,
+                },
+            );
+            encoder.encode(&frame).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+struct Capture {
+    cfg: SimCameraConfig,
+    live: Arc<Live>,
+    video: VideoSource,
+    packetizer: H264Packetizer,
+    rng: Rng,
+    start_unix_nanos: i64,
+}
+
+impl Capture {
+    fn run(mut self) {
+        let cfg = self.cfg.clone();
+        let fps = f64::from(cfg.fps);
+        let audio_rate = f64::from(cfg.audio.sample_rate_hz());
+        let audio_true_rate = audio_rate * (1.0 + cfg.audio_clock_ppm * 1e-6);
+        let samples_per_packet = u64::from(cfg.audio.sample_rate_hz() / AUDIO_PACKETS_PER_SEC);
+        let has_audio = self.live.tracks.len() > 1;
+        let mut stream = self.new_stream(0.0);
+        let mut frame_index: u64 = 0;
+        let mut next_report = 0.0;
+        let mut rebooted = false;
+        let reboot_at = cfg.reboot_after.map(|d| d.as_secs_f64());
+        while !self.live.stop.load(Ordering::Relaxed) {
+            let next_frame = frame_index as f64 / fps;
+            let next_audio = stream.start_secs
+                + (stream.audio_samples + samples_per_packet) as f64 / audio_true_rate;
+            let mut due = next_frame;
+            if has_audio {
+                due = due.min(next_audio);
+            }
+            if cfg.sender_reports {
+                due = due.min(next_report);
+            }
+            if let Some(r) = reboot_at.filter(|_| !rebooted) {
+                due = due.min(r);
+            }
+            if !self.sleep_until(due) {
+                break;
+            }
+            if reboot_at.is_some_and(|r| !rebooted && due >= r) {
+                rebooted = true;
+                stream = self.new_stream(due + REBOOT_PAUSE_SECS);
+                frame_index = (stream.start_secs * fps).ceil() as u64;
+                next_report = stream.start_secs;
+                if let VideoSource::Live { encoder, .. } = &mut self.video {
+                    encoder.force_keyframe();
+                }
+                continue;
+            }
+            if due == next_frame && next_frame >= stream.start_secs {
+                self.send_frame(&stream, frame_index, next_frame);
+                frame_index += 1;
+            } else if due == next_frame {
+                frame_index += 1; // paused by a reboot
+            }
+            if has_audio && due == next_audio {
+                self.send_audio(&mut stream, samples_per_packet, audio_true_rate);
+            }
+            if cfg.sender_reports && due == next_report {
+                self.send_reports(&stream, due, audio_true_rate);
+                next_report += cfg.report_interval.as_secs_f64();
+            }
+        }
+    }
+
+    fn new_stream(&mut self, start_secs: f64) -> Stream {
+        if start_secs > 0.0 {
+            self.live.restart_identities(&mut self.rng);
+        }
+        Stream {
+            start_secs,
+            ts_base_video: self.live.track_state(0).next_rtptime,
+            ts_base_audio: if self.live.tracks.len() > 1 {
+                self.live.track_state(1).next_rtptime
+            } else {
+                0
+            },
+            audio_samples: 0,
+        }
+    }
+
+    /// Sleeps until `secs` of true time; false if asked to stop meanwhile.
+    fn sleep_until(&self, secs: f64) -> bool {
+        let target = self.live.started + Duration::from_secs_f64(secs.max(0.0));
+        loop {
+            if self.live.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= target {
+                return true;
+            }
+            std::thread::sleep((target - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    fn video_rtptime(&self, stream: &Stream, secs: f64) -> u32 {
+        let ticks = (secs - stream.start_secs)
+            * f64::from(VIDEO_CLOCK_HZ)
+            * (1.0 + self.cfg.video_clock_ppm * 1e-6);
+        stream
+            .ts_base_video
+            .wrapping_add(ticks.round() as i64 as u32)
+    }
+
+    fn send_frame(&mut self, stream: &Stream, index: u64, capture_secs: f64) {
+        let fps = u64::from(self.cfg.fps);
+        let encoded = match &mut self.video {
+            VideoSource::Live { encoder, frame } => {
+                let capture_unix_micros =
+                    (self.start_unix_nanos + (capture_secs * 1e9) as i64) / 1_000;
+                frame.draw(
+                    index % fps == 0,
+                    StripeData {
+                        frame_index: index as u32,
+                        capture_unix_micros: Some(capture_unix_micros as u64),
+                    },
+                );
+                match encoder.encode(frame) {
+                    Ok(encoded) => encoded,
+                    Err(e) => {
+                        tracing::error!("sim-camera: {e}");
+                        return;
+                    }
+                }
+            }
+            VideoSource::Replay { frames } => {
+                frames[(index % frames.len() as u64) as usize].clone()
+            }
+        };
+        let nals: Vec<&[u8]> = encoded.nals.iter().map(Vec::as_slice).collect();
+        let mut payloads = Vec::new();
+        self.packetizer.packetize(&nals, &mut payloads);
+        let ts = self.video_rtptime(stream, capture_secs);
+        let next_ts = self.video_rtptime(stream, capture_secs + 1.0 / self.cfg.fps as f64);
+        let count = payloads.len();
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let state = self.live.track_state(0);
+            let last = i + 1 == count;
+            let packet = rtp_packet(96, last, state.next_seq, ts, state.ssrc, &payload);
+            self.live
+                .publish(0, false, packet, Some(if last { next_ts } else { ts }));
+        }
+        self.live.frames_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn send_audio(&mut self, stream: &mut Stream, samples: u64, true_rate: f64) {
+        let offset = self.cfg.audio_offset.as_secs_f64();
+        let echo_delay = self.cfg.echo_delay.as_secs_f64();
+        let echo_gain = 10f64.powf(self.cfg.echo_gain_db / 20.0);
+        let mut pcm = Vec::with_capacity(samples as usize);
+        {
+            let speaker = self
+                .live
+                .speaker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for k in 0..samples {
+                let n = stream.audio_samples + k;
+                let secs = stream.start_secs + n as f64 / true_rate;
+                // The microphone hears the pattern (late by the hidden audio delay) and the
+                // speaker's output after the echo path.
+                let echo = f64::from(speaker.sample_at(secs - echo_delay)) / 32_768.0;
+                let value = beep_value(secs - offset) + echo * echo_gain;
+                pcm.push((value.clamp(-1.0, 1.0) * 32_767.0) as i16);
+            }
+        }
+        let payload = match self.cfg.audio {
+            AudioCodec::L16 => pcm.iter().flat_map(|s| s.to_be_bytes()).collect(),
+            codec => {
+                let mut out = Vec::with_capacity(pcm.len());
+                law(codec).encode(&pcm, &mut out);
+                out
+            }
+        };
+        let ts = stream
+            .ts_base_audio
+            .wrapping_add(stream.audio_samples as u32);
+        stream.audio_samples += samples;
+        let next_ts = stream
+            .ts_base_audio
+            .wrapping_add(stream.audio_samples as u32);
+        let state = self.live.track_state(1);
+        let pt = self.live.tracks[1].payload_type;
+        let packet = rtp_packet(pt, true, state.next_seq, ts, state.ssrc, &payload);
+        self.live.publish(1, false, packet, Some(next_ts));
+    }
+
+    fn send_reports(&mut self, stream: &Stream, secs: f64, audio_true_rate: f64) {
+        let ntp = NtpTime::from_unix_nanos(self.start_unix_nanos + (secs * 1e9) as i64);
+        for track in 0..self.live.tracks.len() {
+            let rtptime = if track == 0 {
+                self.video_rtptime(stream, secs)
+            } else {
+                let ticks = (secs - stream.start_secs) * audio_true_rate;
+                stream
+                    .ts_base_audio
+                    .wrapping_add(ticks.round() as i64 as u32)
+            };
+            let state = self.live.track_state(track);
+            let report = sender_report(
+                state.ssrc,
+                ntp,
+                rtptime,
+                state.packets,
+                state.octets,
+                "sim-camera@lockstep",
+            );
+            self.live.publish(track, true, report, None);
+        }
+    }
+}
