@@ -99,6 +99,94 @@ impl H264Packetizer {
     }
 }
 
+/// Reassembles access units from RTP payloads (single NAL units, STAP-A, FU-A). Feed payloads in
+/// sequence order; a lost packet marks the access unit broken.
+#[derive(Debug, Default)]
+pub struct H264Depacketizer {
+    nals: Vec<Vec<u8>>,
+    fragment: Option<Vec<u8>>,
+    broken: bool,
+}
+
+/// A complete access unit in Annex B form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessUnit {
+    pub annex_b: Vec<u8>,
+    pub keyframe: bool,
+    /// Some packet of it was lost or malformed.
+    pub broken: bool,
+}
+
+impl H264Depacketizer {
+    /// A sequence gap: what is being assembled is incomplete.
+    pub fn handle_loss(&mut self) {
+        self.broken = true;
+        self.fragment = None;
+    }
+
+    /// Takes one RTP payload; returns the access unit when `marker` ends it.
+    pub fn push(&mut self, payload: &[u8], marker: bool) -> Option<AccessUnit> {
+        match payload.first().map(|h| h & 0x1f) {
+            None | Some(0) | Some(30..) => self.broken = true,
+            Some(24) => {
+                // STAP-A: 16-bit size, NAL, repeated.
+                let mut rest = &payload[1..];
+                while rest.len() >= 2 {
+                    let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+                    let Some(nal) = rest.get(2..2 + len) else {
+                        self.broken = true;
+                        break;
+                    };
+                    self.nals.push(nal.to_vec());
+                    rest = &rest[2 + len..];
+                }
+            }
+            Some(NAL_FU_A) => {
+                let Some(&fu) = payload.get(1) else {
+                    self.broken = true;
+                    return None;
+                };
+                let start = fu & 0x80 != 0;
+                let end = fu & 0x40 != 0;
+                if start {
+                    let mut nal = vec![(payload[0] & 0xe0) | (fu & 0x1f)];
+                    nal.extend_from_slice(&payload[2..]);
+                    self.fragment = Some(nal);
+                } else if let Some(nal) = &mut self.fragment {
+                    nal.extend_from_slice(&payload[2..]);
+                } else {
+                    self.broken = true;
+                }
+                if end {
+                    if let Some(nal) = self.fragment.take() {
+                        self.nals.push(nal);
+                    }
+                }
+            }
+            Some(_) => self.nals.push(payload.to_vec()),
+        }
+        if !marker {
+            return None;
+        }
+        let nals = std::mem::take(&mut self.nals);
+        let broken = std::mem::take(&mut self.broken) || self.fragment.take().is_some();
+        if nals.is_empty() {
+            return None;
+        }
+        let keyframe = nals.iter().any(|n| nal_type(n) == NAL_IDR);
+        let mut annex_b = Vec::with_capacity(nals.iter().map(|n| n.len() + 4).sum());
+        for nal in &nals {
+            annex_b.extend_from_slice(&[0, 0, 0, 1]);
+            annex_b.extend_from_slice(nal);
+        }
+        Some(AccessUnit {
+            annex_b,
+            keyframe,
+            broken,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +223,38 @@ mod tests {
         assert_eq!(rebuilt, nal);
         assert_eq!(out[1][1] & 0xc0, 0x80);
         assert_eq!(out.last().map(|p| p[1] & 0xc0), Some(0x40));
+    }
+
+    #[test]
+    fn depacketizer_reassembles_what_the_packetizer_cut() {
+        let sps = vec![0x67u8, 0x42, 0xc0, 0x1e];
+        let idr: Vec<u8> = std::iter::once(0x65)
+            .chain((0..5_000u32).map(|i| (i % 251) as u8))
+            .collect();
+        let mut payloads = Vec::new();
+        H264Packetizer { max_payload: 1_200 }.packetize(&[&sps, &idr], &mut payloads);
+        let mut depacketizer = H264Depacketizer::default();
+        let count = payloads.len();
+        let mut unit = None;
+        for (i, p) in payloads.iter().enumerate() {
+            unit = depacketizer.push(p, i + 1 == count);
+        }
+        let whole = unit.take().expect("the marker ends the access unit");
+        assert!(whole.keyframe && !whole.broken);
+        assert_eq!(split_annex_b(&whole.annex_b), vec![&sps[..], &idr[..]]);
+        // Lose a middle fragment: the unit comes out marked broken.
+        for (i, p) in payloads.iter().enumerate() {
+            if i == 2 {
+                depacketizer.handle_loss();
+                continue;
+            }
+            unit = depacketizer.push(p, i + 1 == count);
+        }
+        assert!(unit.is_some_and(|u| u.broken));
+        // Garbage does not panic.
+        assert_eq!(depacketizer.push(&[], true), None);
+        assert_eq!(depacketizer.push(&[28], true), None);
+        assert_eq!(depacketizer.push(&[24, 0, 9, 1], true), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! beep-flash test pattern that `sim-camera` shows and `measure` reads.
 #![forbid(unsafe_code)]
 
+pub mod beep_flash;
 pub mod g711;
 pub mod h264;
 mod h264_encoder;
