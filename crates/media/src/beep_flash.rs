@@ -143,7 +143,10 @@ pub fn flash_times(pictures: &[PictureObservation]) -> Vec<f64> {
 fn frame_continuity(pictures: &[PictureObservation]) -> (u64, u64) {
     let (mut dropped, mut repeated) = (0u64, 0u64);
     let mut last: Option<u32> = None;
-    for index in pictures.iter().filter_map(|p| p.stripe.map(|s| s.frame_index)) {
+    for index in pictures
+        .iter()
+        .filter_map(|p| p.stripe.map(|s| s.frame_index))
+    {
         if let Some(last) = last {
             match index.wrapping_sub(last) {
                 0 => repeated += 1,
@@ -294,7 +297,11 @@ mod tests {
         assert_eq!((report.dropped_frames, report.repeated_frames), (0, 0));
         // Video whose clock runs 1000 ppm slow: flashes later and later, audio relatively early.
         let report = analyze(&pictures(30, 1_000.0), d.onsets()).unwrap();
-        assert!((report.drift_ms_per_min + 60.0).abs() < 0.5, "{}", report.drift_ms_per_min);
+        assert!(
+            (report.drift_ms_per_min + 60.0).abs() < 0.5,
+            "{}",
+            report.drift_ms_per_min
+        );
     }
 
     #[test]
@@ -320,7 +327,10 @@ mod tests {
             analyze(&dark, &[1.0]),
             Err(AnalysisError::NoFlashes { pictures: 300 })
         ));
-        assert_eq!(analyze(&pictures(30, 0.0), &[]), Err(AnalysisError::NoBeeps));
+        assert_eq!(
+            analyze(&pictures(30, 0.0), &[]),
+            Err(AnalysisError::NoBeeps)
+        );
         assert!(matches!(
             analyze(&pictures(30, 0.0), &[0.5]),
             Err(AnalysisError::NothingPaired { .. })

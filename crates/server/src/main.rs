@@ -1,6 +1,7 @@
 //! `lockstep`: one binary that ingests cameras and avatars, keeps them in sync, and serves them.
 
 mod cli;
+mod measure;
 mod sim_camera_cmd;
 
 use std::process::ExitCode;
@@ -23,7 +24,8 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::SimCamera(args) => run_async(sim_camera_cmd::run(&args)),
-        command @ (Command::Demo | Command::Serve(_) | Command::Measure(_) | Command::Discover) => {
+        Command::Measure(args) => run_async(measure::run(&args)),
+        command @ (Command::Demo | Command::Serve(_) | Command::Discover) => {
             not_implemented(command.name())
         }
     }

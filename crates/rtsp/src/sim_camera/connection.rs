@@ -369,7 +369,8 @@ impl Connection {
         if session.playing() {
             return Response::new(200).header("Session", session.id.clone());
         }
-        let (rx, starts) = self.ctx.live.subscribe();
+        let subscription = self.ctx.live.subscribe();
+        let starts = &subscription.starts;
         let media_tracks = self.ctx.live.tracks.len();
         let mut routes = vec![None; media_tracks];
         let mut rtp_info = Vec::new();
@@ -413,7 +414,8 @@ impl Connection {
         }
         let rng = Rng::new(self.rng.next_u64());
         session.forwarder = Some(tokio::spawn(forward::run(
-            rx,
+            subscription.rx,
+            subscription.reports,
             routes,
             self.ctx.cfg.impairments,
             rng,

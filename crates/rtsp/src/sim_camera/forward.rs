@@ -54,11 +54,25 @@ pub fn interleave(channel: u8, payload: &[u8]) -> Vec<u8> {
 /// Forwards until the live stream ends or the task is aborted (PAUSE, TEARDOWN, disconnect).
 pub async fn run(
     mut rx: broadcast::Receiver<Arc<Packet>>,
+    first_reports: Vec<Arc<Packet>>,
     routes: Vec<Option<Route>>,
     impairments: Impairments,
     mut rng: Rng,
     tcp_out: mpsc::Sender<Vec<u8>>,
 ) {
+    // The latest sender reports first, so the client can sync at once.
+    for report in first_reports {
+        if let Some(Some(route)) = routes.get(report.track) {
+            let pending = Pending {
+                route: route.clone(),
+                rtcp: true,
+                data: report,
+            };
+            if !send(&pending, &tcp_out).await {
+                return;
+            }
+        }
+    }
     let mut heap: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     let mut pending: std::collections::HashMap<u64, Pending> = std::collections::HashMap::new();
     let mut order = 0u64;

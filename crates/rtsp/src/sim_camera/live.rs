@@ -51,9 +51,20 @@ pub struct Packet {
 struct TrackState {
     ssrc: u32,
     next_seq: u16,
-    next_rtptime: u32,
+    /// The RTP clock: timestamp `base` at true time `start_secs`, advancing `rate_hz` ticks per
+    /// true second (nominal rate times the device's clock error).
+    base: u32,
+    start_secs: f64,
+    rate_hz: f64,
     packets: u32,
     octets: u32,
+}
+
+impl TrackState {
+    fn rtptime_at(&self, secs: f64) -> u32 {
+        let ticks = (secs.max(self.start_secs) - self.start_secs) * self.rate_hz;
+        self.base.wrapping_add(ticks.round() as i64 as u32)
+    }
 }
 
 /// Where a new client's stream starts, per track: the first RTP packet it will get.
@@ -67,6 +78,9 @@ pub struct TrackStart {
 struct Published {
     tx: broadcast::Sender<Arc<Packet>>,
     tracks: Vec<TrackState>,
+    /// The latest sender report per track: a new client gets them first, as from a camera that
+    /// reports at the start of every session, so it can sync at once.
+    last_reports: Vec<Option<Arc<Packet>>>,
 }
 
 /// The shared live stream.
@@ -88,8 +102,11 @@ impl std::fmt::Debug for Live {
 }
 
 impl Live {
-    /// Subscribes a client: everything published after this, and where it starts.
-    pub fn subscribe(&self) -> (broadcast::Receiver<Arc<Packet>>, Vec<TrackStart>) {
+    /// Subscribes a client: everything published after this, where each track starts (RTP-Info:
+    /// the next sequence number, and every track's RTP time at one common instant, now), and the
+    /// latest sender reports.
+    pub fn subscribe(&self) -> Subscription {
+        let now = self.now_secs();
         let published = self
             .published
             .lock()
@@ -99,11 +116,15 @@ impl Live {
             .iter()
             .map(|t| TrackStart {
                 seq: t.next_seq,
-                rtptime: t.next_rtptime,
+                rtptime: t.rtptime_at(now),
                 ssrc: t.ssrc,
             })
             .collect();
-        (published.tx.subscribe(), starts)
+        Subscription {
+            rx: published.tx.subscribe(),
+            starts,
+            reports: published.last_reports.iter().flatten().cloned().collect(),
+        }
     }
 
     pub fn ssrc(&self, track: usize) -> u32 {
@@ -124,22 +145,22 @@ impl Live {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    fn publish(&self, track: usize, rtcp: bool, data: Vec<u8>, next_rtptime: Option<u32>) {
+    fn publish(&self, track: usize, rtcp: bool, data: Vec<u8>) {
         let mut published = self
             .published
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !rtcp {
+        let packet = Arc::new(Packet { track, rtcp, data });
+        if rtcp {
+            published.last_reports[track] = Some(Arc::clone(&packet));
+        } else {
             let t = &mut published.tracks[track];
             t.next_seq = t.next_seq.wrapping_add(1);
             t.packets = t.packets.wrapping_add(1);
-            t.octets = t.octets.wrapping_add((data.len() - 12) as u32);
-        }
-        if let Some(rtptime) = next_rtptime {
-            published.tracks[track].next_rtptime = rtptime;
+            t.octets = t.octets.wrapping_add((packet.data.len() - 12) as u32);
         }
         // No subscriber is fine: nobody is watching.
-        let _ = published.tx.send(Arc::new(Packet { track, rtcp, data }));
+        let _ = published.tx.send(packet);
     }
 
     fn track_state(&self, track: usize) -> TrackState {
@@ -149,23 +170,34 @@ impl Live {
             .tracks[track]
     }
 
-    fn restart_identities(&self, rng: &mut Rng) {
+    /// A (re)started device: new SSRCs, sequence numbers and RTP clocks from `start_secs`.
+    fn restart_identities(&self, rng: &mut Rng, start_secs: f64) {
         let mut published = self
             .published
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for t in &mut published.tracks {
-            *t = new_track_state(rng);
+            *t = new_track_state(rng, start_secs, t.rate_hz);
         }
+        published.last_reports.iter_mut().for_each(|r| *r = None);
     }
 }
 
-fn new_track_state(rng: &mut Rng) -> TrackState {
-    let rtptime = rng.next_u64() as u32;
+/// What a new client starts from.
+#[derive(Debug)]
+pub struct Subscription {
+    pub rx: broadcast::Receiver<Arc<Packet>>,
+    pub starts: Vec<TrackStart>,
+    pub reports: Vec<Arc<Packet>>,
+}
+
+fn new_track_state(rng: &mut Rng, start_secs: f64, rate_hz: f64) -> TrackState {
     TrackState {
         ssrc: rng.next_u64() as u32,
         next_seq: rng.next_u64() as u16,
-        next_rtptime: rtptime,
+        base: rng.next_u64() as u32,
+        start_secs,
+        rate_hz,
         packets: 0,
         octets: 0,
     }
@@ -185,15 +217,13 @@ enum VideoSource {
 /// The state of the current stream (it changes on reboot).
 struct Stream {
     start_secs: f64,
-    ts_base_video: u32,
-    ts_base_audio: u32,
     /// Audio samples captured since the stream started.
     audio_samples: u64,
 }
 
 /// Builds the live stream and starts the capture thread.
 pub fn start(cfg: &SimCameraConfig) -> Result<Arc<Live>, String> {
-    let mut rng = Rng::new(cfg.seed ^ 0xca3e_7a);
+    let mut rng = Rng::new(cfg.seed ^ 0x00ca_3e7a);
     let mut video = if cfg.replay {
         VideoSource::Replay {
             frames: encode_replay_loop(cfg)?,
@@ -257,10 +287,17 @@ pub fn start(cfg: &SimCameraConfig) -> Result<Arc<Live>, String> {
         AudioCodec::None => {}
     }
     let (tx, _) = broadcast::channel(PUBLISH_QUEUE);
-    let states = tracks.iter().map(|_| new_track_state(&mut rng)).collect();
+    let states = clock_rates(cfg, tracks.len())
+        .into_iter()
+        .map(|rate| new_track_state(&mut rng, 0.0, rate))
+        .collect();
     let live = Arc::new(Live {
+        published: Mutex::new(Published {
+            tx,
+            tracks: states,
+            last_reports: vec![None; tracks.len()],
+        }),
         tracks,
-        published: Mutex::new(Published { tx, tracks: states }),
         speaker: Mutex::new(Speaker::new()),
         started: Instant::now(),
         stop: AtomicBool::new(false),
@@ -281,6 +318,13 @@ pub fn start(cfg: &SimCameraConfig) -> Result<Arc<Live>, String> {
         .spawn(move || capture.run())
         .map_err(|e| format!("cannot start the capture thread: {e}"))?;
     Ok(live)
+}
+
+/// Each track's true tick rate: nominal × (1 + clock error).
+fn clock_rates(cfg: &SimCameraConfig, tracks: usize) -> Vec<f64> {
+    let video = f64::from(VIDEO_CLOCK_HZ) * (1.0 + cfg.video_clock_ppm * 1e-6);
+    let audio = f64::from(cfg.audio.sample_rate_hz()) * (1.0 + cfg.audio_clock_ppm * 1e-6);
+    [video, audio].into_iter().take(tracks).collect()
 }
 
 fn encoder(cfg: &SimCameraConfig) -> Result<H264Encoder, String> {
@@ -366,7 +410,7 @@ impl Capture {
                 continue;
             }
             if due == next_frame && next_frame >= stream.start_secs {
-                self.send_frame(&stream, frame_index, next_frame);
+                self.send_frame(frame_index, next_frame);
                 frame_index += 1;
             } else if due == next_frame {
                 frame_index += 1; // paused by a reboot
@@ -375,7 +419,7 @@ impl Capture {
                 self.send_audio(&mut stream, samples_per_packet, audio_true_rate);
             }
             if cfg.sender_reports && due == next_report {
-                self.send_reports(&stream, due, audio_true_rate);
+                self.send_reports(due);
                 next_report += cfg.report_interval.as_secs_f64();
             }
         }
@@ -383,16 +427,10 @@ impl Capture {
 
     fn new_stream(&mut self, start_secs: f64) -> Stream {
         if start_secs > 0.0 {
-            self.live.restart_identities(&mut self.rng);
+            self.live.restart_identities(&mut self.rng, start_secs);
         }
         Stream {
             start_secs,
-            ts_base_video: self.live.track_state(0).next_rtptime,
-            ts_base_audio: if self.live.tracks.len() > 1 {
-                self.live.track_state(1).next_rtptime
-            } else {
-                0
-            },
             audio_samples: 0,
         }
     }
@@ -412,16 +450,7 @@ impl Capture {
         }
     }
 
-    fn video_rtptime(&self, stream: &Stream, secs: f64) -> u32 {
-        let ticks = (secs - stream.start_secs)
-            * f64::from(VIDEO_CLOCK_HZ)
-            * (1.0 + self.cfg.video_clock_ppm * 1e-6);
-        stream
-            .ts_base_video
-            .wrapping_add(ticks.round() as i64 as u32)
-    }
-
-    fn send_frame(&mut self, stream: &Stream, index: u64, capture_secs: f64) {
+    fn send_frame(&mut self, index: u64, capture_secs: f64) {
         let fps = u64::from(self.cfg.fps);
         let encoded = match &mut self.video {
             VideoSource::Live { encoder, frame } => {
@@ -449,15 +478,12 @@ impl Capture {
         let nals: Vec<&[u8]> = encoded.nals.iter().map(Vec::as_slice).collect();
         let mut payloads = Vec::new();
         self.packetizer.packetize(&nals, &mut payloads);
-        let ts = self.video_rtptime(stream, capture_secs);
-        let next_ts = self.video_rtptime(stream, capture_secs + 1.0 / self.cfg.fps as f64);
+        let ts = self.live.track_state(0).rtptime_at(capture_secs);
         let count = payloads.len();
         for (i, payload) in payloads.into_iter().enumerate() {
             let state = self.live.track_state(0);
-            let last = i + 1 == count;
-            let packet = rtp_packet(96, last, state.next_seq, ts, state.ssrc, &payload);
-            self.live
-                .publish(0, false, packet, Some(if last { next_ts } else { ts }));
+            let packet = rtp_packet(96, i + 1 == count, state.next_seq, ts, state.ssrc, &payload);
+            self.live.publish(0, false, packet);
         }
         self.live.frames_sent.fetch_add(1, Ordering::Relaxed);
     }
@@ -491,40 +517,29 @@ impl Capture {
                 out
             }
         };
-        let ts = stream
-            .ts_base_audio
-            .wrapping_add(stream.audio_samples as u32);
-        stream.audio_samples += samples;
-        let next_ts = stream
-            .ts_base_audio
-            .wrapping_add(stream.audio_samples as u32);
         let state = self.live.track_state(1);
+        // Stamped by count: sample n of the stream is RTP time base + n.
+        let ts = state.base.wrapping_add(stream.audio_samples as u32);
+        stream.audio_samples += samples;
         let pt = self.live.tracks[1].payload_type;
         let packet = rtp_packet(pt, true, state.next_seq, ts, state.ssrc, &payload);
-        self.live.publish(1, false, packet, Some(next_ts));
+        self.live.publish(1, false, packet);
     }
 
-    fn send_reports(&mut self, stream: &Stream, secs: f64, audio_true_rate: f64) {
+    /// Reports map each track's RTP time at `secs` to the true wallclock at `secs`.
+    fn send_reports(&mut self, secs: f64) {
         let ntp = NtpTime::from_unix_nanos(self.start_unix_nanos + (secs * 1e9) as i64);
         for track in 0..self.live.tracks.len() {
-            let rtptime = if track == 0 {
-                self.video_rtptime(stream, secs)
-            } else {
-                let ticks = (secs - stream.start_secs) * audio_true_rate;
-                stream
-                    .ts_base_audio
-                    .wrapping_add(ticks.round() as i64 as u32)
-            };
             let state = self.live.track_state(track);
             let report = sender_report(
                 state.ssrc,
                 ntp,
-                rtptime,
+                state.rtptime_at(secs),
                 state.packets,
                 state.octets,
                 "sim-camera@lockstep",
             );
-            self.live.publish(track, true, report, None);
+            self.live.publish(track, true, report);
         }
     }
 }

@@ -1,0 +1,139 @@
+//! Matroska files (what `ffmpeg -c copy` makes of a camera stream): H.264 video, G.711 or PCM
+//! audio. Presentation times are the container's timestamps.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use lockstep_media::beep_flash::{observe_picture, BeepDetector};
+use lockstep_media::g711::G711Law;
+use lockstep_media::H264Decoder;
+use matroska_demuxer::{Frame, MatroskaFile, TrackType};
+
+use super::avc::{parse_avcc, to_annex_b};
+use super::Observations;
+
+/// How an audio track's bytes become samples.
+#[derive(Debug, Clone, Copy)]
+enum AudioFormat {
+    G711(G711Law),
+    S16Le,
+    S16Be,
+}
+
+impl AudioFormat {
+    /// First-channel samples in [-1, 1].
+    fn decode(self, data: &[u8], channels: usize, out: &mut Vec<f32>) {
+        let mut pcm = Vec::new();
+        match self {
+            AudioFormat::G711(law) => law.decode(data, &mut pcm),
+            AudioFormat::S16Le => pcm.extend(
+                data.chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]])),
+            ),
+            AudioFormat::S16Be => pcm.extend(
+                data.chunks_exact(2)
+                    .map(|b| i16::from_be_bytes([b[0], b[1]])),
+            ),
+        }
+        out.extend(
+            pcm.iter()
+                .step_by(channels.max(1))
+                .map(|&s| f32::from(s) / 32_768.0),
+        );
+    }
+}
+
+fn audio_format(codec_id: &str, private: Option<&[u8]>, bits: u64) -> anyhow::Result<AudioFormat> {
+    match codec_id {
+        "A_MS/ACM" => {
+            let tag = private
+                .and_then(|p| p.get(0..2))
+                .map(|b| u16::from_le_bytes([b[0], b[1]]));
+            match tag {
+                Some(6) => Ok(AudioFormat::G711(G711Law::ALaw)),
+                Some(7) => Ok(AudioFormat::G711(G711Law::MuLaw)),
+                Some(1) if bits == 16 => Ok(AudioFormat::S16Le),
+                other => bail!("A_MS/ACM audio with format tag {other:?} is not supported"),
+            }
+        }
+        "A_PCM/INT/LIT" if bits == 16 => Ok(AudioFormat::S16Le),
+        "A_PCM/INT/BIG" if bits == 16 => Ok(AudioFormat::S16Be),
+        other => bail!(
+            "audio codec {other} is not supported yet (G.711 and 16-bit PCM are; AAC and Opus \
+             come with recording)"
+        ),
+    }
+}
+
+pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observations> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut mkv = MatroskaFile::open(BufReader::new(file))
+        .with_context(|| format!("{} is not a readable Matroska file", path.display()))?;
+    let ns_per_tick = mkv.info().timestamp_scale().get() as f64;
+    let video = mkv
+        .tracks()
+        .iter()
+        .find(|t| t.track_type() == TrackType::Video)
+        .context("no video track")?;
+    if video.codec_id() != "V_MPEG4/ISO/AVC" {
+        bail!(
+            "video codec {} is not supported (H.264 is)",
+            video.codec_id()
+        );
+    }
+    let avc = parse_avcc(video.codec_private().context("H.264 track without avcC")?)?;
+    let video_track = video.track_number().get();
+    let audio = mkv
+        .tracks()
+        .iter()
+        .find(|t| t.track_type() == TrackType::Audio)
+        .context("no audio track: measure needs the beeps")?;
+    let audio_track = audio.track_number().get();
+    let settings = audio
+        .audio()
+        .context("audio track without audio settings")?;
+    let rate = settings.sampling_frequency().round() as u32;
+    let channels = settings.channels().get() as usize;
+    let bits = settings.bit_depth().map_or(16, |b| b.get());
+    let format = audio_format(audio.codec_id(), audio.codec_private(), bits)?;
+
+    let mut decoder = H264Decoder::new()?;
+    decoder.decode(&avc.parameter_sets_annex_b)?;
+    let mut pictures = Vec::new();
+    let mut beeps = BeepDetector::new(rate);
+    let mut samples = Vec::new();
+    let mut frame = Frame::default();
+    let limit = duration.map(|d| d * 1e9 / ns_per_tick);
+    while mkv.next_frame(&mut frame).context("reading the file")? {
+        if limit.is_some_and(|l| frame.timestamp as f64 > l) {
+            break;
+        }
+        let secs = frame.timestamp as f64 * ns_per_tick * 1e-9;
+        if frame.track == video_track {
+            let annex_b = to_annex_b(&frame.data, avc.length_size)?;
+            // A damaged picture is skipped, not fatal: the count shows in dropped frames.
+            if let Ok(Some(luma)) = decoder.decode(&annex_b) {
+                pictures.push(observe_picture(
+                    secs,
+                    &luma.y,
+                    luma.stride,
+                    luma.width,
+                    luma.height,
+                ));
+            }
+        } else if frame.track == audio_track {
+            samples.clear();
+            format.decode(&frame.data, channels, &mut samples);
+            beeps.push(secs, &samples);
+        }
+    }
+    Ok(Observations {
+        pictures,
+        beeps,
+        timing: "container timestamps",
+        video_latency_ms: Vec::new(),
+        audio_latency_ms: Vec::new(),
+    })
+}

@@ -1,0 +1,77 @@
+//! `lockstep measure`: reads beep-flash content from a file or a live stream and reports its
+//! audio-video offset. Sources hand over decoded observations with presentation times; the
+//! analysis (`lockstep_media::beep_flash`) is the same for all.
+
+mod avc;
+mod mkv;
+mod output;
+mod rtsp;
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use lockstep_media::beep_flash::{analyze, BeepDetector, PictureObservation};
+
+use crate::cli::MeasureArgs;
+
+/// What a source gave: pictures and audio with presentation times (seconds), and for live
+/// sources the latency from capture to arrival.
+#[derive(Debug)]
+pub struct Observations {
+    pub pictures: Vec<PictureObservation>,
+    pub beeps: BeepDetector,
+    /// How presentation times were derived (e.g. "sender reports", "container timestamps").
+    pub timing: &'static str,
+    /// Capture (stripe wallclock) → arrival, ms, per picture, when live.
+    pub video_latency_ms: Vec<f64>,
+    /// Capture (the paired flash's stripe wallclock) → arrival of the beep onset, ms, when live.
+    pub audio_latency_ms: Vec<f64>,
+}
+
+pub async fn run(args: &MeasureArgs) -> anyhow::Result<()> {
+    let source = args.source.as_str();
+    if let Some(d) = args.duration {
+        anyhow::ensure!(
+            d.is_finite() && d > 0.0,
+            "--duration: {d} must be a positive number of seconds"
+        );
+    }
+    let observations = if source.starts_with("rtsp://") || source.starts_with("rtsps://") {
+        rtsp::observe(source, args.duration.unwrap_or(10.0)).await?
+    } else if source.starts_with("http://") || source.starts_with("https://") {
+        bail!(
+            "{source}: measuring a WHEP stream needs the live server's WebRTC client, which is not \
+             built yet; measure the camera's rtsp:// URL or a recording instead"
+        );
+    } else {
+        let path = Path::new(source);
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match extension.as_deref() {
+            Some("mkv") | Some("webm") => {
+                let path = path.to_owned();
+                let duration = args.duration;
+                tokio::task::spawn_blocking(move || mkv::observe(&path, duration))
+                    .await
+                    .context("the file reader stopped")??
+            }
+            Some("mp4") | Some("m4v") | Some("mov") => bail!(
+                "{source}: MP4 input is not built yet (it needs the AAC/Opus decoders that come with \
+                 recording); remux to Matroska: ffmpeg -i {source} -c copy out.mkv"
+            ),
+            _ => bail!(
+                "{source}: not a file type measure reads (.mkv, .webm) nor an rtsp:// URL"
+            ),
+        }
+    };
+    let report = analyze(&observations.pictures, observations.beeps.onsets())
+        .with_context(|| format!("{source}: cannot measure"))?;
+    if args.json {
+        println!("{}", output::json(&report, &observations));
+    } else {
+        print!("{}", output::text(source, &report, &observations));
+    }
+    Ok(())
+}

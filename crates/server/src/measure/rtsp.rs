@@ -1,0 +1,264 @@
+//! A live RTSP camera, read with retina. Each track's timestamps are mapped to the sender's
+//! wallclock through its RTCP sender reports (the same least-squares clock the sync core uses), so
+//! the measurement is the camera's true offset; without reports, RTP-Info alignment is all there
+//! is, and the figure is what a report-blind relay would show.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use futures::StreamExt;
+use lockstep_media::beep_flash::{observe_picture, BeepDetector, PictureObservation};
+use lockstep_media::g711::G711Law;
+use lockstep_media::H264Decoder;
+use lockstep_sync::{NtpTime, SenderReportClock};
+use retina::client::{
+    Credentials, InitialTimestampPolicy, PlayOptions, SessionOptions, SetupOptions,
+};
+use retina::codec::{CodecItem, ParametersRef};
+
+use super::avc::{parse_avcc, to_annex_b};
+use super::Observations;
+
+fn unix_micros_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// A decoded item waiting for its presentation time.
+struct Timed<T> {
+    ts_ext: i64,
+    elapsed_secs: f64,
+    arrival_unix_micros: i64,
+    item: T,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AudioCodec {
+    G711(G711Law),
+    L16,
+}
+
+/// `rtsp://user:pass@host/…` → the URL without credentials, and the credentials.
+fn split_credentials(source: &str) -> anyhow::Result<(url::Url, Option<Credentials>)> {
+    let mut url = url::Url::parse(source).context("not a valid URL")?;
+    let creds = (!url.username().is_empty()).then(|| Credentials {
+        username: url.username().to_owned(),
+        password: url.password().unwrap_or_default().to_owned(),
+    });
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok((url, creds))
+}
+
+pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observations> {
+    let (url, creds) = split_credentials(source)?;
+    // Errors name the URL without its credentials.
+    let shown = url.to_string();
+    let mut session = retina::client::Session::describe(
+        url,
+        SessionOptions::default()
+            .creds(creds)
+            .user_agent("lockstep-measure".into()),
+    )
+    .await
+    .with_context(|| format!("{shown}: DESCRIBE failed"))?;
+    let streams = session.streams();
+    let video = streams
+        .iter()
+        .position(|s| s.media() == "video" && s.encoding_name() == "h264")
+        .with_context(|| format!("{shown}: no H.264 video track"))?;
+    let (audio, codec) = streams
+        .iter()
+        .enumerate()
+        .find_map(|(i, s)| {
+            if s.media() != "audio" {
+                return None;
+            }
+            let codec = match s.encoding_name() {
+                "pcma" => AudioCodec::G711(G711Law::ALaw),
+                "pcmu" => AudioCodec::G711(G711Law::MuLaw),
+                "l16" => AudioCodec::L16,
+                _ => return None,
+            };
+            Some((i, codec))
+        })
+        .with_context(|| format!("{shown}: no audio track measure can decode (G.711 or L16)"))?;
+    let audio_rate = streams[audio].clock_rate_hz();
+    session.setup(video, SetupOptions::default()).await?;
+    session.setup(audio, SetupOptions::default()).await?;
+    let playing = session
+        .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
+        .await
+        .with_context(|| format!("{shown}: PLAY failed"))?;
+    let mut demuxed = playing.demuxed()?;
+
+    let mut decoder = H264Decoder::new()?;
+    let mut length_size = 4;
+    let mut reports = [
+        SenderReportClock::new(90_000),
+        SenderReportClock::new(audio_rate),
+    ];
+    let mut pictures: Vec<Timed<PictureObservation>> = Vec::new();
+    let mut chunks: Vec<Timed<Vec<f32>>> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(duration_secs);
+    loop {
+        let item = tokio::select! {
+            item = demuxed.next() => item,
+            () = tokio::time::sleep_until(deadline) => break,
+        };
+        let Some(item) = item else {
+            bail!("{shown}: the stream ended");
+        };
+        let arrival = unix_micros_now();
+        match item.with_context(|| format!("{shown}: stream error"))? {
+            CodecItem::VideoFrame(frame) => {
+                if frame.has_new_parameters() || pictures.is_empty() {
+                    if let Some(ParametersRef::Video(params)) =
+                        demuxed.streams()[video].parameters()
+                    {
+                        let config = parse_avcc(params.extra_data())?;
+                        length_size = config.length_size;
+                        let _ = decoder.decode(&config.parameter_sets_annex_b);
+                    }
+                }
+                let annex_b = to_annex_b(frame.data(), length_size)?;
+                if let Ok(Some(luma)) = decoder.decode(&annex_b) {
+                    let ts = frame.timestamp();
+                    pictures.push(Timed {
+                        ts_ext: ts.timestamp(),
+                        elapsed_secs: ts.elapsed_secs(),
+                        arrival_unix_micros: arrival,
+                        item: observe_picture(0.0, &luma.y, luma.stride, luma.width, luma.height),
+                    });
+                }
+            }
+            CodecItem::AudioFrame(frame) if frame.stream_id() == audio => {
+                let mut pcm = Vec::new();
+                match codec {
+                    AudioCodec::G711(law) => law.decode(frame.data(), &mut pcm),
+                    AudioCodec::L16 => pcm.extend(
+                        frame
+                            .data()
+                            .chunks_exact(2)
+                            .map(|b| i16::from_be_bytes([b[0], b[1]])),
+                    ),
+                }
+                let ts = frame.timestamp();
+                chunks.push(Timed {
+                    ts_ext: ts.timestamp(),
+                    elapsed_secs: ts.elapsed_secs(),
+                    arrival_unix_micros: arrival,
+                    item: pcm.iter().map(|&s| f32::from(s) / 32_768.0).collect(),
+                });
+            }
+            CodecItem::Rtcp(rtcp) => {
+                let track = if rtcp.stream_id() == video { 0 } else { 1 };
+                let (Some(ts), Some(Ok(Some(sr)))) = (
+                    rtcp.rtp_timestamp(),
+                    rtcp.pkts().next().map(|p| p.as_sender_report()),
+                ) else {
+                    continue;
+                };
+                let ntp = NtpTime::from_bits(sr.ntp_timestamp().0);
+                let _ = reports[track].handle_sender_report(ts.timestamp(), ntp);
+            }
+            _ => {}
+        }
+    }
+    Ok(finish(pictures, chunks, &reports, audio_rate))
+}
+
+/// Gives every item its presentation time (sender-report wallclock when both tracks have
+/// reports, else RTP-Info-aligned stream time) and works out latencies.
+fn finish(
+    pictures: Vec<Timed<PictureObservation>>,
+    chunks: Vec<Timed<Vec<f32>>>,
+    reports: &[SenderReportClock; 2],
+    audio_rate: u32,
+) -> Observations {
+    let by_reports = reports.iter().all(SenderReportClock::is_ready);
+    let origin = reports[0].rtp_to_ntp_nanos(pictures.first().map_or(0, |p| p.ts_ext));
+    let present = |track: usize, ts_ext: i64, elapsed: f64| -> f64 {
+        match (by_reports, origin, reports[track].rtp_to_ntp_nanos(ts_ext)) {
+            (true, Some(origin), Some(ntp)) => (ntp - origin) as f64 * 1e-9,
+            _ => elapsed,
+        }
+    };
+    let pictures: Vec<(PictureObservation, i64)> = pictures
+        .into_iter()
+        .map(|p| {
+            let presented_secs = present(0, p.ts_ext, p.elapsed_secs);
+            (
+                PictureObservation {
+                    presented_secs,
+                    ..p.item
+                },
+                p.arrival_unix_micros,
+            )
+        })
+        .collect();
+    let mut beeps = BeepDetector::new(audio_rate);
+    let mut chunk_spans = Vec::with_capacity(chunks.len());
+    for c in &chunks {
+        let start = present(1, c.ts_ext, c.elapsed_secs);
+        beeps.push(start, &c.item);
+        let end = start + c.item.len() as f64 / f64::from(audio_rate);
+        chunk_spans.push((start, end, c.arrival_unix_micros));
+    }
+    let video_latency_ms = pictures
+        .iter()
+        .filter_map(|(p, arrival)| {
+            let capture = p.stripe?.capture_unix_micros? as i64;
+            Some((arrival - capture) as f64 / 1e3)
+        })
+        .collect();
+    // A beep is captured at the same true instant as its flash: the flash's stripe says when.
+    let audio_latency_ms = beeps
+        .onsets()
+        .iter()
+        .filter_map(|&onset| {
+            let (_, _, arrival) = chunk_spans
+                .iter()
+                .find(|(start, end, _)| (*start..*end).contains(&onset))?;
+            let flash = pictures
+                .iter()
+                .filter(|(p, _)| p.flash && (p.presented_secs - onset).abs() < 0.45)
+                .min_by(|a, b| {
+                    (a.0.presented_secs - onset)
+                        .abs()
+                        .total_cmp(&(b.0.presented_secs - onset).abs())
+                })?;
+            let capture = flash.0.stripe?.capture_unix_micros? as i64;
+            Some((arrival - capture) as f64 / 1e3)
+        })
+        .collect();
+    Observations {
+        pictures: pictures.into_iter().map(|(p, _)| p).collect(),
+        beeps,
+        timing: if by_reports {
+            "sender reports"
+        } else {
+            "RTP-Info (no sender reports)"
+        },
+        video_latency_ms,
+        audio_latency_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (url, creds) = split_credentials("rtsp://admin:s3cret@127.0.0.1:8554/cam").unwrap();
+        assert_eq!(url.as_str(), "rtsp://127.0.0.1:8554/cam");
+        let creds = creds.unwrap();
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("admin", "s3cret")
+        );
+        assert!(split_credentials("rtsp://h/cam").unwrap().1.is_none());
+    }
+}
