@@ -2,8 +2,8 @@
 
 use openh264::decoder::Decoder;
 use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode,
-    UsageType,
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, QpRange,
+    RateControlMode, UsageType,
 };
 use openh264::formats::{YUVSlices, YUVSource};
 use openh264::OpenH264API;
@@ -41,9 +41,12 @@ impl std::fmt::Debug for H264Encoder {
 
 impl H264Encoder {
     pub fn new(fps: u32, bitrate_bps: u32, gop_frames: u32) -> Result<Self, CodecError> {
+        // Rate control that never skips a frame: a camera sends every frame at a constant rate
+        // (OpenH264's bitrate modes skip frames under pressure, or warn when told not to).
         let config = EncoderConfig::new()
             .usage_type(UsageType::CameraVideoRealTime)
-            .rate_control_mode(RateControlMode::Bitrate)
+            .rate_control_mode(RateControlMode::Off)
+            .qp(QpRange::new(20, 32))
             .bitrate(BitRate::from_bps(bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(fps as f32))
             .intra_frame_period(IntraFramePeriod::from_num_frames(gop_frames))

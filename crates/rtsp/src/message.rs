@@ -177,6 +177,17 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
+/// Frames a packet for TCP interleaving: `$`, channel, 16-bit length, payload.
+pub fn interleave(channel: u8, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len().min(usize::from(u16::MAX));
+    let mut framed = Vec::with_capacity(4 + len);
+    framed.push(b'$');
+    framed.push(channel);
+    framed.extend_from_slice(&(len as u16).to_be_bytes());
+    framed.extend_from_slice(&payload[..len]);
+    framed
+}
+
 /// A response under construction.
 #[derive(Debug, Clone)]
 pub struct Response {

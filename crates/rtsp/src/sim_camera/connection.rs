@@ -89,6 +89,8 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>
         backchannel_requested: false,
     };
     let mut drops = ctx.drops.clone();
+    // Only drops after this connection began concern it.
+    drops.borrow_and_update();
     let timeout = ctx.cfg.session_timeout;
     let mut buf = Vec::with_capacity(4_096);
     'connection: loop {

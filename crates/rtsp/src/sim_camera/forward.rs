@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::config::Impairments;
 use super::live::Packet;
 use super::Rng;
+use crate::message::interleave;
 
 /// Where one track's packets go.
 #[derive(Debug, Clone)]
@@ -39,16 +40,6 @@ struct Pending {
     route: Route,
     rtcp: bool,
     data: Arc<Packet>,
-}
-
-/// Frames a packet for TCP interleaving: `$`, channel, length, payload.
-pub fn interleave(channel: u8, payload: &[u8]) -> Vec<u8> {
-    let mut framed = Vec::with_capacity(4 + payload.len());
-    framed.push(b'$');
-    framed.push(channel);
-    framed.extend_from_slice(&(payload.len().min(usize::from(u16::MAX)) as u16).to_be_bytes());
-    framed.extend_from_slice(payload);
-    framed
 }
 
 /// Forwards until the live stream ends or the task is aborted (PAUSE, TEARDOWN, disconnect).
