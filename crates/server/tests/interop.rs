@@ -1,0 +1,318 @@
+//! `lockstep sim-camera` and `lockstep measure` against tools we did not write: ffprobe and
+//! ffmpeg read and record the camera, GStreamer plays it, and `measure` agrees with offsets we
+//! put into recordings ourselves. Needs ffmpeg and GStreamer (`.ci/run` installs them).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// A `lockstep sim-camera` process, killed on drop.
+struct Camera {
+    child: Child,
+    url: String,
+}
+
+impl Camera {
+    fn start(extra: &[&str]) -> Camera {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args(["sim-camera", "--listen", "127.0.0.1:0", "--size", "320x240"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lockstep runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the camera prints its URL");
+        let url = line
+            .trim()
+            .strip_prefix("sim-camera: serving ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Camera { child, url }
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tool(name: &str, args: &[&str]) -> Output {
+    Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name} must be installed (apt-get install ffmpeg gstreamer1.0-tools): {e}"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lockstep-interop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+fn probe_codecs(url: &str, transport: &str) -> String {
+    let out = tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-show_entries",
+            "stream=codec_name,sample_rate,width",
+            "-of",
+            "compact",
+            url,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "ffprobe over {transport}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn ffprobe_reads_both_tracks_over_tcp_and_udp() {
+    for (audio, codec, rate) in [
+        ("pcma", "pcm_alaw", "8000"),
+        ("pcmu", "pcm_mulaw", "8000"),
+        ("l16", "pcm_s16be", "16000"),
+    ] {
+        let camera = Camera::start(&["--audio", audio]);
+        for transport in ["tcp", "udp"] {
+            let streams = probe_codecs(&camera.url, transport);
+            assert!(
+                streams.contains("codec_name=h264|width=320"),
+                "{audio}/{transport}: {streams}"
+            );
+            assert!(
+                streams.contains(&format!("codec_name={codec}|sample_rate={rate}")),
+                "{audio}/{transport}: {streams}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gstreamer_rtspsrc_plays_video_and_audio() {
+    let camera = Camera::start(&["--audio", "pcma"]);
+    for protocols in ["tcp", "udp"] {
+        let location = format!("location={}", camera.url);
+        let proto = format!("protocols={protocols}");
+        let out = tool(
+            "timeout",
+            &[
+                "30",
+                "gst-launch-1.0",
+                "-e",
+                "rtspsrc",
+                &location,
+                &proto,
+                "name=s",
+                "s.",
+                "!",
+                "queue",
+                "!",
+                "rtph264depay",
+                "!",
+                "h264parse",
+                "!",
+                "avdec_h264",
+                "!",
+                "fakesink",
+                "num-buffers=45",
+                "s.",
+                "!",
+                "queue",
+                "!",
+                "rtppcmadepay",
+                "!",
+                "alawdec",
+                "!",
+                "fakesink",
+                "num-buffers=50",
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("Got EOS"),
+            "GStreamer over {protocols}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Records `secs` of the camera with `ffmpeg -c copy` into Matroska.
+fn record(url: &str, secs: u32, path: &Path) {
+    let out = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            url,
+            "-t",
+            &secs.to_string(),
+            "-c",
+            "copy",
+            "-y",
+            path.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "ffmpeg recording: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `lockstep measure --json` on a source.
+fn measure(source: &str, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["measure", source, "--json"])
+        .args(extra)
+        .output()
+        .expect("lockstep runs");
+    assert!(
+        out.status.success(),
+        "measure {source}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn number(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+#[test]
+fn measure_agrees_with_offsets_put_in_by_ffmpeg() {
+    let camera = Camera::start(&[]);
+    let recording = scratch("clean.mkv");
+    record(&camera.url, 8, &recording);
+    drop(camera);
+    for shift_ms in [0i32, 40, -40, 120, -120] {
+        let shifted = scratch(&format!("shift{shift_ms}.mkv"));
+        let offset = format!("{:.3}", f64::from(shift_ms) / 1e3);
+        let input = recording.to_str().expect("utf-8");
+        let out = tool(
+            "ffmpeg",
+            &[
+                "-v",
+                "error",
+                "-i",
+                input,
+                "-itsoffset",
+                &offset,
+                "-i",
+                input,
+                "-map",
+                "0:v",
+                "-map",
+                "1:a",
+                "-c",
+                "copy",
+                "-y",
+                shifted.to_str().expect("utf-8"),
+            ],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report = measure(shifted.to_str().expect("utf-8"), &[]);
+        let mean = number(&report, "mean_ms");
+        assert!(
+            (mean - f64::from(shift_ms)).abs() <= 1.0,
+            "shifted {shift_ms} ms, measured {mean} ms"
+        );
+        assert!(report["events"].as_array().is_some_and(|e| e.len() >= 5));
+        assert_eq!(number(&report, "dropped_frames"), 0.0);
+    }
+}
+
+#[test]
+fn a_hidden_audio_delay_of_100_ms_measures_100_ms() {
+    let camera = Camera::start(&["--audio-offset-ms", "100"]);
+    let recording = scratch("offset100.mkv");
+    record(&camera.url, 8, &recording);
+    let report = measure(recording.to_str().expect("utf-8"), &[]);
+    let mean = number(&report, "mean_ms");
+    assert!((mean - 100.0).abs() <= 2.0, "measured {mean} ms");
+}
+
+/// A camera whose audio clock runs 300 ppm slow, for two minutes: ffmpeg's recording (RTP time at
+/// the nominal rate, as a report-blind relay keeps it) drifts by about −18 ms per minute; the
+/// same stream read with its sender reports does not drift.
+#[test]
+fn reports_remove_the_drift_a_report_blind_recording_keeps() {
+    let camera = Camera::start(&["--audio-clock-ppm", "-300"]);
+    let recording = scratch("drift.mkv");
+    let url = camera.url.clone();
+    let live = std::thread::spawn(move || measure(&url, &["--duration", "120"]));
+    record(&camera.url, 120, &recording);
+    let live = live.join().expect("live measurement");
+    let recorded = measure(recording.to_str().expect("utf-8"), &[]);
+    let blind = number(&recorded, "drift_ms_per_min");
+    let with_reports = number(&live, "drift_ms_per_min");
+    assert!((blind + 18.0).abs() <= 2.0, "recording drifts {blind} ms/min");
+    assert!(with_reports.abs() <= 1.0, "report-timed drift {with_reports} ms/min");
+    assert_eq!(live["timing"], "sender reports");
+    // Live latency is reported, and small on loopback.
+    assert!(number(&live["video_latency"], "p50_ms") < 100.0);
+}
+
+#[test]
+fn measure_says_clearly_what_it_cannot_read() {
+    let not_pattern = scratch("noise.mkv");
+    let out = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=8000",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "pcm_alaw",
+            "-y",
+            not_pattern.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (source, needle) in [
+        (not_pattern.to_str().expect("utf-8"), "beep-flash"),
+        ("/nonexistent/clip.mkv", "cannot open"),
+        ("clip.avi", "not a file type"),
+        ("http://127.0.0.1:9/api/whep/cam", "WHEP"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args(["measure", source])
+            .output()
+            .expect("lockstep runs");
+        assert_eq!(out.status.code(), Some(1), "{source}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{source}: {stderr}");
+    }
+}
