@@ -43,10 +43,9 @@ impl Drop for Camera {
 }
 
 fn tool(name: &str, args: &[&str]) -> Output {
-    Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name} must be installed (apt-get install ffmpeg gstreamer1.0-tools): {e}"))
+    Command::new(name).args(args).output().unwrap_or_else(|e| {
+        panic!("{name} must be installed (apt-get install ffmpeg gstreamer1.0-tools): {e}")
+    })
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -227,7 +226,11 @@ fn measure_agrees_with_offsets_put_in_by_ffmpeg() {
                 shifted.to_str().expect("utf-8"),
             ],
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report = measure(shifted.to_str().expect("utf-8"), &[]);
         let mean = number(&report, "mean_ms");
         assert!(
@@ -249,22 +252,46 @@ fn a_hidden_audio_delay_of_100_ms_measures_100_ms() {
     assert!((mean - 100.0).abs() <= 2.0, "measured {mean} ms");
 }
 
-/// A camera whose audio clock runs 300 ppm slow, for two minutes: ffmpeg's recording (RTP time at
-/// the nominal rate, as a report-blind relay keeps it) drifts by about −18 ms per minute; the
-/// same stream read with its sender reports does not drift.
+/// A camera whose audio clock runs 300 ppm slow, for two minutes. With sender reports, ffmpeg's
+/// recording (it re-anchors every track at each report) and our own report-timed reading show no
+/// drift; without reports, the recording keeps RTP time at the nominal rate, as a report-blind
+/// relay does, and drifts by about −18 ms per minute.
 #[test]
 fn reports_remove_the_drift_a_report_blind_recording_keeps() {
-    let camera = Camera::start(&["--audio-clock-ppm", "-300"]);
-    let recording = scratch("drift.mkv");
-    let url = camera.url.clone();
+    let with_reports = Camera::start(&["--audio-clock-ppm", "-300"]);
+    let blind = Camera::start(&["--audio-clock-ppm", "-300", "--sender-reports", "off"]);
+    let url = with_reports.url.clone();
     let live = std::thread::spawn(move || measure(&url, &["--duration", "120"]));
-    record(&camera.url, 120, &recording);
+    let blind_url = blind.url.clone();
+    let blind_recording = scratch("drift-blind.mkv");
+    let blind_path = blind_recording.clone();
+    let blind_thread = std::thread::spawn(move || record(&blind_url, 120, &blind_path));
+    let recording = scratch("drift-reports.mkv");
+    record(&with_reports.url, 120, &recording);
+    blind_thread.join().expect("report-blind recording");
     let live = live.join().expect("live measurement");
-    let recorded = measure(recording.to_str().expect("utf-8"), &[]);
-    let blind = number(&recorded, "drift_ms_per_min");
-    let with_reports = number(&live, "drift_ms_per_min");
-    assert!((blind + 18.0).abs() <= 2.0, "recording drifts {blind} ms/min");
-    assert!(with_reports.abs() <= 1.0, "report-timed drift {with_reports} ms/min");
+
+    let drift = |path: &Path| {
+        number(
+            &measure(path.to_str().expect("utf-8"), &[]),
+            "drift_ms_per_min",
+        )
+    };
+    let recorded_with_reports = drift(&recording);
+    let recorded_blind = drift(&blind_recording);
+    let live_drift = number(&live, "drift_ms_per_min");
+    assert!(
+        (recorded_blind + 18.0).abs() <= 2.0,
+        "report-blind recording drifts {recorded_blind} ms/min"
+    );
+    assert!(
+        recorded_with_reports.abs() <= 1.5,
+        "ffmpeg with reports drifts {recorded_with_reports} ms/min"
+    );
+    assert!(
+        live_drift.abs() <= 1.0,
+        "report-timed drift {live_drift} ms/min"
+    );
     assert_eq!(live["timing"], "sender reports");
     // Live latency is reported, and small on loopback.
     assert!(number(&live["video_latency"], "p50_ms") < 100.0);
@@ -300,7 +327,11 @@ fn measure_says_clearly_what_it_cannot_read() {
             not_pattern.to_str().expect("utf-8"),
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for (source, needle) in [
         (not_pattern.to_str().expect("utf-8"), "beep-flash"),
         ("/nonexistent/clip.mkv", "cannot open"),
