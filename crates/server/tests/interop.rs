@@ -83,6 +83,7 @@ fn ffprobe_reads_both_tracks_over_tcp_and_udp() {
         ("pcma", "pcm_alaw", "8000"),
         ("pcmu", "pcm_mulaw", "8000"),
         ("l16", "pcm_s16be", "16000"),
+        ("opus", "opus", "48000"),
     ] {
         let camera = Camera::start(&["--audio", audio]);
         for transport in ["tcp", "udp"] {
@@ -240,6 +241,16 @@ fn measure_agrees_with_offsets_put_in_by_ffmpeg() {
         assert!(report["events"].as_array().is_some_and(|e| e.len() >= 5));
         assert_eq!(number(&report, "dropped_frames"), 0.0);
     }
+}
+
+#[test]
+fn opus_audio_records_and_measures_in_sync() {
+    let camera = Camera::start(&["--audio", "opus"]);
+    let recording = scratch("opus.mkv");
+    record(&camera.url, 8, &recording);
+    let report = measure(recording.to_str().expect("utf-8"), &[]);
+    let mean = number(&report, "mean_ms");
+    assert!(mean.abs() <= 2.0, "Opus recording measured {mean} ms");
 }
 
 #[test]

@@ -15,6 +15,7 @@ use lockstep_media::g711::G711Law;
 use lockstep_media::h264::{sdp_fmtp, H264Packetizer, NAL_PPS, NAL_SPS};
 use lockstep_media::pattern::{beep_value, I420Frame, StripeData};
 use lockstep_media::{EncodedFrame, H264Encoder};
+use lockstep_opus::{Application, OpusEncoder};
 use lockstep_sync::NtpTime;
 use tokio::sync::broadcast;
 
@@ -277,15 +278,19 @@ pub fn start(cfg: &SimCameraConfig) -> Result<Arc<Live>, String> {
             rtpmap: "L16/16000/1".into(),
             fmtp: None,
         }),
-        AudioCodec::Opus => {
-            return Err(
-                "--audio opus is not built yet: use pcma, pcmu, l16 or none (Opus needs an \
-                 encoder; see the issue notes)"
-                    .into(),
-            )
-        }
+        AudioCodec::Opus => tracks.push(TrackInfo {
+            media: "audio",
+            payload_type: 111,
+            // RFC 7587: always 48000/2 in SDP; the stream itself is mono.
+            rtpmap: "opus/48000/2".into(),
+            fmtp: Some("sprop-stereo=0;useinbandfec=0".into()),
+        }),
         AudioCodec::None => {}
     }
+    let opus = match cfg.audio {
+        AudioCodec::Opus => Some(OpusMic::new().map_err(|e| e.to_string())?),
+        _ => None,
+    };
     let (tx, _) = broadcast::channel(PUBLISH_QUEUE);
     let states = clock_rates(cfg, tracks.len())
         .into_iter()
@@ -308,6 +313,7 @@ pub fn start(cfg: &SimCameraConfig) -> Result<Arc<Live>, String> {
         live: Arc::clone(&live),
         video,
         packetizer: H264Packetizer::default(),
+        opus,
         rng,
         start_unix_nanos: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -365,8 +371,26 @@ struct Capture {
     live: Arc<Live>,
     video: VideoSource,
     packetizer: H264Packetizer,
+    opus: Option<OpusMic>,
     rng: Rng,
     start_unix_nanos: i64,
+}
+
+/// The Opus microphone path: 48 kHz mono, 20 ms frames.
+struct OpusMic {
+    encoder: OpusEncoder,
+    /// The encoder's delay in samples: a packet's audio started this long before its input.
+    lookahead: u32,
+}
+
+impl OpusMic {
+    fn new() -> Result<Self, lockstep_opus::OpusError> {
+        let mut encoder = OpusEncoder::new(48_000, 1, Application::Audio)?;
+        encoder.set_bitrate(64_000)?;
+        encoder.set_complexity(5)?;
+        let lookahead = encoder.lookahead()?;
+        Ok(OpusMic { encoder, lookahead })
+    }
 }
 
 impl Capture {
@@ -509,17 +533,32 @@ impl Capture {
                 pcm.push((value.clamp(-1.0, 1.0) * 32_767.0) as i16);
             }
         }
-        let payload = match self.cfg.audio {
-            AudioCodec::L16 => pcm.iter().flat_map(|s| s.to_be_bytes()).collect(),
-            codec => {
+        // Stamped by count: sample n of the stream is RTP time base + n. A codec with a delay
+        // (Opus) stamps its output where that output's audio began, as a careful camera does.
+        let mut delay = 0;
+        let payload = match (self.cfg.audio, &mut self.opus) {
+            (AudioCodec::L16, _) => pcm.iter().flat_map(|s| s.to_be_bytes()).collect(),
+            (AudioCodec::Opus, Some(mic)) => {
+                delay = mic.lookahead;
+                match mic.encoder.encode(&pcm) {
+                    Ok(packet) => packet,
+                    Err(e) => {
+                        tracing::error!("sim-camera: {e}");
+                        return;
+                    }
+                }
+            }
+            (codec, _) => {
                 let mut out = Vec::with_capacity(pcm.len());
                 law(codec).encode(&pcm, &mut out);
                 out
             }
         };
         let state = self.live.track_state(1);
-        // Stamped by count: sample n of the stream is RTP time base + n.
-        let ts = state.base.wrapping_add(stream.audio_samples as u32);
+        let ts = state
+            .base
+            .wrapping_add(stream.audio_samples as u32)
+            .wrapping_sub(delay);
         stream.audio_samples += samples;
         let pt = self.live.tracks[1].payload_type;
         let packet = rtp_packet(pt, true, state.next_seq, ts, state.ssrc, &payload);

@@ -9,25 +9,28 @@ use anyhow::{bail, Context as _};
 use lockstep_media::beep_flash::{observe_picture, BeepDetector};
 use lockstep_media::g711::G711Law;
 use lockstep_media::H264Decoder;
+use lockstep_opus::OpusDecoder;
 use matroska_demuxer::{Frame, MatroskaFile, TrackType};
 
 use super::avc::{parse_avcc, to_annex_b};
 use super::Observations;
 
 /// How an audio track's bytes become samples.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 enum AudioFormat {
     G711(G711Law),
     S16Le,
     S16Be,
+    Opus(Box<OpusDecoder>),
 }
 
 impl AudioFormat {
     /// First-channel samples in [-1, 1].
-    fn decode(self, data: &[u8], channels: usize, out: &mut Vec<f32>) {
+    fn decode(&mut self, data: &[u8], channels: usize, out: &mut Vec<f32>) -> anyhow::Result<()> {
         let mut pcm = Vec::new();
         match self {
             AudioFormat::G711(law) => law.decode(data, &mut pcm),
+            AudioFormat::Opus(decoder) => pcm = decoder.decode(Some(data))?,
             AudioFormat::S16Le => pcm.extend(
                 data.chunks_exact(2)
                     .map(|b| i16::from_le_bytes([b[0], b[1]])),
@@ -42,10 +45,17 @@ impl AudioFormat {
                 .step_by(channels.max(1))
                 .map(|&s| f32::from(s) / 32_768.0),
         );
+        Ok(())
     }
 }
 
-fn audio_format(codec_id: &str, private: Option<&[u8]>, bits: u64) -> anyhow::Result<AudioFormat> {
+fn audio_format(
+    codec_id: &str,
+    private: Option<&[u8]>,
+    bits: u64,
+    rate: u32,
+    channels: usize,
+) -> anyhow::Result<AudioFormat> {
     match codec_id {
         "A_MS/ACM" => {
             let tag = private
@@ -60,9 +70,13 @@ fn audio_format(codec_id: &str, private: Option<&[u8]>, bits: u64) -> anyhow::Re
         }
         "A_PCM/INT/LIT" if bits == 16 => Ok(AudioFormat::S16Le),
         "A_PCM/INT/BIG" if bits == 16 => Ok(AudioFormat::S16Be),
+        "A_OPUS" => Ok(AudioFormat::Opus(Box::new(OpusDecoder::new(
+            rate,
+            u8::try_from(channels).unwrap_or(2),
+        )?))),
         other => bail!(
-            "audio codec {other} is not supported yet (G.711 and 16-bit PCM are; AAC and Opus \
-             come with recording)"
+            "audio codec {other} is not supported yet (G.711, 16-bit PCM and Opus are; AAC comes \
+             with recording)"
         ),
     }
 }
@@ -97,7 +111,15 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
     let rate = settings.sampling_frequency().round() as u32;
     let channels = settings.channels().get() as usize;
     let bits = settings.bit_depth().map_or(16, |b| b.get());
-    let format = audio_format(audio.codec_id(), audio.codec_private(), bits)?;
+    let mut format = audio_format(
+        audio.codec_id(),
+        audio.codec_private(),
+        bits,
+        rate,
+        channels,
+    )?;
+    // Matroska: a codec's built-in delay (Opus pre-skip) is decoded but not presented.
+    let audio_delay_secs = audio.codec_delay().unwrap_or(0) as f64 * 1e-9;
 
     let mut decoder = H264Decoder::new()?;
     decoder.decode(&avc.parameter_sets_annex_b)?;
@@ -125,8 +147,8 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
             }
         } else if frame.track == audio_track {
             samples.clear();
-            format.decode(&frame.data, channels, &mut samples);
-            beeps.push(secs, &samples);
+            format.decode(&frame.data, channels, &mut samples)?;
+            beeps.push(secs - audio_delay_secs, &samples);
         }
     }
     Ok(Observations {

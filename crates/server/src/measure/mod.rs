@@ -58,8 +58,8 @@ pub async fn run(args: &MeasureArgs) -> anyhow::Result<()> {
                     .context("the file reader stopped")??
             }
             Some("mp4") | Some("m4v") | Some("mov") => bail!(
-                "{source}: MP4 input is not built yet (it needs the AAC/Opus decoders that come with \
-                 recording); remux to Matroska: ffmpeg -i {source} -c copy out.mkv"
+                "{source}: MP4 input is not built yet (it comes with recording); remux to Matroska: \
+                 ffmpeg -i {source} -c copy out.mkv"
             ),
             _ => bail!(
                 "{source}: not a file type measure reads (.mkv, .webm) nor an rtsp:// URL"
