@@ -497,3 +497,62 @@ async fn reboot_changes_identities_and_drop_closes_connections() {
     );
     camera.shutdown();
 }
+
+/// go2rtc's client asks for the backchannel on DESCRIBE only, then sets up every media in SDP
+/// order on channels `2i`-`2i+1` at Content-Base + control, and plays at Content-Base.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backchannel_answers_a_go2rtc_style_client() {
+    let camera = SimCamera::start(small_camera()).await.unwrap();
+    let mut client = RtspClient::connect(camera.local_addr()).await;
+    let describe = client
+        .request(
+            "DESCRIBE",
+            &camera.url(),
+            &[
+                ("Accept", "application/sdp"),
+                ("Require", "www.onvif.org/ver20/backchannel"),
+            ],
+        )
+        .await;
+    assert_eq!(describe.status, 200);
+    let base = describe.header("Content-Base").unwrap().to_owned();
+    assert!(base.ends_with("/cam/"), "{base}");
+    let controls: Vec<String> = describe
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=control:trackID="))
+        .map(|id| format!("trackID={id}"))
+        .collect();
+    assert_eq!(controls.len(), 3);
+    let mut session = String::new();
+    for (i, control) in controls.iter().enumerate() {
+        let transport = format!("RTP/AVP/TCP;unicast;interleaved={}-{}", i * 2, i * 2 + 1);
+        let mut headers = vec![("Transport", transport.as_str())];
+        if !session.is_empty() {
+            headers.push(("Session", session.as_str()));
+        }
+        let setup = client
+            .request("SETUP", &format!("{base}{control}"), &headers)
+            .await;
+        assert_eq!(setup.status, 200, "SETUP {control}: {setup:?}");
+        assert!(setup
+            .header("Transport")
+            .unwrap()
+            .starts_with("RTP/AVP/TCP;"));
+        session = setup.session();
+    }
+    let play = client
+        .request("PLAY", &base, &[("Session", &session)])
+        .await;
+    assert_eq!(play.status, 200);
+    for k in 0..10u16 {
+        let packet = rtp_packet(0, false, k, u32::from(k) * 160, 0x9021, &[0xff; 160]);
+        client
+            .send_raw(&lockstep_rtsp::message::interleave(4, &packet))
+            .await;
+    }
+    client.receive_for(Duration::from_millis(500)).await;
+    assert!(camera.backchannel_packets() >= 10);
+    assert!(!client.on_channel(0).is_empty(), "video flows alongside");
+    camera.shutdown();
+}
