@@ -4,8 +4,9 @@
 
 use crate::pattern::{mean_luma_below_stripe, read_stripe, StripeData, BEEP_AMPLITUDE, BEEP_HZ};
 
-/// Loudness (fraction of full scale) above which a sample belongs to a beep.
-const BEEP_THRESHOLD: f64 = 0.05;
+/// Loudness (fraction of full scale) above which a sample belongs to a beep: 40 % of the beep,
+/// well above the pre-echo a transform codec (AAC) smears before an onset.
+const BEEP_THRESHOLD: f64 = 0.2;
 /// Silence needed before a new onset counts (the beep lasts 100 ms, beeps are 1 s apart).
 const QUIET_BEFORE_ONSET_SECS: f64 = 0.3;
 /// A flash and a beep further apart than this are not the same event.

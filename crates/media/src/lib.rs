@@ -6,6 +6,7 @@ pub mod beep_flash;
 pub mod g711;
 pub mod h264;
 mod h264_encoder;
+pub mod mp4_reader;
 pub mod pattern;
 
 pub use h264_encoder::{CodecError, DecodedLuma, EncodedFrame, H264Decoder, H264Encoder};

@@ -18,7 +18,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // mp4-atom warns about every metadata box it does not model: not news to a user.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mp4_atom=error")),
         )
         .with_writer(std::io::stderr)
         .init();

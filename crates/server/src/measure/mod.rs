@@ -4,6 +4,7 @@
 
 mod avc;
 mod mkv;
+mod mp4;
 mod output;
 mod rtsp;
 
@@ -57,12 +58,15 @@ pub async fn run(args: &MeasureArgs) -> anyhow::Result<()> {
                     .await
                     .context("the file reader stopped")??
             }
-            Some("mp4") | Some("m4v") | Some("mov") => bail!(
-                "{source}: MP4 input is not built yet (it comes with recording); remux to Matroska: \
-                 ffmpeg -i {source} -c copy out.mkv"
-            ),
+            Some("mp4") | Some("m4v") | Some("mov") => {
+                let path = path.to_owned();
+                let duration = args.duration;
+                tokio::task::spawn_blocking(move || mp4::observe(&path, duration))
+                    .await
+                    .context("the file reader stopped")??
+            }
             _ => bail!(
-                "{source}: not a file type measure reads (.mkv, .webm) nor an rtsp:// URL"
+                "{source}: not a file type measure reads (.mp4, .mov, .mkv, .webm) nor an rtsp:// URL"
             ),
         }
     };

@@ -1,0 +1,367 @@
+//! Reads samples out of a progressive MP4 (a `moov` with sample tables), built on `mp4-atom`'s
+//! box decoding. Presentation times honour composition offsets (`ctts`) and the first edit
+//! (`elst`: encoder priming, B-frame delay). Every index into the file is checked: a malformed
+//! file is an error that says where, never a panic (fuzzed: `fuzz/fuzz_targets/mp4_reader.rs`).
+
+use mp4_atom::{Atom, Codec, Moov, StszSamples, Trak};
+
+/// What a track carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackCodec {
+    /// H.264 with its parameter sets and NAL length size.
+    H264 {
+        sps: Vec<Vec<u8>>,
+        pps: Vec<Vec<u8>>,
+        length_size: usize,
+    },
+    /// AAC with its AudioSpecificConfig.
+    Aac {
+        config: Vec<u8>,
+        sample_rate: u32,
+        channels: u16,
+    },
+    Opus {
+        channels: u8,
+        pre_skip: u16,
+    },
+    Other(String),
+}
+
+/// One sample's place in the file and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleRef {
+    pub offset: usize,
+    pub size: usize,
+    /// Presentation time in the track's timescale, after the edit list.
+    pub pts: i64,
+    pub sync: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mp4Track {
+    pub track_id: u32,
+    pub handler: String,
+    pub timescale: u32,
+    pub codec: TrackCodec,
+    pub samples: Vec<SampleRef>,
+}
+
+impl Mp4Track {
+    pub fn pts_secs(&self, sample: &SampleRef) -> f64 {
+        sample.pts as f64 / f64::from(self.timescale.max(1))
+    }
+}
+
+/// What is wrong with a file, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mp4Error {
+    #[error("box at byte {offset}: {reason}")]
+    Box { offset: usize, reason: String },
+    #[error("no moov box: not a progressive MP4 (fragmented MP4 is read with recording)")]
+    NoMoov,
+    #[error("moov: {0}")]
+    Moov(String),
+    #[error("track {track}: {reason}")]
+    Track { track: u32, reason: String },
+}
+
+/// A parsed file: its tracks and bytes.
+#[derive(Debug, Clone)]
+pub struct Mp4File {
+    pub tracks: Vec<Mp4Track>,
+    data: Vec<u8>,
+}
+
+impl Mp4File {
+    pub fn parse(data: Vec<u8>) -> Result<Mp4File, Mp4Error> {
+        let moov = find_moov(&data)?;
+        let mut tracks = Vec::with_capacity(moov.trak.len());
+        for trak in &moov.trak {
+            tracks.push(read_track(trak, moov.mvhd.timescale, data.len())?);
+        }
+        Ok(Mp4File { tracks, data })
+    }
+
+    /// The bytes of a sample (checked against the file when the track was read).
+    pub fn sample_data(&self, sample: &SampleRef) -> &[u8] {
+        self.data
+            .get(sample.offset..sample.offset + sample.size)
+            .unwrap_or_default()
+    }
+}
+
+/// The box starting at `pos` of `data`: its kind, header length and total size.
+fn box_at(data: &[u8], pos: usize) -> Result<([u8; 4], usize, usize), Mp4Error> {
+    let bad = |reason: String| Mp4Error::Box {
+        offset: pos,
+        reason,
+    };
+    let Some(head) = data.get(pos..pos + 8) else {
+        return Err(bad("truncated box header".into()));
+    };
+    let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let kind = [head[4], head[5], head[6], head[7]];
+    let (header, size) = match size32 {
+        0 => (8, data.len() - pos),
+        1 => {
+            let Some(large) = data.get(pos + 8..pos + 16) else {
+                return Err(bad("truncated 64-bit size".into()));
+            };
+            let mut b = [0u8; 8];
+            b.copy_from_slice(large);
+            (
+                16,
+                usize::try_from(u64::from_be_bytes(b)).unwrap_or(usize::MAX),
+            )
+        }
+        n => (8, n as usize),
+    };
+    if size < header || pos.checked_add(size).is_none_or(|end| end > data.len()) {
+        return Err(bad(format!(
+            "{:?} claims {size} bytes, {} remain",
+            String::from_utf8_lossy(&kind),
+            data.len() - pos
+        )));
+    }
+    Ok((kind, header, size))
+}
+
+fn find_moov(data: &[u8]) -> Result<Moov, Mp4Error> {
+    let mut pos = 0usize;
+    while pos + 8 <= data.len() {
+        let (kind, header, size) = box_at(data, pos)?;
+        if &kind == b"moov" {
+            let pruned = prune(&data[pos + header..pos + size], pos + header)?;
+            return Moov::decode_body(&mut pruned.as_slice())
+                .map_err(|e| Mp4Error::Moov(e.to_string()));
+        }
+        pos += size;
+    }
+    Err(Mp4Error::NoMoov)
+}
+
+/// Boxes whose children we walk.
+const CONTAINERS: [&[u8; 4]; 7] = [
+    b"moov", b"trak", b"edts", b"mdia", b"minf", b"stbl", b"dinf",
+];
+/// Boxes we read (and those the decoder requires). Everything else (sample groups, metadata,
+/// user data…) is dropped before decoding: less to trust, and some of those decoders can be made
+/// to allocate without bound by a crafted count (found by fuzzing).
+const KEPT: [&[u8; 4]; 22] = [
+    b"mvhd", b"trak", b"tkhd", b"edts", b"elst", b"mdia", b"mdhd", b"hdlr", b"minf", b"vmhd",
+    b"smhd", b"dinf", b"dref", b"stbl", b"stsd", b"stts", b"ctts", b"stss", b"stsc", b"stsz",
+    b"stco", b"co64",
+];
+
+/// A container body with only the kept boxes, recursively.
+fn prune(body: &[u8], base: usize) -> Result<Vec<u8>, Mp4Error> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut pos = 0usize;
+    while pos + 8 <= body.len() {
+        let (kind, header, size) = box_at(body, pos).map_err(|e| match e {
+            Mp4Error::Box { offset, reason } => Mp4Error::Box {
+                offset: base + offset,
+                reason,
+            },
+            other => other,
+        })?;
+        if KEPT.contains(&&kind) {
+            let child = &body[pos + header..pos + size];
+            let child = if CONTAINERS.contains(&&kind) {
+                prune(child, base + pos + header)?
+            } else {
+                child.to_vec()
+            };
+            out.extend_from_slice(&((child.len() + 8) as u32).to_be_bytes());
+            out.extend_from_slice(&kind);
+            out.extend_from_slice(&child);
+        }
+        pos += size;
+    }
+    Ok(out)
+}
+
+fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4Track, Mp4Error> {
+    let track_id = trak.tkhd.track_id;
+    let bad = |reason: String| Mp4Error::Track {
+        track: track_id,
+        reason,
+    };
+    let stbl = &trak.mdia.minf.stbl;
+    let codec = match stbl.stsd.codecs.first() {
+        Some(Codec::Avc1(avc1)) => TrackCodec::H264 {
+            sps: avc1.avcc.sequence_parameter_sets.clone(),
+            pps: avc1.avcc.picture_parameter_sets.clone(),
+            length_size: usize::from(avc1.avcc.length_size),
+        },
+        Some(Codec::Mp4a(mp4a)) => {
+            let config = mp4a
+                .esds
+                .es_desc
+                .dec_config
+                .dec_specific
+                .as_ref()
+                .map(|d| d.raw.clone())
+                .unwrap_or_default();
+            TrackCodec::Aac {
+                config,
+                sample_rate: u32::from(mp4a.audio.sample_rate.integer()),
+                channels: mp4a.audio.channel_count,
+            }
+        }
+        Some(Codec::Opus(opus)) => TrackCodec::Opus {
+            channels: opus.dops.output_channel_count,
+            pre_skip: opus.dops.pre_skip,
+        },
+        Some(other) => TrackCodec::Other(format!("{other:?}").chars().take(40).collect()),
+        None => return Err(bad("no sample description".into())),
+    };
+
+    // Sizes.
+    let sizes: Vec<usize> = match &stbl.stsz.samples {
+        StszSamples::Identical { count, size } => {
+            // Every sample lies in the file: a count beyond that is a lie, not an allocation.
+            let (count, size) = (*count as usize, *size as usize);
+            if count.saturating_mul(size.max(1)) > file_len {
+                return Err(bad(format!(
+                    "{count} samples of {size} bytes cannot fit in a {file_len}-byte file"
+                )));
+            }
+            vec![size; count]
+        }
+        StszSamples::Different { sizes } => sizes.iter().map(|&s| s as usize).collect(),
+    };
+    let count = sizes.len();
+    // Chunk offsets.
+    let chunks: Vec<u64> = match (&stbl.stco, &stbl.co64) {
+        (Some(stco), _) => stco.entries.iter().map(|&o| u64::from(o)).collect(),
+        (None, Some(co64)) => co64.entries.clone(),
+        (None, None) => return Err(bad("no chunk offsets".into())),
+    };
+    // Sample → chunk (stsc), giving each sample's file offset.
+    let mut offsets = Vec::with_capacity(count);
+    let entries = &stbl.stsc.entries;
+    let mut sample = 0usize;
+    for (i, entry) in entries.iter().enumerate() {
+        let first = entry.first_chunk.max(1) as usize - 1;
+        let last = entries
+            .get(i + 1)
+            .map_or(chunks.len(), |next| next.first_chunk.max(1) as usize - 1);
+        for chunk in first..last.min(chunks.len()) {
+            let mut offset = usize::try_from(chunks[chunk]).unwrap_or(usize::MAX);
+            for _ in 0..entry.samples_per_chunk {
+                if sample == count {
+                    break;
+                }
+                offsets.push(offset);
+                offset = offset.saturating_add(sizes[sample]);
+                sample += 1;
+            }
+        }
+    }
+    if offsets.len() != count {
+        return Err(bad(format!(
+            "chunk tables place {} of {count} samples",
+            offsets.len()
+        )));
+    }
+    // Decode times (stts) and composition offsets (ctts).
+    let mut dts = Vec::with_capacity(count);
+    let mut t: i64 = 0;
+    for entry in &stbl.stts.entries {
+        for _ in 0..entry.sample_count {
+            if dts.len() == count {
+                break;
+            }
+            dts.push(t);
+            t = t.saturating_add(i64::from(entry.sample_delta));
+        }
+    }
+    if dts.len() != count {
+        return Err(bad(format!("stts times {} of {count} samples", dts.len())));
+    }
+    let mut cts = vec![0i64; count];
+    if let Some(ctts) = &stbl.ctts {
+        let mut i = 0;
+        for entry in &ctts.entries {
+            let run = (entry.sample_count as usize).min(count - i);
+            cts[i..i + run].fill(entry.sample_offset);
+            i += run;
+        }
+    }
+    // The edit list: empty edits delay the track's start (in the movie's timescale); the first
+    // real edit's media time is where presentation starts (priming and B-frame delay skipped).
+    let timescale = trak.mdia.mdhd.timescale;
+    let mut edit_shift: i64 = 0;
+    if let Some(elst) = trak.edts.as_ref().and_then(|e| e.elst.as_ref()) {
+        for entry in &elst.entries {
+            match entry.media_time {
+                None => {
+                    let delay = i128::from(entry.segment_duration) * i128::from(timescale)
+                        / i128::from(movie_timescale.max(1));
+                    edit_shift += i64::try_from(delay).unwrap_or(0);
+                }
+                Some(media_time) => {
+                    edit_shift -= i64::try_from(media_time).unwrap_or(0);
+                    break;
+                }
+            }
+        }
+    }
+    let sync: Option<Vec<u32>> = stbl.stss.as_ref().map(|s| s.entries.clone());
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count {
+        let (offset, size) = (offsets[i], sizes[i]);
+        if offset.checked_add(size).is_none_or(|end| end > file_len) {
+            return Err(bad(format!(
+                "sample {i} at byte {offset} (+{size}) lies outside the file"
+            )));
+        }
+        samples.push(SampleRef {
+            offset,
+            size,
+            pts: dts[i] + cts[i] + edit_shift,
+            sync: sync
+                .as_ref()
+                .is_none_or(|s| s.binary_search(&(i as u32 + 1)).is_ok()),
+        });
+    }
+    Ok(Mp4Track {
+        track_id,
+        handler: trak.mdia.hdlr.handler.to_string(),
+        timescale,
+        codec,
+        samples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_what_is_not_mp4_with_a_place() {
+        assert_eq!(Mp4File::parse(vec![]).unwrap_err(), Mp4Error::NoMoov);
+        let mut lying = vec![0, 0, 0x10, 0, b'f', b't', b'y', b'p'];
+        lying.extend_from_slice(&[0; 8]);
+        let err = Mp4File::parse(lying).unwrap_err();
+        assert!(err.to_string().contains("byte 0"), "{err}");
+        let mut bad_moov = vec![0, 0, 0, 12, b'm', b'o', b'o', b'v'];
+        bad_moov.extend_from_slice(&[1, 2, 3, 4]);
+        assert!(matches!(Mp4File::parse(bad_moov), Err(Mp4Error::Moov(_))));
+    }
+
+    #[test]
+    fn boxes_we_do_not_read_are_dropped_before_decoding() {
+        // A moov holding only a udta: pruned to nothing, then refused cleanly.
+        let mut moov = vec![0, 0, 0, 20, b'm', b'o', b'o', b'v'];
+        moov.extend_from_slice(&[0, 0, 0, 12, b'u', b'd', b't', b'a', 0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(prune(&moov[8..], 8).unwrap(), Vec::<u8>::new());
+        assert!(matches!(Mp4File::parse(moov), Err(Mp4Error::Moov(_))));
+        // A child box that overruns its parent is reported with its absolute offset.
+        let mut overrun = vec![0, 0, 0, 16, b'm', b'o', b'o', b'v'];
+        overrun.extend_from_slice(&[0, 0, 0, 99, b'm', b'v', b'h', b'd']);
+        let err = Mp4File::parse(overrun).unwrap_err();
+        assert!(err.to_string().contains("byte 8"), "{err}");
+    }
+}
