@@ -247,7 +247,10 @@ fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4T
         let last = entries
             .get(i + 1)
             .map_or(chunks.len(), |next| next.first_chunk.max(1) as usize - 1);
-        for &chunk_offset in chunks.get(first..last.min(chunks.len())).unwrap_or_default() {
+        for &chunk_offset in chunks
+            .get(first..last.min(chunks.len()))
+            .unwrap_or_default()
+        {
             let mut offset = usize::try_from(chunk_offset).unwrap_or(usize::MAX);
             for _ in 0..entry.samples_per_chunk {
                 if sample == count {

@@ -6,14 +6,14 @@ use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
-use lockstep_media::beep_flash::{observe_picture, BeepDetector};
+use lockstep_media::beep_flash::BeepDetector;
 use lockstep_media::g711::G711Law;
 use lockstep_media::H264Decoder;
 use lockstep_opus::OpusDecoder;
 use matroska_demuxer::{Frame, MatroskaFile, TrackType};
 
 use super::avc::{parse_avcc, to_annex_b};
-use super::Observations;
+use super::{decode_picture, Observations};
 
 /// How an audio track's bytes become samples.
 #[derive(Debug)]
@@ -135,27 +135,12 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
         let secs = frame.timestamp as f64 * ns_per_tick * 1e-9;
         if frame.track == video_track {
             let annex_b = to_annex_b(&frame.data, avc.length_size)?;
-            // A damaged picture is skipped, not fatal: the count shows in dropped frames.
-            if let Ok(Some(luma)) = decoder.decode(&annex_b) {
-                pictures.push(observe_picture(
-                    secs,
-                    &luma.y,
-                    luma.stride,
-                    luma.width,
-                    luma.height,
-                ));
-            }
+            pictures.extend(decode_picture(&mut decoder, &annex_b, secs));
         } else if frame.track == audio_track {
             samples.clear();
             format.decode(&frame.data, channels, &mut samples)?;
             beeps.push(secs - audio_delay_secs, &samples);
         }
     }
-    Ok(Observations {
-        pictures,
-        beeps,
-        timing: "container timestamps",
-        video_latency_ms: Vec::new(),
-        audio_latency_ms: Vec::new(),
-    })
+    Ok(Observations::from_file(pictures, beeps))
 }

@@ -11,7 +11,8 @@ mod rtsp;
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
-use lockstep_media::beep_flash::{analyze, BeepDetector, PictureObservation};
+use lockstep_media::beep_flash::{analyze, observe_picture, BeepDetector, PictureObservation};
+use lockstep_media::H264Decoder;
 
 use crate::cli::MeasureArgs;
 
@@ -27,6 +28,48 @@ pub struct Observations {
     pub video_latency_ms: Vec<f64>,
     /// Capture (the paired flash's stripe wallclock) → arrival of the beep onset, ms, when live.
     pub audio_latency_ms: Vec<f64>,
+}
+
+impl Observations {
+    /// What a file gives: container timestamps, no latency.
+    fn from_file(pictures: Vec<PictureObservation>, beeps: BeepDetector) -> Self {
+        Observations {
+            pictures,
+            beeps,
+            timing: "container timestamps",
+            video_latency_ms: Vec::new(),
+            audio_latency_ms: Vec::new(),
+        }
+    }
+}
+
+/// Decodes one access unit and looks at its picture. A damaged picture is skipped, not fatal:
+/// it shows in the dropped-frame count.
+fn decode_picture(
+    decoder: &mut H264Decoder,
+    annex_b: &[u8],
+    presented_secs: f64,
+) -> Option<PictureObservation> {
+    let luma = decoder.decode(annex_b).ok()??;
+    Some(observe_picture(
+        presented_secs,
+        &luma.y,
+        luma.stride,
+        luma.width,
+        luma.height,
+    ))
+}
+
+/// Reads a file on a blocking thread (decoding is CPU work).
+async fn read_file(
+    path: &Path,
+    duration: Option<f64>,
+    reader: fn(&Path, Option<f64>) -> anyhow::Result<Observations>,
+) -> anyhow::Result<Observations> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || reader(&path, duration))
+        .await
+        .context("the file reader stopped")?
 }
 
 pub async fn run(args: &MeasureArgs) -> anyhow::Result<()> {
@@ -51,19 +94,9 @@ pub async fn run(args: &MeasureArgs) -> anyhow::Result<()> {
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
         match extension.as_deref() {
-            Some("mkv") | Some("webm") => {
-                let path = path.to_owned();
-                let duration = args.duration;
-                tokio::task::spawn_blocking(move || mkv::observe(&path, duration))
-                    .await
-                    .context("the file reader stopped")??
-            }
+            Some("mkv") | Some("webm") => read_file(path, args.duration, mkv::observe).await?,
             Some("mp4") | Some("m4v") | Some("mov") => {
-                let path = path.to_owned();
-                let duration = args.duration;
-                tokio::task::spawn_blocking(move || mp4::observe(&path, duration))
-                    .await
-                    .context("the file reader stopped")??
+                read_file(path, args.duration, mp4::observe).await?
             }
             _ => bail!(
                 "{source}: not a file type measure reads (.mp4, .mov, .mkv, .webm) nor an rtsp:// URL"

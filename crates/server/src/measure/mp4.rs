@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
-use lockstep_media::beep_flash::{observe_picture, BeepDetector};
+use lockstep_media::beep_flash::BeepDetector;
 use lockstep_media::mp4_reader::{Mp4File, Mp4Track, TrackCodec};
 use lockstep_media::H264Decoder;
 use lockstep_opus::OpusDecoder;
@@ -14,7 +14,7 @@ use symphonia_core::codecs::{CodecParameters, Decoder as _, DecoderOptions, CODE
 use symphonia_core::formats::Packet;
 
 use super::avc::to_annex_b;
-use super::Observations;
+use super::{decode_picture, Observations};
 
 /// Decodes one audio track's samples to first-channel f32.
 enum AudioDecoder {
@@ -113,15 +113,7 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
             break;
         }
         let annex_b = to_annex_b(file.sample_data(sample), *length_size)?;
-        if let Ok(Some(luma)) = decoder.decode(&annex_b) {
-            pictures.push(observe_picture(
-                secs,
-                &luma.y,
-                luma.stride,
-                luma.width,
-                luma.height,
-            ));
-        }
+        pictures.extend(decode_picture(&mut decoder, &annex_b, secs));
     }
     let (mut audio_decoder, rate) = AudioDecoder::new(audio)?;
     let mut beeps = BeepDetector::new(rate);
@@ -135,11 +127,5 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
         audio_decoder.decode(file.sample_data(sample), &mut samples)?;
         beeps.push(secs, &samples);
     }
-    Ok(Observations {
-        pictures,
-        beeps,
-        timing: "container timestamps",
-        video_latency_ms: Vec::new(),
-        audio_latency_ms: Vec::new(),
-    })
+    Ok(Observations::from_file(pictures, beeps))
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 use futures::StreamExt;
-use lockstep_media::beep_flash::{observe_picture, BeepDetector, PictureObservation};
+use lockstep_media::beep_flash::{BeepDetector, PictureObservation};
 use lockstep_media::g711::G711Law;
 use lockstep_media::H264Decoder;
 use lockstep_sync::{NtpTime, SenderReportClock};
@@ -17,7 +17,7 @@ use retina::client::{
 use retina::codec::{CodecItem, ParametersRef};
 
 use super::avc::{parse_avcc, to_annex_b};
-use super::Observations;
+use super::{decode_picture, Observations};
 
 fn unix_micros_now() -> i64 {
     SystemTime::now()
@@ -123,13 +123,13 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
                     }
                 }
                 let annex_b = to_annex_b(frame.data(), length_size)?;
-                if let Ok(Some(luma)) = decoder.decode(&annex_b) {
+                if let Some(picture) = decode_picture(&mut decoder, &annex_b, 0.0) {
                     let ts = frame.timestamp();
                     pictures.push(Timed {
                         ts_ext: ts.timestamp(),
                         elapsed_secs: ts.elapsed_secs(),
                         arrival_unix_micros: arrival,
-                        item: observe_picture(0.0, &luma.y, luma.stride, luma.width, luma.height),
+                        item: picture,
                     });
                 }
             }
