@@ -308,7 +308,7 @@ pub fn start(cfg: &SimCameraConfig) -> Result<Arc<Live>, String> {
         stop: AtomicBool::new(false),
         frames_sent: AtomicU64::new(0),
     });
-    let capture = Capture {
+    let mut capture = Capture {
         cfg: cfg.clone(),
         live: Arc::clone(&live),
         video,
@@ -319,6 +319,10 @@ pub fn start(cfg: &SimCameraConfig) -> Result<Arc<Live>, String> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64),
     };
+    // The first reports go out before anything else, so even the first client can sync at once.
+    if cfg.sender_reports {
+        capture.send_reports(0.0);
+    }
     std::thread::Builder::new()
         .name("sim-camera-capture".into())
         .spawn(move || capture.run())
@@ -403,7 +407,7 @@ impl Capture {
         let has_audio = self.live.tracks.len() > 1;
         let mut stream = self.new_stream(0.0);
         let mut frame_index: u64 = 0;
-        let mut next_report = 0.0;
+        let mut next_report = cfg.report_interval.as_secs_f64();
         let mut rebooted = false;
         let reboot_at = cfg.reboot_after.map(|d| d.as_secs_f64());
         while !self.live.stop.load(Ordering::Relaxed) {
