@@ -558,3 +558,42 @@ async fn backchannel_answers_a_go2rtc_style_client() {
     assert!(!client.on_channel(0).is_empty(), "video flows alongside");
     camera.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_keepalive_and_teardown() {
+    let camera = SimCamera::start(small_camera()).await.unwrap();
+    let url = camera.url();
+    let mut client = RtspClient::connect(camera.local_addr()).await;
+    let play = client.play_tcp(&url).await;
+    let session = play.session();
+    client.receive_for(Duration::from_millis(500)).await;
+    assert!(!client.on_channel(0).is_empty());
+    let keepalive = client
+        .request("GET_PARAMETER", &url, &[("Session", &session)])
+        .await;
+    assert_eq!(keepalive.status, 200);
+    let pause = client
+        .request("PAUSE", &url, &[("Session", &session)])
+        .await;
+    assert_eq!(pause.status, 200);
+    client.receive_for(Duration::from_millis(200)).await;
+    let paused_at = client.interleaved.len();
+    client.receive_for(Duration::from_millis(600)).await;
+    assert_eq!(
+        client.interleaved.len(),
+        paused_at,
+        "nothing flows while paused"
+    );
+    let resume = client.request("PLAY", &url, &[("Session", &session)]).await;
+    assert_eq!(resume.status, 200);
+    assert!(resume.header("RTP-Info").is_some());
+    client.receive_for(Duration::from_millis(500)).await;
+    assert!(client.interleaved.len() > paused_at + 10, "flowing again");
+    let teardown = client
+        .request("TEARDOWN", &url, &[("Session", &session)])
+        .await;
+    assert_eq!(teardown.status, 200);
+    let gone = client.request("PLAY", &url, &[("Session", &session)]).await;
+    assert_eq!(gone.status, 454, "the session is gone");
+    camera.shutdown();
+}
