@@ -1,6 +1,7 @@
 //! `lockstep`: one binary that ingests cameras and avatars, keeps them in sync, and serves them.
 
 mod cli;
+mod config;
 mod measure;
 mod sim_camera_cmd;
 
@@ -26,9 +27,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::SimCamera(args) => run_async(sim_camera_cmd::run(&args)),
         Command::Measure(args) => run_async(measure::run(&args)),
-        command @ (Command::Demo | Command::Serve(_) | Command::Discover) => {
-            not_implemented(command.name())
-        }
+        Command::Serve(args) => serve(&args.config),
+        command @ (Command::Demo | Command::Discover) => not_implemented(command.name()),
     }
 }
 
@@ -46,6 +46,24 @@ fn run_async(command: impl std::future::Future<Output = anyhow::Result<()>>) -> 
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Checks the configuration; the live server itself is not built yet.
+fn serve(path: &std::path::Path) -> ExitCode {
+    match config::Config::load(path) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(config) => {
+            eprint!("{}", config.summary());
+            eprintln!(
+                "lockstep serve: {} is valid; the live server is not implemented yet.",
+                path.display()
+            );
+            ExitCode::from(NOT_IMPLEMENTED)
         }
     }
 }

@@ -11,7 +11,7 @@ fn lockstep(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn unbuilt_subcommands_say_so_and_exit_2() {
-    for args in [&["demo"][..], &["serve"], &["discover"]] {
+    for args in [&["demo"][..], &["discover"]] {
         let out = lockstep(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -57,4 +57,41 @@ fn sim_camera_rejects_bad_values_with_the_option_name() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn serve_checks_the_config_and_never_prints_credentials() {
+    let dir = std::env::temp_dir().join(format!("lockstep-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[[camera]]\nname = \"front-door\"\nurl = \"rtsp://admin:s3cret@192.168.1.10/stream1\"\n",
+    )
+    .unwrap();
+    let out = lockstep(&["serve", "--config", good.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("camera front-door at rtsp://***:***@192.168.1.10/stream1"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret") && !stderr.contains("admin"),
+        "{stderr}"
+    );
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"127.0.0.1:8350\"\nlistne = 1\n").unwrap();
+    let out = lockstep(&["serve", "--config", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("bad.toml: line 3: unknown field `listne`"),
+        "{stderr}"
+    );
+
+    let missing = lockstep(&["serve", "--config", "/nonexistent/lockstep.toml"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
 }

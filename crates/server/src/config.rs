@@ -1,0 +1,463 @@
+//! `lockstep.toml`: the configuration contract of ARCHITECTURE.md. Unknown keys and bad values are
+//! rejected at start with the file, the line and the reason; camera credentials never leave the
+//! [`RedactedUrl`] they are kept in.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use lockstep_sync::LatencyProfile;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+/// The most a manual trim may move audio: a camera further off is broken, not late.
+pub const MAX_SYNC_OFFSET_MS: i64 = 5_000;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8350))
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    #[serde(default = "default_retain_days")]
+    pub retain_days: u32,
+    #[serde(default = "default_max_disk")]
+    pub max_disk: ByteSize,
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("lockstep-data")
+}
+fn default_retain_days() -> u32 {
+    30
+}
+fn default_max_disk() -> ByteSize {
+    ByteSize(500 * 1_000_000_000)
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            dir: default_dir(),
+            retain_days: default_retain_days(),
+            max_disk: default_max_disk(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordMode {
+    Continuous,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Talkback {
+    Off,
+    Onvif,
+    Auto,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    pub name: CameraName,
+    pub url: RedactedUrl,
+    #[serde(default = "yes")]
+    pub audio: bool,
+    #[serde(default = "continuous")]
+    pub record: RecordMode,
+    #[serde(default = "yes")]
+    pub record_audio: bool,
+    #[serde(default = "auto")]
+    pub talkback: Talkback,
+    #[serde(default, deserialize_with = "sync_offset")]
+    pub sync_offset_ms: i64,
+    #[serde(default, deserialize_with = "latency")]
+    pub latency: LatencyProfile,
+}
+
+fn yes() -> bool {
+    true
+}
+fn continuous() -> RecordMode {
+    RecordMode::Continuous
+}
+fn auto() -> Talkback {
+    Talkback::Auto
+}
+
+fn sync_offset<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let ms = i64::deserialize(d)?;
+    if ms.abs() > MAX_SYNC_OFFSET_MS {
+        return Err(de::Error::custom(format!(
+            "sync_offset_ms {ms} is beyond ±{MAX_SYNC_OFFSET_MS}"
+        )));
+    }
+    Ok(ms)
+}
+
+fn latency<'de, D: Deserializer<'de>>(d: D) -> Result<LatencyProfile, D::Error> {
+    String::deserialize(d)?.parse().map_err(de::Error::custom)
+}
+
+/// A camera name: `[a-z0-9-]`, 1 to 63 characters, not starting or ending with `-` (it appears
+/// in URLs and file paths).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CameraName(String);
+
+impl CameraName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CameraName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for CameraName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = (1..=63).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if valid {
+            Ok(CameraName(s.to_owned()))
+        } else {
+            Err(format!(
+                "camera name {s:?} must be 1-63 characters of a-z, 0-9 and '-', not starting or \
+                 ending with '-'"
+            ))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CameraName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+/// A camera URL whose credentials never show: `Display` and `Debug` print
+/// `rtsp://***:***@host/path`. (The source manager will add the one accessor that gives the real
+/// URL, to connect.)
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedactedUrl(url::Url);
+
+impl RedactedUrl {
+    fn redacted(&self) -> String {
+        let mut shown = self.0.clone();
+        if !shown.username().is_empty() {
+            let _ = shown.set_username("***");
+        }
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        shown.to_string()
+    }
+}
+
+impl fmt::Display for RedactedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for RedactedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedactedUrl({})", self.redacted())
+    }
+}
+
+impl FromStr for RedactedUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Errors must not echo the input: it may hold a password.
+        let url = url::Url::parse(s).map_err(|e| format!("camera url is not a valid URL ({e})"))?;
+        match url.scheme() {
+            "rtsp" | "rtsps" => {}
+            other => {
+                return Err(format!(
+                    "camera url scheme {other:?} is not supported (rtsp:// or rtsps://)"
+                ))
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("camera url has no host".into());
+        }
+        Ok(RedactedUrl(url))
+    }
+}
+
+impl<'de> Deserialize<'de> for RedactedUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+/// A size like `500GB`, `2 TiB` or `750000000` (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (digits, unit) = t.split_at(split);
+        let number: u64 = digits
+            .parse()
+            .map_err(|_| format!("size {s:?} must start with a whole number"))?;
+        let multiplier: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+            "" | "B" => 1,
+            "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            "KIB" => 1 << 10,
+            "MIB" => 1 << 20,
+            "GIB" => 1 << 30,
+            "TIB" => 1 << 40,
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} in {s:?} (KB, MB, GB, TB, KiB…)"
+                ))
+            }
+        };
+        number
+            .checked_mul(multiplier)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => s.parse().map_err(de::Error::custom),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: line {line}: {reason}")]
+    Invalid {
+        path: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    Inconsistent { path: String, reason: String },
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+impl Config {
+    /// What the configuration says, for a person to check (credentials redacted).
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "listen {}; storage {} (keep {} days, at most {} bytes)\n",
+            self.server.listen,
+            self.storage.dir.display(),
+            self.storage.retain_days,
+            self.storage.max_disk.0
+        );
+        for c in &self.cameras {
+            out.push_str(&format!(
+                "camera {} at {}: audio {}, record {:?}{}, talkback {:?}, sync offset {} ms, \
+                 latency {}\n",
+                c.name,
+                c.url,
+                if c.audio { "on" } else { "off" },
+                c.record,
+                if c.record_audio {
+                    ""
+                } else {
+                    " (silent video)"
+                },
+                c.talkback,
+                c.sync_offset_ms,
+                c.latency
+            ));
+        }
+        out
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Config::parse(&text, &shown)
+    }
+
+    /// Parses the text of `path` (named in errors).
+    pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            line: e.span().map_or(1, |span| line_of(text, span.start)),
+            reason: e.message().to_owned(),
+        })?;
+        let mut seen = std::collections::HashSet::new();
+        for camera in &config.cameras {
+            if !seen.insert(camera.name.as_str()) {
+                let line = text
+                    .find(&format!("\"{}\"", camera.name))
+                    .map_or(1, |offset| line_of(text, offset));
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    line,
+                    reason: format!("camera name {:?} is used twice", camera.name.as_str()),
+                });
+            }
+        }
+        if config.storage.retain_days == 0 {
+            return Err(ConfigError::Inconsistent {
+                path: path.to_owned(),
+                reason: "storage.retain_days must be at least 1".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+[server]
+listen = "127.0.0.1:9000"
+[storage]
+dir = "/var/lib/lockstep"
+retain_days = 7
+max_disk = "2TB"
+[[camera]]
+name = "front-door"
+url = "rtsp://admin:s3cret@192.168.1.10:554/stream1"
+audio = true
+record = "continuous"
+record_audio = false
+talkback = "onvif"
+sync_offset_ms = -40
+latency = "balanced"
+[[camera]]
+name = "garage"
+url = "rtsp://192.168.1.11/live"
+"#;
+
+    #[test]
+    fn reads_the_contract_with_defaults() {
+        let c = Config::parse(FULL, "lockstep.toml").unwrap();
+        assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(c.storage.max_disk, ByteSize(2_000_000_000_000));
+        assert_eq!(c.cameras.len(), 2);
+        let front = &c.cameras[0];
+        assert!(!front.record_audio);
+        assert_eq!(front.talkback, Talkback::Onvif);
+        assert_eq!(front.sync_offset_ms, -40);
+        assert_eq!(front.latency, LatencyProfile::Balanced);
+        let garage = &c.cameras[1];
+        assert!(garage.audio && garage.record_audio);
+        assert_eq!(garage.record, RecordMode::Continuous);
+        assert_eq!(garage.latency, LatencyProfile::Low);
+        let empty = Config::parse("", "x.toml").unwrap();
+        assert_eq!(empty.server.listen, default_listen());
+        assert!(empty.cameras.is_empty());
+    }
+
+    #[test]
+    fn credentials_never_show() {
+        let c = Config::parse(FULL, "lockstep.toml").unwrap();
+        let url = &c.cameras[0].url;
+        assert_eq!(url.to_string(), "rtsp://***:***@192.168.1.10:554/stream1");
+        assert!(!format!("{:?}", c).contains("s3cret"));
+        assert!(!format!("{:?}", c).contains("admin"));
+        assert_eq!(url.0.password(), Some("s3cret"));
+        // A bad URL's error does not echo it.
+        let bad = FULL.replace(
+            "rtsp://admin:s3cret@192.168.1.10:554",
+            "http://admin:s3cret@h",
+        );
+        let err = Config::parse(&bad, "lockstep.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("line 10") && err.contains("http"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_reason() {
+        let cases = [
+            ("[server]\nlisten = \"127.0.0.1:8350\"\nport = 1\n", "line 3", "unknown field `port`"),
+            ("[[camera]]\nname = \"Front Door\"\nurl = \"rtsp://h/\"\n", "line 2", "a-z"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nlatency = \"fast\"\n", "line 4", "\"fast\""),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nrecord = \"always\"\n", "line 4", "always"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nsync_offset_ms = 9000\n", "line 4", "beyond"),
+            ("[storage]\nmax_disk = \"5 parsecs\"\n", "line 2", "PARSECS"),
+            ("[[camera]]\nname = \"a\"\n", "line 1", "missing field `url`"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://i/\"\n", "line 2", "used twice"),
+        ];
+        for (text, line, reason) in cases {
+            let err = Config::parse(text, "cams.toml").unwrap_err().to_string();
+            assert!(err.starts_with("cams.toml: "), "{err}");
+            assert!(err.contains(line), "{text:?}: {err}");
+            assert!(err.contains(reason), "{text:?}: {err}");
+        }
+    }
+}
