@@ -12,10 +12,10 @@
 //!    [`JitterBuffer`] restores order and declares losses, and the [`SourceTimeline`] maps every
 //!    track onto one capture timeline ([`SenderReportClock`] + [`SkewEstimator`]). It keeps the
 //!    source's playout delay: `output = capture + delay`, the same for every track.
-//! 2. Decoded audio goes through the [`AudioRetimer`] (resample ratio and concealment: the audio
-//!    clock is the master and never stalls); frames go through the [`VideoScheduler`] (hold early,
-//!    drop late). The [`Watchdog`] measures the residual offset at the output and shifts video
-//!    to follow audio.
+//! 2. The [`OutputStage`]: decoded audio goes through the [`AudioRetimer`] (resample ratio and
+//!    concealment: the audio clock is the master and never stalls); frames go through the
+//!    [`VideoScheduler`] (hold early, drop late). The [`Watchdog`] measures the residual offset
+//!    at the output and shifts video to follow audio.
 //!
 //! # A run loop
 //!
@@ -53,6 +53,7 @@ mod audio_retimer;
 mod delay_window;
 mod jitter_buffer;
 mod latency_profile;
+mod output_stage;
 mod rtp_timeline;
 mod sender_report_clock;
 mod skew;
@@ -71,6 +72,7 @@ pub use jitter_buffer::{
     DELAY_PERCENTILE, DELAY_WINDOW_NANOS,
 };
 pub use latency_profile::{LatencyProfile, UnknownLatencyProfile};
+pub use output_stage::{OutputStage, StageOutput};
 pub use rtp_timeline::{
     ResyncReason, SequenceUnwrapper, TimelineRejection, TimestampUnwrapper, TrackTimeline,
     UnwrappedPacket, MAX_BACKWARD_JUMP_SECS, MAX_DROPOUT_PACKETS, MAX_FORWARD_JUMP_SECS,

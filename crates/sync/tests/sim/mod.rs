@@ -10,8 +10,8 @@ use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use lockstep_sync::{
-    AudioRetimer, LatencyProfile, LocalInstant, NtpTime, RetimerOutput, SourceOutput, SourceSync,
-    TrackKind, VideoMode, VideoOutput, VideoScheduler, Watchdog,
+    LatencyProfile, LocalInstant, NtpTime, OutputStage, SourceOutput, SourceSync, StageOutput,
+    TrackKind, VideoMode,
 };
 
 const NANOS: i64 = 1_000_000_000;
@@ -275,9 +275,7 @@ pub struct Receiver {
     pub sync: SourceSync<Truth>,
     pub audio: usize,
     pub video: usize,
-    retimer: AudioRetimer,
-    scheduler: VideoScheduler<Truth>,
-    watchdog: Watchdog,
+    stage: OutputStage<Truth>,
     /// The frame being assembled: its timestamp, truth and capture time.
     frame: Option<(i64, Truth, LocalInstant)>,
     pub outputs: Vec<Output>,
@@ -293,9 +291,7 @@ impl Receiver {
             sync,
             audio,
             video,
-            retimer: AudioRetimer::new(),
-            scheduler: VideoScheduler::new(VideoMode::Passthrough, profile.max_delay()),
-            watchdog: Watchdog::new(),
+            stage: OutputStage::new(VideoMode::Passthrough, profile.max_delay()),
             frame: None,
             outputs: Vec::new(),
             max_buffered: 0,
@@ -336,11 +332,14 @@ impl Receiver {
                 SourceOutput::Packet(p) if p.track == self.audio => {
                     let target = self.sync.output_time(p.capture);
                     let plan = self
-                        .retimer
-                        .handle_chunk(target, p.payload.samples, audio_rate_hz);
-                    self.watchdog.handle_audio_error(plan.error_nanos);
+                        .stage
+                        .handle_audio(target, p.payload.samples, audio_rate_hz);
                     if plan.output_samples > 0 {
-                        let out = self.retimer.out_time(plan.out_pts).unwrap_or(target);
+                        let out = self
+                            .stage
+                            .retimer()
+                            .out_time(plan.out_pts)
+                            .unwrap_or(target);
                         // The first sample kept (after any skip) is what lands at `out`.
                         let kept_offset =
                             i64::from(plan.skip_input_samples) * NANOS / i64::from(audio_rate_hz);
@@ -360,39 +359,20 @@ impl Receiver {
                 SourceOutput::Drained { next_wakeup } => break next_wakeup,
             }
         };
-        let video_wakeup = loop {
-            match self.scheduler.poll_output(now) {
-                VideoOutput::Frame {
-                    out,
-                    target,
-                    payload,
-                    ..
-                } => {
-                    let shift = self.watchdog.video_shift_nanos();
-                    let unshifted = target.add_nanos(-shift);
-                    self.watchdog.handle_video_error(out.nanos_since(unshifted));
-                    self.outputs.push(Output {
-                        kind: Kind::Video,
-                        at_nanos: now.as_nanos(),
-                        out_nanos: out.as_nanos(),
-                        truth_nanos: payload.capture_nanos,
-                        frame_index: payload.frame_index,
-                    });
-                }
-                VideoOutput::Dropped { .. } => {}
-                VideoOutput::Drained { next_wakeup } => break next_wakeup,
+        let stage_wakeup = loop {
+            match self.stage.poll_output(now) {
+                StageOutput::Video { out, payload, .. } => self.outputs.push(Output {
+                    kind: Kind::Video,
+                    at_nanos: now.as_nanos(),
+                    out_nanos: out.as_nanos(),
+                    truth_nanos: payload.capture_nanos,
+                    frame_index: payload.frame_index,
+                }),
+                StageOutput::Conceal { .. } => {}
+                StageOutput::Drained { next_wakeup } => break next_wakeup,
             }
         };
-        let audio_wakeup = loop {
-            match self.retimer.poll_output(now) {
-                RetimerOutput::Conceal { .. } => {}
-                RetimerOutput::Drained { next_wakeup } => break next_wakeup,
-            }
-        };
-        [sync_wakeup, video_wakeup, audio_wakeup]
-            .into_iter()
-            .flatten()
-            .min()
+        [sync_wakeup, stage_wakeup].into_iter().flatten().min()
     }
 
     /// Reassembles frames from packets as a passthrough server does: a frame ends at its marker,
@@ -411,11 +391,8 @@ impl Receiver {
     }
 
     fn emit_frame(&mut self, capture: LocalInstant, truth: Truth) {
-        let target = self
-            .sync
-            .output_time(capture)
-            .add_nanos(self.watchdog.video_shift_nanos());
-        self.scheduler.handle_frame(target, truth.keyframe, truth);
+        let target = self.sync.output_time(capture);
+        self.stage.handle_video(target, truth.keyframe, truth);
         self.frame = None;
     }
 }
@@ -614,13 +591,13 @@ pub fn run(cfg: &SimConfig) -> SimResult {
     }
 
     result.outputs = std::mem::take(&mut rx.outputs);
-    let rs = rx.retimer.stats();
+    let rs = rx.stage.retimer().stats();
     result.concealed_samples = rs.concealed_samples;
     result.skipped_input_samples = rs.skipped_input_samples;
     result.audio_steps = rs.steps;
-    let vs = rx.scheduler.stats();
+    let vs = rx.stage.scheduler().stats();
     result.frames_dropped = vs.dropped_late + vs.dropped_awaiting_keyframe;
-    result.watchdog_corrections = rx.watchdog.stats().corrections;
+    result.watchdog_corrections = rx.stage.watchdog_stats().corrections;
     result.max_buffered = rx.max_buffered;
     result.buffer_cap = rx.sync.track_buffered(rx.audio).1;
     result.final_playout_delay = rx.sync.playout_delay();
