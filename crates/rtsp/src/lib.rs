@@ -1,7 +1,8 @@
-//! RTSP for lockstep: the camera simulator (an RTSP/1.0 server behaving like a real IP camera)
-//! and the wire formats it shares with our clients.
+//! RTSP for lockstep: camera ingest into the sync core, the camera simulator (an RTSP/1.0 server
+//! behaving like a real IP camera), and the wire formats they share.
 
 pub mod auth;
+pub mod ingest;
 pub mod message;
 pub mod rtp;
 pub mod sim_camera;

@@ -10,10 +10,9 @@ use futures::StreamExt;
 use lockstep_media::beep_flash::{BeepDetector, PictureObservation};
 use lockstep_media::g711::G711Law;
 use lockstep_media::H264Decoder;
+use lockstep_rtsp::ingest::split_credentials;
 use lockstep_sync::{NtpTime, SenderReportClock};
-use retina::client::{
-    Credentials, InitialTimestampPolicy, PlayOptions, SessionOptions, SetupOptions,
-};
+use retina::client::{InitialTimestampPolicy, PlayOptions, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, ParametersRef};
 
 use super::avc::{parse_avcc, to_annex_b};
@@ -39,20 +38,8 @@ enum AudioCodec {
     L16,
 }
 
-/// `rtsp://user:pass@host/…` → the URL without credentials, and the credentials.
-fn split_credentials(source: &str) -> anyhow::Result<(url::Url, Option<Credentials>)> {
-    let mut url = url::Url::parse(source).context("not a valid URL")?;
-    let creds = (!url.username().is_empty()).then(|| Credentials {
-        username: url.username().to_owned(),
-        password: url.password().unwrap_or_default().to_owned(),
-    });
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    Ok((url, creds))
-}
-
 pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observations> {
-    let (url, creds) = split_credentials(source)?;
+    let (url, creds) = split_credentials(source).map_err(anyhow::Error::msg)?;
     // Errors name the URL without its credentials.
     let shown = url.to_string();
     let mut session = retina::client::Session::describe(
@@ -243,22 +230,5 @@ fn finish(
         },
         video_latency_ms,
         audio_latency_ms,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_leave_the_url() {
-        let (url, creds) = split_credentials("rtsp://admin:s3cret@127.0.0.1:8554/cam").unwrap();
-        assert_eq!(url.as_str(), "rtsp://127.0.0.1:8554/cam");
-        let creds = creds.unwrap();
-        assert_eq!(
-            (creds.username.as_str(), creds.password.as_str()),
-            ("admin", "s3cret")
-        );
-        assert!(split_credentials("rtsp://h/cam").unwrap().1.is_none());
     }
 }

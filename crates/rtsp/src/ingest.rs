@@ -1,0 +1,329 @@
+//! One RTSP camera into the sync core. retina keeps the RTSP session (auth, keepalives, transport);
+//! its raw RTP and RTCP go through [`SourceSync`] (jitter buffer, sender-report clocks, one capture
+//! timeline); released packets are depacketized (H.264 access units, G.711/L16 samples) and leave
+//! through the [`OutputStage`] stamped on the output timeline, audio as the master clock.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lockstep_media::g711::G711Law;
+use lockstep_media::h264::H264Depacketizer;
+use lockstep_sync::{
+    LatencyProfile, LocalInstant, NtpTime, OutputStage, SourceOutput, SourceSync, StageOutput,
+    TrackKind, VideoMode,
+};
+use retina::client::{
+    Credentials, InitialTimestampPolicy, PacketItem, PlayOptions, SessionOptions, SetupOptions,
+};
+use tokio::sync::mpsc;
+
+/// The process's one origin for [`LocalInstant`]: the sync core never reads a clock itself.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalClock {
+    origin: Instant,
+}
+
+impl Default for LocalClock {
+    fn default() -> Self {
+        LocalClock::new()
+    }
+}
+
+impl LocalClock {
+    pub fn new() -> Self {
+        LocalClock {
+            origin: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> LocalInstant {
+        LocalInstant::from_nanos(
+            i64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(i64::MAX),
+        )
+    }
+
+    /// The `Instant` of a local time, for timers.
+    pub fn instant(&self, at: LocalInstant) -> Instant {
+        self.origin + Duration::from_nanos(u64::try_from(at.as_nanos()).unwrap_or(0))
+    }
+}
+
+/// What leaves one camera, stamped on the output timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestOutput {
+    /// An H.264 access unit (Annex B) to send now.
+    Video {
+        out: LocalInstant,
+        keyframe: bool,
+        annex_b: Vec<u8>,
+    },
+    /// Decoded audio whose first sample plays at `out`; `ratio` is the retimer's output samples
+    /// per input sample for the 48 kHz resampler.
+    Audio {
+        out: LocalInstant,
+        rate_hz: u32,
+        pcm: Vec<i16>,
+        ratio: f64,
+    },
+    /// No audio came in time: `samples` (48 kHz) of concealment at `out`.
+    Conceal { out: LocalInstant, samples: u32 },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct IngestOptions {
+    pub profile: LatencyProfile,
+    /// `sync_offset_ms` in nanoseconds.
+    pub audio_trim_nanos: i64,
+}
+
+/// Why a camera stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{url}: {reason}")]
+    Setup { url: String, reason: String },
+    #[error("{url}: stream error: {reason}")]
+    Stream { url: String, reason: String },
+    #[error("{url}: the camera ended the stream")]
+    Ended { url: String },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AudioCodec {
+    G711(G711Law),
+    L16,
+}
+
+/// `rtsp://user:pass@host/…` → the URL without credentials, and the credentials.
+pub fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), String> {
+    let mut url = url::Url::parse(url).map_err(|e| format!("not a valid URL ({e})"))?;
+    let creds = (!url.username().is_empty()).then(|| Credentials {
+        username: url.username().to_owned(),
+        password: url.password().unwrap_or_default().to_owned(),
+    });
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok((url, creds))
+}
+
+/// A packet handed to the sync core: payload and RTP marker.
+type Payload = (Vec<u8>, bool);
+
+/// Runs one camera until the stream ends, fails, or the receiver goes away (`Ok`).
+pub async fn run(
+    url: &str,
+    options: IngestOptions,
+    clock: LocalClock,
+    tx: mpsc::Sender<IngestOutput>,
+) -> Result<(), IngestError> {
+    let (url, creds) = split_credentials(url).map_err(|reason| IngestError::Setup {
+        url: "(camera url)".into(),
+        reason,
+    })?;
+    let shown = url.to_string();
+    let setup_error = |reason: String| IngestError::Setup {
+        url: shown.clone(),
+        reason,
+    };
+    let mut session = retina::client::Session::describe(
+        url.clone(),
+        SessionOptions::default()
+            .creds(creds)
+            .user_agent("lockstep".into()),
+    )
+    .await
+    .map_err(|e| setup_error(e.to_string()))?;
+    let streams = session.streams();
+    let video = streams
+        .iter()
+        .position(|s| s.media() == "video" && s.encoding_name() == "h264")
+        .ok_or_else(|| setup_error("no H.264 video track".into()))?;
+    let audio = streams.iter().enumerate().find_map(|(i, s)| {
+        let codec = match (s.media(), s.encoding_name()) {
+            ("audio", "pcma") => AudioCodec::G711(G711Law::ALaw),
+            ("audio", "pcmu") => AudioCodec::G711(G711Law::MuLaw),
+            ("audio", "l16") => AudioCodec::L16,
+            _ => return None,
+        };
+        Some((i, codec, s.clock_rate_hz()))
+    });
+    session
+        .setup(video, SetupOptions::default())
+        .await
+        .map_err(|e| setup_error(e.to_string()))?;
+    if let Some((index, _, _)) = audio {
+        session
+            .setup(index, SetupOptions::default())
+            .await
+            .map_err(|e| setup_error(e.to_string()))?;
+    }
+    let playing = session
+        .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
+        .await
+        .map_err(|e| setup_error(e.to_string()))?;
+    let mut playing = Box::pin(playing);
+
+    let mut sync = SourceSync::<Payload>::new(options.profile);
+    sync.set_audio_trim_nanos(options.audio_trim_nanos);
+    let video_track = sync.add_track(TrackKind::Video, 90_000);
+    let audio_track = audio.map(|(_, _, rate)| sync.add_track(TrackKind::Audio, rate));
+    let mut stage =
+        OutputStage::<Vec<u8>>::new(VideoMode::Passthrough, options.profile.max_delay());
+    let mut depacketizer = H264Depacketizer::default();
+    let mut wakeup: Option<LocalInstant> = None;
+    loop {
+        let sleep_until = wakeup.map(|w| tokio::time::Instant::from_std(clock.instant(w)));
+        let item = tokio::select! {
+            item = playing.next() => Some(item),
+            () = sleep_or_pending(sleep_until) => None,
+        };
+        let now = clock.now();
+        match item {
+            Some(None) => return Err(IngestError::Ended { url: shown }),
+            Some(Some(Err(e))) => {
+                return Err(IngestError::Stream {
+                    url: shown,
+                    reason: e.to_string(),
+                })
+            }
+            Some(Some(Ok(PacketItem::Rtp(packet)))) => {
+                let track = if packet.stream_id() == video {
+                    Some(video_track)
+                } else if audio.is_some_and(|(i, _, _)| i == packet.stream_id()) {
+                    audio_track
+                } else {
+                    None
+                };
+                if let Some(track) = track {
+                    let ts32 = packet.timestamp().timestamp() as u32;
+                    let _ = sync.handle_rtp(
+                        now,
+                        track,
+                        packet.ssrc(),
+                        packet.sequence_number(),
+                        ts32,
+                        (packet.payload().to_vec(), packet.mark()),
+                    );
+                }
+            }
+            Some(Some(Ok(PacketItem::Rtcp(rtcp)))) => {
+                let track = if rtcp.stream_id() == video {
+                    Some(video_track)
+                } else {
+                    audio_track
+                };
+                let report = rtcp
+                    .pkts()
+                    .next()
+                    .and_then(|p| p.as_sender_report().ok().flatten());
+                if let (Some(track), Some(sr)) = (track, report) {
+                    let ntp = NtpTime::from_bits(sr.ntp_timestamp().0);
+                    let _ =
+                        sync.handle_sender_report(now, track, sr.ssrc(), sr.rtp_timestamp(), ntp);
+                }
+            }
+            // PacketItem is non-exhaustive: whatever else retina may report is not media.
+            Some(Some(Ok(_))) | None => {}
+        }
+        let sync_wakeup = loop {
+            match sync.poll_output(now) {
+                SourceOutput::Packet(p) if Some(p.track) == audio_track => {
+                    let Some((_, codec, rate)) = audio else {
+                        continue;
+                    };
+                    let mut pcm = Vec::with_capacity(p.payload.0.len());
+                    match codec {
+                        AudioCodec::G711(law) => law.decode(&p.payload.0, &mut pcm),
+                        AudioCodec::L16 => pcm.extend(
+                            p.payload
+                                .0
+                                .chunks_exact(2)
+                                .map(|b| i16::from_be_bytes([b[0], b[1]])),
+                        ),
+                    }
+                    let target = sync.output_time(p.capture);
+                    let plan = stage.handle_audio(target, pcm.len() as u32, rate);
+                    let kept = pcm.split_off((plan.skip_input_samples as usize).min(pcm.len()));
+                    if plan.output_samples == 0 || kept.is_empty() {
+                        continue;
+                    }
+                    let out = stage.retimer().out_time(plan.out_pts).unwrap_or(target);
+                    let output = IngestOutput::Audio {
+                        out,
+                        rate_hz: rate,
+                        pcm: kept,
+                        ratio: plan.ratio,
+                    };
+                    if tx.send(output).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                SourceOutput::Packet(p) => {
+                    if let Some(unit) = depacketizer.push(&p.payload.0, p.payload.1) {
+                        stage.handle_video(
+                            sync.output_time(p.capture),
+                            unit.keyframe,
+                            unit.annex_b,
+                        );
+                    }
+                }
+                SourceOutput::Lost { track, .. } if track == video_track => {
+                    depacketizer.handle_loss();
+                }
+                SourceOutput::Resync { track, .. } if track == video_track => {
+                    depacketizer = H264Depacketizer::default();
+                }
+                SourceOutput::Lost { .. } | SourceOutput::Resync { .. } => {}
+                SourceOutput::Drained { next_wakeup } => break next_wakeup,
+            }
+        };
+        let stage_wakeup = loop {
+            let output = match stage.poll_output(now) {
+                StageOutput::Video {
+                    out,
+                    keyframe,
+                    payload,
+                } => IngestOutput::Video {
+                    out,
+                    keyframe,
+                    annex_b: payload,
+                },
+                StageOutput::Conceal { out_pts, samples } => IngestOutput::Conceal {
+                    out: stage.retimer().out_time(out_pts).unwrap_or(now),
+                    samples,
+                },
+                StageOutput::Drained { next_wakeup } => break next_wakeup,
+            };
+            if tx.send(output).await.is_err() {
+                return Ok(());
+            }
+        };
+        wakeup = [sync_wakeup, stage_wakeup].into_iter().flatten().min();
+    }
+}
+
+async fn sleep_or_pending(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (url, creds) = split_credentials("rtsp://admin:s3cret@127.0.0.1:8554/cam").unwrap();
+        assert_eq!(url.as_str(), "rtsp://127.0.0.1:8554/cam");
+        let creds = creds.unwrap();
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("admin", "s3cret")
+        );
+        assert!(split_credentials("rtsp://h/cam").unwrap().1.is_none());
+        // The error does not echo the input (it may hold a password).
+        let err = split_credentials("rtsp://admin:s3cret@[bad").unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+}
