@@ -41,54 +41,58 @@ fn garbage() -> impl Strategy<Value = (usize, u32, u16, u32, u32)> {
     (0usize..2, 0u32..3, any::<u16>(), any::<u32>(), 0u32..2_000)
 }
 
+/// One stream's packets: every `interval_ms` from t = 0, `ts_step` ticks apart.
+struct StreamShape {
+    track: usize,
+    ssrc: u32,
+    interval_ms: u32,
+    ts_step: u32,
+    samples: u32,
+    keyframe_every: u32,
+}
+
 /// Audio every 20 ms and video every 33 ms from t = 0, with their fates, in arrival order.
 fn arrivals(audio: &[Fate], video: &[Fate], seq_base: u16, ts_base: u32) -> Vec<(i64, Wire)> {
-    let mut out = Vec::new();
-    let mut push = |send_ms: i64, fate: &Fate, wire: Wire| {
-        if fate.dropped {
-            return;
-        }
-        let at = (send_ms + i64::from(fate.delay_ms)) * 1_000_000;
-        out.push((at, wire.clone()));
-        if fate.duplicated {
-            out.push((at + 1_000_000, wire));
-        }
+    let audio_shape = StreamShape {
+        track: 0,
+        ssrc: 1,
+        interval_ms: 20,
+        ts_step: 160,
+        samples: 160,
+        keyframe_every: 1,
     };
-    for (i, fate) in audio.iter().enumerate() {
-        let i = i as u32;
-        let truth = Truth {
-            capture_nanos: i64::from(i) * 20_000_000,
-            frame_index: u64::from(i),
-            keyframe: true,
-            marker: true,
-            samples: 160,
-        };
-        let wire = Wire::Rtp {
-            track: 0,
-            ssrc: 1,
-            seq: seq_base.wrapping_add(i as u16),
-            ts: ts_base.wrapping_add(i * 160),
-            truth,
-        };
-        push(i64::from(i) * 20, fate, wire);
-    }
-    for (i, fate) in video.iter().enumerate() {
-        let i = i as u32;
-        let truth = Truth {
-            capture_nanos: i64::from(i) * 33_333_333,
-            frame_index: u64::from(i),
-            keyframe: i % 30 == 0,
-            marker: true,
-            samples: 0,
-        };
-        let wire = Wire::Rtp {
-            track: 1,
-            ssrc: 2,
-            seq: seq_base.wrapping_add(i as u16),
-            ts: ts_base.wrapping_add(i * 3_000),
-            truth,
-        };
-        push(i64::from(i) * 33, fate, wire);
+    let video_shape = StreamShape {
+        track: 1,
+        ssrc: 2,
+        interval_ms: 33,
+        ts_step: 3_000,
+        samples: 0,
+        keyframe_every: 30,
+    };
+    let mut out = Vec::new();
+    for (shape, fates) in [(audio_shape, audio), (video_shape, video)] {
+        for (i, fate) in fates.iter().enumerate().filter(|(_, f)| !f.dropped) {
+            let i = i as u32;
+            let send_ms = i64::from(i * shape.interval_ms);
+            let wire = Wire::Rtp {
+                track: shape.track,
+                ssrc: shape.ssrc,
+                seq: seq_base.wrapping_add(i as u16),
+                ts: ts_base.wrapping_add(i * shape.ts_step),
+                truth: Truth {
+                    capture_nanos: send_ms * 1_000_000,
+                    frame_index: u64::from(i),
+                    keyframe: i % shape.keyframe_every == 0,
+                    marker: true,
+                    samples: shape.samples,
+                },
+            };
+            let at = (send_ms + i64::from(fate.delay_ms)) * 1_000_000;
+            if fate.duplicated {
+                out.push((at + 1_000_000, wire.clone()));
+            }
+            out.push((at, wire));
+        }
     }
     out.sort_by_key(|(at, _)| *at);
     out
