@@ -8,5 +8,7 @@ pub mod h264;
 mod h264_encoder;
 pub mod mp4_reader;
 pub mod pattern;
+mod pattern_reader;
 
 pub use h264_encoder::{CodecError, DecodedLuma, EncodedFrame, H264Decoder, H264Encoder};
+pub use pattern_reader::PatternReader;

@@ -7,8 +7,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lockstep_media::beep_flash::{analyze, observe_picture, BeepDetector};
-use lockstep_media::H264Decoder;
+use lockstep_media::PatternReader;
 use lockstep_rtsp::ingest::{self, IngestOptions, IngestOutput, LocalClock};
 use lockstep_rtsp::sim_camera::{Impairments, SimCamera, SimCameraConfig};
 use lockstep_sync::LatencyProfile;
@@ -96,36 +95,24 @@ fn row(name: &str, jitter_ms: u64) {
     let ingest_cpu = ingest_thread.join().expect("ingest thread");
     camera.shutdown();
 
-    let mut decoder = H264Decoder::new().expect("decoder");
-    let mut pictures = Vec::new();
+    let mut reader = PatternReader::new(8_000).expect("decoder");
     let mut latencies_ms = Vec::new();
-    let mut beeps = BeepDetector::new(8_000);
     for o in &outputs {
         match o {
             IngestOutput::Video { out, annex_b, .. } => {
-                if let Ok(Some(luma)) = decoder.decode(annex_b) {
-                    let p = observe_picture(
-                        out.as_nanos() as f64 * 1e-9,
-                        &luma.y,
-                        luma.stride,
-                        luma.width,
-                        luma.height,
-                    );
-                    if let Some(capture) = p.stripe.and_then(|s| s.capture_unix_micros) {
-                        let out_unix = origin_unix_nanos + out.as_nanos();
-                        latencies_ms.push((out_unix - capture as i64 * 1_000) as f64 / 1e6);
-                    }
-                    pictures.push(p);
+                let picture = reader.video(out.as_nanos() as f64 * 1e-9, annex_b);
+                if let Some(capture) = picture.and_then(|p| p.stripe?.capture_unix_micros) {
+                    let out_unix = origin_unix_nanos + out.as_nanos();
+                    latencies_ms.push((out_unix - capture as i64 * 1_000) as f64 / 1e6);
                 }
             }
             IngestOutput::Audio { out, pcm, .. } => {
-                let samples: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32_768.0).collect();
-                beeps.push(out.as_nanos() as f64 * 1e-9, &samples);
+                reader.audio_i16(out.as_nanos() as f64 * 1e-9, pcm)
             }
             IngestOutput::Conceal { .. } => {}
         }
     }
-    let report = analyze(&pictures, beeps.onsets()).expect("pattern found");
+    let report = reader.report().expect("pattern found");
     let settled: Vec<f64> = report
         .events
         .iter()

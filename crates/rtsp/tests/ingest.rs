@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use lockstep_media::beep_flash::{analyze, observe_picture, BeepDetector};
-use lockstep_media::H264Decoder;
+use lockstep_media::PatternReader;
 use lockstep_rtsp::ingest::{self, IngestOptions, IngestOutput, LocalClock};
 use lockstep_rtsp::sim_camera::{Impairments, SimCamera, SimCameraConfig};
 use lockstep_sync::LatencyProfile;
@@ -47,33 +46,20 @@ async fn a_drifting_jittery_camera_comes_out_in_sync() {
     camera.shutdown();
 
     let secs = |t: lockstep_sync::LocalInstant| t.as_nanos() as f64 * 1e-9;
-    let mut decoder = H264Decoder::new().expect("decoder");
-    let mut pictures = Vec::new();
-    let mut beeps = BeepDetector::new(8_000);
+    let mut reader = PatternReader::new(8_000).expect("decoder");
     let mut last_video_out = None;
     for output in &outputs {
         match output {
             IngestOutput::Video { out, annex_b, .. } => {
                 assert!(last_video_out < Some(*out), "video stamps increase");
                 last_video_out = Some(*out);
-                if let Ok(Some(luma)) = decoder.decode(annex_b) {
-                    pictures.push(observe_picture(
-                        secs(*out),
-                        &luma.y,
-                        luma.stride,
-                        luma.width,
-                        luma.height,
-                    ));
-                }
+                reader.video(secs(*out), annex_b);
             }
-            IngestOutput::Audio { out, pcm, .. } => {
-                let samples: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32_768.0).collect();
-                beeps.push(secs(*out), &samples);
-            }
+            IngestOutput::Audio { out, pcm, .. } => reader.audio_i16(secs(*out), pcm),
             IngestOutput::Conceal { .. } => {}
         }
     }
-    let report = analyze(&pictures, beeps.onsets()).expect("beeps and flashes come out");
+    let report = reader.report().expect("beeps and flashes come out");
     // After the first seconds (keyframe, first windows of the estimators), every event is in
     // sync within the product's ±5 ms, through 40 ms of jitter and a 300 ppm slow audio clock.
     let settled: Vec<f64> = report

@@ -6,14 +6,13 @@ use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
-use lockstep_media::beep_flash::BeepDetector;
 use lockstep_media::g711::G711Law;
-use lockstep_media::H264Decoder;
+use lockstep_media::PatternReader;
 use lockstep_opus::OpusDecoder;
 use matroska_demuxer::{Frame, MatroskaFile, TrackType};
 
 use super::avc::{parse_avcc, to_annex_b};
-use super::{decode_picture, Observations};
+use super::Observations;
 
 /// How an audio track's bytes become samples.
 #[derive(Debug)]
@@ -121,10 +120,8 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
     // Matroska: a codec's built-in delay (Opus pre-skip) is decoded but not presented.
     let audio_delay_secs = audio.codec_delay().unwrap_or(0) as f64 * 1e-9;
 
-    let mut decoder = H264Decoder::new()?;
-    decoder.decode(&avc.parameter_sets_annex_b)?;
-    let mut pictures = Vec::new();
-    let mut beeps = BeepDetector::new(rate);
+    let mut reader = PatternReader::new(rate)?;
+    reader.observe(&avc.parameter_sets_annex_b);
     let mut samples = Vec::new();
     let mut frame = Frame::default();
     let limit = duration.map(|d| d * 1e9 / ns_per_tick);
@@ -135,12 +132,12 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
         let secs = frame.timestamp as f64 * ns_per_tick * 1e-9;
         if frame.track == video_track {
             let annex_b = to_annex_b(&frame.data, avc.length_size)?;
-            pictures.extend(decode_picture(&mut decoder, &annex_b, secs));
+            reader.video(secs, &annex_b);
         } else if frame.track == audio_track {
             samples.clear();
             format.decode(&frame.data, channels, &mut samples)?;
-            beeps.push(secs - audio_delay_secs, &samples);
+            reader.audio(secs - audio_delay_secs, &samples);
         }
     }
-    Ok(Observations::from_file(pictures, beeps))
+    Ok(Observations::from_file(reader))
 }

@@ -11,8 +11,8 @@ mod rtsp;
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
-use lockstep_media::beep_flash::{analyze, observe_picture, BeepDetector, PictureObservation};
-use lockstep_media::H264Decoder;
+use lockstep_media::beep_flash::{analyze, BeepDetector, PictureObservation};
+use lockstep_media::PatternReader;
 
 use crate::cli::MeasureArgs;
 
@@ -32,7 +32,8 @@ pub struct Observations {
 
 impl Observations {
     /// What a file gives: container timestamps, no latency.
-    fn from_file(pictures: Vec<PictureObservation>, beeps: BeepDetector) -> Self {
+    fn from_file(reader: PatternReader) -> Self {
+        let (pictures, beeps) = reader.into_parts();
         Observations {
             pictures,
             beeps,
@@ -41,23 +42,6 @@ impl Observations {
             audio_latency_ms: Vec::new(),
         }
     }
-}
-
-/// Decodes one access unit and looks at its picture. A damaged picture is skipped, not fatal:
-/// it shows in the dropped-frame count.
-fn decode_picture(
-    decoder: &mut H264Decoder,
-    annex_b: &[u8],
-    presented_secs: f64,
-) -> Option<PictureObservation> {
-    let luma = decoder.decode(annex_b).ok()??;
-    Some(observe_picture(
-        presented_secs,
-        &luma.y,
-        luma.stride,
-        luma.width,
-        luma.height,
-    ))
 }
 
 /// Reads a file on a blocking thread (decoding is CPU work).

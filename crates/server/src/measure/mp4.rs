@@ -5,16 +5,15 @@
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
-use lockstep_media::beep_flash::BeepDetector;
 use lockstep_media::mp4_reader::{Mp4File, Mp4Track, TrackCodec};
-use lockstep_media::H264Decoder;
+use lockstep_media::PatternReader;
 use lockstep_opus::OpusDecoder;
 use symphonia_core::audio::SampleBuffer;
 use symphonia_core::codecs::{CodecParameters, Decoder as _, DecoderOptions, CODEC_TYPE_AAC};
 use symphonia_core::formats::Packet;
 
 use super::avc::to_annex_b;
-use super::{decode_picture, Observations};
+use super::Observations;
 
 /// Decodes one audio track's samples to first-channel f32.
 enum AudioDecoder {
@@ -98,25 +97,23 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
     else {
         bail!("no H.264 video track");
     };
-    let mut decoder = H264Decoder::new()?;
+    let (mut audio_decoder, rate) = AudioDecoder::new(audio)?;
+    let mut reader = PatternReader::new(rate)?;
     let mut parameter_sets = Vec::new();
     for nal in sps.iter().chain(pps) {
         parameter_sets.extend_from_slice(&[0, 0, 0, 1]);
         parameter_sets.extend_from_slice(nal);
     }
-    decoder.decode(&parameter_sets)?;
+    reader.observe(&parameter_sets);
     let within = |secs: f64| duration.is_none_or(|d| secs <= d);
-    let mut pictures = Vec::new();
     for sample in &video.samples {
         let secs = video.pts_secs(sample);
         if !within(secs) {
             break;
         }
         let annex_b = to_annex_b(file.sample_data(sample), *length_size)?;
-        pictures.extend(decode_picture(&mut decoder, &annex_b, secs));
+        reader.video(secs, &annex_b);
     }
-    let (mut audio_decoder, rate) = AudioDecoder::new(audio)?;
-    let mut beeps = BeepDetector::new(rate);
     let mut samples = Vec::new();
     for sample in &audio.samples {
         let secs = audio.pts_secs(sample);
@@ -125,7 +122,7 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
         }
         samples.clear();
         audio_decoder.decode(file.sample_data(sample), &mut samples)?;
-        beeps.push(secs, &samples);
+        reader.audio(secs, &samples);
     }
-    Ok(Observations::from_file(pictures, beeps))
+    Ok(Observations::from_file(reader))
 }

@@ -9,14 +9,14 @@ use anyhow::{bail, Context as _};
 use futures::StreamExt;
 use lockstep_media::beep_flash::{BeepDetector, PictureObservation};
 use lockstep_media::g711::G711Law;
-use lockstep_media::H264Decoder;
+use lockstep_media::PatternReader;
 use lockstep_rtsp::ingest::split_credentials;
 use lockstep_sync::{NtpTime, SenderReportClock};
 use retina::client::{InitialTimestampPolicy, PlayOptions, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, ParametersRef};
 
 use super::avc::{parse_avcc, to_annex_b};
-use super::{decode_picture, Observations};
+use super::Observations;
 
 fn unix_micros_now() -> i64 {
     SystemTime::now()
@@ -80,7 +80,7 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
         .with_context(|| format!("{shown}: PLAY failed"))?;
     let mut demuxed = playing.demuxed()?;
 
-    let mut decoder = H264Decoder::new()?;
+    let mut reader = PatternReader::new(audio_rate)?;
     let mut length_size = 4;
     let mut reports = [
         SenderReportClock::new(90_000),
@@ -106,11 +106,11 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
                     {
                         let config = parse_avcc(params.extra_data())?;
                         length_size = config.length_size;
-                        let _ = decoder.decode(&config.parameter_sets_annex_b);
+                        reader.observe(&config.parameter_sets_annex_b);
                     }
                 }
                 let annex_b = to_annex_b(frame.data(), length_size)?;
-                if let Some(picture) = decode_picture(&mut decoder, &annex_b, 0.0) {
+                if let Some(picture) = reader.observe(&annex_b) {
                     let ts = frame.timestamp();
                     pictures.push(Timed {
                         ts_ext: ts.timestamp(),
