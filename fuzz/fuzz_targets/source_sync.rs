@@ -113,9 +113,14 @@ fuzz_target!(|input: Input| {
                 _ => {}
             }
         }
-        while let RetimerOutput::Conceal { out_pts, .. } = retimer.poll_output(now) {
-            assert!(last_audio_pts.is_none_or(|last| out_pts > last));
-            last_audio_pts = Some(out_pts);
+        loop {
+            match retimer.poll_output(now) {
+                RetimerOutput::Conceal { out_pts, .. } | RetimerOutput::Gap { out_pts, .. } => {
+                    assert!(last_audio_pts.is_none_or(|last| out_pts > last));
+                    last_audio_pts = Some(out_pts);
+                }
+                RetimerOutput::Drained { .. } => break,
+            }
         }
         loop {
             match scheduler.poll_output(now) {

@@ -291,6 +291,8 @@ pub async fn run(
                     out: stage.retimer().out_time(out_pts).unwrap_or(now),
                     samples,
                 },
+                // The next audio's stamp shows the jump; there is nothing to send for it.
+                StageOutput::Gap { .. } => continue,
                 StageOutput::Drained { next_wakeup } => break next_wakeup,
             };
             if tx.send(output).await.is_err() {

@@ -23,12 +23,18 @@ pub const MAX_RATE_CORRECTION: f64 = 0.005;
 pub const STEP_THRESHOLD_NANOS: i64 = 8_000_000;
 /// Concealment is emitted in blocks of this many output samples (20 ms).
 pub const CONCEAL_BLOCK_SAMPLES: u32 = 960;
+/// The most missed output that is filled with concealment. Beyond (a stall, a suspended host),
+/// the output skips ahead: filling an hour of silence in a burst helps no one.
+pub const MAX_CONCEAL_NANOS: i64 = 1_000_000_000;
 
 /// What to do with one decoded chunk.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AudioPlan {
     /// Output samples of concealment (silence or PLC) to emit before the chunk.
     pub conceal_samples: u32,
+    /// Output samples skipped without concealment before that (a gap longer than
+    /// [`MAX_CONCEAL_NANOS`]): the output timestamps jump.
+    pub gap_samples: u64,
     /// Input samples to discard from the start of the chunk (the output is past them).
     pub skip_input_samples: u32,
     /// Output samples per input sample for the resampler, drift correction included.
@@ -47,6 +53,9 @@ pub struct AudioPlan {
 pub enum RetimerOutput {
     /// Emit `samples` of concealment at output position `out_pts`.
     Conceal { out_pts: i64, samples: u32 },
+    /// Input stopped for longer than [`MAX_CONCEAL_NANOS`]: the output skips `samples` from
+    /// `out_pts` (its timestamps jump; nothing is emitted for them).
+    Gap { out_pts: i64, samples: u64 },
     /// Nothing to do until `next_wakeup` (or the next chunk, if `None`).
     Drained { next_wakeup: Option<LocalInstant> },
 }
@@ -58,6 +67,7 @@ pub struct RetimerStats {
     pub concealed_samples: u64,
     pub skipped_input_samples: u64,
     pub steps: u64,
+    pub gaps: u64,
 }
 
 /// Keeps one audio track locked to its capture timeline.
@@ -110,11 +120,19 @@ impl AudioRetimer {
         let out_now = self.out_time(self.out_pos).unwrap_or(epoch);
         let mut error_nanos = out_now.nanos_since(target);
         let mut conceal_samples = 0;
+        let mut gap_samples = 0;
         let mut skip_input_samples = 0;
         if error_nanos < -STEP_THRESHOLD_NANOS {
-            conceal_samples = nanos_to_samples(-error_nanos, OUTPUT_RATE_HZ);
+            let missing = -error_nanos;
+            if missing > MAX_CONCEAL_NANOS {
+                gap_samples = out_samples(missing - MAX_CONCEAL_NANOS);
+                self.out_pos += gap_samples as i64;
+                self.stats.gaps += 1;
+            }
+            conceal_samples = nanos_to_samples(missing.min(MAX_CONCEAL_NANOS), OUTPUT_RATE_HZ);
             self.out_pos += i64::from(conceal_samples);
-            error_nanos += samples_to_nanos(conceal_samples, OUTPUT_RATE_HZ);
+            error_nanos += samples_to_nanos(conceal_samples, OUTPUT_RATE_HZ)
+                + mul_div_round(gap_samples as i64, 1_000_000_000, i64::from(OUTPUT_RATE_HZ));
         } else if error_nanos > STEP_THRESHOLD_NANOS {
             skip_input_samples = nanos_to_samples(error_nanos, rate_hz).min(samples);
             error_nanos -= samples_to_nanos(skip_input_samples, rate_hz);
@@ -136,6 +154,7 @@ impl AudioRetimer {
         self.out_pos += output_samples as i64;
         AudioPlan {
             conceal_samples,
+            gap_samples,
             skip_input_samples,
             ratio,
             output_samples: output_samples as u32,
@@ -172,6 +191,13 @@ impl AudioRetimer {
             };
         }
         let out_pts = self.out_pos;
+        let behind = now.nanos_since(due);
+        if behind > MAX_CONCEAL_NANOS {
+            let samples = out_samples(behind);
+            self.out_pos += samples as i64;
+            self.stats.gaps += 1;
+            return RetimerOutput::Gap { out_pts, samples };
+        }
         self.out_pos += i64::from(CONCEAL_BLOCK_SAMPLES);
         self.stats.concealed_samples += u64::from(CONCEAL_BLOCK_SAMPLES);
         RetimerOutput::Conceal {
@@ -193,6 +219,16 @@ impl AudioRetimer {
     pub fn stats(&self) -> RetimerStats {
         self.stats
     }
+}
+
+/// Output samples (48 kHz) in `nanos`, for spans too long for `u32`.
+fn out_samples(nanos: i64) -> u64 {
+    u64::try_from(mul_div_round(
+        nanos.max(0),
+        i64::from(OUTPUT_RATE_HZ),
+        1_000_000_000,
+    ))
+    .unwrap_or(0)
 }
 
 fn nanos_to_samples(nanos: i64, rate_hz: u32) -> u32 {
@@ -251,6 +287,30 @@ mod tests {
         assert_eq!(plan.conceal_samples, 960);
         assert_eq!(plan.out_pts, 11 * 960);
         assert!(plan.error_nanos.abs() < 100_000);
+    }
+
+    #[test]
+    fn a_long_stall_skips_ahead_instead_of_concealing_it_all() {
+        let mut r = AudioRetimer::new();
+        run(&mut r, 0.0, 10);
+        // Nobody polled for an hour: one gap, then blocks again.
+        let hour = LocalInstant::from_millis(3_600_000);
+        let RetimerOutput::Gap { out_pts, samples } = r.poll_output(hour) else {
+            panic!("expected a gap");
+        };
+        assert_eq!(out_pts, 9_600);
+        assert!(samples >= 48 * 3_599_000, "{samples}");
+        assert!(matches!(
+            r.poll_output(hour),
+            RetimerOutput::Conceal { .. } | RetimerOutput::Drained { .. }
+        ));
+        // Input resuming far ahead without any poll: a bounded concealment and a gap.
+        let mut r = AudioRetimer::new();
+        run(&mut r, 0.0, 10);
+        let plan = r.handle_chunk(hour, 160, 8_000);
+        assert!(plan.conceal_samples <= 48_000);
+        assert!(plan.gap_samples > 0);
+        assert!(plan.error_nanos.abs() < 1_000_000, "{}", plan.error_nanos);
     }
 
     #[test]

@@ -65,7 +65,7 @@ mod watchdog;
 
 pub use audio_retimer::{
     AudioPlan, AudioRetimer, RetimerOutput, RetimerStats, CONCEAL_BLOCK_SAMPLES, DLL_BANDWIDTH_HZ,
-    MAX_RATE_CORRECTION, OUTPUT_RATE_HZ, STEP_THRESHOLD_NANOS,
+    MAX_CONCEAL_NANOS, MAX_RATE_CORRECTION, OUTPUT_RATE_HZ, STEP_THRESHOLD_NANOS,
 };
 pub use jitter_buffer::{
     Insertion, JitterBuffer, JitterOutput, JitterStats, ReleasedPacket, DEFAULT_MAX_PACKETS,

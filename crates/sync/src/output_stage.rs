@@ -23,6 +23,11 @@ pub enum StageOutput<V> {
         out_pts: i64,
         samples: u32,
     },
+    /// Input stopped for long: the output skips `samples` from `out_pts` (timestamps jump).
+    Gap {
+        out_pts: i64,
+        samples: u64,
+    },
     Drained {
         next_wakeup: Option<LocalInstant>,
     },
@@ -89,6 +94,9 @@ impl<V> OutputStage<V> {
                     return match self.retimer.poll_output(now) {
                         RetimerOutput::Conceal { out_pts, samples } => {
                             StageOutput::Conceal { out_pts, samples }
+                        }
+                        RetimerOutput::Gap { out_pts, samples } => {
+                            StageOutput::Gap { out_pts, samples }
                         }
                         RetimerOutput::Drained {
                             next_wakeup: audio_wakeup,

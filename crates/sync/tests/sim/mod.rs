@@ -368,7 +368,7 @@ impl Receiver {
                     truth_nanos: payload.capture_nanos,
                     frame_index: payload.frame_index,
                 }),
-                StageOutput::Conceal { .. } => {}
+                StageOutput::Conceal { .. } | StageOutput::Gap { .. } => {}
                 StageOutput::Drained { next_wakeup } => break next_wakeup,
             }
         };
