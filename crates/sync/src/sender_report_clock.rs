@@ -181,7 +181,7 @@ impl SenderReportClock {
     /// The sender's wallclock (nanoseconds since 1900) when the tick `rtp_ext` was captured.
     pub fn rtp_to_ntp_nanos(&self, rtp_ext: i64) -> Option<i64> {
         let fit = self.fit?;
-        let ticks = (rtp_ext - fit.anchor_rtp) as f64;
+        let ticks = rtp_ext.saturating_sub(fit.anchor_rtp) as f64;
         Some((fit.anchor_ntp_nanos + ticks * fit.nanos_per_tick).round() as i64)
     }
 

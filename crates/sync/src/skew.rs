@@ -65,9 +65,10 @@ impl SkewEstimator {
     /// Records that a packet stamped `send_nanos` on the sender's clock arrived at `arrival`.
     pub fn handle_packet(&mut self, arrival: LocalInstant, send_nanos: i64) {
         let (origin_send, origin_arrival) = *self.origin.get_or_insert((send_nanos, arrival));
-        let send_rel = send_nanos - origin_send;
+        // Saturating: send times come from the network (RTP, sender reports) and may be absurd.
+        let send_rel = send_nanos.saturating_sub(origin_send);
         let arrival_rel = arrival.nanos_since(origin_arrival);
-        let transit = arrival_rel - send_rel;
+        let transit = arrival_rel.saturating_sub(send_rel);
         let index = self.packets;
         self.packets += 1;
 
@@ -128,12 +129,12 @@ impl SkewEstimator {
     /// When a packet sent at `send_nanos` would arrive with no jitter: the arrival envelope.
     pub fn expected_arrival(&self, send_nanos: i64) -> Option<LocalInstant> {
         let (origin_send, origin_arrival) = self.origin?;
-        let send_rel = send_nanos - origin_send;
+        let send_rel = send_nanos.saturating_sub(origin_send);
         let transit_nanos = match self.line {
             Some(line) => (line.intercept_secs + line.slope * send_rel as f64 * 1e-9) * 1e9,
             None => self.smoothed_transit_nanos,
         };
-        Some(origin_arrival.add_nanos(send_rel + transit_nanos.round() as i64))
+        Some(origin_arrival.add_nanos(send_rel.saturating_add(transit_nanos.round() as i64)))
     }
 
     /// How much later than the envelope a packet arrived (≥ 0 for all but estimation noise).

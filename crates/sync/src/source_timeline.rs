@@ -201,7 +201,8 @@ impl SourceTimeline {
             if let (Some(before), Some(after)) =
                 (self.raw_capture(old, i, ts), self.raw_capture(new, i, ts))
             {
-                self.tracks[i].slew_nanos += before.nanos_since(after);
+                let slew = &mut self.tracks[i].slew_nanos;
+                *slew = slew.saturating_add(before.nanos_since(after));
             }
         }
         self.basis = Some(new);
