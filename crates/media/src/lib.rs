@@ -1,7 +1,9 @@
-//! Codecs and formats for lockstep: G.711, H.264 (OpenH264, Annex B, RTP packetization) and the
-//! beep-flash test pattern that `sim-camera` shows and `measure` reads.
+//! Codecs and formats for lockstep: G.711, Opus and AAC decoding, H.264 (OpenH264, Annex B, RTP
+//! packetization), MP4 reading, and the beep-flash test pattern that `sim-camera` shows and
+//! `measure` reads.
 #![forbid(unsafe_code)]
 
+mod audio_decoder;
 pub mod beep_flash;
 pub mod g711;
 pub mod h264;
@@ -10,5 +12,6 @@ pub mod mp4_reader;
 pub mod pattern;
 mod pattern_reader;
 
+pub use audio_decoder::{AudioDecodeError, AudioDecoder};
 pub use h264_encoder::{CodecError, DecodedLuma, EncodedFrame, H264Decoder, H264Encoder};
 pub use pattern_reader::PatternReader;

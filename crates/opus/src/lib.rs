@@ -226,6 +226,10 @@ impl OpusDecoder {
         }
     }
 
+    pub fn channels(&self) -> usize {
+        usize::from(self.channels)
+    }
+
     /// Decodes one packet (or conceals a lost one with `None`) into interleaved PCM.
     pub fn decode(&mut self, packet: Option<&[u8]>) -> Result<Vec<i16>, OpusError> {
         // Room for the longest frame: 120 ms.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use lockstep_media::g711::G711Law;
 use lockstep_media::h264::H264Depacketizer;
+use lockstep_media::AudioDecoder;
 use lockstep_sync::{
     LatencyProfile, LocalInstant, NtpTime, OutputStage, SourceOutput, SourceSync, StageOutput,
     TrackKind, VideoMode,
@@ -87,10 +88,14 @@ pub enum IngestError {
     Ended { url: String },
 }
 
-#[derive(Debug, Clone, Copy)]
-enum AudioCodec {
-    G711(G711Law),
-    L16,
+/// The decoder for an RTP audio encoding (SDP name, lowercase), if we decode it.
+pub fn rtp_audio_decoder(encoding_name: &str) -> Option<AudioDecoder> {
+    match encoding_name {
+        "pcma" => Some(AudioDecoder::G711(G711Law::ALaw)),
+        "pcmu" => Some(AudioDecoder::G711(G711Law::MuLaw)),
+        "l16" => Some(AudioDecoder::Pcm16 { big_endian: true }),
+        _ => None,
+    }
 }
 
 /// `rtsp://user:pass@host/…` → the URL without credentials, and the credentials.
@@ -137,22 +142,17 @@ pub async fn run(
         .iter()
         .position(|s| s.media() == "video" && s.encoding_name() == "h264")
         .ok_or_else(|| setup_error("no H.264 video track".into()))?;
-    let audio = streams.iter().enumerate().find_map(|(i, s)| {
-        let codec = match (s.media(), s.encoding_name()) {
-            ("audio", "pcma") => AudioCodec::G711(G711Law::ALaw),
-            ("audio", "pcmu") => AudioCodec::G711(G711Law::MuLaw),
-            ("audio", "l16") => AudioCodec::L16,
-            _ => return None,
-        };
-        Some((i, codec, s.clock_rate_hz()))
+    let mut audio = streams.iter().enumerate().find_map(|(i, s)| {
+        let decoder = (s.media() == "audio").then(|| rtp_audio_decoder(s.encoding_name()))??;
+        Some((i, decoder, s.clock_rate_hz()))
     });
     session
         .setup(video, SetupOptions::default())
         .await
         .map_err(|e| setup_error(e.to_string()))?;
-    if let Some((index, _, _)) = audio {
+    if let Some((index, _, _)) = &audio {
         session
-            .setup(index, SetupOptions::default())
+            .setup(*index, SetupOptions::default())
             .await
             .map_err(|e| setup_error(e.to_string()))?;
     }
@@ -165,7 +165,9 @@ pub async fn run(
     let mut sync = SourceSync::<Payload>::new(options.profile);
     sync.set_audio_trim_nanos(options.audio_trim_nanos);
     let video_track = sync.add_track(TrackKind::Video, 90_000);
-    let audio_track = audio.map(|(_, _, rate)| sync.add_track(TrackKind::Audio, rate));
+    let audio_track = audio
+        .as_ref()
+        .map(|(_, _, rate)| sync.add_track(TrackKind::Audio, *rate));
     let mut stage =
         OutputStage::<Vec<u8>>::new(VideoMode::Passthrough, options.profile.max_delay());
     let mut depacketizer = H264Depacketizer::default();
@@ -188,7 +190,10 @@ pub async fn run(
             Some(Some(Ok(PacketItem::Rtp(packet)))) => {
                 let track = if packet.stream_id() == video {
                     Some(video_track)
-                } else if audio.is_some_and(|(i, _, _)| i == packet.stream_id()) {
+                } else if audio
+                    .as_ref()
+                    .is_some_and(|(i, _, _)| *i == packet.stream_id())
+                {
                     audio_track
                 } else {
                     None
@@ -227,18 +232,17 @@ pub async fn run(
         let sync_wakeup = loop {
             match sync.poll_output(now) {
                 SourceOutput::Packet(p) if Some(p.track) == audio_track => {
-                    let Some((_, codec, rate)) = audio else {
+                    let Some((_, decoder, rate)) = &mut audio else {
                         continue;
                     };
+                    let rate = *rate;
                     let mut pcm = Vec::with_capacity(p.payload.0.len());
-                    match codec {
-                        AudioCodec::G711(law) => law.decode(&p.payload.0, &mut pcm),
-                        AudioCodec::L16 => pcm.extend(
-                            p.payload
-                                .0
-                                .chunks_exact(2)
-                                .map(|b| i16::from_be_bytes([b[0], b[1]])),
-                        ),
+                    // A bad payload is lost audio: the retimer conceals it.
+                    if decoder
+                        .decode_first_channel(&p.payload.0, 1, &mut pcm)
+                        .is_err()
+                    {
+                        continue;
                     }
                     let target = sync.output_time(p.capture);
                     let plan = stage.handle_audio(target, pcm.len() as u32, rate);

@@ -7,72 +7,33 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use lockstep_media::g711::G711Law;
-use lockstep_media::PatternReader;
-use lockstep_opus::OpusDecoder;
+use lockstep_media::{AudioDecoder, PatternReader};
 use matroska_demuxer::{Frame, MatroskaFile, TrackType};
 
 use super::avc::{parse_avcc, to_annex_b};
 use super::Observations;
 
-/// How an audio track's bytes become samples.
-#[derive(Debug)]
-enum AudioFormat {
-    G711(G711Law),
-    S16Le,
-    S16Be,
-    Opus(Box<OpusDecoder>),
-}
-
-impl AudioFormat {
-    /// First-channel samples in [-1, 1].
-    fn decode(&mut self, data: &[u8], channels: usize, out: &mut Vec<f32>) -> anyhow::Result<()> {
-        let mut pcm = Vec::new();
-        match self {
-            AudioFormat::G711(law) => law.decode(data, &mut pcm),
-            AudioFormat::Opus(decoder) => pcm = decoder.decode(Some(data))?,
-            AudioFormat::S16Le => pcm.extend(
-                data.chunks_exact(2)
-                    .map(|b| i16::from_le_bytes([b[0], b[1]])),
-            ),
-            AudioFormat::S16Be => pcm.extend(
-                data.chunks_exact(2)
-                    .map(|b| i16::from_be_bytes([b[0], b[1]])),
-            ),
-        }
-        out.extend(
-            pcm.iter()
-                .step_by(channels.max(1))
-                .map(|&s| f32::from(s) / 32_768.0),
-        );
-        Ok(())
-    }
-}
-
-fn audio_format(
+fn audio_decoder(
     codec_id: &str,
     private: Option<&[u8]>,
     bits: u64,
-    rate: u32,
     channels: usize,
-) -> anyhow::Result<AudioFormat> {
+) -> anyhow::Result<AudioDecoder> {
     match codec_id {
         "A_MS/ACM" => {
             let tag = private
                 .and_then(|p| p.get(0..2))
                 .map(|b| u16::from_le_bytes([b[0], b[1]]));
             match tag {
-                Some(6) => Ok(AudioFormat::G711(G711Law::ALaw)),
-                Some(7) => Ok(AudioFormat::G711(G711Law::MuLaw)),
-                Some(1) if bits == 16 => Ok(AudioFormat::S16Le),
+                Some(6) => Ok(AudioDecoder::G711(G711Law::ALaw)),
+                Some(7) => Ok(AudioDecoder::G711(G711Law::MuLaw)),
+                Some(1) if bits == 16 => Ok(AudioDecoder::Pcm16 { big_endian: false }),
                 other => bail!("A_MS/ACM audio with format tag {other:?} is not supported"),
             }
         }
-        "A_PCM/INT/LIT" if bits == 16 => Ok(AudioFormat::S16Le),
-        "A_PCM/INT/BIG" if bits == 16 => Ok(AudioFormat::S16Be),
-        "A_OPUS" => Ok(AudioFormat::Opus(Box::new(OpusDecoder::new(
-            rate,
-            u8::try_from(channels).unwrap_or(2),
-        )?))),
+        "A_PCM/INT/LIT" if bits == 16 => Ok(AudioDecoder::Pcm16 { big_endian: false }),
+        "A_PCM/INT/BIG" if bits == 16 => Ok(AudioDecoder::Pcm16 { big_endian: true }),
+        "A_OPUS" => Ok(AudioDecoder::opus(u8::try_from(channels).unwrap_or(2))?),
         other => bail!(
             "audio codec {other} is not supported yet (G.711, 16-bit PCM and Opus are; AAC comes \
              with recording)"
@@ -110,13 +71,7 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
     let rate = settings.sampling_frequency().round() as u32;
     let channels = settings.channels().get() as usize;
     let bits = settings.bit_depth().map_or(16, |b| b.get());
-    let mut format = audio_format(
-        audio.codec_id(),
-        audio.codec_private(),
-        bits,
-        rate,
-        channels,
-    )?;
+    let mut decoder = audio_decoder(audio.codec_id(), audio.codec_private(), bits, channels)?;
     // Matroska: a codec's built-in delay (Opus pre-skip) is decoded but not presented.
     let audio_delay_secs = audio.codec_delay().unwrap_or(0) as f64 * 1e-9;
 
@@ -135,8 +90,8 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
             reader.video(secs, &annex_b);
         } else if frame.track == audio_track {
             samples.clear();
-            format.decode(&frame.data, channels, &mut samples)?;
-            reader.audio(secs - audio_delay_secs, &samples);
+            decoder.decode_first_channel(&frame.data, channels, &mut samples)?;
+            reader.audio_i16(secs - audio_delay_secs, &samples);
         }
     }
     Ok(Observations::from_file(reader))

@@ -6,72 +6,21 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use lockstep_media::mp4_reader::{Mp4File, Mp4Track, TrackCodec};
-use lockstep_media::PatternReader;
-use lockstep_opus::OpusDecoder;
-use symphonia_core::audio::SampleBuffer;
-use symphonia_core::codecs::{CodecParameters, Decoder as _, DecoderOptions, CODEC_TYPE_AAC};
-use symphonia_core::formats::Packet;
+use lockstep_media::{AudioDecoder, PatternReader};
 
 use super::avc::to_annex_b;
 use super::Observations;
 
-/// Decodes one audio track's samples to first-channel f32.
-enum AudioDecoder {
-    Aac(Box<symphonia_codec_aac::AacDecoder>),
-    Opus(Box<OpusDecoder>, usize),
-}
-
-impl AudioDecoder {
-    fn new(track: &Mp4Track) -> anyhow::Result<(Self, u32)> {
-        match &track.codec {
-            TrackCodec::Aac {
-                config,
-                sample_rate,
-                ..
-            } => {
-                let mut params = CodecParameters::new();
-                params
-                    .for_codec(CODEC_TYPE_AAC)
-                    .with_sample_rate(*sample_rate)
-                    .with_extra_data(config.clone().into_boxed_slice());
-                let decoder =
-                    symphonia_codec_aac::AacDecoder::try_new(&params, &DecoderOptions::default())
-                        .context("AAC decoder (AAC-LC only)")?;
-                Ok((AudioDecoder::Aac(Box::new(decoder)), *sample_rate))
-            }
-            TrackCodec::Opus { channels, .. } => Ok((
-                AudioDecoder::Opus(
-                    Box::new(OpusDecoder::new(48_000, (*channels).clamp(1, 2))?),
-                    usize::from((*channels).clamp(1, 2)),
-                ),
-                48_000,
-            )),
-            other => bail!("audio codec {other:?} is not supported (AAC-LC and Opus are)"),
-        }
-    }
-
-    fn decode(&mut self, data: &[u8], out: &mut Vec<f32>) -> anyhow::Result<()> {
-        match self {
-            AudioDecoder::Aac(decoder) => {
-                let decoded = decoder
-                    .decode(&Packet::new_from_slice(0, 0, 0, data))
-                    .context("AAC decode")?;
-                // The decoder's own channel count: MP4 sample entries often say 2 for mono.
-                let channels = decoded.spec().channels.count().max(1);
-                let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, *decoded.spec());
-                buf.copy_interleaved_ref(decoded);
-                out.extend(buf.samples().iter().step_by(channels));
-            }
-            AudioDecoder::Opus(decoder, channels) => {
-                let pcm = decoder.decode(Some(data))?;
-                out.extend(
-                    pcm.iter()
-                        .step_by(*channels)
-                        .map(|&s| f32::from(s) / 32_768.0),
-                );
-            }
-        }
-        Ok(())
+/// The decoder for an audio track, and the rate it decodes at.
+fn audio_decoder(track: &Mp4Track) -> anyhow::Result<(AudioDecoder, u32)> {
+    match &track.codec {
+        TrackCodec::Aac {
+            config,
+            sample_rate,
+            ..
+        } => Ok((AudioDecoder::aac(config, *sample_rate)?, *sample_rate)),
+        TrackCodec::Opus { channels, .. } => Ok((AudioDecoder::opus(*channels)?, 48_000)),
+        other => bail!("audio codec {other:?} is not supported (AAC-LC and Opus are)"),
     }
 }
 
@@ -97,7 +46,7 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
     else {
         bail!("no H.264 video track");
     };
-    let (mut audio_decoder, rate) = AudioDecoder::new(audio)?;
+    let (mut decoder, rate) = audio_decoder(audio)?;
     let mut reader = PatternReader::new(rate)?;
     let mut parameter_sets = Vec::new();
     for nal in sps.iter().chain(pps) {
@@ -121,8 +70,8 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
             break;
         }
         samples.clear();
-        audio_decoder.decode(file.sample_data(sample), &mut samples)?;
-        reader.audio(secs, &samples);
+        decoder.decode_first_channel(file.sample_data(sample), 1, &mut samples)?;
+        reader.audio_i16(secs, &samples);
     }
     Ok(Observations::from_file(reader))
 }

@@ -8,9 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use futures::StreamExt;
 use lockstep_media::beep_flash::{BeepDetector, PictureObservation};
-use lockstep_media::g711::G711Law;
 use lockstep_media::PatternReader;
-use lockstep_rtsp::ingest::split_credentials;
+use lockstep_rtsp::ingest::{rtp_audio_decoder, split_credentials};
 use lockstep_sync::{NtpTime, SenderReportClock};
 use retina::client::{InitialTimestampPolicy, PlayOptions, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, ParametersRef};
@@ -32,12 +31,6 @@ struct Timed<T> {
     item: T,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum AudioCodec {
-    G711(G711Law),
-    L16,
-}
-
 pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observations> {
     let (url, creds) = split_credentials(source).map_err(anyhow::Error::msg)?;
     // Errors name the URL without its credentials.
@@ -55,20 +48,13 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
         .iter()
         .position(|s| s.media() == "video" && s.encoding_name() == "h264")
         .with_context(|| format!("{shown}: no H.264 video track"))?;
-    let (audio, codec) = streams
+    let (audio, mut audio_decoder) = streams
         .iter()
         .enumerate()
         .find_map(|(i, s)| {
-            if s.media() != "audio" {
-                return None;
-            }
-            let codec = match s.encoding_name() {
-                "pcma" => AudioCodec::G711(G711Law::ALaw),
-                "pcmu" => AudioCodec::G711(G711Law::MuLaw),
-                "l16" => AudioCodec::L16,
-                _ => return None,
-            };
-            Some((i, codec))
+            let decoder =
+                (s.media() == "audio").then(|| rtp_audio_decoder(s.encoding_name()))??;
+            Some((i, decoder))
         })
         .with_context(|| format!("{shown}: no audio track measure can decode (G.711 or L16)"))?;
     let audio_rate = streams[audio].clock_rate_hz();
@@ -122,15 +108,7 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
             }
             CodecItem::AudioFrame(frame) if frame.stream_id() == audio => {
                 let mut pcm = Vec::new();
-                match codec {
-                    AudioCodec::G711(law) => law.decode(frame.data(), &mut pcm),
-                    AudioCodec::L16 => pcm.extend(
-                        frame
-                            .data()
-                            .chunks_exact(2)
-                            .map(|b| i16::from_be_bytes([b[0], b[1]])),
-                    ),
-                }
+                audio_decoder.decode_first_channel(frame.data(), 1, &mut pcm)?;
                 let ts = frame.timestamp();
                 chunks.push(Timed {
                     ts_ext: ts.timestamp(),
