@@ -53,6 +53,7 @@ mod audio_retimer;
 mod delay_window;
 mod jitter_buffer;
 mod latency_profile;
+mod line_fit;
 mod output_stage;
 mod rtp_timeline;
 mod sender_report_clock;

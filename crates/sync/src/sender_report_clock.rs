@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
+use crate::line_fit::LineFit;
 use crate::NtpTime;
 
 /// Reports kept for the fit.
@@ -139,7 +140,6 @@ impl SenderReportClock {
     fn fit_reports(&self) -> Fit {
         let nominal_nanos_per_tick = 1e9 / f64::from(self.nominal_rate_hz);
         let newest = self.reports[self.reports.len() - 1];
-        let n = self.reports.len() as f64;
         // Relative to the newest report so the f64 values stay small and exact enough.
         let points = self.reports.iter().map(|r| {
             (
@@ -147,24 +147,18 @@ impl SenderReportClock {
                 (r.ntp_nanos - newest.ntp_nanos) as f64,
             )
         });
-        let (sum_x, sum_y) = points
-            .clone()
-            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
-        let (mean_x, mean_y) = (sum_x / n, sum_y / n);
-        let (sxx, sxy) = points.fold((0.0, 0.0), |(a, b), (x, y)| {
-            (
-                a + (x - mean_x) * (x - mean_x),
-                b + (x - mean_x) * (y - mean_y),
-            )
+        let fit = LineFit::through(points).unwrap_or(LineFit {
+            mean_x: 0.0,
+            mean_y: 0.0,
+            slope: None,
         });
-        let nanos_per_tick = if self.reports.len() >= 2 && sxx > 0.0 {
-            sxy / sxx
-        } else {
-            self.prior_nanos_per_tick.unwrap_or(nominal_nanos_per_tick)
+        let nanos_per_tick = match fit.slope {
+            Some(slope) if self.reports.len() >= 2 => slope,
+            _ => self.prior_nanos_per_tick.unwrap_or(nominal_nanos_per_tick),
         };
         Fit {
             anchor_rtp: newest.rtp_ext,
-            anchor_ntp_nanos: newest.ntp_nanos as f64 + (mean_y - nanos_per_tick * mean_x),
+            anchor_ntp_nanos: newest.ntp_nanos as f64 + fit.intercept(nanos_per_tick),
             nanos_per_tick,
         }
     }

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 
+use crate::line_fit::LineFit;
 use crate::LocalInstant;
 
 /// Sliding window of the transit minimum.
@@ -148,32 +149,18 @@ impl SkewEstimator {
 /// too few to give a slope.
 fn fit_line(samples: &VecDeque<(f64, f64)>) -> Option<TransitLine> {
     let &(_, last_y) = samples.back()?;
-    let n = samples.len();
-    if n < MIN_FIT_SAMPLES {
-        return Some(TransitLine {
-            intercept_secs: last_y,
-            slope: 0.0,
-        });
+    let flat = TransitLine {
+        intercept_secs: last_y,
+        slope: 0.0,
+    };
+    if samples.len() < MIN_FIT_SAMPLES {
+        return Some(flat);
     }
-    let nf = n as f64;
-    let mean_x = samples.iter().map(|s| s.0).sum::<f64>() / nf;
-    let mean_y = samples.iter().map(|s| s.1).sum::<f64>() / nf;
-    let (mut sxx, mut sxy) = (0.0, 0.0);
-    for &(x, y) in samples {
-        sxx += (x - mean_x) * (x - mean_x);
-        sxy += (x - mean_x) * (y - mean_y);
-    }
-    if sxx <= f64::EPSILON {
-        return Some(TransitLine {
-            intercept_secs: last_y,
-            slope: 0.0,
-        });
-    }
-    let slope = sxy / sxx;
-    Some(TransitLine {
-        intercept_secs: mean_y - slope * mean_x,
+    let fit = LineFit::through(samples.iter().copied())?;
+    Some(fit.slope.map_or(flat, |slope| TransitLine {
+        intercept_secs: fit.intercept(slope),
         slope,
-    })
+    }))
 }
 
 #[cfg(test)]
