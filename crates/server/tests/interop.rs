@@ -48,6 +48,16 @@ fn tool(name: &str, args: &[&str]) -> Output {
     })
 }
 
+/// Runs ffmpeg quietly; its errors fail the test.
+fn ffmpeg(args: &[&str]) {
+    let out = tool("ffmpeg", &[&["-v", "error"][..], args].concat());
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lockstep-interop-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -151,28 +161,18 @@ fn gstreamer_rtspsrc_plays_video_and_audio() {
 
 /// Records `secs` of the camera with `ffmpeg -c copy` into Matroska.
 fn record(url: &str, secs: u32, path: &Path) {
-    let out = tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            url,
-            "-t",
-            &secs.to_string(),
-            "-c",
-            "copy",
-            "-y",
-            path.to_str().expect("utf-8 path"),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "ffmpeg recording: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ffmpeg(&[
+        "-rtsp_transport",
+        "tcp",
+        "-i",
+        url,
+        "-t",
+        &secs.to_string(),
+        "-c",
+        "copy",
+        "-y",
+        path.to_str().expect("utf-8 path"),
+    ]);
 }
 
 /// `lockstep measure --json` on a source.
@@ -209,34 +209,24 @@ fn measure_agrees_with_offsets_put_in_by_ffmpeg() {
         // encoder's priming is undone by the MP4 edit list, which measure must honour).
         for (container, audio_codec) in [("mkv", "copy"), ("mp4", "aac")] {
             let shifted = scratch(&format!("shift{shift_ms}.{container}"));
-            let out = tool(
-                "ffmpeg",
-                &[
-                    "-v",
-                    "error",
-                    "-i",
-                    input,
-                    "-itsoffset",
-                    &offset,
-                    "-i",
-                    input,
-                    "-map",
-                    "0:v",
-                    "-map",
-                    "1:a",
-                    "-c:v",
-                    "copy",
-                    "-c:a",
-                    audio_codec,
-                    "-y",
-                    shifted.to_str().expect("utf-8"),
-                ],
-            );
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            ffmpeg(&[
+                "-i",
+                input,
+                "-itsoffset",
+                &offset,
+                "-i",
+                input,
+                "-map",
+                "0:v",
+                "-map",
+                "1:a",
+                "-c:v",
+                "copy",
+                "-c:a",
+                audio_codec,
+                "-y",
+                shifted.to_str().expect("utf-8"),
+            ]);
             let report = measure(shifted.to_str().expect("utf-8"), &[]);
             let mean = number(&report, "mean_ms");
             assert!(
@@ -255,24 +245,14 @@ fn opus_audio_records_and_measures_in_sync() {
     let recording = scratch("opus.mkv");
     record(&camera.url, 8, &recording);
     let as_mp4 = scratch("opus.mp4");
-    let out = tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            recording.to_str().expect("utf-8"),
-            "-c",
-            "copy",
-            "-y",
-            as_mp4.to_str().expect("utf-8"),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ffmpeg(&[
+        "-i",
+        recording.to_str().expect("utf-8"),
+        "-c",
+        "copy",
+        "-y",
+        as_mp4.to_str().expect("utf-8"),
+    ]);
     for file in [&recording, &as_mp4] {
         let report = measure(file.to_str().expect("utf-8"), &[]);
         let mean = number(&report, "mean_ms");
@@ -342,38 +322,28 @@ fn reports_remove_the_drift_a_report_blind_recording_keeps() {
 #[test]
 fn measure_says_clearly_what_it_cannot_read() {
     let not_pattern = scratch("noise.mkv");
-    let out = tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=8000",
-            "-t",
-            "3",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "pcm_alaw",
-            "-y",
-            not_pattern.to_str().expect("utf-8"),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=8000",
+        "-t",
+        "3",
+        "-c:v",
+        "libx264",
+        "-profile:v",
+        "baseline",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "pcm_alaw",
+        "-y",
+        not_pattern.to_str().expect("utf-8"),
+    ]);
     for (source, needle) in [
         (not_pattern.to_str().expect("utf-8"), "beep-flash"),
         ("/nonexistent/clip.mkv", "cannot open"),

@@ -193,7 +193,7 @@ impl Connection {
             "OPTIONS" => Response::new(200).header("Public", PUBLIC),
             "DESCRIBE" => self.describe(request),
             "SETUP" => self.setup(request).await,
-            "PLAY" => self.play(request).await,
+            "PLAY" => self.play().await,
             "PAUSE" => self.pause(),
             "TEARDOWN" => {
                 self.session = None;
@@ -364,7 +364,7 @@ impl Connection {
         Err(last_error.unwrap_or_else(|| std::io::Error::other("no free even/odd port pair")))
     }
 
-    async fn play(&mut self, request: &Request) -> Response {
+    async fn play(&mut self) -> Response {
         let Some(session) = &mut self.session else {
             return Response::new(455).header("X-Error", "PLAY before SETUP");
         };
@@ -423,7 +423,6 @@ impl Connection {
             rng,
             self.out.clone(),
         )));
-        let _ = request;
         let mut response = Response::new(200)
             .header("Session", session.id.clone())
             .header("Range", "npt=now-");

@@ -7,7 +7,7 @@
 //! time to the true capture wallclock. An audio path delay (`audio_offset`) is the one thing the
 //! reports don't show.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -91,7 +91,6 @@ pub struct Live {
     pub speaker: Mutex<Speaker>,
     started: Instant,
     stop: AtomicBool,
-    pub frames_sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Live {
@@ -306,7 +305,6 @@ pub fn start(cfg: &SimCameraConfig) -> Result<Arc<Live>, String> {
         speaker: Mutex::new(Speaker::new()),
         started: Instant::now(),
         stop: AtomicBool::new(false),
-        frames_sent: AtomicU64::new(0),
     });
     let mut capture = Capture {
         cfg: cfg.clone(),
@@ -513,7 +511,6 @@ impl Capture {
             let packet = rtp_packet(96, i + 1 == count, state.next_seq, ts, state.ssrc, &payload);
             self.live.publish(0, false, packet);
         }
-        self.live.frames_sent.fetch_add(1, Ordering::Relaxed);
     }
 
     fn send_audio(&mut self, stream: &mut Stream, samples: u64, true_rate: f64) {

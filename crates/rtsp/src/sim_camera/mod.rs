@@ -12,7 +12,6 @@ mod sdp;
 mod speaker;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use tokio::net::TcpListener;
@@ -80,7 +79,8 @@ pub struct SimCamera {
     local_addr: SocketAddr,
     live: Arc<live::Live>,
     accept: JoinHandle<()>,
-    timers: Vec<JoinHandle<()>>,
+    drop_timer: Option<JoinHandle<()>>,
+    _drops: Arc<watch::Sender<u32>>,
 }
 
 impl SimCamera {
@@ -98,22 +98,17 @@ impl SimCamera {
             source,
         })?;
         let live = live::start(&cfg).map_err(StartError::Media)?;
+        // The camera keeps the sender: while it lives, connections only see deliberate drops.
         let (drop_tx, drops) = watch::channel(0u32);
-        let mut timers = Vec::new();
-        if let Some(after) = cfg.drop_after {
-            timers.push(tokio::spawn(async move {
+        let drop_tx = Arc::new(drop_tx);
+        let drop_timer = cfg.drop_after.map(|after| {
+            let drop_tx = Arc::clone(&drop_tx);
+            tokio::spawn(async move {
                 tokio::time::sleep(after).await;
                 tracing::info!("sim-camera: --drop-after: closing every connection");
                 drop_tx.send_modify(|n| *n += 1);
-                // Keep the sender alive so connections don't see it as a drop.
-                std::future::pending::<()>().await;
-            }));
-        } else {
-            timers.push(tokio::spawn(async move {
-                let _keep = drop_tx;
-                std::future::pending::<()>().await;
-            }));
-        }
+            })
+        });
         let ctx = Arc::new(Context {
             cfg,
             live: Arc::clone(&live),
@@ -134,7 +129,8 @@ impl SimCamera {
             local_addr,
             live,
             accept,
-            timers,
+            drop_timer,
+            _drops: drop_tx,
         })
     }
 
@@ -156,16 +152,11 @@ impl SimCamera {
             .packets
     }
 
-    /// Video frames captured and sent so far.
-    pub fn frames_sent(&self) -> u64 {
-        self.live.frames_sent.load(Ordering::Relaxed)
-    }
-
     pub fn shutdown(self) {
         self.live.stop();
         self.accept.abort();
-        for t in self.timers {
-            t.abort();
+        if let Some(timer) = self.drop_timer {
+            timer.abort();
         }
     }
 }
