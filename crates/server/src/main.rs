@@ -70,8 +70,9 @@ fn serve(path: &std::path::Path) -> ExitCode {
 
 fn not_implemented(name: &str) -> ExitCode {
     eprintln!(
-        "lockstep {name}: not implemented yet. This build has the sync core \
-         (crates/sync, proven by `cargo test`); see the README for what is built."
+        "lockstep {name}: not implemented yet. Built today: `lockstep sim-camera` (an RTSP \
+         camera simulator), `lockstep measure` (audio-video offset of files and RTSP streams) \
+         and `lockstep serve --config` (checks a config); see the README."
     );
     ExitCode::from(NOT_IMPLEMENTED)
 }
