@@ -8,10 +8,16 @@ pub mod beep_flash;
 pub mod g711;
 pub mod h264;
 mod h264_encoder;
+mod live_audio;
+mod live_feed;
 pub mod mp4_reader;
 pub mod pattern;
 mod pattern_reader;
 
 pub use audio_decoder::{AudioDecodeError, AudioDecoder};
 pub use h264_encoder::{CodecError, DecodedLuma, EncodedFrame, H264Decoder, H264Encoder};
+pub use live_audio::{
+    LiveAudioEncoder, LiveAudioError, OpusPacket, LIVE_RATE_HZ, OPUS_FRAME_SAMPLES,
+};
+pub use live_feed::{FeedSubscription, LiveFrame, LiveMedia, SourceFeed, FEED_CAPACITY};
 pub use pattern_reader::PatternReader;

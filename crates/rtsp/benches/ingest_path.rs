@@ -109,7 +109,7 @@ fn row(name: &str, jitter_ms: u64) {
             IngestOutput::Audio { out, pcm, .. } => {
                 reader.audio_i16(out.as_nanos() as f64 * 1e-9, pcm)
             }
-            IngestOutput::Conceal { .. } => {}
+            IngestOutput::Conceal { .. } | IngestOutput::Stats(_) => {}
         }
     }
     let report = reader.report().expect("pattern found");

@@ -58,17 +58,50 @@ pub enum IngestOutput {
         keyframe: bool,
         annex_b: Vec<u8>,
     },
-    /// Decoded audio whose first sample plays at `out`; `ratio` is the retimer's output samples
-    /// per input sample for the 48 kHz resampler.
+    /// Decoded audio whose first sample plays at `out`, output position `out_pts` (48 kHz
+    /// ticks: `out` = epoch + `out_pts`/48 kHz, one epoch per camera session); `ratio` is the
+    /// retimer's output samples per input sample for the 48 kHz resampler.
     Audio {
         out: LocalInstant,
+        out_pts: i64,
         rate_hz: u32,
         pcm: Vec<i16>,
         ratio: f64,
     },
-    /// No audio came in time: `samples` (48 kHz) of concealment at `out`.
-    Conceal { out: LocalInstant, samples: u32 },
+    /// No audio came in time: `samples` (48 kHz) of concealment at `out` (position `out_pts`).
+    Conceal {
+        out: LocalInstant,
+        out_pts: i64,
+        samples: u32,
+    },
+    /// The source's sync state, about once a second.
+    Stats(SyncStats),
 }
+
+/// What the sync core knows about one camera, for the API and metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncStats {
+    /// Residual audio-video offset at the output (positive: audio late).
+    pub offset_ms: Option<f64>,
+    pub audio_drift_ppm: Option<f64>,
+    pub video_drift_ppm: Option<f64>,
+    /// The larger of the tracks' RFC 3550 interarrival jitter.
+    pub jitter_ms: f64,
+    /// Lost packets over all packets expected, both tracks.
+    pub loss_ratio: f64,
+    /// Capture to output: the playout delay.
+    pub latency_ms: f64,
+    pub clock_source: &'static str,
+    pub video_frames: u64,
+    pub dropped_frames: u64,
+    pub concealed_ms: f64,
+    pub corrections: u64,
+    pub video_codec: &'static str,
+    pub audio_codec: Option<String>,
+}
+
+/// How often [`IngestOutput::Stats`] is sent.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
 pub struct IngestOptions {
@@ -146,6 +179,9 @@ pub async fn run(
         let decoder = (s.media() == "audio").then(|| rtp_audio_decoder(s.encoding_name()))??;
         Some((i, decoder, s.clock_rate_hz()))
     });
+    let audio_codec = audio
+        .as_ref()
+        .map(|(i, _, _)| streams[*i].encoding_name().to_owned());
     session
         .setup(video, SetupOptions::default())
         .await
@@ -172,6 +208,7 @@ pub async fn run(
         OutputStage::<Vec<u8>>::new(VideoMode::Passthrough, options.profile.max_delay());
     let mut depacketizer = H264Depacketizer::default();
     let mut wakeup: Option<LocalInstant> = None;
+    let mut next_stats = clock.now();
     loop {
         let sleep_until = wakeup.map(|w| tokio::time::Instant::from_std(clock.instant(w)));
         let item = tokio::select! {
@@ -253,6 +290,7 @@ pub async fn run(
                     let out = stage.retimer().out_time(plan.out_pts).unwrap_or(target);
                     let output = IngestOutput::Audio {
                         out,
+                        out_pts: plan.out_pts,
                         rate_hz: rate,
                         pcm: kept,
                         ratio: plan.ratio,
@@ -293,6 +331,7 @@ pub async fn run(
                 },
                 StageOutput::Conceal { out_pts, samples } => IngestOutput::Conceal {
                     out: stage.retimer().out_time(out_pts).unwrap_or(now),
+                    out_pts,
                     samples,
                 },
                 // The next audio's stamp shows the jump; there is nothing to send for it.
@@ -303,7 +342,59 @@ pub async fn run(
                 return Ok(());
             }
         };
-        wakeup = [sync_wakeup, stage_wakeup].into_iter().flatten().min();
+        if now >= next_stats {
+            next_stats = now.add_nanos(STATS_INTERVAL.as_nanos() as i64);
+            let stats = sync_stats(&sync, &stage, video_track, audio_track, &audio_codec);
+            if tx.send(IngestOutput::Stats(stats)).await.is_err() {
+                return Ok(());
+            }
+        }
+        wakeup = [sync_wakeup, stage_wakeup, Some(next_stats)]
+            .into_iter()
+            .flatten()
+            .min();
+    }
+}
+
+fn sync_stats(
+    sync: &SourceSync<Payload>,
+    stage: &OutputStage<Vec<u8>>,
+    video_track: usize,
+    audio_track: Option<usize>,
+    audio_codec: &Option<String>,
+) -> SyncStats {
+    let tracks: Vec<usize> = std::iter::once(video_track).chain(audio_track).collect();
+    let (mut lost, mut received) = (0u64, 0u64);
+    for &t in &tracks {
+        let s = sync.track_stats(t);
+        lost += s.lost;
+        received += s.received.saturating_sub(s.duplicates);
+    }
+    let jitter = tracks
+        .iter()
+        .map(|&t| sync.track_jitter(t))
+        .max()
+        .unwrap_or_default();
+    let video = stage.scheduler().stats();
+    let retimer = stage.retimer().stats();
+    SyncStats {
+        offset_ms: stage.offset_nanos().map(|n| n as f64 / 1e6),
+        audio_drift_ppm: audio_track.and_then(|t| sync.track_drift_ppm(t)),
+        video_drift_ppm: sync.track_drift_ppm(video_track),
+        jitter_ms: jitter.as_secs_f64() * 1e3,
+        loss_ratio: if lost + received == 0 {
+            0.0
+        } else {
+            lost as f64 / (lost + received) as f64
+        },
+        latency_ms: sync.playout_delay().as_secs_f64() * 1e3,
+        clock_source: sync.clock_source().as_str(),
+        video_frames: video.frames,
+        dropped_frames: video.dropped_late + video.dropped_awaiting_keyframe,
+        concealed_ms: retimer.concealed_samples as f64 / 48.0,
+        corrections: stage.watchdog_stats().corrections,
+        video_codec: "h264",
+        audio_codec: audio_codec.clone(),
     }
 }
 

@@ -120,4 +120,10 @@ impl<V> OutputStage<V> {
     pub fn watchdog_stats(&self) -> WatchdogStats {
         self.watchdog.stats()
     }
+
+    /// The residual audio-video offset at the output (positive: audio late), once both tracks
+    /// have been seen.
+    pub fn offset_nanos(&self) -> Option<i64> {
+        self.watchdog.offset_nanos()
+    }
 }

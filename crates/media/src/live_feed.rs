@@ -1,0 +1,180 @@
+//! A source's synchronized output, fanned out to every sink (WebRTC viewers, later recorders).
+//!
+//! Frames are already stamped on the source's output timeline: `wallclock` is the instant the
+//! frame is due at the output (capture time + playout delay, the same mapping for every track of
+//! the source), `pts` its media time on the outgoing clock. A new subscriber also gets the video
+//! since the last keyframe, so a viewer starts at once instead of waiting up to a GOP; a
+//! subscriber that falls behind the broadcast is told how much it missed and must wait for the
+//! next keyframe (it never grows a queue).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::broadcast;
+
+/// Frames a subscriber may fall behind before it lags (about 4 s of 30 fps video plus audio).
+pub const FEED_CAPACITY: usize = 512;
+/// The keyframe cache gives up (until the next keyframe) beyond these: a camera with a
+/// minutes-long GOP must not hold megabytes per source.
+const GOP_CACHE_MAX_FRAMES: usize = 300;
+const GOP_CACHE_MAX_BYTES: usize = 8 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveMedia {
+    /// An H.264 access unit in Annex B; `pts` in 90 kHz ticks.
+    H264 { keyframe: bool },
+    /// One Opus frame; `pts` in 48 kHz ticks.
+    Opus,
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveFrame {
+    pub media: LiveMedia,
+    /// When this frame is due at the output (the sender-report wallclock for WebRTC).
+    pub wallclock: Instant,
+    pub pts: i64,
+    pub data: Arc<[u8]>,
+}
+
+impl LiveFrame {
+    pub fn is_keyframe(&self) -> bool {
+        matches!(self.media, LiveMedia::H264 { keyframe: true })
+    }
+}
+
+/// What a new subscriber gets: the cached video since the last keyframe, then the live frames.
+#[derive(Debug)]
+pub struct FeedSubscription {
+    pub cached: Vec<LiveFrame>,
+    pub live: broadcast::Receiver<LiveFrame>,
+}
+
+#[derive(Debug)]
+struct FeedState {
+    gop: Vec<LiveFrame>,
+    gop_bytes: usize,
+}
+
+/// One source's fan-out. The lock is held only to append to the keyframe cache and to
+/// subscribe, so a subscriber's cache snapshot and live stream meet without a gap or a repeat.
+#[derive(Debug)]
+pub struct SourceFeed {
+    tx: broadcast::Sender<LiveFrame>,
+    state: Mutex<FeedState>,
+}
+
+impl Default for SourceFeed {
+    fn default() -> Self {
+        SourceFeed::new()
+    }
+}
+
+impl SourceFeed {
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(FEED_CAPACITY);
+        SourceFeed {
+            tx,
+            state: Mutex::new(FeedState {
+                gop: Vec::new(),
+                gop_bytes: 0,
+            }),
+        }
+    }
+
+    pub fn publish(&self, frame: LiveFrame) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let LiveMedia::H264 { keyframe } = frame.media {
+            if keyframe {
+                state.gop.clear();
+                state.gop_bytes = 0;
+            }
+            if !state.gop.is_empty() || keyframe {
+                state.gop_bytes += frame.data.len();
+                state.gop.push(frame.clone());
+                if state.gop.len() > GOP_CACHE_MAX_FRAMES || state.gop_bytes > GOP_CACHE_MAX_BYTES {
+                    state.gop.clear();
+                    state.gop_bytes = 0;
+                }
+            }
+        }
+        // No subscribers is not an error: the frame just has no one to go to.
+        let _ = self.tx.send(frame);
+    }
+
+    /// The source restarted (a new camera session): cached frames belong to the old timeline.
+    pub fn clear_cache(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.gop.clear();
+        state.gop_bytes = 0;
+    }
+
+    pub fn subscribe(&self) -> FeedSubscription {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        FeedSubscription {
+            cached: state.gop.clone(),
+            live: self.tx.subscribe(),
+        }
+    }
+
+    /// Sinks currently subscribed (audio is transcoded only while this is above zero).
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(media: LiveMedia, pts: i64) -> LiveFrame {
+        LiveFrame {
+            media,
+            wallclock: Instant::now(),
+            pts,
+            data: Arc::from(vec![0u8; 10]),
+        }
+    }
+
+    #[test]
+    fn a_new_subscriber_gets_the_gop_then_live_frames_without_gap_or_repeat() {
+        let feed = SourceFeed::new();
+        feed.publish(frame(LiveMedia::H264 { keyframe: false }, 0)); // before any keyframe
+        feed.publish(frame(LiveMedia::H264 { keyframe: true }, 1));
+        feed.publish(frame(LiveMedia::Opus, 2));
+        feed.publish(frame(LiveMedia::H264 { keyframe: false }, 3));
+        let mut sub = feed.subscribe();
+        feed.publish(frame(LiveMedia::H264 { keyframe: false }, 4));
+        let cached: Vec<i64> = sub.cached.iter().map(|f| f.pts).collect();
+        assert_eq!(cached, vec![1, 3], "video since the keyframe only");
+        assert_eq!(sub.live.try_recv().unwrap().pts, 4);
+        assert!(sub.live.try_recv().is_err());
+        assert_eq!(feed.subscribers(), 1);
+        drop(sub);
+        assert_eq!(feed.subscribers(), 0);
+    }
+
+    #[test]
+    fn a_slow_subscriber_lags_instead_of_queueing() {
+        let feed = SourceFeed::new();
+        let mut sub = feed.subscribe();
+        for i in 0..(FEED_CAPACITY as i64 + 10) {
+            feed.publish(frame(LiveMedia::Opus, i));
+        }
+        assert!(matches!(
+            sub.live.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(10))
+        ));
+    }
+
+    #[test]
+    fn the_cache_gives_up_on_endless_gops() {
+        let feed = SourceFeed::new();
+        feed.publish(frame(LiveMedia::H264 { keyframe: true }, 0));
+        for i in 1..=GOP_CACHE_MAX_FRAMES as i64 {
+            feed.publish(frame(LiveMedia::H264 { keyframe: false }, i));
+        }
+        assert!(feed.subscribe().cached.is_empty());
+        feed.publish(frame(LiveMedia::H264 { keyframe: true }, 1000));
+        assert_eq!(feed.subscribe().cached.len(), 1);
+    }
+}
