@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the web UI with built-in simulated cameras: nothing to configure.
-    Demo,
+    Demo(DemoArgs),
     /// Serve the cameras of a config file.
     Serve(ServeArgs),
     /// An RTSP camera simulator whose picture flashes and audio beeps at the same true instant.
@@ -29,6 +29,13 @@ pub enum Command {
     Measure(MeasureArgs),
     /// Find ONVIF cameras on the LAN (WS-Discovery).
     Discover,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the web UI and API listen (WebRTC uses the same port number over UDP).
+    #[arg(long, default_value = "127.0.0.1:8350")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +118,7 @@ impl Command {
     /// The name as typed on the command line.
     pub fn name(&self) -> &'static str {
         match self {
-            Command::Demo => "demo",
+            Command::Demo(_) => "demo",
             Command::Serve(_) => "serve",
             Command::SimCamera(_) => "sim-camera",
             Command::Measure(_) => "measure",

@@ -30,6 +30,13 @@ pub struct Config {
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// The UDP port every WebRTC peer shares (default: the HTTP port number).
+    #[serde(default)]
+    pub webrtc_port: Option<u16>,
+    /// Addresses browsers reach the WebRTC port on, when not the listen address (NAT, a
+    /// wildcard listen on a machine with several interfaces).
+    #[serde(default)]
+    pub webrtc_addresses: Vec<std::net::IpAddr>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -40,6 +47,8 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: default_listen(),
+            webrtc_port: None,
+            webrtc_addresses: Vec::new(),
         }
     }
 }
@@ -176,12 +185,16 @@ impl<'de> Deserialize<'de> for CameraName {
 }
 
 /// A camera URL whose credentials never show: `Display` and `Debug` print
-/// `rtsp://***:***@host/path`. (The source manager will add the one accessor that gives the real
-/// URL, to connect.)
+/// `rtsp://***:***@host/path`; only [`RedactedUrl::for_connecting`] gives the real URL.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedactedUrl(url::Url);
 
 impl RedactedUrl {
+    /// The URL with its credentials, for the RTSP client only: never log or show it.
+    pub fn for_connecting(&self) -> &str {
+        self.0.as_str()
+    }
+
     fn redacted(&self) -> String {
         let mut shown = self.0.clone();
         if !shown.username().is_empty() {

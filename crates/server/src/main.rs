@@ -2,6 +2,8 @@
 
 mod cli;
 mod config;
+mod demo;
+mod live;
 mod measure;
 mod sim_camera_cmd;
 
@@ -28,7 +30,8 @@ fn main() -> ExitCode {
         Command::SimCamera(args) => run_async(sim_camera_cmd::run(&args)),
         Command::Measure(args) => run_async(measure::run(&args)),
         Command::Serve(args) => serve(&args.config),
-        command @ (Command::Demo | Command::Discover) => not_implemented(command.name()),
+        Command::Demo(args) => run_async(demo::run(&args)),
+        command @ Command::Discover => not_implemented(command.name()),
     }
 }
 
@@ -50,7 +53,7 @@ fn run_async(command: impl std::future::Future<Output = anyhow::Result<()>>) -> 
     }
 }
 
-/// Checks the configuration; the live server itself is not built yet.
+/// Loads the configuration (errors name file, line and reason) and serves it.
 fn serve(path: &std::path::Path) -> ExitCode {
     match config::Config::load(path) {
         Err(e) => {
@@ -59,20 +62,15 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
         Ok(config) => {
             eprint!("{}", config.summary());
-            eprintln!(
-                "lockstep serve: {} is valid; the live server is not implemented yet.",
-                path.display()
-            );
-            ExitCode::from(NOT_IMPLEMENTED)
+            run_async(live::serve(config))
         }
     }
 }
 
 fn not_implemented(name: &str) -> ExitCode {
     eprintln!(
-        "lockstep {name}: not implemented yet. Built today: `lockstep sim-camera` (an RTSP \
-         camera simulator), `lockstep measure` (audio-video offset of files and RTSP streams) \
-         and `lockstep serve --config` (checks a config); see the README."
+        "lockstep {name}: not implemented yet. Built today: `lockstep demo`, `lockstep serve`, \
+         `lockstep sim-camera` and `lockstep measure`; see the README."
     );
     ExitCode::from(NOT_IMPLEMENTED)
 }

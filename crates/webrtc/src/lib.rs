@@ -1,1 +1,10 @@
+//! WebRTC for lockstep: WHEP viewers on str0m (sans-IO), one task per peer, every peer on one
+//! UDP port. Media comes from a source's [`lockstep_media::SourceFeed`], already synchronized and
+//! stamped; sender reports are timed from those stamps (capture time), never from send time.
 
+pub mod udp_mux;
+mod viewer;
+pub mod whep;
+
+pub use viewer::{ViewerCounters, CONNECT_TIMEOUT};
+pub use whep::{ViewerInfo, WhepError, WhepHost};

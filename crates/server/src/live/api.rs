@@ -1,0 +1,248 @@
+//! The HTTP API of the contract: health, cameras with their sync state, WHEP, metrics, and the
+//! embedded web UI. Errors are `{"error": "..."}` with a 4xx/5xx status, never a credential.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use lockstep_webrtc::{WhepError, WhepHost};
+use serde_json::{json, Value};
+
+use super::camera::{CameraHandle, CameraStatus};
+use super::{metrics, web};
+
+/// Everything the handlers read; cameras are fixed at start.
+#[derive(Debug)]
+pub struct AppState {
+    pub cameras: Vec<CameraHandle>,
+    pub whep: WhepHost,
+}
+
+impl AppState {
+    fn camera(&self, name: &str) -> Result<&CameraHandle, ApiError> {
+        self.cameras
+            .iter()
+            .find(|c| c.settings.name == name)
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, format!("no camera named {name:?}"))
+            })
+    }
+
+    pub fn viewers_of(&self, camera: &str) -> usize {
+        self.whep
+            .viewers()
+            .iter()
+            .filter(|v| v.camera == camera)
+            .count()
+    }
+}
+
+/// An error answer: status and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/cameras", get(list_cameras))
+        .route("/api/cameras/{name}", get(get_camera))
+        .route("/api/whep/{name}", post(whep_offer).options(preflight))
+        .route(
+            "/api/whep/{name}/{session}",
+            axum::routing::delete(whep_delete)
+                .patch(whep_patch)
+                .options(preflight),
+        )
+        .route("/metrics", get(metrics::handler))
+        .merge(web::router())
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(allow_any_origin))
+        .with_state(state)
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "cameras": state.cameras.len(),
+    }))
+}
+
+async fn list_cameras(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(Value::Array(
+        state
+            .cameras
+            .iter()
+            .map(|c| camera_json(&state, c))
+            .collect(),
+    ))
+}
+
+async fn get_camera(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let camera = state.camera(&name)?;
+    Ok(Json(camera_json(&state, camera)))
+}
+
+/// A camera as the API shows it: the contract's `sync` object plus state and codecs.
+pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
+    let status: CameraStatus = camera.status.borrow().clone();
+    let sync = status.sync.as_ref().map(|s| {
+        json!({
+            "offset_ms": s.offset_ms.map(round2),
+            "audio_drift_ppm": s.audio_drift_ppm.map(round2),
+            "video_drift_ppm": s.video_drift_ppm.map(round2),
+            "jitter_ms": round2(s.jitter_ms),
+            "loss_ratio": (s.loss_ratio * 1e5).round() / 1e5,
+            "latency_ms": round2(s.latency_ms),
+            "clock_source": s.clock_source,
+            "video_frames": s.video_frames,
+            "dropped_frames": s.dropped_frames,
+            "concealed_ms": round2(s.concealed_ms),
+            "corrections": s.corrections,
+        })
+    });
+    json!({
+        "name": camera.settings.name,
+        "url": camera.settings.shown_url,
+        "state": status.state,
+        "error": status.error,
+        "codecs": { "video": status.video_codec, "audio": status.audio_codec },
+        "audio": camera.settings.audio,
+        "latency": camera.settings.profile.to_string(),
+        "sync_offset_ms": camera.settings.sync_offset_ms,
+        "sessions": status.sessions,
+        "viewers": state.viewers_of(&camera.settings.name),
+        "sync": sync,
+        "whep": format!("/api/whep/{}", camera.settings.name),
+    })
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+async fn whep_offer(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let camera = state.camera(&name)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/sdp") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("a WHEP offer is Content-Type application/sdp, not {content_type:?}"),
+        ));
+    }
+    let offer = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8"))?;
+    let zero_delay = camera.settings.profile == lockstep_sync::LatencyProfile::Low;
+    let (session, answer) = state
+        .whep
+        .offer(&name, offer, camera.feed.clone(), zero_delay)
+        .map_err(|e| match e {
+            WhepError::MalformedOffer(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+            WhepError::NoCompatibleCodec(_) => {
+                ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string())
+            }
+        })?;
+    let location = format!("/api/whep/{name}/{session}");
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_owned()),
+            (header::LOCATION, location),
+        ],
+        answer,
+    )
+        .into_response())
+}
+
+async fn whep_delete(
+    State(state): State<Arc<AppState>>,
+    Path((_name, session)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if state.whep.delete(&session) {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no WHEP session {session:?}"),
+        ))
+    }
+}
+
+/// Trickle ICE: we are ICE-lite with host candidates in the answer, and the browser's own
+/// candidates reach us in its connectivity checks, so there is nothing to apply.
+async fn whep_patch(
+    State(state): State<Arc<AppState>>,
+    Path((_name, session)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if state.whep.has_session(&session) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no WHEP session {session:?}"),
+        ))
+    }
+}
+
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such resource")
+}
+
+/// WHEP players are often served from another origin: allow it (the API holds no cookies).
+async fn allow_any_origin(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, authorization, if-match"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("location, link, etag"),
+    );
+    response
+}

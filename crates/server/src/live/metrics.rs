@@ -1,0 +1,135 @@
+//! `GET /metrics`: Prometheus text exposition, written by hand (a dozen gauges need no crate).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::api::AppState;
+use super::camera::CameraState;
+
+pub async fn handler(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&state),
+    )
+}
+
+/// One metric family: its help line, type and one sample per camera.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    samples: Vec<(String, f64)>,
+}
+
+pub fn render(state: &AppState) -> String {
+    let mut families = vec![
+        family("lockstep_camera_up", "1 if the camera is live", "gauge"),
+        family(
+            "lockstep_av_offset_ms",
+            "Residual audio-video offset at the output (positive: audio late)",
+            "gauge",
+        ),
+        family(
+            "lockstep_audio_drift_ppm",
+            "Audio clock error against the capture timeline",
+            "gauge",
+        ),
+        family(
+            "lockstep_video_drift_ppm",
+            "Video clock error against the capture timeline",
+            "gauge",
+        ),
+        family(
+            "lockstep_jitter_ms",
+            "RTP interarrival jitter (RFC 3550), larger track",
+            "gauge",
+        ),
+        family(
+            "lockstep_loss_ratio",
+            "Lost packets over expected packets",
+            "gauge",
+        ),
+        family(
+            "lockstep_latency_ms",
+            "Capture to output (playout delay)",
+            "gauge",
+        ),
+        family(
+            "lockstep_video_frames_total",
+            "Video frames output",
+            "counter",
+        ),
+        family(
+            "lockstep_dropped_frames_total",
+            "Video frames dropped (late or waiting for a keyframe)",
+            "counter",
+        ),
+        family(
+            "lockstep_concealed_audio_ms_total",
+            "Audio concealed because input was missing",
+            "counter",
+        ),
+        family(
+            "lockstep_sync_corrections_total",
+            "Watchdog corrections of the audio-video offset",
+            "counter",
+        ),
+        family(
+            "lockstep_camera_sessions_total",
+            "RTSP sessions that went live",
+            "counter",
+        ),
+        family("lockstep_viewers", "WHEP viewers", "gauge"),
+    ];
+    for camera in &state.cameras {
+        let name = &camera.settings.name;
+        let status = camera.status.borrow().clone();
+        let up = f64::from(u8::from(status.state == CameraState::Live));
+        let mut values: Vec<Option<f64>> = vec![Some(up)];
+        match &status.sync {
+            Some(s) => values.extend([
+                s.offset_ms,
+                s.audio_drift_ppm,
+                s.video_drift_ppm,
+                Some(s.jitter_ms),
+                Some(s.loss_ratio),
+                Some(s.latency_ms),
+                Some(s.video_frames as f64),
+                Some(s.dropped_frames as f64),
+                Some(s.concealed_ms),
+                Some(s.corrections as f64),
+            ]),
+            None => values.extend([None; 10]),
+        }
+        values.push(Some(status.sessions as f64));
+        values.push(Some(state.viewers_of(name) as f64));
+        for (family, value) in families.iter_mut().zip(values) {
+            if let Some(v) = value {
+                family.samples.push((name.clone(), v));
+            }
+        }
+    }
+    let mut out = String::new();
+    for f in &families {
+        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+        for (camera, v) in &f.samples {
+            // Camera names are [a-z0-9-]: nothing to escape in a label.
+            let _ = writeln!(out, "{}{{camera=\"{camera}\"}} {v}", f.name);
+        }
+    }
+    out
+}
+
+fn family(name: &'static str, help: &'static str, kind: &'static str) -> Family {
+    Family {
+        name,
+        help,
+        kind,
+        samples: Vec::new(),
+    }
+}

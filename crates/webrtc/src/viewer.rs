@@ -1,0 +1,220 @@
+//! One WHEP viewer: a str0m peer driven by its own task.
+//!
+//! The loop drains the peer's output (datagrams to send, events) until it asks for a timeout,
+//! then waits on the network, the source's frames, the timer and the stop signal together.
+//! Frames are written with their output wallclock, so str0m's sender reports map both tracks to
+//! the capture timeline and the browser's lip sync lines them up.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lockstep_media::{LiveFrame, LiveMedia, SourceFeed};
+use str0m::format::Codec;
+use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::udp_mux::{Datagram, UdpMux};
+
+/// A peer that has not connected by then is given up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Counters shared with the host, for metrics.
+#[derive(Debug, Default)]
+pub struct ViewerCounters {
+    pub frames_sent: AtomicU64,
+    pub frames_skipped: AtomicU64,
+    pub lag_events: AtomicU64,
+}
+
+pub(crate) struct Viewer {
+    pub rtc: Rtc,
+    pub mux: Arc<UdpMux>,
+    pub net: mpsc::Receiver<Datagram>,
+    pub feed: Arc<SourceFeed>,
+    pub stop: watch::Receiver<bool>,
+    /// The address packets from each source arrive on (the candidate str0m knows).
+    pub local_addr: Box<dyn Fn(std::net::SocketAddr) -> std::net::SocketAddr + Send>,
+    pub counters: Arc<ViewerCounters>,
+    /// Ask the browser to play with no extra delay (the `low` latency profile).
+    pub zero_playout_delay: bool,
+}
+
+#[derive(Debug, Default)]
+struct Tracks {
+    video: Option<(Mid, Option<Pt>)>,
+    audio: Option<(Mid, Option<Pt>)>,
+}
+
+impl Viewer {
+    pub async fn run(mut self) {
+        let started = Instant::now();
+        let mut connected = false;
+        let mut tracks = Tracks::default();
+        let mut live: Option<broadcast::Receiver<LiveFrame>> = None;
+        let mut awaiting_keyframe = false;
+        loop {
+            let timeout = match self.drain(&mut connected, &mut tracks) {
+                Some(timeout) => timeout,
+                None => break,
+            };
+            if live.is_none() && connected && tracks.ready() {
+                let subscription = self.feed.subscribe();
+                for frame in &subscription.cached {
+                    self.write(&tracks, frame);
+                }
+                awaiting_keyframe = subscription.cached.is_empty();
+                live = Some(subscription.live);
+                continue;
+            }
+            if !connected && started.elapsed() > CONNECT_TIMEOUT {
+                tracing::info!("whep viewer: no connection after {CONNECT_TIMEOUT:?}");
+                break;
+            }
+            let frame = async {
+                match live.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                datagram = self.net.recv() => {
+                    let Some(d) = datagram else { break };
+                    let Ok(contents) = d.contents.as_slice().try_into() else { continue };
+                    let input = Input::Receive(d.received, Receive {
+                        proto: Protocol::Udp,
+                        source: d.source,
+                        destination: (self.local_addr)(d.source),
+                        contents,
+                    });
+                    if let Err(e) = self.rtc.handle_input(input) {
+                        tracing::debug!("whep viewer input: {e}");
+                    }
+                }
+                frame = frame => match frame {
+                    Ok(frame) => {
+                        if frame.is_keyframe() {
+                            awaiting_keyframe = false;
+                        }
+                        let skip = awaiting_keyframe && matches!(frame.media, LiveMedia::H264 { .. });
+                        if skip {
+                            self.counters.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            self.write(&tracks, &frame);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        // Behind the source: cut back to the next keyframe, never queue.
+                        self.counters.lag_events.fetch_add(1, Ordering::Relaxed);
+                        self.counters.frames_skipped.fetch_add(n, Ordering::Relaxed);
+                        awaiting_keyframe = true;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                () = tokio::time::sleep_until(timeout.into()) => {
+                    if let Err(e) = self.rtc.handle_input(Input::Timeout(Instant::now())) {
+                        tracing::debug!("whep viewer timeout: {e}");
+                    }
+                }
+                _ = self.stop.changed() => break,
+            }
+        }
+        self.rtc.disconnect();
+        // Flush what disconnecting produced (DTLS close, RTCP BYE).
+        let _ = self.drain(&mut connected, &mut tracks);
+    }
+
+    /// Sends what the peer has to send; returns when it next wants a timeout, or `None` when the
+    /// peer is finished.
+    fn drain(&mut self, connected: &mut bool, tracks: &mut Tracks) -> Option<Instant> {
+        loop {
+            if !self.rtc.is_alive() {
+                return None;
+            }
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => return Some(at),
+                Ok(Output::Transmit(t)) => self.mux.send_to(&t.contents, t.destination),
+                Ok(Output::Event(event)) => match event {
+                    Event::Connected => *connected = true,
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        return None
+                    }
+                    Event::MediaAdded(media) => {
+                        let slot = match media.kind {
+                            MediaKind::Video => &mut tracks.video,
+                            MediaKind::Audio => &mut tracks.audio,
+                        };
+                        *slot = Some((media.mid, None));
+                        tracks.choose_payload_types(&mut self.rtc);
+                    }
+                    Event::Closed => return None,
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::debug!("whep viewer: {e}");
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, tracks: &Tracks, frame: &LiveFrame) {
+        let (slot, frequency) = match frame.media {
+            LiveMedia::H264 { .. } => (tracks.video, Frequency::NINETY_KHZ),
+            LiveMedia::Opus => (tracks.audio, Frequency::FORTY_EIGHT_KHZ),
+        };
+        let Some((mid, Some(pt))) = slot else { return };
+        let Some(mut writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        if self.zero_playout_delay && matches!(frame.media, LiveMedia::H264 { .. }) {
+            writer = writer.playout_delay(MediaTime::ZERO, MediaTime::from_millis(400));
+        }
+        let rtp_time = MediaTime::new(frame.pts.max(0) as u64, frequency);
+        match writer.write(pt, frame.wallclock, rtp_time, frame.data.clone()) {
+            Ok(()) => {
+                self.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!("whep viewer write: {e}"),
+        }
+    }
+}
+
+impl Tracks {
+    /// A track can be written (the other may be added later, or never: audio-only viewers).
+    fn ready(&self) -> bool {
+        [self.video, self.audio]
+            .iter()
+            .any(|slot| matches!(slot, Some((_, Some(_)))))
+    }
+
+    /// H.264 with packetization mode 1 (the browser's constrained-baseline entry first), and
+    /// Opus. The media-added events come after `Connected`, so this runs on each of them.
+    fn choose_payload_types(&mut self, rtc: &mut Rtc) {
+        if let Some((mid, pt @ None)) = &mut self.video {
+            if let Some(writer) = rtc.writer(*mid) {
+                let h264: Vec<_> = writer
+                    .payload_params()
+                    .filter(|p| p.spec().codec == Codec::H264)
+                    .filter(|p| p.spec().format.packetization_mode == Some(1))
+                    .map(|p| (p.pt(), p.spec().format.profile_level_id))
+                    .collect();
+                *pt = h264
+                    .iter()
+                    .find(|(_, profile)| *profile == Some(0x42e01f))
+                    .or_else(|| h264.first())
+                    .map(|(pt, _)| *pt);
+            }
+        }
+        if let Some((mid, pt @ None)) = &mut self.audio {
+            if let Some(writer) = rtc.writer(*mid) {
+                *pt = writer
+                    .payload_params()
+                    .find(|p| p.spec().codec == Codec::Opus)
+                    .map(|p| p.pt());
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! WHEP (WebRTC-HTTP Egress Protocol, RFC 9725) viewers: an SDP offer in, an answer and a
+//! session out; one task per viewer; all of them on one UDP port.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use lockstep_media::SourceFeed;
+use str0m::change::SdpOffer;
+use str0m::config::CryptoProvider;
+use str0m::rtp::Extension;
+use str0m::{Candidate, IceCreds, RtcConfig};
+use tokio::sync::watch;
+
+use crate::udp_mux::UdpMux;
+use crate::viewer::{Viewer, ViewerCounters};
+
+/// Why an offer was refused; the HTTP layer maps these to statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum WhepError {
+    /// Not an SDP offer we can parse (HTTP 400).
+    #[error("malformed SDP offer: {0}")]
+    MalformedOffer(String),
+    /// Parsed, but nothing in it we can send (HTTP 406).
+    #[error("the offer has no codec we can send: {0}")]
+    NoCompatibleCodec(String),
+}
+
+/// A viewer as the API lists it.
+#[derive(Debug, Clone)]
+pub struct ViewerInfo {
+    pub id: String,
+    pub camera: String,
+    pub frames_sent: u64,
+    pub frames_skipped: u64,
+    pub lag_events: u64,
+}
+
+#[derive(Debug)]
+struct Session {
+    camera: String,
+    stop: watch::Sender<bool>,
+    counters: Arc<ViewerCounters>,
+}
+
+/// Accepts WHEP offers and runs their viewers.
+#[derive(Debug)]
+pub struct WhepHost {
+    mux: Arc<UdpMux>,
+    candidates: Vec<SocketAddr>,
+    crypto: Arc<CryptoProvider>,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+}
+
+impl WhepHost {
+    /// Binds the shared UDP socket. `advertise`: the addresses browsers reach it on (host
+    /// candidates); empty means the bound address, or this machine's addresses if that is a
+    /// wildcard.
+    pub async fn bind(udp: SocketAddr, advertise: &[IpAddr]) -> std::io::Result<WhepHost> {
+        let mux = UdpMux::bind(udp).await?;
+        let port = mux.local_addr()?.port();
+        let ips: Vec<IpAddr> = if !advertise.is_empty() {
+            advertise.to_vec()
+        } else if udp.ip().is_unspecified() {
+            local_ips()
+        } else {
+            vec![udp.ip()]
+        };
+        // Building the first peer sets up the crypto (~20 ms); do it once here.
+        let crypto = Arc::new(str0m::crypto::from_feature_flags());
+        let _ = RtcConfig::new()
+            .set_crypto_provider(crypto.clone())
+            .build(Instant::now());
+        Ok(WhepHost {
+            mux,
+            candidates: ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect(),
+            crypto,
+            sessions: Arc::default(),
+        })
+    }
+
+    pub fn udp_addr(&self) -> std::io::Result<SocketAddr> {
+        self.mux.local_addr()
+    }
+
+    pub fn candidates(&self) -> &[SocketAddr] {
+        &self.candidates
+    }
+
+    /// Answers `offer_sdp` for a viewer of `camera` and starts it. Returns the session id (the
+    /// last segment of the WHEP resource URL) and the SDP answer.
+    pub fn offer(
+        &self,
+        camera: &str,
+        offer_sdp: &str,
+        feed: Arc<SourceFeed>,
+        zero_playout_delay: bool,
+    ) -> Result<(String, String), WhepError> {
+        let offer = SdpOffer::from_sdp_string(offer_sdp)
+            .map_err(|e| WhepError::MalformedOffer(e.to_string()))?;
+        check_codecs(offer_sdp)?;
+        let creds = IceCreds::new();
+        let ufrag = creds.ufrag.clone();
+        let mut rtc = RtcConfig::new()
+            .set_crypto_provider(self.crypto.clone())
+            .set_local_ice_credentials(creds)
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .set_extension(6, Extension::PlayoutDelay)
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(Instant::now());
+        for addr in &self.candidates {
+            match Candidate::host(*addr, "udp") {
+                Ok(candidate) => {
+                    rtc.add_local_candidate(candidate);
+                }
+                Err(e) => tracing::warn!("webrtc candidate {addr}: {e}"),
+            }
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WhepError::MalformedOffer(e.to_string()))?;
+
+        let id = ufrag.clone();
+        let (stop, stop_rx) = watch::channel(false);
+        let counters = Arc::new(ViewerCounters::default());
+        let net = self.mux.register(&ufrag);
+        let candidates = self.candidates.clone();
+        let viewer = Viewer {
+            rtc,
+            mux: self.mux.clone(),
+            net,
+            feed,
+            stop: stop_rx,
+            local_addr: Box::new(move |source| pick_candidate(&candidates, source)),
+            counters: counters.clone(),
+            zero_playout_delay,
+        };
+        self.lock().insert(
+            id.clone(),
+            Session {
+                camera: camera.to_owned(),
+                stop,
+                counters,
+            },
+        );
+        let sessions = self.sessions.clone();
+        let mux = self.mux.clone();
+        let session_id = id.clone();
+        tokio::spawn(async move {
+            viewer.run().await;
+            mux.unregister(&ufrag);
+            sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&session_id);
+        });
+        Ok((id, answer.to_sdp_string()))
+    }
+
+    /// Ends a viewer (WHEP DELETE). False if there is no such session.
+    pub fn delete(&self, id: &str) -> bool {
+        match self.lock().remove(id) {
+            Some(session) => {
+                let _ = session.stop.send(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn has_session(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    pub fn viewers(&self) -> Vec<ViewerInfo> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.lock()
+            .iter()
+            .map(|(id, s)| ViewerInfo {
+                id: id.clone(),
+                camera: s.camera.clone(),
+                frames_sent: s.counters.frames_sent.load(Relaxed),
+                frames_skipped: s.counters.frames_skipped.load(Relaxed),
+                lag_events: s.counters.lag_events.load(Relaxed),
+            })
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The offer must carry H.264 (packetization mode 1) video or Opus audio.
+fn check_codecs(sdp: &str) -> Result<(), WhepError> {
+    let lower = sdp.to_ascii_lowercase();
+    let has_h264 = lower.contains(" h264/90000");
+    let has_opus = lower.contains(" opus/48000");
+    if has_h264 || has_opus {
+        return Ok(());
+    }
+    let offered: Vec<&str> = sdp
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=rtpmap:"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    Err(WhepError::NoCompatibleCodec(format!(
+        "we send H.264 video and Opus audio; the offer has {}",
+        if offered.is_empty() {
+            "no codecs".to_owned()
+        } else {
+            offered.join(", ")
+        }
+    )))
+}
+
+/// Which of our candidates a datagram from `source` arrived on: on a wildcard socket the kernel
+/// does not say, and str0m matches it against the candidate it advertised.
+fn pick_candidate(candidates: &[SocketAddr], source: SocketAddr) -> SocketAddr {
+    let loopback = source.ip().is_loopback();
+    candidates
+        .iter()
+        .find(|c| c.ip().is_loopback() == loopback && c.is_ipv4() == source.is_ipv4())
+        .or_else(|| candidates.first())
+        .copied()
+        .unwrap_or(source)
+}
+
+/// This machine's addresses for a wildcard bind: loopback, and the address of the default route
+/// (found by "connecting" a UDP socket, which sends nothing).
+fn local_ips() -> Vec<IpAddr> {
+    let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    let routed = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.connect("192.0.2.1:9")?;
+        s.local_addr()
+    });
+    if let Ok(addr) = routed {
+        if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+            ips.push(addr.ip());
+        }
+    }
+    ips
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offers_without_our_codecs_are_refused_with_what_they_had() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
+        let err = check_codecs(sdp).unwrap_err().to_string();
+        assert!(err.contains("VP8/90000"), "{err}");
+        assert!(check_codecs("a=rtpmap:102 H264/90000\r\n").is_ok());
+        assert!(check_codecs("a=rtpmap:111 opus/48000/2\r\n").is_ok());
+    }
+
+    #[test]
+    fn candidates_follow_the_source_family() {
+        let c: Vec<SocketAddr> = vec![
+            "127.0.0.1:5000".parse().unwrap(),
+            "192.168.1.4:5000".parse().unwrap(),
+        ];
+        assert_eq!(pick_candidate(&c, "127.0.0.1:9".parse().unwrap()), c[0]);
+        assert_eq!(pick_candidate(&c, "192.168.1.9:9".parse().unwrap()), c[1]);
+    }
+}

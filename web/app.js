@@ -1,0 +1,123 @@
+// The camera grid: lists cameras from the API, plays each over WHEP, and overlays its live sync
+// state. Everything the page shows comes from /api/cameras once a second.
+
+import { WhepSession } from './whep.js';
+import { SyncMeter } from './sync-meter.js';
+
+const grid = document.getElementById('grid');
+const cards = new Map();   // name -> { el, session, video, stream }
+
+function fmt(v, unit, digits = 1) {
+  return v === null || v === undefined ? '–' : `${Number(v).toFixed(digits)} ${unit}`;
+}
+
+function card(camera) {
+  let c = cards.get(camera.name);
+  if (c) return c;
+  const el = document.getElementById('card').content.firstElementChild.cloneNode(true);
+  el.dataset.camera = camera.name;
+  el.querySelector('.name').textContent = camera.name;
+  const video = el.querySelector('video');
+  const sound = el.querySelector('.sound');
+  sound.addEventListener('click', () => {
+    video.muted = !video.muted;
+    sound.textContent = video.muted ? '🔇' : '🔊';
+    if (!video.muted) video.play().catch(() => {});
+  });
+  grid.appendChild(el);
+  c = { el, video, session: null, stream: null, playing: false };
+  cards.set(camera.name, c);
+  return c;
+}
+
+async function play(c, camera) {
+  if (c.session) return;
+  c.session = new WhepSession(new URL(camera.whep, location.href).toString());
+  try {
+    c.stream = await c.session.start();
+    c.video.srcObject = c.stream;
+    c.video.onplaying = () => { c.playing = true; c.el.classList.add('playing'); };
+    await c.video.play().catch(() => {});
+    c.session.pc.onconnectionstatechange = () => {
+      const s = c.session && c.session.pc && c.session.pc.connectionState;
+      if (s === 'failed' || s === 'closed' || s === 'disconnected') retry(c);
+    };
+  } catch (e) {
+    c.el.querySelector('.veil-text').textContent = `cannot play: ${e.message}`;
+    retry(c);
+  }
+}
+
+function retry(c) {
+  const session = c.session;
+  c.session = null;
+  c.playing = false;
+  c.el.classList.remove('playing');
+  if (session) session.stop();
+}
+
+function update(camera) {
+  const c = card(camera);
+  const el = c.el;
+  el.dataset.state = camera.state;
+  el.querySelector('.state').textContent = camera.state;
+  el.querySelector('.codecs').textContent =
+    [camera.codecs.video, camera.codecs.audio].filter(Boolean).join(' + ').toUpperCase();
+  const error = el.querySelector('.error');
+  error.hidden = !camera.error;
+  error.textContent = camera.error || '';
+  const s = camera.sync || {};
+  const set = (k, text) => { el.querySelector(`[data-k="${k}"]`).textContent = text; };
+  set('offset', fmt(s.offset_ms, 'ms', 2));
+  set('adrift', fmt(s.audio_drift_ppm, 'ppm', 0));
+  set('vdrift', fmt(s.video_drift_ppm, 'ppm', 0));
+  set('latency', fmt(s.latency_ms, 'ms', 0));
+  set('jitter', fmt(s.jitter_ms, 'ms', 1));
+  set('loss', s.loss_ratio === undefined ? '–' : `${(s.loss_ratio * 100).toFixed(2)} %`);
+  set('clock', s.clock_source || '–');
+  const good = s.offset_ms !== null && s.offset_ms !== undefined && Math.abs(s.offset_ms) <= 5;
+  el.querySelector('[data-k="offset"]').classList.toggle('good', good);
+  if (!c.playing) {
+    el.querySelector('.veil-text').textContent =
+      camera.state === 'live' ? 'starting…' : camera.state;
+  }
+  if (camera.state === 'live') play(c, camera);
+}
+
+async function refresh() {
+  try {
+    const cameras = await (await fetch('/api/cameras')).json();
+    document.getElementById('empty').hidden = cameras.length > 0;
+    const live = cameras.filter((c) => c.state === 'live').length;
+    document.getElementById('summary').textContent =
+      `${live} of ${cameras.length} camera${cameras.length === 1 ? '' : 's'} live`;
+    cameras.forEach(update);
+  } catch (e) {
+    document.getElementById('summary').textContent = 'server unreachable';
+  }
+}
+
+refresh();
+setInterval(refresh, 1000);
+
+// For tests and the benchmark: measure rendered lip sync of one camera for `ms` milliseconds.
+window.lockstep = {
+  cards,
+  async measure(name, ms) {
+    const c = cards.get(name);
+    if (!c || !c.stream) throw new Error(`camera ${name} is not playing`);
+    const meter = new SyncMeter(c.video, c.stream);
+    await meter.start();
+    await new Promise((r) => setTimeout(r, ms));
+    return meter.report();
+  },
+  async stats(name) {
+    const c = cards.get(name);
+    const out = {};
+    if (!c || !c.session || !c.session.pc) return out;
+    (await c.session.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp') out[r.kind] = r;
+    });
+    return out;
+  },
+};

@@ -1,0 +1,55 @@
+// A minimal WHEP client (RFC 9725): receive-only audio and video, non-trickle ICE (the server is
+// ICE-lite with host candidates, so gathering on our side is quick and the offer is complete).
+
+export class WhepSession {
+  constructor(endpoint) {
+    this.endpoint = endpoint;
+    this.resource = null;
+    this.pc = null;
+  }
+
+  /** Connects; resolves to the MediaStream once the answer is applied. */
+  async start() {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.pc = pc;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const stream = new MediaStream();
+    pc.ontrack = (event) => stream.addTrack(event.track);
+    await pc.setLocalDescription(await pc.createOffer());
+    await gatheringComplete(pc, 2000);
+    const response = await fetch(this.endpoint, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/sdp' },
+      body: pc.localDescription.sdp,
+    });
+    if (response.status !== 201) {
+      let reason = `${response.status}`;
+      try { reason = (await response.json()).error || reason; } catch (_) { /* not JSON */ }
+      pc.close();
+      throw new Error(reason);
+    }
+    this.resource = new URL(response.headers.get('Location'), this.endpoint).toString();
+    await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+    return stream;
+  }
+
+  async stop() {
+    const resource = this.resource;
+    this.resource = null;
+    if (this.pc) this.pc.close();
+    this.pc = null;
+    if (resource) {
+      try { await fetch(resource, { method: 'DELETE' }); } catch (_) { /* server gone */ }
+    }
+  }
+}
+
+function gatheringComplete(pc, timeoutMs) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === 'complete') resolve(); };
+    pc.addEventListener('icegatheringstatechange', done);
+    setTimeout(resolve, timeoutMs);
+  });
+}
