@@ -2,45 +2,11 @@
 //! ffmpeg read and record the camera, GStreamer plays it, and `measure` agrees with offsets we
 //! put into recordings ourselves. Needs ffmpeg and GStreamer (`.ci/run` installs them).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
-/// A `lockstep sim-camera` process, killed on drop.
-struct Camera {
-    child: Child,
-    url: String,
-}
-
-impl Camera {
-    fn start(extra: &[&str]) -> Camera {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .args(["sim-camera", "--listen", "127.0.0.1:0", "--size", "320x240"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("lockstep runs");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the camera prints its URL");
-        let url = line
-            .trim()
-            .strip_prefix("sim-camera: serving ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Camera { child, url }
-    }
-}
-
-impl Drop for Camera {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod common;
+use common::{measure, number, Camera};
 
 fn tool(name: &str, args: &[&str]) -> Output {
     Command::new(name).args(args).output().unwrap_or_else(|e| {
@@ -176,26 +142,6 @@ fn record(url: &str, secs: u32, path: &Path) {
 }
 
 /// `lockstep measure --json` on a source.
-fn measure(source: &str, extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(["measure", source, "--json"])
-        .args(extra)
-        .output()
-        .expect("lockstep runs");
-    assert!(
-        out.status.success(),
-        "measure {source}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
-
-fn number(v: &serde_json::Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} missing in {v}"))
-}
-
 #[test]
 fn measure_agrees_with_offsets_put_in_by_ffmpeg() {
     let camera = Camera::start(&[]);

@@ -42,7 +42,7 @@ pub(crate) struct Viewer {
     pub zero_playout_delay: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Tracks {
     video: Option<(Mid, Option<Pt>)>,
     audio: Option<(Mid, Option<Pt>)>,
@@ -55,15 +55,11 @@ impl Viewer {
         let mut tracks = Tracks::default();
         let mut live: Option<broadcast::Receiver<LiveFrame>> = None;
         let mut awaiting_keyframe = false;
-        loop {
-            let timeout = match self.drain(&mut connected, &mut tracks) {
-                Some(timeout) => timeout,
-                None => break,
-            };
+        while let Some(timeout) = self.drain(&mut connected, &mut tracks) {
             if live.is_none() && connected && tracks.ready() {
                 let subscription = self.feed.subscribe();
-                for frame in &subscription.cached {
-                    self.write(&tracks, frame);
+                for frame in catch_up(&subscription.cached) {
+                    self.write(&tracks, &frame);
                 }
                 awaiting_keyframe = subscription.cached.is_empty();
                 live = Some(subscription.live);
@@ -182,6 +178,33 @@ impl Viewer {
     }
 }
 
+/// The cached frames since the last keyframe (up to a GOP, seconds old), restamped to play at
+/// once: one 90 kHz tick apart, ending at the newest cached frame. Sent with their true stamps,
+/// a browser would first play seconds-old video and then lip-sync audio against it, delaying
+/// the audio by the GOP age for many seconds; restamped, it decodes through them to the current
+/// picture and the live frames continue on the true timeline.
+fn catch_up(cached: &[LiveFrame]) -> Vec<LiveFrame> {
+    let Some(last) = cached.last() else {
+        return Vec::new();
+    };
+    let n = cached.len() as i64;
+    cached
+        .iter()
+        .enumerate()
+        .map(|(i, frame)| {
+            let back = n - 1 - i as i64;
+            LiveFrame {
+                pts: last.pts - back,
+                wallclock: last
+                    .wallclock
+                    .checked_sub(Duration::from_nanos(back as u64 * 1_000_000_000 / 90_000))
+                    .unwrap_or(last.wallclock),
+                ..frame.clone()
+            }
+        })
+        .collect()
+}
+
 impl Tracks {
     /// A track can be written (the other may be added later, or never: audio-only viewers).
     fn ready(&self) -> bool {
@@ -216,5 +239,30 @@ impl Tracks {
                     .map(|p| p.pt());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_frames_are_restamped_to_end_at_the_newest() {
+        let t0 = Instant::now();
+        let frames: Vec<LiveFrame> = (0..3)
+            .map(|i| LiveFrame {
+                media: LiveMedia::H264 { keyframe: i == 0 },
+                wallclock: t0 + Duration::from_millis(33 * i as u64),
+                pts: 1_000_000 + 3000 * i,
+                data: Arc::from(vec![i as u8]),
+            })
+            .collect();
+        let restamped = catch_up(&frames);
+        let pts: Vec<i64> = restamped.iter().map(|f| f.pts).collect();
+        assert_eq!(pts, vec![1_005_998, 1_005_999, 1_006_000]);
+        assert_eq!(restamped[2].wallclock, frames[2].wallclock);
+        assert!(restamped[0].wallclock < restamped[2].wallclock);
+        assert!(restamped[0].is_keyframe());
+        assert_eq!(&*restamped[1].data, &[1u8][..]);
     }
 }

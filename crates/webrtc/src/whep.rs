@@ -114,6 +114,10 @@ impl WhepHost {
             .enable_opus(true, false)
             .set_extension(6, Extension::PlayoutDelay)
             .set_stats_interval(Some(Duration::from_secs(1)))
+            // A browser lip-syncs once it has two reports per track: send them every second
+            // (str0m's audio default is 5 s, which leaves the first ten seconds unsynced).
+            .set_rtcp_report_interval_audio(Duration::from_secs(1))
+            .set_rtcp_report_interval_video(Duration::from_secs(1))
             .build(Instant::now());
         for addr in &self.candidates {
             match Candidate::host(*addr, "udp") {
@@ -162,7 +166,7 @@ impl WhepHost {
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&session_id);
         });
-        Ok((id, answer.to_sdp_string()))
+        Ok((id, one_media_stream(&answer.to_sdp_string())))
     }
 
     /// Ends a viewer (WHEP DELETE). False if there is no such session.
@@ -222,6 +226,41 @@ fn check_codecs(sdp: &str) -> Result<(), WhepError> {
     )))
 }
 
+/// Puts every track of the answer in one MediaStream. str0m gives each answered m-line a
+/// random stream id when the (receive-only) offer names none, and browsers only lip-sync tracks
+/// of one stream (their "sync group"): two stream ids play audio and video unsynchronized.
+fn one_media_stream(answer: &str) -> String {
+    let Some(stream) = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("a=msid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+    else {
+        return answer.to_owned();
+    };
+    let mut out = String::with_capacity(answer.len());
+    for line in answer.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let ending = &line[body.len()..];
+        if body.starts_with("a=msid-semantic:") {
+            out.push_str(&format!("a=msid-semantic: WMS {stream}"));
+        } else if let Some(rest) = body.strip_prefix("a=msid:") {
+            let track = rest.split_whitespace().nth(1).unwrap_or_default();
+            out.push_str(&format!("a=msid:{stream} {track}"));
+        } else if let Some((ssrc, track)) = body
+            .strip_prefix("a=ssrc:")
+            .and_then(|rest| rest.split_once(" msid:"))
+            .and_then(|(ssrc, msid)| Some((ssrc, msid.split_whitespace().nth(1)?)))
+        {
+            out.push_str(&format!("a=ssrc:{ssrc} msid:{stream} {track}"));
+        } else {
+            out.push_str(body);
+        }
+        out.push_str(ending);
+    }
+    out
+}
+
 /// Which of our candidates a datagram from `source` arrived on: on a wildcard socket the kernel
 /// does not say, and str0m matches it against the candidate it advertised.
 fn pick_candidate(candidates: &[SocketAddr], source: SocketAddr) -> SocketAddr {
@@ -261,6 +300,21 @@ mod tests {
         assert!(err.contains("VP8/90000"), "{err}");
         assert!(check_codecs("a=rtpmap:102 H264/90000\r\n").is_ok());
         assert!(check_codecs("a=rtpmap:111 opus/48000/2\r\n").is_ok());
+    }
+
+    #[test]
+    fn every_track_joins_one_media_stream() {
+        let answer = "v=0\r\na=msid-semantic: WMS aaa bbb\r\nm=video 9 X 96\r\n\
+                      a=msid:bbb vtrack\r\na=ssrc:1 cname:x\r\na=ssrc:1 msid:bbb vtrack\r\n\
+                      m=audio 9 X 111\r\na=msid:aaa atrack\r\na=ssrc:2 msid:aaa atrack\r\n";
+        let fixed = one_media_stream(answer);
+        assert_eq!(
+            fixed,
+            "v=0\r\na=msid-semantic: WMS bbb\r\nm=video 9 X 96\r\n\
+             a=msid:bbb vtrack\r\na=ssrc:1 cname:x\r\na=ssrc:1 msid:bbb vtrack\r\n\
+             m=audio 9 X 111\r\na=msid:bbb atrack\r\na=ssrc:2 msid:bbb atrack\r\n"
+        );
+        assert_eq!(one_media_stream("v=0\r\n"), "v=0\r\n");
     }
 
     #[test]

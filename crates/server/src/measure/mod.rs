@@ -7,6 +7,7 @@ mod mkv;
 mod mp4;
 mod output;
 mod rtsp;
+mod whep;
 
 use std::path::Path;
 
@@ -67,10 +68,7 @@ pub async fn run(args: &MeasureArgs) -> anyhow::Result<()> {
     let observations = if source.starts_with("rtsp://") || source.starts_with("rtsps://") {
         rtsp::observe(source, args.duration.unwrap_or(10.0)).await?
     } else if source.starts_with("http://") || source.starts_with("https://") {
-        bail!(
-            "{source}: measuring a WHEP stream needs the live server's WebRTC client, which is not \
-             built yet; measure the camera's rtsp:// URL or a recording instead"
-        );
+        whep::observe(source, args.duration.unwrap_or(10.0)).await?
     } else {
         let path = Path::new(source);
         let extension = path

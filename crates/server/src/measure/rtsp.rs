@@ -24,11 +24,11 @@ fn unix_micros_now() -> i64 {
 }
 
 /// A decoded item waiting for its presentation time.
-struct Timed<T> {
-    ts_ext: i64,
-    elapsed_secs: f64,
-    arrival_unix_micros: i64,
-    item: T,
+pub(super) struct Timed<T> {
+    pub ts_ext: i64,
+    pub elapsed_secs: f64,
+    pub arrival_unix_micros: i64,
+    pub item: T,
 }
 
 pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observations> {
@@ -136,7 +136,7 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
 
 /// Gives every item its presentation time (sender-report wallclock when both tracks have
 /// reports, else RTP-Info-aligned stream time) and works out latencies.
-fn finish(
+pub(super) fn finish(
     pictures: Vec<Timed<PictureObservation>>,
     chunks: Vec<Timed<Vec<f32>>>,
     reports: &[SenderReportClock; 2],

@@ -1,0 +1,217 @@
+//! Helpers shared by the integration tests: `lockstep` processes and a tiny HTTP client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A `lockstep sim-camera` process, killed on drop.
+pub struct Camera {
+    child: Child,
+    pub url: String,
+}
+
+impl Camera {
+    pub fn start(extra: &[&str]) -> Camera {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args(["sim-camera", "--listen", "127.0.0.1:0", "--size", "320x240"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lockstep runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the camera prints its URL");
+        let url = line
+            .trim()
+            .strip_prefix("sim-camera: serving ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Camera { child, url }
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `lockstep measure SOURCE --json …`, parsed.
+pub fn measure(source: &str, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["measure", source, "--json"])
+        .args(extra)
+        .output()
+        .expect("lockstep runs");
+    assert!(
+        out.status.success(),
+        "measure {source}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+pub fn number(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// A `lockstep serve` (or `demo`) process, killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `lockstep <args>` and waits for the URL it prints when it serves.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lockstep runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server prints its URL");
+        let base = line.trim().trim_end_matches('/').to_owned();
+        assert!(
+            base.starts_with("http://"),
+            "unexpected first line {line:?}"
+        );
+        Server { child, base }
+    }
+
+    /// Serves `config` (TOML text), written to a temporary file.
+    pub fn with_config(config: &str) -> (Server, tempdir::Dir) {
+        let dir = tempdir::Dir::new();
+        let path = dir.path().join("lockstep.toml");
+        std::fs::write(&path, config).expect("config written");
+        let server = Server::start(&["serve", "--config", path.to_str().expect("utf-8 path")]);
+        (server, dir)
+    }
+
+    pub fn request(&self, method: &str, path: &str, content_type: &str, body: &str) -> Response {
+        http(&self.base, method, path, content_type, body)
+    }
+
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let r = self.request("GET", path, "", "");
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        serde_json::from_str(&r.body).expect("JSON")
+    }
+
+    /// Polls `GET path` until `done` holds (or panics after `secs`).
+    pub fn wait_json(
+        &self,
+        path: &str,
+        secs: u64,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.get_json(path);
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path} never got there: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub fn http(base: &str, method: &str, path: &str, content_type: &str, body: &str) -> Response {
+    let host = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).expect("server reachable");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout set");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    if !content_type.is_empty() {
+        request.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("response read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Response {
+        status,
+        headers: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// A temporary directory removed on drop.
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Dir {
+            let unique = format!(
+                "lockstep-test-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            );
+            let path = std::env::temp_dir().join(unique);
+            std::fs::create_dir_all(&path).expect("temp dir");
+            Dir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

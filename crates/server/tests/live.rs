@@ -1,0 +1,187 @@
+//! The live server end to end on loopback: `lockstep sim-camera` → `lockstep serve` → WHEP,
+//! received by `lockstep measure`'s str0m peer, which rebuilds each track's timeline from the
+//! sender reports as a browser does. Plus the API, metrics, and what bad cameras and bad
+//! requests get.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+mod common;
+use common::{measure, number, Camera, Server};
+
+fn camera_config(cameras: &[(&str, &str)]) -> String {
+    let mut toml = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+    for (name, url) in cameras {
+        toml.push_str(&format!(
+            "\n[[camera]]\nname = \"{name}\"\nurl = \"{url}\"\n"
+        ));
+    }
+    toml
+}
+
+fn wait_live(server: &Server, name: &str) -> serde_json::Value {
+    server.wait_json(&format!("/api/cameras/{name}"), 30, |c| {
+        c["state"] == "live" && !c["sync"].is_null()
+    })
+}
+
+/// The acceptance test of the live path: a camera whose audio clock is 300 ppm slow, behind
+/// 40 ms of jitter, watched over WebRTC for a minute: every flash/beep pair after the first
+/// seconds is within ±5 ms on the sender-report timeline the viewer gets.
+#[test]
+fn a_whep_viewer_sees_a_drifting_jittery_camera_in_sync() {
+    let camera = Camera::start(&["--audio-clock-ppm", "-300", "--jitter-ms", "40"]);
+    let (server, _dir) = Server::with_config(&camera_config(&[("cam", &camera.url)]));
+    wait_live(&server, "cam");
+    let endpoint = format!("{}/api/whep/cam", server.base);
+    let report = measure(&endpoint, &["--duration", "60"]);
+    assert_eq!(report["timing"], "WebRTC sender reports", "{report}");
+    let events = report["events"].as_array().expect("events");
+    assert!(events.len() >= 50, "{} events in 60 s", events.len());
+    let first = number(&events[0], "flash_s");
+    let settled: Vec<f64> = events
+        .iter()
+        .filter(|e| number(e, "flash_s") >= first + 5.0)
+        .map(|e| number(e, "offset_ms"))
+        .collect();
+    let worst = settled.iter().fold(0.0f64, |w, o| w.max(o.abs()));
+    assert!(worst <= 5.0, "worst offset {worst} ms: {settled:?}");
+    assert!(
+        number(&report, "dropped_frames") <= 3.0,
+        "frames lost on the way: {report}"
+    );
+
+    // What the API says about the same camera.
+    let cam = server.get_json("/api/cameras/cam");
+    assert_eq!(cam["codecs"]["video"], "h264");
+    assert_eq!(cam["codecs"]["audio"], "pcma");
+    let sync = &cam["sync"];
+    assert_eq!(sync["clock_source"], "rtcp", "{cam}");
+    let drift = number(sync, "audio_drift_ppm");
+    assert!((drift + 300.0).abs() < 30.0, "audio drift {drift} ppm");
+    assert!(number(sync, "offset_ms").abs() <= 5.0, "{cam}");
+    assert!(number(sync, "latency_ms") > 0.0, "{cam}");
+    assert!(
+        number(sync, "jitter_ms") > 1.0,
+        "40 ms of jitter shows: {cam}"
+    );
+    let list = server.get_json("/api/cameras");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    let metrics = server.request("GET", "/metrics", "", "");
+    assert_eq!(metrics.status, 200);
+    for family in [
+        "lockstep_camera_up{camera=\"cam\"} 1",
+        "lockstep_audio_drift_ppm{camera=\"cam\"}",
+        "lockstep_av_offset_ms{camera=\"cam\"}",
+        "lockstep_latency_ms{camera=\"cam\"}",
+        "lockstep_viewers{camera=\"cam\"}",
+    ] {
+        assert!(
+            metrics.body.contains(family),
+            "{family} missing:\n{}",
+            metrics.body
+        );
+    }
+    assert_eq!(server.get_json("/api/health")["status"], "ok");
+}
+
+/// A VP8-only browser offer (a minimal but valid SDP).
+const VP8_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n";
+
+#[test]
+fn bad_requests_get_clear_errors_and_credentials_never_show() {
+    // Nothing listens on port 1: the camera stays unreachable, the API still answers.
+    let (server, _dir) = Server::with_config(&camera_config(&[(
+        "door",
+        "rtsp://admin:s3cret@127.0.0.1:1/stream1",
+    )]));
+    let error_of = |r: &common::Response| -> String {
+        let v: serde_json::Value = serde_json::from_str(&r.body)
+            .unwrap_or_else(|_| panic!("error bodies are JSON: {:?}", r.body));
+        v["error"].as_str().expect("an error message").to_owned()
+    };
+    let unknown = server.request("GET", "/api/cameras/nope", "", "");
+    assert_eq!(unknown.status, 404);
+    assert!(error_of(&unknown).contains("nope"));
+    let whep_unknown = server.request("POST", "/api/whep/nope", "application/sdp", VP8_OFFER);
+    assert_eq!(whep_unknown.status, 404);
+    let malformed = server.request("POST", "/api/whep/door", "application/sdp", "hello");
+    assert_eq!(malformed.status, 400);
+    assert!(error_of(&malformed).contains("SDP"), "{}", malformed.body);
+    let vp8 = server.request("POST", "/api/whep/door", "application/sdp", VP8_OFFER);
+    assert_eq!(vp8.status, 406, "{}", vp8.body);
+    assert!(error_of(&vp8).contains("VP8"), "{}", vp8.body);
+    let wrong_type = server.request("POST", "/api/whep/door", "text/plain", VP8_OFFER);
+    assert_eq!(wrong_type.status, 415);
+    let gone = server.request("DELETE", "/api/whep/door/nosuchsession", "", "");
+    assert_eq!(gone.status, 404);
+    assert_eq!(server.request("GET", "/no/such/page", "", "").status, 404);
+    let preflight = server.request("OPTIONS", "/api/whep/door", "", "");
+    assert!(preflight.status < 300, "{preflight:?}");
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+
+    // The unreachable camera reports why, without its password, everywhere.
+    let cam = server.wait_json("/api/cameras/door", 20, |c| !c["error"].is_null());
+    assert!(
+        ["error", "reconnecting"].contains(&cam["state"].as_str().unwrap_or("")),
+        "{cam}"
+    );
+    for body in [
+        server.request("GET", "/api/cameras", "", "").body,
+        server.request("GET", "/metrics", "", "").body,
+    ] {
+        assert!(!body.contains("s3cret"), "a password leaked: {body}");
+    }
+    assert!(cam["url"].as_str().unwrap_or("").contains("***"), "{cam}");
+}
+
+/// A "camera" that answers every request with garbage must end in `error` with a reason; a good
+/// camera on the same server is not disturbed.
+#[test]
+fn a_garbage_camera_goes_to_error_and_the_good_one_stays_live() {
+    let garbage = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let garbage_addr = garbage.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in garbage.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"\x00\xffNOT RTSP AT ALL\r\n\r\n\x13\x37garbage");
+        }
+    });
+    let good = Camera::start(&[]);
+    let (server, _dir) = Server::with_config(&camera_config(&[
+        ("good", &good.url),
+        ("bad", &format!("rtsp://{garbage_addr}/cam")),
+    ]));
+    let bad = server.wait_json("/api/cameras/bad", 30, |c| c["state"] == "error");
+    assert!(
+        bad["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "an error says why: {bad}"
+    );
+    let good_state = wait_live(&server, "good");
+    let frames = number(&good_state["sync"], "video_frames");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let later = server.get_json("/api/cameras/good");
+    assert_eq!(later["state"], "live");
+    assert!(
+        number(&later["sync"], "video_frames") > frames + 30.0,
+        "the good camera keeps flowing: {later}"
+    );
+}
+
+/// A camera that drops its connection comes back by itself (reconnect with backoff).
+#[test]
+fn a_camera_that_vanishes_mid_stream_is_reconnected() {
+    let camera = Camera::start(&["--drop-after", "3"]);
+    let (server, _dir) = Server::with_config(&camera_config(&[("flaky", &camera.url)]));
+    wait_live(&server, "flaky");
+    let back = server.wait_json("/api/cameras/flaky", 40, |c| {
+        c["state"] == "live" && c["sessions"].as_u64().unwrap_or(0) >= 2
+    });
+    assert_eq!(back["error"], serde_json::Value::Null, "{back}");
+}

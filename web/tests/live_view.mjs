@@ -1,0 +1,90 @@
+// Browser test of the live view, in real Chromium: the UI lists the cameras, each plays over
+// WHEP (frames decoded, audio energy > 0, next to no concealment on the clean camera), and the
+// page itself measures flash vs beep on what it renders and plays.
+//
+//   node web/tests/live_view.mjs http://127.0.0.1:8350/ [artifacts-dir] [measure-seconds]
+// (Playwright gives the browser a fresh profile of its own.)
+//
+// Prints one JSON object (the measurements) and exits 0, or prints why and exits 1.
+
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const base = process.argv[2] || 'http://127.0.0.1:8350/';
+const artifacts = process.argv[3] || 'artifacts';
+const measureSecs = Number(process.argv[4] || 12);
+const bound = Number(process.env.LOCKSTEP_BROWSER_OFFSET_BOUND_MS || 40);
+
+function fail(message, extra = {}) {
+  console.log(JSON.stringify({ ok: false, message, ...extra }));
+  process.exit(1);
+}
+
+mkdirSync(artifacts, { recursive: true });
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  await page.goto(base);
+
+  // The grid lists every camera the API knows.
+  const api = await (await fetch(new URL('/api/cameras', base))).json();
+  const names = api.map((c) => c.name);
+  if (names.length === 0) fail('the API lists no cameras');
+  await page.waitForFunction((n) => n.every((name) =>
+    document.querySelector(`.card[data-camera="${name}"]`)), names, { timeout: 20000 });
+
+  // Every camera plays.
+  try {
+    await page.waitForFunction((n) => n.every((name) =>
+      document.querySelector(`.card[data-camera="${name}"]`)?.classList.contains('playing')),
+    names, { timeout: 30000 });
+  } catch (e) {
+    await page.screenshot({ path: join(artifacts, 'live-view-failed.png') });
+    fail('not every camera started playing', { consoleErrors });
+  }
+
+  const result = { ok: true, cameras: {} };
+  for (const name of names) {
+    const report = await page.evaluate(([n, ms]) => window.lockstep.measure(n, ms), [name, measureSecs * 1000]);
+    const stats = await page.evaluate((n) => window.lockstep.stats(n), name);
+    const v = stats.video || {};
+    const a = stats.audio || {};
+    result.cameras[name] = {
+      ...report,
+      frames_decoded: v.framesDecoded || 0,
+      frames_dropped: v.framesDropped || 0,
+      freeze_count: v.freezeCount || 0,
+      concealed_ratio: a.totalSamplesReceived ? a.concealedSamples / a.totalSamplesReceived : null,
+      jitter_buffer_ms: a.jitterBufferEmittedCount ? 1000 * a.jitterBufferDelay / a.jitterBufferEmittedCount : null,
+      video_jitter_buffer_ms: v.jitterBufferEmittedCount ? 1000 * v.jitterBufferDelay / v.jitterBufferEmittedCount : null,
+    };
+  }
+  await page.screenshot({ path: join(artifacts, 'live-view.png') });
+
+  for (const [name, r] of Object.entries(result.cameras)) {
+    if (!(r.frames_decoded > 0)) fail(`${name}: no video frames decoded`, result);
+    if (!(r.audio_energy > 0)) fail(`${name}: no audio energy played`, result);
+    if (r.offsets_ms.length < Math.max(3, measureSecs / 2)) {
+      fail(`${name}: only ${r.offsets_ms.length} flash/beep pairs in ${measureSecs} s`, result);
+    }
+    const worst = Math.max(...r.offsets_ms.map(Math.abs));
+    if (worst > bound) fail(`${name}: rendered offset ${worst.toFixed(1)} ms beyond ±${bound} ms`, result);
+  }
+  const clean = result.cameras['demo-clean'];
+  if (clean && clean.concealed_ratio !== null && clean.concealed_ratio > 0.02) {
+    fail(`demo-clean: ${(clean.concealed_ratio * 100).toFixed(2)} % of audio concealed on a clean link`, result);
+  }
+  console.log(JSON.stringify(result));
+} finally {
+  await browser.close();
+}
