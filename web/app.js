@@ -106,9 +106,10 @@ window.lockstep = {
   async measure(name, ms) {
     const c = cards.get(name);
     if (!c || !c.stream) throw new Error(`camera ${name} is not playing`);
-    const meter = new SyncMeter(c.video, c.stream);
+    const meter = new SyncMeter(c.video, c.stream, c.session.pc);
     await meter.start();
     await new Promise((r) => setTimeout(r, ms));
+    meter.stop();
     return meter.report();
   },
   async stats(name) {

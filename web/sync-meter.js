@@ -1,12 +1,34 @@
 // Measures lip sync on what the page really renders and plays, for beep-flash sources (the
-// simulated cameras): each rendered video frame's luma (drawn to a canvas, timed by
-// requestVideoFrameCallback's expected display time) and each played audio block's energy
-// (an AudioWorklet on the received track, timed by the audio context's output timestamp plus its
-// output latency). A flash and the beep that starts within ±500 ms of it form one event; the
-// offset is audio minus video (positive: audio late).
+// simulated cameras, whose beep and flash share one capture instant).
+//
+// Video: each rendered frame is drawn to a canvas (a flash is a bright picture), timed by
+// requestVideoFrameCallback's expected display time. The receiver's video playout clock
+// (getStats `estimatedPlayoutTimestamp`: the capture time, on the sender-report timeline, of
+// what is shown now) gives the flash's capture instant.
+// Audio, two ways:
+//  - played: the receiver's audio playout clock (the capture time of the sample being played
+//    now) says when that capture instant is heard;
+//  - tapped: an AudioWorklet on the received track detects each beep onset, timed by the audio
+//    context's output timestamp. The tap sits behind a FIFO of its own in Chromium
+//    (MediaStreamAudioSourceNode), so its figure includes that FIFO's delay (tens of ms);
+//    it proves the beep is really there and really lines up, to within that delay.
+// Offsets are audio minus video (positive: audio late).
 //
 // Precision: video is presented on the display's refresh grid (±8 ms at 60 Hz, as headless
-// Chromium does); audio onset within one 128-sample render quantum (2.7 ms at 48 kHz).
+// Chromium does); the playout clock is sampled every 50 ms and interpolated (±1 ms); a tapped
+// onset is within one 128-sample render quantum (2.7 ms at 48 kHz).
+
+const NTP_UNIX_OFFSET_MS = 2208988800000;
+
+function summary(values) {
+  if (!values.length) return { mean_ms: null, p50_ms: null, max_abs_ms: null };
+  const sorted = [...values].sort((a, b) => a - b);
+  return {
+    mean_ms: values.reduce((a, b) => a + b, 0) / values.length,
+    p50_ms: sorted[Math.floor(sorted.length / 2)],
+    max_abs_ms: Math.max(...sorted.map(Math.abs)),
+  };
+}
 
 const WORKLET = `
 class BeepOnset extends AudioWorkletProcessor {
@@ -34,10 +56,13 @@ registerProcessor('beep-onset', BeepOnset);
 `;
 
 export class SyncMeter {
-  constructor(video, stream) {
+  constructor(video, stream, pc) {
     this.video = video;
     this.stream = stream;
+    this.pc = pc;
     this.flashes = [];   // performance.now() ms of frames that turned bright
+    // [performance.now() ms, capture time (same domain) of what plays then], per kind
+    this.playout = { audio: [], video: [] };
     this.beeps = [];     // performance.now() ms of beep onsets as heard
     this.framesRendered = 0;
     this.audioEnergy = 0;
@@ -65,6 +90,24 @@ export class SyncMeter {
       this.video.requestVideoFrameCallback(onFrame);
     };
     this.video.requestVideoFrameCallback(onFrame);
+    this.poll = setInterval(() => this.samplePlayout(), 50);
+  }
+
+  stop() {
+    clearInterval(this.poll);
+  }
+
+  /** One sample of the audio playout clock, if the page has the peer connection. */
+  async samplePlayout() {
+    if (!this.pc) return;
+    const stats = await this.pc.getStats();
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.estimatedPlayoutTimestamp) {
+        // Both NTP ms (since 1900) → performance.now() domain.
+        const capture = r.estimatedPlayoutTimestamp - NTP_UNIX_OFFSET_MS - performance.timeOrigin;
+        this.playout[r.kind].push([r.timestamp - performance.timeOrigin, capture]);
+      }
+    });
   }
 
   onAudio(msg) {
@@ -103,19 +146,35 @@ export class SyncMeter {
     return out;
   }
 
+  /** For each rendered flash, when the audio playout clock plays its capture instant. */
+  playedOffsets() {
+    const out = [];
+    for (const shown of this.flashes) {
+      // Playout clocks advance 1:1 with time: average each over its samples within ±1 s.
+      const near = (kind) => this.playout[kind].filter(([t]) => Math.abs(t - shown) < 1000);
+      const video = near('video');
+      const audio = near('audio');
+      if (video.length < 3 || audio.length < 3) continue;
+      const capture = video.reduce((sum, [t, c]) => sum + c + (shown - t), 0) / video.length;
+      const heard = audio.reduce((sum, [t, c]) => sum + t + (capture - c), 0) / audio.length;
+      out.push(heard - shown);
+    }
+    return out;
+  }
+
   report() {
-    const offsets = this.offsets();
-    const sorted = [...offsets].sort((a, b) => a - b);
-    const mean = offsets.reduce((a, b) => a + b, 0) / (offsets.length || 1);
+    const offsets = this.playedOffsets();
+    const tapped = this.offsets();
     return {
       frames_rendered: this.framesRendered,
       audio_energy: this.audioEnergy,
       flashes: this.flashes.length,
+      playout_samples: this.playout.audio.length + this.playout.video.length,
       beeps: this.beeps.length,
       offsets_ms: offsets,
-      mean_ms: offsets.length ? mean : null,
-      p50_ms: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
-      max_abs_ms: sorted.length ? Math.max(...sorted.map(Math.abs)) : null,
+      ...summary(offsets),
+      tapped_offsets_ms: tapped,
+      tapped: summary(tapped),
     };
   }
 }

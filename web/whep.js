@@ -12,8 +12,9 @@ export class WhepSession {
   async start() {
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.pc = pc;
-    pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
+    for (const kind of ['video', 'audio']) {
+      askForCaptureTimes(pc.addTransceiver(kind, { direction: 'recvonly' }));
+    }
     const stream = new MediaStream();
     pc.ontrack = (event) => stream.addTrack(event.track);
     await pc.setLocalDescription(await pc.createOffer());
@@ -43,6 +44,15 @@ export class WhepSession {
       try { await fetch(resource, { method: 'DELETE' }); } catch (_) { /* server gone */ }
     }
   }
+}
+
+// The abs-capture-time header extension gives every received frame its capture time (the
+// page's sync meter reads it); browsers do not offer it unless asked.
+function askForCaptureTimes(transceiver) {
+  if (!transceiver.getHeaderExtensionsToNegotiate) return;
+  const exts = transceiver.getHeaderExtensionsToNegotiate().map((e) =>
+    e.uri.endsWith('abs-capture-time') ? { ...e, direction: 'recvonly' } : e);
+  try { transceiver.setHeaderExtensionsToNegotiate(exts); } catch (_) { /* not supported */ }
 }
 
 function gatheringComplete(pc, timeoutMs) {

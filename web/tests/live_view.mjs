@@ -1,8 +1,11 @@
 // Browser test of the live view, in real Chromium: the UI lists the cameras, each plays over
 // WHEP (frames decoded, audio energy > 0, next to no concealment on the clean camera), and the
-// page itself measures flash vs beep on what it renders and plays.
+// page itself measures flash vs beep on what it renders and plays (web/sync-meter.js): each
+// rendered flash against the audio playout clock must be within ±40 ms once the browser's own
+// lip sync has settled (it moves video delay slowly: ~15 s), and the beep really heard on a
+// WebAudio tap must follow the flash by the same amount plus the tap's own FIFO delay.
 //
-//   node web/tests/live_view.mjs http://127.0.0.1:8350/ [artifacts-dir] [measure-seconds]
+//   node web/tests/live_view.mjs http://127.0.0.1:8350/ [artifacts-dir] [measure-s] [settle-s]
 // (Playwright gives the browser a fresh profile of its own.)
 //
 // Prints one JSON object (the measurements) and exits 0, or prints why and exits 1.
@@ -14,6 +17,7 @@ import { join } from 'node:path';
 const base = process.argv[2] || 'http://127.0.0.1:8350/';
 const artifacts = process.argv[3] || 'artifacts';
 const measureSecs = Number(process.argv[4] || 12);
+const settleSecs = Number(process.argv[5] || 15);
 const bound = Number(process.env.LOCKSTEP_BROWSER_OFFSET_BOUND_MS || 40);
 
 function fail(message, extra = {}) {
@@ -53,9 +57,13 @@ try {
     fail('not every camera started playing', { consoleErrors });
   }
 
-  const result = { ok: true, cameras: {} };
-  for (const name of names) {
-    const report = await page.evaluate(([n, ms]) => window.lockstep.measure(n, ms), [name, measureSecs * 1000]);
+  await page.screenshot({ path: join(artifacts, 'live-view-start.png') });
+  await page.waitForTimeout(settleSecs * 1000);
+  const result = { ok: true, settle_s: settleSecs, measure_s: measureSecs, cameras: {} };
+  const reports = await page.evaluate(([n, ms]) =>
+    Promise.all(n.map((name) => window.lockstep.measure(name, ms))), [names, measureSecs * 1000]);
+  for (const [i, name] of names.entries()) {
+    const report = reports[i];
     const stats = await page.evaluate((n) => window.lockstep.stats(n), name);
     const v = stats.video || {};
     const a = stats.audio || {};
@@ -75,10 +83,18 @@ try {
     if (!(r.frames_decoded > 0)) fail(`${name}: no video frames decoded`, result);
     if (!(r.audio_energy > 0)) fail(`${name}: no audio energy played`, result);
     if (r.offsets_ms.length < Math.max(3, measureSecs / 2)) {
-      fail(`${name}: only ${r.offsets_ms.length} flash/beep pairs in ${measureSecs} s`, result);
+      fail(`${name}: only ${r.offsets_ms.length} rendered flashes timed in ${measureSecs} s`, result);
     }
     const worst = Math.max(...r.offsets_ms.map(Math.abs));
     if (worst > bound) fail(`${name}: rendered offset ${worst.toFixed(1)} ms beyond ±${bound} ms`, result);
+    // The beep is really there: heard after the flash by the played offset plus the tap's FIFO.
+    if (r.tapped_offsets_ms.length < r.offsets_ms.length / 2) {
+      fail(`${name}: the WebAudio tap heard ${r.tapped_offsets_ms.length} beeps for ${r.offsets_ms.length} flashes`, result);
+    }
+    r.tap_delay_ms = r.tapped.mean_ms - r.mean_ms;
+    if (!(r.tap_delay_ms > -20 && r.tap_delay_ms < 200)) {
+      fail(`${name}: heard beeps ${r.tapped.mean_ms.toFixed(1)} ms vs played ${r.mean_ms.toFixed(1)} ms`, result);
+    }
   }
   const clean = result.cameras['demo-clean'];
   if (clean && clean.concealed_ratio !== null && clean.concealed_ratio > 0.02) {

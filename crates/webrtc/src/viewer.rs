@@ -13,6 +13,7 @@ use lockstep_media::{LiveFrame, LiveMedia, SourceFeed};
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::AbsCaptureTime;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -40,6 +41,31 @@ pub(crate) struct Viewer {
     pub counters: Arc<ViewerCounters>,
     /// Ask the browser to play with no extra delay (the `low` latency profile).
     pub zero_playout_delay: bool,
+    pub epoch: WallclockEpoch,
+}
+
+/// Maps monotonic instants to the system clock with one pair read at start, so every
+/// conversion agrees (reading both clocks per frame would add their jitter).
+#[derive(Debug, Clone, Copy)]
+pub struct WallclockEpoch {
+    instant: Instant,
+    system: std::time::SystemTime,
+}
+
+impl WallclockEpoch {
+    pub fn now() -> Self {
+        WallclockEpoch {
+            instant: Instant::now(),
+            system: std::time::SystemTime::now(),
+        }
+    }
+
+    pub fn system_time(&self, at: Instant) -> std::time::SystemTime {
+        match at.checked_duration_since(self.instant) {
+            Some(after) => self.system + after,
+            None => self.system - self.instant.duration_since(at),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -168,6 +194,12 @@ impl Viewer {
         if self.zero_playout_delay && matches!(frame.media, LiveMedia::H264 { .. }) {
             writer = writer.playout_delay(MediaTime::ZERO, MediaTime::from_millis(400));
         }
+        // The same instant the sender reports map this frame to, for receivers that negotiate
+        // abs-capture-time (a browser then knows each frame's capture time at once).
+        writer = writer.abs_capture_time(AbsCaptureTime {
+            capture_time: self.epoch.system_time(frame.wallclock),
+            clock_offset: None,
+        });
         let rtp_time = MediaTime::new(frame.pts.max(0) as u64, frequency);
         match writer.write(pt, frame.wallclock, rtp_time, frame.data.clone()) {
             Ok(()) => {

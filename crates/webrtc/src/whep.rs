@@ -14,7 +14,7 @@ use str0m::{Candidate, IceCreds, RtcConfig};
 use tokio::sync::watch;
 
 use crate::udp_mux::UdpMux;
-use crate::viewer::{Viewer, ViewerCounters};
+use crate::viewer::{Viewer, ViewerCounters, WallclockEpoch};
 
 /// Why an offer was refused; the HTTP layer maps these to statuses.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +113,7 @@ impl WhepHost {
             .enable_h264(true)
             .enable_opus(true, false)
             .set_extension(6, Extension::PlayoutDelay)
+            .set_extension(15, Extension::AbsoluteCaptureTime)
             .set_stats_interval(Some(Duration::from_secs(1)))
             // A browser lip-syncs once it has two reports per track: send them every second
             // (str0m's audio default is 5 s, which leaves the first ten seconds unsynced).
@@ -146,6 +147,7 @@ impl WhepHost {
             local_addr: Box::new(move |source| pick_candidate(&candidates, source)),
             counters: counters.clone(),
             zero_playout_delay,
+            epoch: WallclockEpoch::now(),
         };
         self.lock().insert(
             id.clone(),

@@ -134,7 +134,26 @@ async fn publish(
 ) {
     let mut audio = AudioPath::new(settings.audio);
     let mut live = false;
-    while let Some(output) = rx.recv().await {
+    loop {
+        // Audio is encoded as soon as it is decoded, ahead of its output time by the playout
+        // delay; it is published when due. (A WebRTC sender report is extrapolated from the last
+        // frame written, which must not lie in the future: str0m reports RTP time 0 then, and a
+        // browser's lip sync goes seconds off.)
+        let due = audio.held.front().map(|f| f.wallclock);
+        let output = tokio::select! {
+            output = rx.recv() => match output {
+                Some(output) => Some(output),
+                None => break,
+            },
+            () = sleep_until(due) => None,
+        };
+        let now = Instant::now();
+        while audio.held.front().is_some_and(|f| f.wallclock <= now) {
+            if let Some(frame) = audio.held.pop_front() {
+                feed.publish(frame);
+            }
+        }
+        let Some(output) = output else { continue };
         match output {
             IngestOutput::Video {
                 out,
@@ -177,6 +196,13 @@ async fn publish(
     }
 }
 
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// `at` in ticks of `rate` since the process origin: one outgoing media clock per track that
 /// keeps counting up across camera sessions.
 fn ticks(at: LocalInstant, rate: u32) -> i64 {
@@ -190,6 +216,8 @@ struct AudioPath {
     /// This session's retimer epoch in 48 kHz ticks since the process origin.
     epoch: Option<i64>,
     packets: Vec<lockstep_media::OpusPacket>,
+    /// Encoded frames waiting for their output time.
+    held: std::collections::VecDeque<LiveFrame>,
 }
 
 impl AudioPath {
@@ -199,6 +227,7 @@ impl AudioPath {
             encoder: None,
             epoch: None,
             packets: Vec::new(),
+            held: std::collections::VecDeque::new(),
         }
     }
 
@@ -240,7 +269,7 @@ impl AudioPath {
                 tracing::warn!("audio encode: {e}");
             }
         }
-        publish_opus(feed, clock, epoch, &mut packets);
+        self.hold_opus(clock, epoch, &mut packets);
         self.packets = packets;
     }
 
@@ -261,27 +290,28 @@ impl AudioPath {
                 tracing::warn!("audio conceal: {e}");
             }
         }
-        publish_opus(feed, clock, epoch, &mut packets);
+        self.hold_opus(clock, epoch, &mut packets);
         self.packets = packets;
     }
-}
 
-fn publish_opus(
-    feed: &SourceFeed,
-    clock: LocalClock,
-    epoch: i64,
-    packets: &mut Vec<lockstep_media::OpusPacket>,
-) {
-    for packet in packets.drain(..) {
-        let pts = epoch + packet.pts;
-        let at = LocalInstant::from_nanos(
-            (i128::from(pts) * 1_000_000_000 / i128::from(LIVE_RATE_HZ)) as i64,
-        );
-        feed.publish(LiveFrame {
-            media: LiveMedia::Opus,
-            wallclock: clock.instant(at),
-            pts,
-            data: Arc::from(packet.data),
-        });
+    /// Stamps encoded packets on the output timeline and queues them until due.
+    fn hold_opus(
+        &mut self,
+        clock: LocalClock,
+        epoch: i64,
+        packets: &mut Vec<lockstep_media::OpusPacket>,
+    ) {
+        for packet in packets.drain(..) {
+            let pts = epoch + packet.pts;
+            let at = LocalInstant::from_nanos(
+                (i128::from(pts) * 1_000_000_000 / i128::from(LIVE_RATE_HZ)) as i64,
+            );
+            self.held.push_back(LiveFrame {
+                media: LiveMedia::Opus,
+                wallclock: clock.instant(at),
+                pts,
+                data: Arc::from(packet.data),
+            });
+        }
     }
 }
