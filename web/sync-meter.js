@@ -30,6 +30,12 @@ function summary(values) {
   };
 }
 
+function median(values) {
+  if (!values || !values.length) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
 const WORKLET = `
 class BeepOnset extends AudioWorkletProcessor {
   constructor() { super(); this.loud = false; this.quiet = 0; }
@@ -67,6 +73,10 @@ export class SyncMeter {
     this.framesRendered = 0;
     this.audioEnergy = 0;
     this.lastBright = false;
+    this.videoLatency = []; // ms from capture (the stripe's wallclock) to display
+    this.flashCaptureMs = []; // Unix ms of each flash's capture, from its stripe (or null)
+    this.stripeCanvas = document.createElement('canvas');
+    this.stripeCtx = this.stripeCanvas.getContext('2d', { willReadFrequently: true });
     this.canvas = document.createElement('canvas');
     this.canvas.width = 32;
     this.canvas.height = 18;
@@ -129,8 +139,45 @@ export class SyncMeter {
     let sum = 0;
     for (let i = 0; i < px.length; i += 4) sum += px[i + 1];
     const bright = sum / (px.length / 4) > 128;
-    if (bright && !this.lastBright) this.flashes.push(meta.expectedDisplayTime);
+    const capture = this.readStripe();
+    if (capture !== null) {
+      this.videoLatency.push(performance.timeOrigin + meta.expectedDisplayTime - capture);
+    }
+    if (bright && !this.lastBright) {
+      this.flashes.push(meta.expectedDisplayTime);
+      this.flashCaptureMs.push(capture);
+    }
     this.lastBright = bright;
+  }
+
+  /**
+   * The capture wallclock (Unix ms) in the frame's stripe: 4 rows of 16 px, 24 cells each,
+   * 96 bits = frame index (32) + capture µs (56) + CRC-8 (poly 0x07, init 0xff); null if the
+   * code does not check (see crates/media/src/pattern.rs).
+   */
+  readStripe() {
+    const v = this.video;
+    const cell = Math.floor(v.videoWidth / 24);
+    if (cell < 2 || v.videoHeight <= 64) return null;
+    this.stripeCanvas.width = v.videoWidth;
+    this.stripeCanvas.height = 64;
+    this.stripeCtx.drawImage(v, 0, 0, v.videoWidth, 64, 0, 0, v.videoWidth, 64);
+    const px = this.stripeCtx.getImageData(0, 0, v.videoWidth, 64).data;
+    const bytes = new Uint8Array(12);
+    for (let i = 0; i < 96; i++) {
+      const x = Math.floor((i % 24) * cell + cell / 2);
+      const y = Math.floor(i / 24) * 16 + 8;
+      if (px[(y * v.videoWidth + x) * 4 + 1] > 128) bytes[i >> 3] |= 0x80 >> (i & 7);
+    }
+    let crc = 0xff;
+    for (let i = 0; i < 11; i++) {
+      crc ^= bytes[i];
+      for (let b = 0; b < 8; b++) crc = crc & 0x80 ? ((crc << 1) ^ 0x07) & 0xff : (crc << 1) & 0xff;
+    }
+    if (crc !== bytes[11]) return null;
+    let micros = 0;
+    for (let i = 4; i < 11; i++) micros = micros * 256 + bytes[i];
+    return micros ? micros / 1000 : null;
   }
 
   /** Pairs each flash with the beep nearest to it (within 500 ms): offsets in ms. */
@@ -149,7 +196,8 @@ export class SyncMeter {
   /** For each rendered flash, when the audio playout clock plays its capture instant. */
   playedOffsets() {
     const out = [];
-    for (const shown of this.flashes) {
+    this.audioLatency = [];
+    for (const [i, shown] of this.flashes.entries()) {
       // Playout clocks advance 1:1 with time: average each over its samples within ±1 s.
       const near = (kind) => this.playout[kind].filter(([t]) => Math.abs(t - shown) < 1000);
       const video = near('video');
@@ -158,6 +206,8 @@ export class SyncMeter {
       const capture = video.reduce((sum, [t, c]) => sum + c + (shown - t), 0) / video.length;
       const heard = audio.reduce((sum, [t, c]) => sum + t + (capture - c), 0) / audio.length;
       out.push(heard - shown);
+      const captured = this.flashCaptureMs[i];
+      if (captured) this.audioLatency.push(performance.timeOrigin + heard - captured);
     }
     return out;
   }
@@ -175,6 +225,10 @@ export class SyncMeter {
       ...summary(offsets),
       tapped_offsets_ms: tapped,
       tapped: summary(tapped),
+      // Capture (the camera's wallclock in the stripe) → shown / played, on this machine.
+      video_latency_p50_ms: median(this.videoLatency),
+      audio_latency_p50_ms: median(this.audioLatency),
+      stripes_read: this.videoLatency.length,
     };
   }
 }

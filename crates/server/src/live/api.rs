@@ -194,11 +194,15 @@ async fn whep_delete(
     if state.whep.delete(&session) {
         Ok(StatusCode::OK)
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no WHEP session {session:?}"),
-        ))
+        Err(no_session(&session))
     }
+}
+
+fn no_session(session: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no WHEP session {session:?}"),
+    )
 }
 
 /// Trickle ICE: we are ICE-lite with host candidates in the answer, and the browser's own
@@ -210,10 +214,7 @@ async fn whep_patch(
     if state.whep.has_session(&session) {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no WHEP session {session:?}"),
-        ))
+        Err(no_session(&session))
     }
 }
 

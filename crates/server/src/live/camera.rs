@@ -181,12 +181,19 @@ async fn publish(
                 rate_hz,
                 pcm,
                 ratio,
-            } => audio.audio(feed, clock, out, out_pts, rate_hz, &pcm, ratio),
+            } => {
+                let input = AudioInput::Decoded {
+                    rate_hz,
+                    pcm: &pcm,
+                    ratio,
+                };
+                audio.push(feed, clock, out, out_pts, input);
+            }
             IngestOutput::Conceal {
                 out,
                 out_pts,
                 samples,
-            } => audio.conceal(feed, clock, out, out_pts, samples),
+            } => audio.push(feed, clock, out, out_pts, AudioInput::Concealed { samples }),
             IngestOutput::Stats(stats) => status.send_modify(|s| {
                 s.video_codec = Some(stats.video_codec);
                 s.audio_codec = stats.audio_codec.clone();
@@ -207,6 +214,16 @@ async fn sleep_until(at: Option<Instant>) {
 /// keeps counting up across camera sessions.
 fn ticks(at: LocalInstant, rate: u32) -> i64 {
     (i128::from(at.as_nanos()) * i128::from(rate) / 1_000_000_000) as i64
+}
+
+enum AudioInput<'a> {
+    Decoded {
+        rate_hz: u32,
+        pcm: &'a [i16],
+        ratio: f64,
+    },
+    /// `samples` at 48 kHz.
+    Concealed { samples: u32 },
 }
 
 /// Audio for listeners: transcoded only while someone is subscribed.
@@ -249,45 +266,32 @@ impl AudioPath {
         self.encoder.as_mut()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn audio(
+    /// Decoded or concealed audio at output position `out_pts` (output instant `out`).
+    fn push(
         &mut self,
         feed: &SourceFeed,
         clock: LocalClock,
         out: LocalInstant,
         out_pts: i64,
-        rate_hz: u32,
-        pcm: &[i16],
-        ratio: f64,
+        input: AudioInput<'_>,
     ) {
         let epoch = *self
             .epoch
             .get_or_insert_with(|| ticks(out, LIVE_RATE_HZ) - out_pts);
         let mut packets = std::mem::take(&mut self.packets);
         if let Some(encoder) = self.encoder(feed) {
-            if let Err(e) = encoder.push_audio(out_pts, rate_hz, pcm, ratio, &mut packets) {
+            let encoded = match input {
+                AudioInput::Decoded {
+                    rate_hz,
+                    pcm,
+                    ratio,
+                } => encoder.push_audio(out_pts, rate_hz, pcm, ratio, &mut packets),
+                AudioInput::Concealed { samples } => {
+                    encoder.push_silence(out_pts, samples, &mut packets)
+                }
+            };
+            if let Err(e) = encoded {
                 tracing::warn!("audio encode: {e}");
-            }
-        }
-        self.hold_opus(clock, epoch, &mut packets);
-        self.packets = packets;
-    }
-
-    fn conceal(
-        &mut self,
-        feed: &SourceFeed,
-        clock: LocalClock,
-        out: LocalInstant,
-        out_pts: i64,
-        samples: u32,
-    ) {
-        let epoch = *self
-            .epoch
-            .get_or_insert_with(|| ticks(out, LIVE_RATE_HZ) - out_pts);
-        let mut packets = std::mem::take(&mut self.packets);
-        if let Some(encoder) = self.encoder(feed) {
-            if let Err(e) = encoder.push_silence(out_pts, samples, &mut packets) {
-                tracing::warn!("audio conceal: {e}");
             }
         }
         self.hold_opus(clock, epoch, &mut packets);

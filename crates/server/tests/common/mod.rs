@@ -6,6 +6,22 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Starts `lockstep <args>` and returns it with the first line it prints (where it serves).
+fn spawn_lockstep(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("lockstep runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("lockstep prints where it serves");
+    (child, line)
+}
+
 /// A `lockstep sim-camera` process, killed on drop.
 pub struct Camera {
     child: Child,
@@ -14,18 +30,11 @@ pub struct Camera {
 
 impl Camera {
     pub fn start(extra: &[&str]) -> Camera {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .args(["sim-camera", "--listen", "127.0.0.1:0", "--size", "320x240"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("lockstep runs");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the camera prints its URL");
+        let args = [
+            &["sim-camera", "--listen", "127.0.0.1:0", "--size", "320x240"][..],
+            extra,
+        ];
+        let (child, line) = spawn_lockstep(&args.concat());
         let url = line
             .trim()
             .strip_prefix("sim-camera: serving ")
@@ -73,17 +82,7 @@ pub struct Server {
 impl Server {
     /// Starts `lockstep <args>` and waits for the URL it prints when it serves.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("lockstep runs");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the server prints its URL");
+        let (child, line) = spawn_lockstep(args);
         let base = line.trim().trim_end_matches('/').to_owned();
         assert!(
             base.starts_with("http://"),
