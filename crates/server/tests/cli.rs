@@ -11,13 +11,11 @@ fn lockstep(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn unbuilt_subcommands_say_so_and_exit_2() {
-    for args in [&["discover"][..]] {
-        let out = lockstep(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("not implemented yet"), "{args:?}: {stderr}");
-        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
-    }
+    let out = lockstep(&["discover"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not implemented yet"), "{stderr}");
+    assert!(stderr.contains("discover"), "{stderr}");
 }
 
 #[test]
