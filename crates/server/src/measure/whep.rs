@@ -181,7 +181,7 @@ async fn post_offer(endpoint: &str, offer: &str) -> anyhow::Result<String> {
     let addr = http_host(endpoint)?;
     let mut stream = TcpStream::connect(addr)
         .await
-        .with_context(|| format!("{endpoint}: cannot connect"))?;
+        .with_context(|| format!("{endpoint}: cannot connect to the WHEP endpoint"))?;
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n{offer}",
