@@ -5,6 +5,7 @@
 pub mod udp_mux;
 mod viewer;
 pub mod whep;
+pub mod whep_client;
 
 pub use viewer::{ViewerCounters, CONNECT_TIMEOUT};
 pub use whep::{ViewerInfo, WhepError, WhepHost};

@@ -1,0 +1,269 @@
+//! A WHEP viewer in Rust (str0m), for `lockstep measure` and the load benchmark: it offers to
+//! receive H.264 and Opus, POSTs the offer over plain HTTP/1.1, and hands out what a browser
+//! would get — depacketized frames with their RTP times, and the sender reports.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WhepClientError {
+    #[error("{0}")]
+    Endpoint(String),
+    #[error("WHEP offer refused ({status}): {body}")]
+    Refused { status: String, body: String },
+    #[error("webrtc: {0}")]
+    Rtc(#[from] str0m::RtcError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the WebRTC connection dropped")]
+    Disconnected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    Video,
+    Audio,
+}
+
+#[derive(Debug)]
+pub enum ClientEvent {
+    Connected,
+    /// One depacketized frame (H.264 Annex B or an Opus packet); `contiguous` is false after a
+    /// gap in the RTP sequence.
+    Media {
+        track: Track,
+        rtp_time: u32,
+        received: Instant,
+        contiguous: bool,
+        data: std::sync::Arc<[u8]>,
+    },
+    SenderReport {
+        track: Track,
+        rtp_time: u32,
+        ntp: SystemTime,
+    },
+}
+
+#[derive(Debug)]
+pub struct WhepClient {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    video: Mid,
+    audio: Mid,
+    events: VecDeque<ClientEvent>,
+    buf: Vec<u8>,
+}
+
+impl WhepClient {
+    /// Offers to receive video and audio from `endpoint` (`http://host:port/api/whep/NAME`).
+    pub async fn connect(endpoint: &str) -> Result<WhepClient, WhepClientError> {
+        let server = http_addr(endpoint)?;
+        let ip: std::net::IpAddr = if server.ip().is_loopback() {
+            [127, 0, 0, 1].into()
+        } else {
+            [0, 0, 0, 0].into()
+        };
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let local = socket.local_addr()?;
+        let mut rtc = RtcConfig::new()
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .build(Instant::now());
+        let candidate = Candidate::host(local, "udp")
+            .map_err(|e| WhepClientError::Endpoint(format!("candidate {local}: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let mut api = rtc.sdp_api();
+        let video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let audio = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| WhepClientError::Endpoint("cannot make an SDP offer".into()))?;
+        let answer = post_offer(endpoint, server, &offer.to_sdp_string()).await?;
+        let answer = SdpAnswer::from_sdp_string(&answer)
+            .map_err(|e| WhepClientError::Endpoint(format!("the answer is not valid SDP: {e}")))?;
+        rtc.sdp_api().accept_answer(pending, answer)?;
+        Ok(WhepClient {
+            rtc,
+            socket,
+            local,
+            video,
+            audio,
+            events: VecDeque::new(),
+            buf: vec![0; 2048],
+        })
+    }
+
+    /// The next event, or `None` once `deadline` passes.
+    pub async fn next_event(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Option<ClientEvent>, WhepClientError> {
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Ok(Some(event));
+            }
+            let timeout = self.drain()?;
+            if !self.events.is_empty() {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let wait = timeout.min(deadline).saturating_duration_since(now);
+            let input = match tokio::time::timeout(wait, self.socket.recv_from(&mut self.buf)).await
+            {
+                Ok(Ok((n, source))) => Input::Receive(
+                    Instant::now(),
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: self.local,
+                        contents: self.buf[..n]
+                            .try_into()
+                            .map_err(|e| WhepClientError::Endpoint(format!("datagram: {e}")))?,
+                    },
+                ),
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => Input::Timeout(Instant::now()),
+            };
+            self.rtc.handle_input(input)?;
+        }
+    }
+
+    /// Sends what the peer has to send and queues its events; returns its next timeout.
+    fn drain(&mut self) -> Result<Instant, WhepClientError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(at) => return Ok(at),
+                Output::Transmit(t) => {
+                    // A full socket buffer drops the datagram, as the network would.
+                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                }
+                Output::Event(event) => match event {
+                    Event::Connected => self.events.push_back(ClientEvent::Connected),
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        return Err(WhepClientError::Disconnected)
+                    }
+                    Event::MediaData(data) => {
+                        if let Some(track) = self.track(data.mid) {
+                            self.events.push_back(ClientEvent::Media {
+                                track,
+                                rtp_time: data.time.numer() as u32,
+                                received: data.network_time,
+                                contiguous: data.contiguous,
+                                data: data.data,
+                            });
+                        }
+                    }
+                    Event::SenderFeedback(feedback) => {
+                        if let Some(track) = self.track(feedback.mid) {
+                            self.events.push_back(ClientEvent::SenderReport {
+                                track,
+                                rtp_time: feedback.sender_info.rtp_time.numer() as u32,
+                                ntp: feedback.sender_info.ntp_time,
+                            });
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    fn track(&self, mid: Mid) -> Option<Track> {
+        if mid == self.video {
+            Some(Track::Video)
+        } else if mid == self.audio {
+            Some(Track::Audio)
+        } else {
+            None
+        }
+    }
+
+    pub fn disconnect(&mut self) {
+        self.rtc.disconnect();
+        let _ = self.drain();
+    }
+}
+
+/// `http://host:port/…` → the server's address.
+fn http_addr(endpoint: &str) -> Result<SocketAddr, WhepClientError> {
+    let bad = |why: &str| WhepClientError::Endpoint(format!("{endpoint}: {why}"));
+    let rest = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("the WHEP client speaks plain http://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let with_port = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    std::net::ToSocketAddrs::to_socket_addrs(&with_port)
+        .map_err(|e| bad(&format!("cannot resolve the host ({e})")))?
+        .next()
+        .ok_or_else(|| bad("cannot resolve the host"))
+}
+
+/// WHEP step one: POST the offer, get the answer (HTTP/1.1, one request, connection closed).
+async fn post_offer(
+    endpoint: &str,
+    server: SocketAddr,
+    offer: &str,
+) -> Result<String, WhepClientError> {
+    let rest = endpoint.trim_start_matches("http://");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = TcpStream::connect(server).await.map_err(|e| {
+        WhepClientError::Endpoint(format!(
+            "{endpoint}: cannot connect to the WHEP endpoint ({e})"
+        ))
+    })?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{offer}",
+        offer.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .map_err(|_| WhepClientError::Endpoint(format!("{endpoint}: no answer in 10 s")))??;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| WhepClientError::Endpoint(format!("{endpoint}: not an HTTP response")))?;
+    let status = head.split_whitespace().nth(1).unwrap_or("?").to_owned();
+    if status != "201" {
+        return Err(WhepClientError::Refused {
+            status,
+            body: body.trim().to_owned(),
+        });
+    }
+    Ok(body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_plain_http_with_a_host() {
+        assert_eq!(
+            http_addr("http://127.0.0.1:8350/api/whep/cam").unwrap(),
+            "127.0.0.1:8350".parse().unwrap()
+        );
+        assert!(http_addr("https://127.0.0.1/api/whep/cam").is_err());
+        assert!(http_addr("rtsp://127.0.0.1/cam").is_err());
+    }
+}
