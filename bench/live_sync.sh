@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Live sync benchmark: a camera with an audio clock 300 ppm slow, 40 ms of jitter and 1 % loss
-# (`sim-camera`, RTSP over TCP), served by `lockstep serve`, watched over WHEP for SECS seconds by
+# Live sync benchmark: a camera with an audio clock 300 ppm slow and 40 ms of jitter
+# (`sim-camera`, RTSP over TCP: the simulator's --loss applies to UDP only, so none is asked),
+# served by `lockstep serve`, watched over WHEP for SECS seconds by
 #  (a) `lockstep measure`'s str0m peer, which rebuilds each track from the sender reports
 #      (timestamp level: what any report-honouring player would play), and
 #  (b) real headless Chromium (web/tests/live_view.mjs): rendered flashes against the audio
@@ -16,7 +17,7 @@ bin=target/release/lockstep
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
-$bin sim-camera --listen 127.0.0.1:0 --audio-clock-ppm -300 --jitter-ms 40 --loss 0.01 \
+$bin sim-camera --listen 127.0.0.1:0 --audio-clock-ppm -300 --jitter-ms 40 \
   > "$tmp/cam.out" 2>/dev/null &
 sleep 2
 url=$(sed -n 's/^sim-camera: serving //p' "$tmp/cam.out" | head -1)
