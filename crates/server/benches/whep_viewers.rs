@@ -5,8 +5,7 @@
 //!
 //!   cargo bench -p lockstep --bench whep_viewers -- [COUNTS...]     (default 10 50 200)
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use lockstep_webrtc::whep_client::{ClientEvent, Track, WhepClient};
@@ -23,17 +22,11 @@ impl Drop for Process {
     }
 }
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 fn spawn(args: &[&str]) -> (Process, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("lockstep runs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("lockstep prints where it serves");
+    let (child, line) = common::spawn_lockstep(args);
     (Process(child), line.trim().to_owned())
 }
 

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// Starts `lockstep <args>` and returns it with the first line it prints (where it serves).
-fn spawn_lockstep(args: &[&str]) -> (Child, String) {
+pub fn spawn_lockstep(args: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
         .args(args)
         .stdout(Stdio::piped())
