@@ -21,7 +21,8 @@ function card(camera) {
   const sound = el.querySelector('.sound');
   sound.addEventListener('click', () => {
     video.muted = !video.muted;
-    sound.textContent = video.muted ? '🔇' : '🔊';
+    sound.textContent = video.muted ? 'Sound off' : 'Sound on';
+    sound.classList.toggle('on', !video.muted);
     if (!video.muted) video.play().catch(() => {});
   });
   grid.appendChild(el);
