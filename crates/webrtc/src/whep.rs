@@ -206,7 +206,7 @@ impl WhepHost {
 }
 
 /// The offer must carry H.264 (packetization mode 1) video or Opus audio.
-fn check_codecs(sdp: &str) -> Result<(), WhepError> {
+pub fn check_codecs(sdp: &str) -> Result<(), WhepError> {
     let lower = sdp.to_ascii_lowercase();
     let has_h264 = lower.contains(" h264/90000");
     let has_opus = lower.contains(" opus/48000");
@@ -231,7 +231,7 @@ fn check_codecs(sdp: &str) -> Result<(), WhepError> {
 /// Puts every track of the answer in one MediaStream. str0m gives each answered m-line a
 /// random stream id when the (receive-only) offer names none, and browsers only lip-sync tracks
 /// of one stream (their "sync group"): two stream ids play audio and video unsynchronized.
-fn one_media_stream(answer: &str) -> String {
+pub fn one_media_stream(answer: &str) -> String {
     let Some(stream) = answer
         .lines()
         .find_map(|l| l.strip_prefix("a=msid:"))
