@@ -115,11 +115,11 @@ impl LiveAudioEncoder {
         if pcm.is_empty() {
             return Ok(());
         }
-        let restart = match &self.stream {
-            None => true,
-            Some(s) => s.rate_hz != rate_hz || s.predicted_pts() - out_pts > RESTART_SAMPLES,
-        };
-        if restart || self.stream_gap(out_pts) > RESTART_SAMPLES {
+        // A new rate, or more than a second off either way: a new stream (timestamps jump).
+        let restart = self.stream.as_ref().is_none_or(|s| {
+            s.rate_hz != rate_hz || (s.predicted_pts() - out_pts).abs() > RESTART_SAMPLES
+        });
+        if restart {
             self.finish_stream(out)?;
             self.stream = Some(Stream::new(rate_hz, ratio, out_pts)?);
         }
@@ -163,13 +163,6 @@ impl LiveAudioEncoder {
         let rate_hz = stream.rate_hz;
         let input = (f64::from(samples) / ratio).round() as usize;
         self.push_audio(out_pts, rate_hz, &vec![0; input], ratio, out)
-    }
-
-    /// How far the next chunk at `out_pts` is ahead of the stream (positive: a gap).
-    fn stream_gap(&self, out_pts: i64) -> i64 {
-        self.stream
-            .as_ref()
-            .map_or(0, |s| out_pts - s.predicted_pts())
     }
 
     /// Encodes whatever full frames are waiting.

@@ -75,6 +75,7 @@ fn a_whep_viewer_sees_a_drifting_jittery_camera_in_sync() {
         "lockstep_av_offset_ms{camera=\"cam\"}",
         "lockstep_latency_ms{camera=\"cam\"}",
         "lockstep_viewers{camera=\"cam\"}",
+        "lockstep_viewer_frames_skipped_total{camera=\"cam\"}",
     ] {
         assert!(
             metrics.body.contains(family),

@@ -27,12 +27,12 @@ pub enum WhepError {
     NoCompatibleCodec(String),
 }
 
-/// A viewer as the API lists it.
-#[derive(Debug, Clone)]
-pub struct ViewerInfo {
-    pub id: String,
-    pub camera: String,
+/// The viewers of one camera, for the API and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewerTotals {
+    pub viewers: usize,
     pub frames_sent: u64,
+    /// Frames not sent because the viewer fell behind (it skips to the next keyframe).
     pub frames_skipped: u64,
     pub lag_events: u64,
 }
@@ -186,18 +186,18 @@ impl WhepHost {
         self.lock().contains_key(id)
     }
 
-    pub fn viewers(&self) -> Vec<ViewerInfo> {
+    /// Totals over the live viewers of `camera`.
+    pub fn viewer_totals(&self, camera: &str) -> ViewerTotals {
         use std::sync::atomic::Ordering::Relaxed;
         self.lock()
-            .iter()
-            .map(|(id, s)| ViewerInfo {
-                id: id.clone(),
-                camera: s.camera.clone(),
-                frames_sent: s.counters.frames_sent.load(Relaxed),
-                frames_skipped: s.counters.frames_skipped.load(Relaxed),
-                lag_events: s.counters.lag_events.load(Relaxed),
+            .values()
+            .filter(|s| s.camera == camera)
+            .fold(ViewerTotals::default(), |t, s| ViewerTotals {
+                viewers: t.viewers + 1,
+                frames_sent: t.frames_sent + s.counters.frames_sent.load(Relaxed),
+                frames_skipped: t.frames_skipped + s.counters.frames_skipped.load(Relaxed),
+                lag_events: t.lag_events + s.counters.lag_events.load(Relaxed),
             })
-            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {

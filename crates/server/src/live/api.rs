@@ -31,14 +31,6 @@ impl AppState {
                 ApiError::new(StatusCode::NOT_FOUND, format!("no camera named {name:?}"))
             })
     }
-
-    pub fn viewers_of(&self, camera: &str) -> usize {
-        self.whep
-            .viewers()
-            .iter()
-            .filter(|v| v.camera == camera)
-            .count()
-    }
 }
 
 /// An error answer: status and a message for people.
@@ -136,7 +128,7 @@ pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
         "latency": camera.settings.profile.to_string(),
         "sync_offset_ms": camera.settings.sync_offset_ms,
         "sessions": status.sessions,
-        "viewers": state.viewers_of(&camera.settings.name),
+        "viewers": state.whep.viewer_totals(&camera.settings.name).viewers,
         "sync": sync,
         "whep": format!("/api/whep/{}", camera.settings.name),
     })

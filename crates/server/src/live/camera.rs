@@ -28,7 +28,7 @@ pub enum CameraState {
 }
 
 /// What the API shows of a camera.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CameraStatus {
     pub state: CameraState,
     /// Why the camera is not live (no credentials in it).
@@ -36,7 +36,6 @@ pub struct CameraStatus {
     pub video_codec: Option<&'static str>,
     pub audio_codec: Option<String>,
     pub sessions: u64,
-    #[serde(skip)]
     pub sync: Option<SyncStats>,
 }
 

@@ -84,6 +84,11 @@ pub fn render(state: &AppState) -> String {
             "counter",
         ),
         family("lockstep_viewers", "WHEP viewers", "gauge"),
+        family(
+            "lockstep_viewer_frames_skipped_total",
+            "Frames not sent to viewers that fell behind (current viewers)",
+            "counter",
+        ),
     ];
     for camera in &state.cameras {
         let name = &camera.settings.name;
@@ -106,7 +111,9 @@ pub fn render(state: &AppState) -> String {
             None => values.extend([None; 10]),
         }
         values.push(Some(status.sessions as f64));
-        values.push(Some(state.viewers_of(name) as f64));
+        let viewers = state.whep.viewer_totals(name);
+        values.push(Some(viewers.viewers as f64));
+        values.push(Some(viewers.frames_skipped as f64));
         for (family, value) in families.iter_mut().zip(values) {
             if let Some(v) = value {
                 family.samples.push((name.clone(), v));
