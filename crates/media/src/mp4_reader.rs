@@ -3,7 +3,7 @@
 //! (`elst`: encoder priming, B-frame delay). Every index into the file is checked: a malformed
 //! file is an error that says where, never a panic (fuzzed: `fuzz/fuzz_targets/mp4_reader.rs`).
 
-use mp4_atom::{Atom, Codec, Moov, StszSamples, Trak};
+use mp4_atom::{Atom, Codec, Moof, Moov, StszSamples, Trak};
 
 /// What a track carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct SampleRef {
     pub size: usize,
     /// Presentation time in the track's timescale, after the edit list.
     pub pts: i64,
+    /// Decode duration in the track's timescale.
+    pub duration: u32,
     pub sync: bool,
 }
 
@@ -44,6 +46,10 @@ pub struct Mp4Track {
     pub timescale: u32,
     pub codec: TrackCodec,
     pub samples: Vec<SampleRef>,
+    /// The edit list's shift from decode to presentation time.
+    edit_shift: i64,
+    /// Where the next fragment's samples start when it has no `tfdt`.
+    next_decode_time: i64,
 }
 
 impl Mp4Track {
@@ -57,12 +63,51 @@ impl Mp4Track {
 pub enum Mp4Error {
     #[error("box at byte {offset}: {reason}")]
     Box { offset: usize, reason: String },
-    #[error("no moov box: not a progressive MP4 (fragmented MP4 is read with recording)")]
+    #[error("no moov box: not an MP4 file")]
     NoMoov,
     #[error("moov: {0}")]
     Moov(String),
+    #[error("moof at byte {offset}: {reason}")]
+    Moof { offset: usize, reason: String },
     #[error("track {track}: {reason}")]
     Track { track: u32, reason: String },
+    #[error("reading the file: {0}")]
+    Io(String),
+}
+
+/// Random access to a file's bytes: the index is built from box headers, `moov` and `moof`
+/// without reading the media data (an hour of recording is indexed, not loaded).
+pub trait ByteSource {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Exactly `len` bytes at `offset` (the caller checked they lie in the file).
+    fn read_at(&self, offset: usize, len: usize) -> Result<Vec<u8>, Mp4Error>;
+}
+
+impl ByteSource for [u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+    fn read_at(&self, offset: usize, len: usize) -> Result<Vec<u8>, Mp4Error> {
+        self.get(offset..offset + len)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Mp4Error::Io(format!("{len} bytes at {offset} beyond the end")))
+    }
+}
+
+/// The tracks of a file and, for a fragmented one, where its last complete fragment ends.
+#[derive(Debug, Clone)]
+pub struct Mp4Index {
+    pub tracks: Vec<Mp4Track>,
+    /// Fragmented (`mvex` in `moov`, samples in `moof`/`mdat` pairs).
+    pub fragmented: bool,
+    /// Fragments whose `moof` and `mdat` are both complete.
+    pub fragments: usize,
+    /// The byte just past the last complete box (fragmented: past the last complete fragment's
+    /// `mdat`). A file cut mid-write is longer than this; the rest is a partial tail.
+    pub complete_len: usize,
 }
 
 /// A parsed file: its tracks and bytes.
@@ -74,12 +119,11 @@ pub struct Mp4File {
 
 impl Mp4File {
     pub fn parse(data: Vec<u8>) -> Result<Mp4File, Mp4Error> {
-        let moov = find_moov(&data)?;
-        let mut tracks = Vec::with_capacity(moov.trak.len());
-        for trak in &moov.trak {
-            tracks.push(read_track(trak, moov.mvhd.timescale, data.len())?);
-        }
-        Ok(Mp4File { tracks, data })
+        let index = Mp4Index::read(data.as_slice())?;
+        Ok(Mp4File {
+            tracks: index.tracks,
+            data,
+        })
     }
 
     /// The bytes of a sample (checked against the file when the track was read).
@@ -90,8 +134,85 @@ impl Mp4File {
     }
 }
 
-/// The box starting at `pos` of `data`: its kind, header length and total size.
-fn box_at(data: &[u8], pos: usize) -> Result<([u8; 4], usize, usize), Mp4Error> {
+impl Mp4Index {
+    /// Indexes a progressive or fragmented MP4. Anything malformed before `moov` is an error
+    /// saying where; in a fragmented file, a fragment cut short at the end (a crash mid-write)
+    /// ends the index at the last complete fragment instead.
+    pub fn read(source: &(impl ByteSource + ?Sized)) -> Result<Mp4Index, Mp4Error> {
+        let file_len = source.len();
+        let mut pos = 0usize;
+        let mut moov: Option<Moov> = None;
+        let mut tracks: Vec<Mp4Track> = Vec::new();
+        let mut fragments = 0usize;
+        let mut complete_len = 0usize;
+        let mut pending_moof: Option<(usize, Moof)> = None;
+        while pos + 8 <= file_len {
+            let head = source.read_at(pos, 16.min(file_len - pos))?;
+            let (kind, header, size) = match box_at(&head, 0, file_len - pos) {
+                Ok(b) => b,
+                // After `moov`: a fragment cut short by a crash; the index ends before it.
+                Err(_) if moov.is_some() => break,
+                Err(Mp4Error::Box { reason, .. }) => {
+                    return Err(Mp4Error::Box {
+                        offset: pos,
+                        reason,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
+            match &kind {
+                b"moov" if moov.is_none() => {
+                    let body = source.read_at(pos + header, size - header)?;
+                    let pruned = prune(&body, pos + header)?;
+                    let decoded = Moov::decode_body(&mut pruned.as_slice())
+                        .map_err(|e| Mp4Error::Moov(e.to_string()))?;
+                    for trak in &decoded.trak {
+                        tracks.push(read_track(trak, decoded.mvhd.timescale, file_len)?);
+                    }
+                    complete_len = pos + size;
+                    let progressive = decoded.mvex.is_none();
+                    moov = Some(decoded);
+                    if progressive {
+                        break;
+                    }
+                }
+                b"moof" if moov.as_ref().is_some_and(|m| m.mvex.is_some()) => {
+                    let body = source.read_at(pos + header, size - header)?;
+                    let bad = |reason: String| Mp4Error::Moof {
+                        offset: pos,
+                        reason,
+                    };
+                    let pruned = prune(&body, pos + header)?;
+                    let decoded = Moof::decode_body(&mut pruned.as_slice())
+                        .map_err(|e| bad(e.to_string()))?;
+                    pending_moof = Some((pos, decoded));
+                }
+                b"mdat" => {
+                    if let (Some((moof_pos, moof)), Some(moov)) = (pending_moof.take(), &moov) {
+                        read_fragment(moov, &moof, moof_pos, pos + size, &mut tracks)?;
+                        fragments += 1;
+                        complete_len = pos + size;
+                    }
+                }
+                _ => {}
+            }
+            pos += size;
+        }
+        let Some(moov) = moov else {
+            return Err(Mp4Error::NoMoov);
+        };
+        Ok(Mp4Index {
+            tracks,
+            fragmented: moov.mvex.is_some(),
+            fragments,
+            complete_len,
+        })
+    }
+}
+
+/// The box starting at `pos` of `data` (whose file has `remaining` bytes from `pos` on): its
+/// kind, header length and total size.
+fn box_at(data: &[u8], pos: usize, remaining: usize) -> Result<([u8; 4], usize, usize), Mp4Error> {
     let bad = |reason: String| Mp4Error::Box {
         offset: pos,
         reason,
@@ -102,7 +223,7 @@ fn box_at(data: &[u8], pos: usize) -> Result<([u8; 4], usize, usize), Mp4Error> 
     let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     let kind = [head[4], head[5], head[6], head[7]];
     let (header, size) = match size32 {
-        0 => (8, data.len() - pos),
+        0 => (8, remaining),
         1 => {
             let Some(large) = data.get(pos + 8..pos + 16) else {
                 return Err(bad("truncated 64-bit size".into()));
@@ -116,41 +237,26 @@ fn box_at(data: &[u8], pos: usize) -> Result<([u8; 4], usize, usize), Mp4Error> 
         }
         n => (8, n as usize),
     };
-    if size < header || pos.checked_add(size).is_none_or(|end| end > data.len()) {
+    if size < header || size > remaining {
         return Err(bad(format!(
-            "{:?} claims {size} bytes, {} remain",
+            "{:?} claims {size} bytes, {remaining} remain",
             String::from_utf8_lossy(&kind),
-            data.len() - pos
         )));
     }
     Ok((kind, header, size))
 }
 
-fn find_moov(data: &[u8]) -> Result<Moov, Mp4Error> {
-    let mut pos = 0usize;
-    while pos + 8 <= data.len() {
-        let (kind, header, size) = box_at(data, pos)?;
-        if &kind == b"moov" {
-            let pruned = prune(&data[pos + header..pos + size], pos + header)?;
-            return Moov::decode_body(&mut pruned.as_slice())
-                .map_err(|e| Mp4Error::Moov(e.to_string()));
-        }
-        pos += size;
-    }
-    Err(Mp4Error::NoMoov)
-}
-
 /// Boxes whose children we walk.
-const CONTAINERS: [&[u8; 4]; 7] = [
-    b"moov", b"trak", b"edts", b"mdia", b"minf", b"stbl", b"dinf",
+const CONTAINERS: [&[u8; 4]; 10] = [
+    b"moov", b"trak", b"edts", b"mdia", b"minf", b"stbl", b"dinf", b"mvex", b"moof", b"traf",
 ];
 /// Boxes we read (and those the decoder requires). Everything else (sample groups, metadata,
 /// user data…) is dropped before decoding: less to trust, and some of those decoders can be made
 /// to allocate without bound by a crafted count (found by fuzzing).
-const KEPT: [&[u8; 4]; 22] = [
+const KEPT: [&[u8; 4]; 30] = [
     b"mvhd", b"trak", b"tkhd", b"edts", b"elst", b"mdia", b"mdhd", b"hdlr", b"minf", b"vmhd",
     b"smhd", b"dinf", b"dref", b"stbl", b"stsd", b"stts", b"ctts", b"stss", b"stsc", b"stsz",
-    b"stco", b"co64",
+    b"stco", b"co64", b"mvex", b"mehd", b"trex", b"mfhd", b"traf", b"tfhd", b"tfdt", b"trun",
 ];
 
 /// A container body with only the kept boxes, recursively.
@@ -158,7 +264,7 @@ fn prune(body: &[u8], base: usize) -> Result<Vec<u8>, Mp4Error> {
     let mut out = Vec::with_capacity(body.len());
     let mut pos = 0usize;
     while pos + 8 <= body.len() {
-        let (kind, header, size) = box_at(body, pos).map_err(|e| match e {
+        let (kind, header, size) = box_at(body, pos, body.len() - pos).map_err(|e| match e {
             Mp4Error::Box { offset, reason } => Mp4Error::Box {
                 offset: base + offset,
                 reason,
@@ -179,6 +285,98 @@ fn prune(body: &[u8], base: usize) -> Result<Vec<u8>, Mp4Error> {
         pos += size;
     }
     Ok(out)
+}
+
+/// `trun` sample flag: not a sync sample (ISO/IEC 14496-12 §8.8.3.1).
+const SAMPLE_IS_NON_SYNC: u32 = 0x0001_0000;
+
+/// Appends one fragment's samples to their tracks. Offsets follow §8.8.7: a track run's data
+/// offset counts from the `moof` start when `default-base-is-moof` (or nothing else) says so.
+fn read_fragment(
+    moov: &Moov,
+    moof: &Moof,
+    moof_pos: usize,
+    mdat_end: usize,
+    tracks: &mut [Mp4Track],
+) -> Result<(), Mp4Error> {
+    let bad = |reason: String| Mp4Error::Moof {
+        offset: moof_pos,
+        reason,
+    };
+    let mut next_data = moof_pos;
+    for traf in &moof.traf {
+        let id = traf.tfhd.track_id;
+        let Some(track) = tracks.iter_mut().find(|t| t.track_id == id) else {
+            return Err(bad(format!("traf for unknown track {id}")));
+        };
+        let trex = moov
+            .mvex
+            .as_ref()
+            .and_then(|m| m.trex.iter().find(|t| t.track_id == id));
+        let default_duration = traf
+            .tfhd
+            .default_sample_duration
+            .or(trex.map(|t| t.default_sample_duration))
+            .unwrap_or(0);
+        let default_size = traf
+            .tfhd
+            .default_sample_size
+            .or(trex.map(|t| t.default_sample_size))
+            .unwrap_or(0);
+        let default_flags = traf
+            .tfhd
+            .default_sample_flags
+            .or(trex.map(|t| t.default_sample_flags))
+            .unwrap_or(0);
+        let base = match traf.tfhd.base_data_offset {
+            Some(b) => usize::try_from(b).unwrap_or(usize::MAX),
+            None if traf.tfhd.default_base_is_moof => moof_pos,
+            None => next_data,
+        };
+        let mut dts = match &traf.tfdt {
+            Some(tfdt) => i64::try_from(tfdt.base_media_decode_time)
+                .map_err(|_| bad(format!("track {id}: decode time out of range")))?,
+            None => track.next_decode_time,
+        };
+        let mut data = base;
+        for trun in &traf.trun {
+            if let Some(offset) = trun.data_offset {
+                data = base.checked_add_signed(offset as isize).ok_or_else(|| {
+                    bad(format!("track {id}: data offset {offset} before the file"))
+                })?;
+            }
+            let count = trun.samples.len();
+            if count.saturating_mul(default_size.max(1) as usize) > mdat_end {
+                return Err(bad(format!(
+                    "track {id}: {count} samples cannot fit before byte {mdat_end}"
+                )));
+            }
+            for (i, entry) in trun.samples.iter().enumerate() {
+                let size = entry.size.unwrap_or(default_size) as usize;
+                let duration = entry.duration.unwrap_or(default_duration);
+                let flags = entry.flags.unwrap_or(default_flags);
+                if data.checked_add(size).is_none_or(|end| end > mdat_end) {
+                    return Err(bad(format!(
+                        "track {id}: sample {i} at byte {data} (+{size}) lies outside its fragment"
+                    )));
+                }
+                track.samples.push(SampleRef {
+                    offset: data,
+                    size,
+                    pts: dts
+                        .saturating_add(entry.cts.unwrap_or(0))
+                        .saturating_add(track.edit_shift),
+                    duration,
+                    sync: flags & SAMPLE_IS_NON_SYNC == 0,
+                });
+                data += size;
+                dts = dts.saturating_add(i64::from(duration));
+            }
+        }
+        track.next_decode_time = dts;
+        next_data = data;
+    }
+    Ok(())
 }
 
 fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4Track, Mp4Error> {
@@ -270,6 +468,7 @@ fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4T
     }
     // Decode times (stts) and composition offsets (ctts).
     let mut dts = Vec::with_capacity(count);
+    let mut deltas = Vec::with_capacity(count);
     let mut t: i64 = 0;
     for entry in &stbl.stts.entries {
         for _ in 0..entry.sample_count {
@@ -277,6 +476,7 @@ fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4T
                 break;
             }
             dts.push(t);
+            deltas.push(entry.sample_delta);
             t = t.saturating_add(i64::from(entry.sample_delta));
         }
     }
@@ -324,6 +524,7 @@ fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4T
             offset,
             size,
             pts: dts[i] + cts[i] + edit_shift,
+            duration: deltas[i],
             sync: sync
                 .as_ref()
                 .is_none_or(|s| s.binary_search(&(i as u32 + 1)).is_ok()),
@@ -335,6 +536,8 @@ fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4T
         timescale,
         codec,
         samples,
+        edit_shift,
+        next_decode_time: t,
     })
 }
 

@@ -1,0 +1,392 @@
+//! The MP4 boxes lockstep writes, on `mp4-atom`: one track description serves both the
+//! fragmented recording segments (empty sample tables + `mvex`) and the progressive export
+//! (full sample tables). Video is track 1 at 90 kHz, audio (Opus) track 2 at 48 kHz.
+
+use mp4_atom::{
+    Audio, Avc1, Avcc, Co64, Codec, Dinf, Dops, Dref, Edts, Elst, ElstEntry, Encode, FourCC, Ftyp,
+    Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mvex, Mvhd, Opus, Smhd, Stbl, Stco, Stsc, StscEntry,
+    Stsd, Stss, Stsz, StszSamples, Stts, SttsEntry, Tfdt, Tfhd, Tkhd, Traf, Trex, Trun, TrunEntry,
+    TrunSamples, Url, Visual, Vmhd,
+};
+
+pub const VIDEO_TRACK: u32 = 1;
+pub const AUDIO_TRACK: u32 = 2;
+pub const VIDEO_TIMESCALE: u32 = 90_000;
+pub const AUDIO_TIMESCALE: u32 = 48_000;
+/// The movie timescale (edit lists and durations in `mvhd`/`tkhd`).
+const MOVIE_TIMESCALE: u32 = 1_000;
+/// `trun` sample flags: a sync sample depends on nothing; others are "not sync".
+const SYNC_FLAGS: u32 = 0x0200_0000;
+const NON_SYNC_FLAGS: u32 = 0x0101_0000;
+
+/// What the video track carries: H.264 with its parameter sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoConfig {
+    pub sps: Vec<u8>,
+    pub pps: Vec<u8>,
+    pub width: u16,
+    pub height: u16,
+}
+
+/// One sample as a table row: its size, decode duration and whether it is a keyframe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleEntry {
+    pub size: u32,
+    pub duration: u32,
+    pub sync: bool,
+}
+
+/// A track's samples for a progressive file: entries in order, each at its own file offset.
+#[derive(Debug, Clone, Default)]
+pub struct TrackTable {
+    pub samples: Vec<SampleEntry>,
+    pub offsets: Vec<u64>,
+    /// Presentation delay of the track's first sample after the movie start, in the track's
+    /// timescale (an empty edit): audio that starts after the first video frame.
+    pub start_delay: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("writing MP4 boxes: {0}")]
+pub struct BoxError(String);
+
+fn encode(atom: &impl Encode, out: &mut Vec<u8>) -> Result<(), BoxError> {
+    atom.encode(out).map_err(|e| BoxError(e.to_string()))
+}
+
+fn ftyp() -> Ftyp {
+    Ftyp {
+        major_brand: FourCC::new(b"isom"),
+        minor_version: 512,
+        compatible_brands: [b"isom", b"iso6", b"iso2", b"avc1", b"mp41"]
+            .into_iter()
+            .map(FourCC::new)
+            .collect(),
+    }
+}
+
+/// The start of every segment file: `ftyp` + `moov` with empty tables and `mvex`.
+pub fn init_segment(video: &VideoConfig, audio: bool) -> Result<Vec<u8>, BoxError> {
+    let mut tracks = vec![video_trak(video, &TrackTable::default())?];
+    if audio {
+        tracks.push(audio_trak(&TrackTable::default()));
+    }
+    let mut trex = vec![trex(VIDEO_TRACK)];
+    if audio {
+        trex.push(self::trex(AUDIO_TRACK));
+    }
+    let moov = Moov {
+        mvhd: mvhd(0),
+        mvex: Some(Mvex { mehd: None, trex }),
+        trak: tracks,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    encode(&ftyp(), &mut out)?;
+    encode(&moov, &mut out)?;
+    Ok(out)
+}
+
+/// A progressive file's `ftyp` + `moov`, its sample offsets already final.
+pub fn progressive_header(
+    video: &VideoConfig,
+    video_table: &TrackTable,
+    audio_table: Option<&TrackTable>,
+) -> Result<Vec<u8>, BoxError> {
+    let mut trak = vec![video_trak(video, video_table)?];
+    if let Some(table) = audio_table {
+        trak.push(audio_trak(table));
+    }
+    let duration = [
+        movie_duration(video_table, VIDEO_TIMESCALE),
+        audio_table.map_or(0, |t| movie_duration(t, AUDIO_TIMESCALE)),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    let moov = Moov {
+        mvhd: mvhd(duration),
+        trak,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    encode(&ftyp(), &mut out)?;
+    encode(&moov, &mut out)?;
+    Ok(out)
+}
+
+/// The `mdat` box header for `payload_len` bytes (64-bit size: exports can pass 4 GiB).
+pub fn mdat_header(payload_len: u64) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..4].copy_from_slice(&1u32.to_be_bytes());
+    h[4..8].copy_from_slice(b"mdat");
+    h[8..].copy_from_slice(&(payload_len + 16).to_be_bytes());
+    h
+}
+
+/// One track's share of a fragment.
+#[derive(Debug, Clone)]
+pub struct FragmentRun<'a> {
+    pub track_id: u32,
+    /// Decode time of the first sample, in the track's timescale since the segment start.
+    pub base_decode_time: u64,
+    pub samples: Vec<SampleEntry>,
+    pub data: Vec<&'a [u8]>,
+}
+
+/// `moof` + `mdat` for one fragment; each run's data follows the previous run's in `mdat`.
+pub fn fragment(sequence: u32, runs: &[FragmentRun<'_>]) -> Result<Vec<u8>, BoxError> {
+    let build = |offsets: &[i32]| Moof {
+        mfhd: Mfhd {
+            sequence_number: sequence,
+        },
+        traf: runs
+            .iter()
+            .zip(offsets)
+            .map(|(run, &offset)| Traf {
+                tfhd: Tfhd {
+                    track_id: run.track_id,
+                    default_base_is_moof: true,
+                    ..Default::default()
+                },
+                tfdt: Some(Tfdt {
+                    base_media_decode_time: run.base_decode_time,
+                }),
+                trun: vec![Trun {
+                    data_offset: Some(offset),
+                    samples: TrunSamples::Explicit(
+                        run.samples
+                            .iter()
+                            .map(|s| TrunEntry {
+                                duration: Some(s.duration),
+                                size: Some(s.size),
+                                flags: Some(if s.sync { SYNC_FLAGS } else { NON_SYNC_FLAGS }),
+                                cts: None,
+                            })
+                            .collect(),
+                    ),
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    };
+    // The offsets do not change the moof's size: measure it once with zeros, then fill them in.
+    let mut moof = Vec::new();
+    encode(&build(&vec![0; runs.len()]), &mut moof)?;
+    let mut offsets = Vec::with_capacity(runs.len());
+    let mut at = moof.len() + 8;
+    for run in runs {
+        offsets.push(i32::try_from(at).map_err(|_| BoxError("fragment over 2 GiB".into()))?);
+        at += run.data.iter().map(|d| d.len()).sum::<usize>();
+    }
+    moof.clear();
+    encode(&build(&offsets), &mut moof)?;
+    let payload = at - moof.len() - 8;
+    let mut out = Vec::with_capacity(at);
+    out.extend_from_slice(&moof);
+    out.extend_from_slice(
+        &u32::try_from(payload + 8)
+            .map_err(|_| BoxError("fragment over 4 GiB".into()))?
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(b"mdat");
+    for run in runs {
+        for d in &run.data {
+            out.extend_from_slice(d);
+        }
+    }
+    Ok(out)
+}
+
+fn mvhd(duration: u64) -> Mvhd {
+    Mvhd {
+        timescale: MOVIE_TIMESCALE,
+        duration,
+        rate: 1.into(),
+        volume: 1.into(),
+        next_track_id: AUDIO_TRACK + 1,
+        ..Default::default()
+    }
+}
+
+fn trex(track_id: u32) -> Trex {
+    Trex {
+        track_id,
+        default_sample_description_index: 1,
+        ..Default::default()
+    }
+}
+
+fn movie_duration(table: &TrackTable, timescale: u32) -> u64 {
+    let media: u64 = table.samples.iter().map(|s| u64::from(s.duration)).sum();
+    (media + table.start_delay) * u64::from(MOVIE_TIMESCALE) / u64::from(timescale)
+}
+
+fn video_trak(video: &VideoConfig, table: &TrackTable) -> Result<mp4_atom::Trak, BoxError> {
+    let avcc = Avcc::new(&video.sps, &video.pps).map_err(|e| BoxError(format!("avcC: {e}")))?;
+    let codec = Codec::Avc1(Avc1 {
+        visual: Visual {
+            data_reference_index: 1,
+            width: video.width,
+            height: video.height,
+            ..Default::default()
+        },
+        avcc,
+        btrt: None,
+        colr: None,
+        pasp: None,
+        taic: None,
+        fiel: None,
+        spatial: None,
+    });
+    let mut trak = trak(VIDEO_TRACK, b"vide", VIDEO_TIMESCALE, codec, table);
+    trak.tkhd.width = video.width.into();
+    trak.tkhd.height = video.height.into();
+    trak.mdia.minf.vmhd = Some(Vmhd::default());
+    let syncs: Vec<u32> = (1..)
+        .zip(&table.samples)
+        .filter(|(_, s)| s.sync)
+        .map(|(i, _)| i)
+        .collect();
+    if syncs.len() < table.samples.len() {
+        trak.mdia.minf.stbl.stss = Some(Stss { entries: syncs });
+    }
+    Ok(trak)
+}
+
+fn audio_trak(table: &TrackTable) -> mp4_atom::Trak {
+    let codec = Codec::Opus(Opus {
+        audio: Audio {
+            data_reference_index: 1,
+            channel_count: 1,
+            sample_size: 16,
+            sample_rate: 48_000.into(),
+        },
+        // Packets are stamped where their decoded output belongs (the encoder lookahead is
+        // already taken off the timestamps), so nothing is skipped at the start.
+        dops: Dops {
+            output_channel_count: 1,
+            pre_skip: 0,
+            input_sample_rate: 48_000,
+            output_gain: 0,
+            channel_mapping: None,
+        },
+        btrt: None,
+    });
+    let mut trak = trak(AUDIO_TRACK, b"soun", AUDIO_TIMESCALE, codec, table);
+    trak.tkhd.volume = 1.into();
+    trak.tkhd.alternate_group = 1;
+    trak.mdia.minf.smhd = Some(Smhd::default());
+    trak
+}
+
+fn trak(
+    track_id: u32,
+    handler: &[u8; 4],
+    timescale: u32,
+    codec: Codec,
+    table: &TrackTable,
+) -> mp4_atom::Trak {
+    let media_duration: u64 = table.samples.iter().map(|s| u64::from(s.duration)).sum();
+    let edts = (table.start_delay > 0).then(|| Edts {
+        elst: Some(Elst {
+            entries: vec![
+                ElstEntry {
+                    segment_duration: table.start_delay * u64::from(MOVIE_TIMESCALE)
+                        / u64::from(timescale),
+                    media_time: None,
+                    media_rate: 1.into(),
+                },
+                ElstEntry {
+                    segment_duration: media_duration * u64::from(MOVIE_TIMESCALE)
+                        / u64::from(timescale),
+                    media_time: Some(0),
+                    media_rate: 1.into(),
+                },
+            ],
+        }),
+    });
+    let mut stts: Vec<SttsEntry> = Vec::new();
+    for s in &table.samples {
+        match stts.last_mut() {
+            Some(last) if last.sample_delta == s.duration => last.sample_count += 1,
+            _ => stts.push(SttsEntry {
+                sample_count: 1,
+                sample_delta: s.duration,
+            }),
+        }
+    }
+    // One sample per chunk: every sample has its own offset (exports interleave by time).
+    let (stco, co64) = if table.offsets.iter().all(|&o| o <= u64::from(u32::MAX)) {
+        let entries = table.offsets.iter().map(|&o| o as u32).collect();
+        (Some(Stco { entries }), None)
+    } else {
+        (
+            None,
+            Some(Co64 {
+                entries: table.offsets.clone(),
+            }),
+        )
+    };
+    let stsc = if table.samples.is_empty() {
+        Stsc::default()
+    } else {
+        Stsc {
+            entries: vec![StscEntry {
+                first_chunk: 1,
+                samples_per_chunk: 1,
+                sample_description_index: 1,
+            }],
+        }
+    };
+    mp4_atom::Trak {
+        tkhd: Tkhd {
+            track_id,
+            enabled: true,
+            in_movie: true,
+            duration: media_duration * u64::from(MOVIE_TIMESCALE) / u64::from(timescale)
+                + table.start_delay * u64::from(MOVIE_TIMESCALE) / u64::from(timescale),
+            ..Default::default()
+        },
+        edts,
+        mdia: Mdia {
+            mdhd: Mdhd {
+                timescale,
+                duration: media_duration,
+                language: "und".into(),
+                ..Default::default()
+            },
+            hdlr: Hdlr {
+                handler: FourCC::new(handler),
+                name: "lockstep".into(),
+            },
+            minf: Minf {
+                dinf: Dinf {
+                    dref: Dref {
+                        entries: vec![Url {
+                            location: String::new(),
+                        }
+                        .into()],
+                    },
+                },
+                stbl: Stbl {
+                    stsd: Stsd {
+                        codecs: vec![codec],
+                    },
+                    stts: Stts { entries: stts },
+                    stsc,
+                    stsz: Stsz {
+                        samples: StszSamples::Different {
+                            sizes: table.samples.iter().map(|s| s.size).collect(),
+                        },
+                    },
+                    stco,
+                    co64,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        },
+        ..Default::default()
+    }
+}

@@ -1,0 +1,458 @@
+//! One camera's recording: synchronized frames in, fragmented MP4 segment files out.
+//!
+//! A segment starts at a keyframe and holds about a minute; inside it, a fragment (`moof` +
+//! `mdat`) is appended and flushed to disk about once a second, so a crash loses at most the
+//! fragment being gathered. Frames carry their position on the source's output timeline (the
+//! one live viewers get), so the recorded audio-video offset is the live one. A timestamp jump,
+//! a reconnect or a parameter-set change ends the segment; nothing is stitched across a gap.
+//!
+//! The writer reports what it did as [`SegmentEvent`]s; the caller keeps the index.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use lockstep_media::h264::{nal_type, split_annex_b};
+
+use crate::mp4_boxes::{
+    self, FragmentRun, SampleEntry, VideoConfig, AUDIO_TIMESCALE, AUDIO_TRACK, VIDEO_TIMESCALE,
+    VIDEO_TRACK,
+};
+use crate::parameter_sets::video_config;
+use crate::utc::segment_relative_path;
+
+/// A fragment is cut at the first video frame this far (90 kHz) past its start.
+pub const FRAGMENT_TICKS: i64 = 90_000;
+/// A segment ends at the first keyframe this far past its start.
+pub const SEGMENT_TICKS: i64 = 60 * 90_000;
+/// A step in a track's timestamps beyond this (either way) is a discontinuity, not jitter.
+const JUMP_TICKS_90K: i64 = 2 * 90_000;
+/// Audio gathered without video (the picture stalled) is flushed on its own after this.
+const AUDIO_ONLY_FLUSH_48K: i64 = 3 * 48_000 / 2;
+/// One Opus packet: the duration of the last audio sample in a fragment.
+const OPUS_PACKET_48K: u32 = 960;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// An H.264 access unit (Annex B); `pts` in 90 kHz ticks.
+    Video { keyframe: bool },
+    /// One Opus packet; `pts` in 48 kHz ticks.
+    Audio,
+}
+
+/// A frame on the source's output timeline.
+#[derive(Debug, Clone)]
+pub struct RecordFrame<'a> {
+    pub kind: FrameKind,
+    /// Output-timeline position; video and audio of one source share its origin.
+    pub pts: i64,
+    /// The same instant in UTC microseconds (only the segment's first frame's is used: the
+    /// rest of the segment's times follow from its media timeline).
+    pub utc_us: i64,
+    pub data: &'a [u8],
+}
+
+/// What happened to the files, for the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentEvent {
+    Opened {
+        path: String,
+        start_us: i64,
+        has_audio: bool,
+    },
+    /// A fragment reached the disk: the segment now plays up to `end_us`, `bytes` long.
+    Extended {
+        path: String,
+        end_us: i64,
+        bytes: u64,
+    },
+    Closed {
+        path: String,
+        end_us: i64,
+        bytes: u64,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Boxes(#[from] mp4_boxes::BoxError),
+}
+
+#[derive(Debug)]
+struct PendingSample {
+    pts: i64,
+    sync: bool,
+    data: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct OpenSegment {
+    path: String,
+    file: File,
+    config: VideoConfig,
+    start_us: i64,
+    /// Output-timeline position of the first frame (90 kHz) and the same instant at 48 kHz.
+    base_90k: i64,
+    base_48k: i64,
+    fragment_start_90k: i64,
+    sequence: u32,
+    bytes: u64,
+    /// Where the last flushed fragment's video ends (segment-relative 90 kHz).
+    end_90k: i64,
+    video: Vec<PendingSample>,
+    audio: Vec<PendingSample>,
+    last_video_pts: i64,
+    last_audio_pts: Option<i64>,
+    /// The last video sample duration written (for a final frame whose successor never came).
+    last_video_duration: u32,
+}
+
+/// Writes one camera's segments under `root/<camera>/<day>/`.
+#[derive(Debug)]
+pub struct SegmentWriter {
+    root: PathBuf,
+    camera: String,
+    record_audio: bool,
+    open: Option<OpenSegment>,
+    fragment_ticks: i64,
+    segment_ticks: i64,
+}
+
+impl SegmentWriter {
+    pub fn new(root: &Path, camera: &str, record_audio: bool) -> Self {
+        SegmentWriter {
+            root: root.to_path_buf(),
+            camera: camera.to_string(),
+            record_audio,
+            open: None,
+            fragment_ticks: FRAGMENT_TICKS,
+            segment_ticks: SEGMENT_TICKS,
+        }
+    }
+
+    /// Shorter segments (tests and the retention benchmark).
+    pub fn with_segment_ticks(mut self, ticks: i64) -> Self {
+        self.segment_ticks = ticks.max(self.fragment_ticks);
+        self
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Takes one frame. Frames before the first keyframe (and audio when the camera records
+    /// silent video) are dropped.
+    pub fn push(
+        &mut self,
+        frame: &RecordFrame<'_>,
+        events: &mut Vec<SegmentEvent>,
+    ) -> Result<(), WriteError> {
+        match frame.kind {
+            FrameKind::Video { keyframe } => self.push_video(frame, keyframe, events),
+            FrameKind::Audio if self.record_audio => self.push_audio(frame, events),
+            FrameKind::Audio => Ok(()),
+        }
+    }
+
+    /// Ends the open segment (camera gone, recorder stopping, a gap): what is gathered is
+    /// written, and the next segment waits for a keyframe.
+    pub fn close(
+        &mut self,
+        reason: &str,
+        events: &mut Vec<SegmentEvent>,
+    ) -> Result<(), WriteError> {
+        let Some(mut seg) = self.open.take() else {
+            return Ok(());
+        };
+        let last = seg.last_video_duration;
+        flush(&mut seg, None, last, events)?;
+        events.push(SegmentEvent::Closed {
+            path: seg.path.clone(),
+            end_us: seg.end_us(),
+            bytes: seg.bytes,
+            reason: reason.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Forgets the open segment after a write error: the index keeps what reached the disk,
+    /// the file is cut back to its last complete fragment.
+    pub fn abandon(&mut self, reason: &str, events: &mut Vec<SegmentEvent>) {
+        if let Some(seg) = self.open.take() {
+            let _ = seg.file.set_len(seg.bytes);
+            events.push(SegmentEvent::Closed {
+                path: seg.path.clone(),
+                end_us: seg.end_us(),
+                bytes: seg.bytes,
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    fn push_video(
+        &mut self,
+        frame: &RecordFrame<'_>,
+        keyframe: bool,
+        events: &mut Vec<SegmentEvent>,
+    ) -> Result<(), WriteError> {
+        let config = if keyframe {
+            video_config(frame.data)
+        } else {
+            None
+        };
+        if let Some(seg) = &mut self.open {
+            let step = frame.pts - seg.last_video_pts;
+            if step <= 0 {
+                return Ok(()); // a repeated or reordered stamp: the scheduler never sends one
+            }
+            let ending = if step > JUMP_TICKS_90K {
+                Some("gap")
+            } else if config.as_ref().is_some_and(|c| *c != seg.config) {
+                Some("new parameter sets")
+            } else if keyframe && frame.pts - seg.base_90k >= self.segment_ticks {
+                Some("rollover")
+            } else {
+                None
+            };
+            match ending {
+                None => {
+                    if frame.pts - seg.fragment_start_90k >= self.fragment_ticks {
+                        flush(seg, Some(frame.pts), step as u32, events)?;
+                        seg.fragment_start_90k = frame.pts;
+                    }
+                    seg.video.push(PendingSample {
+                        pts: frame.pts,
+                        sync: keyframe,
+                        data: length_prefixed(frame.data),
+                    });
+                    seg.last_video_pts = frame.pts;
+                    return Ok(());
+                }
+                Some(reason) => {
+                    // The frame that starts the next segment gives this one's last frame its
+                    // duration, unless a gap lies between them.
+                    if reason != "gap" {
+                        seg.last_video_duration = step as u32;
+                    }
+                    self.close(reason, events)?;
+                }
+            }
+        }
+        let Some(config) = config else {
+            return Ok(()); // waiting for a keyframe with its parameter sets
+        };
+        let mut seg = self.open_segment(config, frame)?;
+        events.push(SegmentEvent::Opened {
+            path: seg.path.clone(),
+            start_us: seg.start_us,
+            has_audio: self.record_audio,
+        });
+        seg.video.push(PendingSample {
+            pts: frame.pts,
+            sync: true,
+            data: length_prefixed(frame.data),
+        });
+        self.open = Some(seg);
+        Ok(())
+    }
+
+    fn push_audio(
+        &mut self,
+        frame: &RecordFrame<'_>,
+        events: &mut Vec<SegmentEvent>,
+    ) -> Result<(), WriteError> {
+        let Some(seg) = &mut self.open else {
+            return Ok(());
+        };
+        if frame.pts < seg.base_48k {
+            return Ok(()); // before the segment's first picture
+        }
+        if let Some(last) = seg.last_audio_pts {
+            let step = frame.pts - last;
+            if step <= 0 {
+                return Ok(()); // overlaps the packet before (an encoder realignment)
+            }
+        }
+        seg.audio.push(PendingSample {
+            pts: frame.pts,
+            sync: true,
+            data: frame.data.to_vec(),
+        });
+        seg.last_audio_pts = Some(frame.pts);
+        // The picture stalled: do not hold a growing pile of audio in memory.
+        if seg
+            .audio
+            .first()
+            .is_some_and(|a| frame.pts - a.pts >= AUDIO_ONLY_FLUSH_48K)
+        {
+            flush_audio_only(seg, events)?;
+        }
+        Ok(())
+    }
+
+    fn open_segment(
+        &mut self,
+        config: VideoConfig,
+        frame: &RecordFrame<'_>,
+    ) -> Result<OpenSegment, WriteError> {
+        let mut relative = segment_relative_path(&self.camera, frame.utc_us);
+        let mut path = self.root.join(&relative);
+        let mut n = 1;
+        while path.exists() {
+            relative = format!("{}-{n}.mp4", relative.trim_end_matches(".mp4"));
+            path = self.root.join(&relative);
+            n += 1;
+        }
+        let io = |source| WriteError::Io {
+            path: relative.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io)?;
+        let init = mp4_boxes::init_segment(&config, self.record_audio)?;
+        file.write_all(&init).map_err(io)?;
+        file.sync_data().map_err(io)?;
+        Ok(OpenSegment {
+            path: relative.clone(),
+            file,
+            config,
+            start_us: frame.utc_us,
+            base_90k: frame.pts,
+            base_48k: div_round(frame.pts * i64::from(AUDIO_TIMESCALE), 90_000),
+            fragment_start_90k: frame.pts,
+            sequence: 0,
+            bytes: init.len() as u64,
+            end_90k: 0,
+            video: Vec::new(),
+            audio: Vec::new(),
+            last_video_pts: frame.pts,
+            last_audio_pts: None,
+            last_video_duration: 3_000,
+        })
+    }
+}
+
+impl OpenSegment {
+    fn end_us(&self) -> i64 {
+        self.start_us + div_round(self.end_90k * 1_000_000, i64::from(VIDEO_TIMESCALE))
+    }
+}
+
+/// Writes the gathered samples as one fragment. `next_video_pts` is where the video that
+/// follows starts (its last sample's duration); without it the last sample gets `last_duration`.
+fn flush(
+    seg: &mut OpenSegment,
+    next_video_pts: Option<i64>,
+    last_duration: u32,
+    events: &mut Vec<SegmentEvent>,
+) -> Result<(), WriteError> {
+    if seg.video.is_empty() && seg.audio.is_empty() {
+        return Ok(());
+    }
+    let video = std::mem::take(&mut seg.video);
+    let audio = std::mem::take(&mut seg.audio);
+    let mut runs = Vec::with_capacity(2);
+    if let Some(first) = video.first() {
+        let samples = entries(&video, next_video_pts, last_duration);
+        seg.last_video_duration = samples.last().map_or(3_000, |s| s.duration);
+        runs.push(FragmentRun {
+            track_id: VIDEO_TRACK,
+            base_decode_time: (first.pts - seg.base_90k) as u64,
+            samples,
+            data: video.iter().map(|s| s.data.as_slice()).collect(),
+        });
+    }
+    if let Some(first) = audio.first() {
+        runs.push(FragmentRun {
+            track_id: AUDIO_TRACK,
+            base_decode_time: (first.pts - seg.base_48k) as u64,
+            samples: entries(&audio, None, OPUS_PACKET_48K),
+            data: audio.iter().map(|s| s.data.as_slice()).collect(),
+        });
+    }
+    let bytes = mp4_boxes::fragment(seg.sequence + 1, &runs)?;
+    let io = |source| WriteError::Io {
+        path: seg.path.clone(),
+        source,
+    };
+    seg.file.write_all(&bytes).map_err(io)?;
+    seg.file.sync_data().map_err(io)?;
+    seg.sequence += 1;
+    seg.bytes += bytes.len() as u64;
+    if let Some(run) = runs.first().filter(|r| r.track_id == VIDEO_TRACK) {
+        let duration: u64 = run.samples.iter().map(|s| u64::from(s.duration)).sum();
+        seg.end_90k = run.base_decode_time as i64 + duration as i64;
+    }
+    events.push(SegmentEvent::Extended {
+        path: seg.path.clone(),
+        end_us: seg.end_us(),
+        bytes: seg.bytes,
+    });
+    Ok(())
+}
+
+/// Audio gathered while the picture stalled, written alone (the last video frame, if any,
+/// stays pending: its duration is not known yet).
+fn flush_audio_only(
+    seg: &mut OpenSegment,
+    events: &mut Vec<SegmentEvent>,
+) -> Result<(), WriteError> {
+    let video = std::mem::take(&mut seg.video);
+    let result = flush(seg, None, OPUS_PACKET_48K, events);
+    seg.video = video;
+    result
+}
+
+/// Table rows: each sample lasts until the next; the last until `next_pts` or `last_duration`.
+fn entries(
+    samples: &[PendingSample],
+    next_pts: Option<i64>,
+    last_duration: u32,
+) -> Vec<SampleEntry> {
+    samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let next = samples.get(i + 1).map(|n| n.pts).or(next_pts);
+            SampleEntry {
+                size: s.data.len() as u32,
+                duration: next.map_or(last_duration, |n| {
+                    (n - s.pts).clamp(1, i64::from(u32::MAX)) as u32
+                }),
+                sync: s.sync,
+            }
+        })
+        .collect()
+}
+
+/// Annex B → 4-byte length prefixes, without the parameter sets (they live in `avcC`) and
+/// access unit delimiters.
+fn length_prefixed(annex_b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(annex_b.len() + 16);
+    for nal in split_annex_b(annex_b) {
+        if matches!(nal_type(nal), 7..=9) {
+            continue;
+        }
+        out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        out.extend_from_slice(nal);
+    }
+    out
+}
+
+/// `n / d` rounded to the nearest integer (`d > 0`).
+pub(crate) fn div_round(n: i64, d: i64) -> i64 {
+    (2 * n + d).div_euclid(2 * d)
+}

@@ -1,0 +1,52 @@
+//! UTC times as the index keeps them (integer microseconds since the Unix epoch), the file
+//! layout derived from them, and RFC 3339 for the HTTP API.
+
+use jiff::Timestamp;
+
+/// `<camera>/<YYYY-MM-DD>/<HH-MM-SS.ffffff>.mp4` (UTC), relative to the storage root, with `/`
+/// separators on every system.
+pub fn segment_relative_path(camera: &str, utc_us: i64) -> String {
+    let ts = Timestamp::from_microsecond(utc_us).unwrap_or(Timestamp::UNIX_EPOCH);
+    format!(
+        "{camera}/{}/{}.mp4",
+        ts.strftime("%Y-%m-%d"),
+        ts.strftime("%H-%M-%S.%6f")
+    )
+}
+
+/// RFC 3339 with microseconds, in UTC.
+pub fn rfc3339(utc_us: i64) -> String {
+    Timestamp::from_microsecond(utc_us)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%S.%6fZ")
+        .to_string()
+}
+
+/// Parses an RFC 3339 time (any offset) to UTC microseconds; the error says what was wrong.
+pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
+    text.parse::<Timestamp>()
+        .map(|ts| ts.as_microsecond())
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"))
+}
+
+/// Now, in UTC microseconds.
+pub fn now_us() -> i64 {
+    Timestamp::now().as_microsecond()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_times_round_trip() {
+        let t = parse_rfc3339("2026-11-22T07:01:33.250123+01:00").unwrap();
+        assert_eq!(rfc3339(t), "2026-11-22T06:01:33.250123Z");
+        assert_eq!(
+            segment_relative_path("front-door", t),
+            "front-door/2026-11-22/06-01-33.250123.mp4"
+        );
+        let err = parse_rfc3339("yesterday").unwrap_err();
+        assert!(err.contains("yesterday"), "{err}");
+    }
+}
