@@ -1,6 +1,9 @@
 //! The recorder's files, end to end on real bytes: segments written from a synchronized
 //! stream, indexed, read back, exported, and recovered after a simulated crash.
 
+// The helpers are part of the tests: a panic in them is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
 use std::fs;
 use std::path::PathBuf;
 
