@@ -7,6 +7,7 @@
 //! subscriber that falls behind the broadcast is told how much it missed and must wait for the
 //! next keyframe (it never grows a queue).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -47,6 +48,19 @@ impl LiveFrame {
 pub struct FeedSubscription {
     pub cached: Vec<LiveFrame>,
     pub live: broadcast::Receiver<LiveFrame>,
+    /// Set for a sink that ignores audio; declared after `live` so the receiver is gone
+    /// before the count drops (the audio count may briefly read high, never low).
+    _video_only: Option<VideoOnly>,
+}
+
+/// Counts a video-only subscription while it lives.
+#[derive(Debug)]
+struct VideoOnly(Arc<AtomicUsize>);
+
+impl Drop for VideoOnly {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug)]
@@ -61,6 +75,7 @@ struct FeedState {
 pub struct SourceFeed {
     tx: broadcast::Sender<LiveFrame>,
     state: Mutex<FeedState>,
+    video_only: Arc<AtomicUsize>,
 }
 
 impl Default for SourceFeed {
@@ -78,6 +93,7 @@ impl SourceFeed {
                 gop: Vec::new(),
                 gop_bytes: 0,
             }),
+            video_only: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -113,12 +129,29 @@ impl SourceFeed {
         FeedSubscription {
             cached: state.gop.clone(),
             live: self.tx.subscribe(),
+            _video_only: None,
         }
     }
 
-    /// Sinks currently subscribed (audio is transcoded only while this is above zero).
+    /// A subscription for a sink that ignores audio (a silent recording, a viewer of a camera
+    /// whose live audio is off): it does not keep the audio transcoder running.
+    pub fn subscribe_video_only(&self) -> FeedSubscription {
+        let mut subscription = self.subscribe();
+        self.video_only.fetch_add(1, Ordering::SeqCst);
+        subscription._video_only = Some(VideoOnly(self.video_only.clone()));
+        subscription
+    }
+
+    /// Sinks currently subscribed.
     pub fn subscribers(&self) -> usize {
         self.tx.receiver_count()
+    }
+
+    /// Sinks that want audio (it is transcoded only while this is above zero).
+    pub fn audio_subscribers(&self) -> usize {
+        self.tx
+            .receiver_count()
+            .saturating_sub(self.video_only.load(Ordering::SeqCst))
     }
 }
 
@@ -149,8 +182,12 @@ mod tests {
         assert_eq!(sub.live.try_recv().unwrap().pts, 4);
         assert!(sub.live.try_recv().is_err());
         assert_eq!(feed.subscribers(), 1);
+        let silent = feed.subscribe_video_only();
+        assert_eq!((feed.subscribers(), feed.audio_subscribers()), (2, 1));
         drop(sub);
-        assert_eq!(feed.subscribers(), 0);
+        assert_eq!((feed.subscribers(), feed.audio_subscribers()), (1, 0));
+        drop(silent);
+        assert_eq!((feed.subscribers(), feed.audio_subscribers()), (0, 0));
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct StorageConfig {
     pub retain_days: u32,
     #[serde(default = "default_max_disk")]
     pub max_disk: ByteSize,
+    /// Length of a segment file (it ends at the first keyframe after this), 2 to 600 s.
+    #[serde(default = "default_segment_secs")]
+    pub segment_secs: u32,
 }
 
 fn default_dir() -> PathBuf {
@@ -73,6 +76,9 @@ fn default_retain_days() -> u32 {
 fn default_max_disk() -> ByteSize {
     ByteSize(500 * 1_000_000_000)
 }
+fn default_segment_secs() -> u32 {
+    60
+}
 
 impl Default for StorageConfig {
     fn default() -> Self {
@@ -80,6 +86,7 @@ impl Default for StorageConfig {
             dir: default_dir(),
             retain_days: default_retain_days(),
             max_disk: default_max_disk(),
+            segment_secs: default_segment_secs(),
         }
     }
 }
@@ -383,6 +390,15 @@ impl Config {
             return Err(ConfigError::Inconsistent {
                 path: path.to_owned(),
                 reason: "storage.retain_days must be at least 1".into(),
+            });
+        }
+        if !(2..=600).contains(&config.storage.segment_secs) {
+            return Err(ConfigError::Inconsistent {
+                path: path.to_owned(),
+                reason: format!(
+                    "storage.segment_secs is {}; it must be 2 to 600",
+                    config.storage.segment_secs
+                ),
             });
         }
         Ok(config)

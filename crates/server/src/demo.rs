@@ -36,11 +36,15 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     })
     .await
     .context("cannot start the simulated camera")?;
+    // Demo recordings go to the system's temporary folder, kept small and for a day.
+    let storage = std::env::temp_dir().join("lockstep-demo");
     let toml = format!(
         "[server]\nlisten = \"{}\"\n\n\
+         [storage]\ndir = '{}'\nmax_disk = \"2GB\"\nretain_days = 1\n\n\
          [[camera]]\nname = \"demo-clean\"\nurl = \"{}\"\n\n\
          [[camera]]\nname = \"demo-drifting\"\nurl = \"{}\"\n",
         args.listen,
+        storage.display(),
         clean.url(),
         drifting.url()
     );

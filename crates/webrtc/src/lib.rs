@@ -8,4 +8,4 @@ pub mod whep;
 pub mod whep_client;
 
 pub use viewer::{ViewerCounters, CONNECT_TIMEOUT};
-pub use whep::{ViewerTotals, WhepError, WhepHost};
+pub use whep::{ViewerOptions, ViewerTotals, WhepError, WhepHost};

@@ -41,6 +41,8 @@ pub(crate) struct Viewer {
     pub counters: Arc<ViewerCounters>,
     /// Ask the browser to play with no extra delay (the `low` latency profile).
     pub zero_playout_delay: bool,
+    /// Send the feed's audio (off: the camera's live audio is disabled).
+    pub audio: bool,
     pub epoch: WallclockEpoch,
 }
 
@@ -83,7 +85,11 @@ impl Viewer {
         let mut awaiting_keyframe = false;
         while let Some(timeout) = self.drain(&mut connected, &mut tracks) {
             if live.is_none() && connected && tracks.ready() {
-                let subscription = self.feed.subscribe();
+                let subscription = if self.audio {
+                    self.feed.subscribe()
+                } else {
+                    self.feed.subscribe_video_only()
+                };
                 for frame in catch_up(&subscription.cached) {
                     self.write(&tracks, &frame);
                 }
@@ -185,7 +191,8 @@ impl Viewer {
     fn write(&mut self, tracks: &Tracks, frame: &LiveFrame) {
         let (slot, frequency) = match frame.media {
             LiveMedia::H264 { .. } => (tracks.video, Frequency::NINETY_KHZ),
-            LiveMedia::Opus => (tracks.audio, Frequency::FORTY_EIGHT_KHZ),
+            LiveMedia::Opus if self.audio => (tracks.audio, Frequency::FORTY_EIGHT_KHZ),
+            LiveMedia::Opus => return,
         };
         let Some((mid, Some(pt))) = slot else { return };
         let Some(mut writer) = self.rtc.writer(mid) else {

@@ -53,6 +53,15 @@ pub struct WhepHost {
     sessions: Arc<Mutex<HashMap<String, Session>>>,
 }
 
+/// How a viewer is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewerOptions {
+    /// Ask the browser to show video at once (`low` latency cameras).
+    pub zero_playout_delay: bool,
+    /// Send audio (the camera's `audio` switch).
+    pub audio: bool,
+}
+
 impl WhepHost {
     /// Binds the shared UDP socket. `advertise`: the addresses browsers reach it on (host
     /// candidates); empty means the bound address, or this machine's addresses if that is a
@@ -98,7 +107,7 @@ impl WhepHost {
         camera: &str,
         offer_sdp: &str,
         feed: Arc<SourceFeed>,
-        zero_playout_delay: bool,
+        options: ViewerOptions,
     ) -> Result<(String, String), WhepError> {
         let offer = SdpOffer::from_sdp_string(offer_sdp)
             .map_err(|e| WhepError::MalformedOffer(e.to_string()))?;
@@ -146,7 +155,8 @@ impl WhepHost {
             stop: stop_rx,
             local_addr: Box::new(move |source| pick_candidate(&candidates, source)),
             counters: counters.clone(),
-            zero_playout_delay,
+            zero_playout_delay: options.zero_playout_delay,
+            audio: options.audio,
             epoch: WallclockEpoch::now(),
         };
         self.lock().insert(

@@ -9,10 +9,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lockstep_webrtc::{WhepError, WhepHost};
+use lockstep_webrtc::{ViewerOptions, WhepError, WhepHost};
 use serde_json::{json, Value};
 
 use super::camera::{CameraHandle, CameraStatus};
+use super::recordings::{self, recorder_json, Recordings};
 use super::{metrics, web};
 
 /// Everything the handlers read; cameras are fixed at start.
@@ -20,10 +21,12 @@ use super::{metrics, web};
 pub struct AppState {
     pub cameras: Vec<CameraHandle>,
     pub whep: WhepHost,
+    /// `None` when no camera records.
+    pub recordings: Option<Recordings>,
 }
 
 impl AppState {
-    fn camera(&self, name: &str) -> Result<&CameraHandle, ApiError> {
+    pub fn camera(&self, name: &str) -> Result<&CameraHandle, ApiError> {
         self.cameras
             .iter()
             .find(|c| c.settings.name == name)
@@ -67,6 +70,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(whep_patch)
                 .options(preflight),
         )
+        .route("/api/recordings/{name}", get(recordings::timeline))
+        .route("/api/recordings/{name}/export.mp4", get(recordings::export))
         .route("/metrics", get(metrics::handler))
         .merge(web::router())
         .fallback(not_found)
@@ -131,6 +136,14 @@ pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
         "viewers": state.whep.viewer_totals(&camera.settings.name).viewers,
         "sync": sync,
         "whep": format!("/api/whep/{}", camera.settings.name),
+        "recording": recorder_json(
+            state
+                .recordings
+                .as_ref()
+                .and_then(|r| r.recorders.get(&camera.settings.name))
+                .map(|s| s.borrow().clone())
+                .as_ref()
+        ),
     })
 }
 
@@ -157,10 +170,13 @@ async fn whep_offer(
     }
     let offer = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8"))?;
-    let zero_delay = camera.settings.profile == lockstep_sync::LatencyProfile::Low;
+    let options = ViewerOptions {
+        zero_playout_delay: camera.settings.profile == lockstep_sync::LatencyProfile::Low,
+        audio: camera.settings.audio,
+    };
     let (session, answer) = state
         .whep
-        .offer(&name, offer, camera.feed.clone(), zero_delay)
+        .offer(&name, offer, camera.feed.clone(), options)
         .map_err(|e| match e {
             WhepError::MalformedOffer(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
             WhepError::NoCompatibleCodec(_) => {

@@ -46,7 +46,10 @@ pub struct CameraSettings {
     pub url: String,
     /// The URL as shown (credentials redacted).
     pub shown_url: String,
+    /// Live audio to viewers.
     pub audio: bool,
+    /// Audio into recordings.
+    pub record_audio: bool,
     pub profile: LatencyProfile,
     pub sync_offset_ms: i64,
 }
@@ -131,7 +134,7 @@ async fn publish(
     status: &watch::Sender<CameraStatus>,
     clock: LocalClock,
 ) {
-    let mut audio = AudioPath::new(settings.audio);
+    let mut audio = AudioPath::new(settings.audio || settings.record_audio);
     let mut live = false;
     loop {
         // Audio is encoded as soon as it is decoded, ahead of its output time by the playout
@@ -249,7 +252,7 @@ impl AudioPath {
 
     /// The encoder, if audio is on and someone listens; dropped when no one does.
     fn encoder(&mut self, feed: &SourceFeed) -> Option<&mut LiveAudioEncoder> {
-        if !self.enabled || feed.subscribers() == 0 {
+        if !self.enabled || feed.audio_subscribers() == 0 {
             self.encoder = None;
             return None;
         }

@@ -1,6 +1,7 @@
 //! `GET /metrics`: Prometheus text exposition, written by hand (a dozen gauges need no crate).
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -9,6 +10,7 @@ use axum::response::IntoResponse;
 
 use super::api::AppState;
 use super::camera::CameraState;
+use super::recorder::RecorderState;
 
 pub async fn handler(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
@@ -89,6 +91,36 @@ pub fn render(state: &AppState) -> String {
             "Frames not sent to viewers that fell behind (current viewers)",
             "counter",
         ),
+        family(
+            "lockstep_recorder_recording",
+            "1 while the camera's recorder writes a segment",
+            "gauge",
+        ),
+        family(
+            "lockstep_recorder_error",
+            "1 while the camera's recorder is in error (disk full, write error), retrying",
+            "gauge",
+        ),
+        family(
+            "lockstep_recorder_bytes_total",
+            "Bytes of recording written",
+            "counter",
+        ),
+        family(
+            "lockstep_recorder_segments_total",
+            "Segments started",
+            "counter",
+        ),
+        family(
+            "lockstep_recorder_write_errors_total",
+            "Failed writes of recordings",
+            "counter",
+        ),
+        family(
+            "lockstep_recorder_overruns_total",
+            "Segments cut short because the recorder fell behind",
+            "counter",
+        ),
     ];
     for camera in &state.cameras {
         let name = &camera.settings.name;
@@ -114,6 +146,22 @@ pub fn render(state: &AppState) -> String {
         let viewers = state.whep.viewer_totals(name);
         values.push(Some(viewers.viewers as f64));
         values.push(Some(viewers.frames_skipped as f64));
+        let recorder = state
+            .recordings
+            .as_ref()
+            .and_then(|r| r.recorders.get(name))
+            .map(|s| s.borrow().clone());
+        match recorder {
+            Some(r) => values.extend([
+                Some(f64::from(u8::from(r.state == RecorderState::Recording))),
+                Some(f64::from(u8::from(r.state == RecorderState::Error))),
+                Some(r.bytes as f64),
+                Some(r.segments as f64),
+                Some(r.write_errors as f64),
+                Some(r.overruns as f64),
+            ]),
+            None => values.extend([None; 6]),
+        }
         for (family, value) in families.iter_mut().zip(values) {
             if let Some(v) = value {
                 family.samples.push((name.clone(), v));
@@ -127,6 +175,40 @@ pub fn render(state: &AppState) -> String {
         for (camera, v) in &f.samples {
             // Camera names are [a-z0-9-]: nothing to escape in a label.
             let _ = writeln!(out, "{}{{camera=\"{camera}\"}} {v}", f.name);
+        }
+    }
+    if let Some(recordings) = &state.recordings {
+        let r = &recordings.retention;
+        for (name, help, kind, value) in [
+            (
+                "lockstep_storage_used_bytes",
+                "Bytes of recordings on disk (index)",
+                "gauge",
+                r.used_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "lockstep_storage_free_bytes",
+                "Free bytes on the recordings' filesystem",
+                "gauge",
+                r.free_bytes.load(Ordering::Relaxed),
+            ),
+            (
+                "lockstep_retention_deleted_segments_total",
+                "Segments deleted by retention (age, budget, free space)",
+                "counter",
+                r.deleted_segments.load(Ordering::Relaxed),
+            ),
+            (
+                "lockstep_retention_freed_bytes_total",
+                "Bytes freed by retention",
+                "counter",
+                r.freed_bytes.load(Ordering::Relaxed),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
     }
     out

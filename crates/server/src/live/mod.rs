@@ -4,6 +4,8 @@ pub mod api;
 pub mod backoff;
 pub mod camera;
 mod metrics;
+pub mod recorder;
+pub mod recordings;
 mod web;
 
 use std::net::SocketAddr;
@@ -13,9 +15,11 @@ use anyhow::Context as _;
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_webrtc::WhepHost;
 
-use crate::config::Config;
+use crate::config::{Config, RecordMode};
 use api::AppState;
 use camera::{spawn_camera, CameraSettings};
+use recorder::{spawn_recorder, RecorderHandle, Storage};
+use recordings::Recordings;
 
 /// A running server.
 #[derive(Debug)]
@@ -24,15 +28,39 @@ pub struct Running {
     pub webrtc: SocketAddr,
     pub state: Arc<AppState>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    recorders: Vec<RecorderHandle>,
+    retention: Option<recordings::RetentionThread>,
 }
 
 impl Running {
     /// Serves until the HTTP server stops (it only does on an IO error).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.server
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.server)
             .await
             .context("the HTTP server task failed")?
             .context("the HTTP server stopped")
+    }
+
+    /// Closes every recording cleanly (the open segments end as `stopped`, not `crash`).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let recorders = self.recorders;
+        let retention = self.retention;
+        let joined = tokio::task::spawn_blocking(move || {
+            for recorder in recorders {
+                recorder.join();
+            }
+            if let Some(retention) = retention {
+                retention.stop();
+            }
+        });
+        if tokio::time::timeout(std::time::Duration::from_secs(10), joined)
+            .await
+            .is_err()
+        {
+            tracing::warn!("recorders did not stop within 10 s");
+        }
     }
 }
 
@@ -58,14 +86,47 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                     url: c.url.for_connecting().to_owned(),
                     shown_url: c.url.to_string(),
                     audio: c.audio,
+                    record_audio: c.record == RecordMode::Continuous && c.record_audio,
                     profile: c.latency,
                     sync_offset_ms: c.sync_offset_ms,
                 },
                 clock,
             )
         })
+        .collect::<Vec<_>>();
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let recording: Vec<_> = config
+        .cameras
+        .iter()
+        .zip(&cameras)
+        .filter(|(c, _)| c.record == RecordMode::Continuous)
         .collect();
-    let state = Arc::new(AppState { cameras, whep });
+    let mut recorders = Vec::new();
+    let mut retention = None;
+    let recordings = if recording.is_empty() {
+        None
+    } else {
+        let root = config.storage.dir.clone();
+        let recordings = Recordings::open(&root, &config.storage)?;
+        let storage = Storage {
+            root,
+            segment_ticks: i64::from(config.storage.segment_secs) * 90_000,
+        };
+        let mut statuses = Vec::new();
+        for (c, handle) in recording {
+            let recorder = spawn_recorder(handle, &storage, c.record_audio, shutdown_rx.clone())
+                .context("cannot start a recorder thread")?;
+            statuses.push((c.name.to_string(), recorder.status.clone()));
+            recorders.push(recorder);
+        }
+        retention = Some(recordings.start_retention()?);
+        Some(recordings.with_recorders(statuses))
+    };
+    let state = Arc::new(AppState {
+        cameras,
+        whep,
+        recordings,
+    });
     let app = api::router(state.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(Running {
@@ -73,16 +134,44 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         webrtc,
         state,
         server,
+        shutdown,
+        recorders,
+        retention,
     })
 }
 
 /// `lockstep serve`: start, print where, serve until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let running = start(&config).await?;
+    let mut running = start(&config).await?;
     announce(&running);
-    tokio::select! {
+    let result = tokio::select! {
         result = running.wait() => result,
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        () = stop_signal() => Ok(()),
+    };
+    running.stop().await;
+    result
+}
+
+/// Ctrl-C, or SIGTERM (a service manager stopping us) on Unix.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
