@@ -8,8 +8,12 @@ use std::time::Duration;
 
 /// Starts `lockstep <args>` and returns it with the first line it prints (where it serves).
 pub fn spawn_lockstep(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(args)
+    spawn_first_line(Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args))
+}
+
+/// Starts `command` and returns it with the first line it prints.
+pub fn spawn_first_line(command: &mut Command) -> (Child, String) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -82,7 +86,12 @@ pub struct Server {
 impl Server {
     /// Starts `lockstep <args>` and waits for the URL it prints when it serves.
     pub fn start(args: &[&str]) -> Server {
-        let (child, line) = spawn_lockstep(args);
+        Server::spawn_command(Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args))
+    }
+
+    /// A server started by another command (that execs `lockstep serve` in the end).
+    pub fn spawn_command(command: &mut Command) -> Server {
+        let (child, line) = spawn_first_line(command);
         let base = line.trim().trim_end_matches('/').to_owned();
         assert!(
             base.starts_with("http://"),
@@ -94,10 +103,21 @@ impl Server {
     /// Serves `config` (TOML text), written to a temporary file.
     pub fn with_config(config: &str) -> (Server, tempdir::Dir) {
         let dir = tempdir::Dir::new();
+        let server = Server::with_config_in(&dir, config);
+        (server, dir)
+    }
+
+    /// Serves `config`, written as `lockstep.toml` in `dir`.
+    pub fn with_config_in(dir: &tempdir::Dir, config: &str) -> Server {
         let path = dir.path().join("lockstep.toml");
         std::fs::write(&path, config).expect("config written");
-        let server = Server::start(&["serve", "--config", path.to_str().expect("utf-8 path")]);
-        (server, dir)
+        Server::start(&["serve", "--config", path.to_str().expect("utf-8 path")])
+    }
+
+    /// Stops the server as `kill -9` does (no chance to close anything).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn request(&self, method: &str, path: &str, content_type: &str, body: &str) -> Response {
@@ -157,6 +177,26 @@ impl Response {
 
 /// One HTTP/1.1 request with `Connection: close`.
 pub fn http(base: &str, method: &str, path: &str, content_type: &str, body: &str) -> Response {
+    let (status, headers, body) = http_bytes(base, method, path, content_type, body);
+    Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// `GET path` with the body as bytes (a file download).
+pub fn download(base: &str, path: &str) -> (u16, String, Vec<u8>) {
+    http_bytes(base, "GET", path, "", "")
+}
+
+fn http_bytes(
+    base: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String, Vec<u8>) {
     let host = base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).expect("server reachable");
     stream
@@ -168,19 +208,20 @@ pub fn http(base: &str, method: &str, path: &str, content_type: &str, body: &str
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     stream.write_all(request.as_bytes()).expect("request sent");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("response read");
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("response read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    Response {
-        status,
-        headers: head.to_owned(),
-        body: body.to_owned(),
-    }
+    (status, head, body)
 }
 
 /// A temporary directory removed on drop.
