@@ -3,6 +3,7 @@
 
 import { WhepSession } from './whep.js';
 import { SyncMeter } from './sync-meter.js';
+import { Timeline } from './timeline.js';
 
 const grid = document.getElementById('grid');
 const cards = new Map();   // name -> { el, session, video, stream }
@@ -27,6 +28,24 @@ function card(camera) {
   });
   grid.appendChild(el);
   c = { el, video, session: null, stream: null, playing: false };
+  c.playback = el.querySelector('video.playback');
+  const back = el.querySelector('.back-live');
+  c.timeline = new Timeline(el.querySelector('.recordings'), camera.name, (url) => {
+    // Recorded audio plays with the picture; the live sound is muted meanwhile.
+    c.playback.src = url;
+    c.playback.hidden = false;
+    back.hidden = false;
+    video.muted = true;
+    c.playback.play().catch(() => {});
+  });
+  back.addEventListener('click', () => {
+    c.playback.pause();
+    c.playback.removeAttribute('src');
+    c.playback.load();
+    c.playback.hidden = true;
+    back.hidden = true;
+  });
+  c.timeline.refresh();
   cards.set(camera.name, c);
   return c;
 }
@@ -100,6 +119,7 @@ async function refresh() {
 
 refresh();
 setInterval(refresh, 1000);
+setInterval(() => cards.forEach((c) => c.timeline.refresh()), 5000);
 
 // For tests and the benchmark: measure rendered lip sync of one camera for `ms` milliseconds.
 window.lockstep = {

@@ -7,6 +7,8 @@
 // WebAudio tap must follow the flash by the same amount plus the tap's own FIFO delay.
 //
 //   node web/tests/live_view.mjs http://127.0.0.1:8350/ [artifacts-dir] [measure-s] [settle-s]
+// Then the recording: the card's timeline shows what the demo recorded, and a click plays it
+// (the server's MP4 export) with picture and sound.
 // (Playwright gives the browser a fresh profile of its own.)
 //
 // Prints one JSON object (the measurements) and exits 0, or prints why and exits 1.
@@ -107,6 +109,39 @@ try {
   if (clean && clean.concealed_ratio !== null && clean.concealed_ratio > 0.02) {
     fail(`demo-clean: ${(clean.concealed_ratio * 100).toFixed(2)} % of audio concealed on a clean link`, result);
   }
+
+  // Recordings: the demo records both cameras. The timeline shows the recorded range; a click
+  // plays the server's MP4 cut of it in the card, picture and sound.
+  const name = names[0];
+  const card = `.card[data-camera="${name}"]`;
+  try {
+    await page.waitForFunction((c) => Number(document.querySelector(`${c} .timeline`)?.dataset.segments) > 0,
+      card, { timeout: 20000 });
+  } catch (e) {
+    fail(`${name}: the timeline shows no recording`, result);
+  }
+  const bar = await page.locator(`${card} .timeline`).boundingBox();
+  await page.mouse.click(bar.x + bar.width - 4, bar.y + bar.height / 2);
+  try {
+    await page.waitForFunction((c) => {
+      const v = document.querySelector(`${c} video.playback`);
+      return v && !v.hidden && v.currentTime > 1.5 && v.videoWidth > 0;
+    }, card, { timeout: 20000 });
+  } catch (e) {
+    const state = await page.evaluate((c) => {
+      const v = document.querySelector(`${c} video.playback`);
+      return { src: v.src, error: v.error && v.error.message, readyState: v.readyState, t: v.currentTime };
+    }, card);
+    await page.screenshot({ path: join(artifacts, 'playback-failed.png') });
+    fail(`${name}: the recording did not play`, { ...result, playback: state });
+  }
+  result.playback = await page.evaluate((c) => {
+    const v = document.querySelector(`${c} video.playback`);
+    return { current_s: v.currentTime, width: v.videoWidth, height: v.videoHeight,
+      audio_bytes: v.webkitAudioDecodedByteCount, video_bytes: v.webkitVideoDecodedByteCount };
+  }, card);
+  await page.screenshot({ path: join(artifacts, 'playback.png') });
+  if (!(result.playback.audio_bytes > 0)) fail(`${name}: the recording played without audio`, result);
   console.log(JSON.stringify(result));
 } finally {
   await browser.close();

@@ -11,6 +11,7 @@ pub mod parameter_sets;
 pub mod reconcile;
 pub mod retention;
 pub mod segment_writer;
+pub mod storage_lock;
 pub mod utc;
 
 pub use export::{plan as plan_export, ExportError, ExportPlan};
@@ -18,3 +19,4 @@ pub use index::{Index, IndexError, SegmentRow};
 pub use reconcile::{reconcile, Reconciled};
 pub use retention::{enforce as enforce_retention, RetentionPolicy, RetentionReport};
 pub use segment_writer::{FrameKind, RecordFrame, SegmentEvent, SegmentWriter, WriteError};
+pub use storage_lock::StorageLock;

@@ -390,3 +390,104 @@ fn trak(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockstep_media::mp4_reader::{Mp4Index, TrackCodec};
+
+    /// OpenH264's 320x240 constrained-baseline parameter sets.
+    const SPS: [u8; 13] = [103, 66, 192, 20, 140, 104, 20, 31, 32, 30, 17, 8, 212];
+    const PPS: [u8; 4] = [104, 206, 60, 128];
+
+    /// A two-fragment file as the recorder lays it out (also the fuzzer's seed:
+    /// `fuzz/seeds/mp4_reader/fragmented.mp4`).
+    pub(crate) fn tiny_segment() -> Vec<u8> {
+        let video = VideoConfig {
+            sps: SPS.to_vec(),
+            pps: PPS.to_vec(),
+            width: 320,
+            height: 240,
+        };
+        let mut file = init_segment(&video, true).unwrap();
+        let frame = [0u8, 0, 0, 6, 0x65, 1, 2, 3, 4, 5];
+        let packet = [0xf8u8, 0xff, 0xfe];
+        for (sequence, start) in [(1u32, 0u64), (2, 2)] {
+            let runs = [
+                FragmentRun {
+                    track_id: VIDEO_TRACK,
+                    base_decode_time: start * 3000,
+                    samples: [start == 0, false]
+                        .map(|sync| SampleEntry {
+                            size: 10,
+                            duration: 3000,
+                            sync,
+                        })
+                        .to_vec(),
+                    data: vec![&frame, &frame],
+                },
+                FragmentRun {
+                    track_id: AUDIO_TRACK,
+                    base_decode_time: start * 1600,
+                    samples: vec![
+                        SampleEntry {
+                            size: 3,
+                            duration: 960,
+                            sync: true,
+                        };
+                        3
+                    ],
+                    data: vec![&packet, &packet, &packet],
+                },
+            ];
+            file.extend_from_slice(&fragment(sequence, &runs).unwrap());
+        }
+        file
+    }
+
+    #[test]
+    fn fragments_read_back_with_their_times_offsets_and_keyframes() {
+        let file = tiny_segment();
+        let index = Mp4Index::read(file.as_slice()).unwrap();
+        assert!(index.fragmented);
+        assert_eq!((index.fragments, index.complete_len), (2, file.len()));
+        let video = &index.tracks[0];
+        assert_eq!(video.timescale, VIDEO_TIMESCALE);
+        assert!(matches!(&video.codec, TrackCodec::H264 { sps, .. } if sps[0] == SPS.to_vec()));
+        let times: Vec<i64> = video.samples.iter().map(|s| s.pts).collect();
+        assert_eq!(times, [0, 3000, 6000, 9000]);
+        let keyframes: Vec<bool> = video.samples.iter().map(|s| s.sync).collect();
+        assert_eq!(keyframes, [true, false, false, false]);
+        for s in &video.samples {
+            assert_eq!(
+                &file[s.offset..s.offset + s.size],
+                &[0, 0, 0, 6, 0x65, 1, 2, 3, 4, 5]
+            );
+        }
+        let audio = &index.tracks[1];
+        let times: Vec<i64> = audio.samples.iter().map(|s| s.pts).collect();
+        assert_eq!(times, [0, 960, 1920, 3200, 4160, 5120]);
+        for s in &audio.samples {
+            assert_eq!(&file[s.offset..s.offset + s.size], &[0xf8, 0xff, 0xfe]);
+        }
+        // Cut anywhere inside the second fragment: the first one still reads, and the index
+        // says where the complete part ends.
+        let first_end = {
+            let mut cut = file.clone();
+            cut.truncate(file.len() - 1);
+            Mp4Index::read(cut.as_slice()).unwrap().complete_len
+        };
+        for len in first_end..file.len() {
+            let index = Mp4Index::read(&file[..len]).unwrap();
+            assert_eq!(
+                (index.fragments, index.complete_len),
+                (1, first_end),
+                "cut at {len}"
+            );
+            assert_eq!(index.tracks[0].samples.len(), 2);
+        }
+        if let Ok(dir) = std::env::var("LOCKSTEP_WRITE_FUZZ_SEED") {
+            std::fs::write(std::path::Path::new(&dir).join("fragmented.mp4"), &file).unwrap();
+        }
+    }
+}

@@ -36,8 +36,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     })
     .await
     .context("cannot start the simulated camera")?;
-    // Demo recordings go to the system's temporary folder, kept small and for a day.
-    let storage = std::env::temp_dir().join("lockstep-demo");
+    // Demo recordings go to the system's temporary folder, kept small and for a day; a second
+    // demo running at the same time gets a folder of its own.
+    let storage = demo_storage()?;
     let toml = format!(
         "[server]\nlisten = \"{}\"\n\n\
          [storage]\ndir = '{}'\nmax_disk = \"2GB\"\nretain_days = 1\n\n\
@@ -56,4 +57,22 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         drifting.url()
     );
     crate::live::serve(config).await
+}
+
+/// The first of `lockstep-demo`, `lockstep-demo-2`, … in the temporary folder no other
+/// lockstep is recording into.
+fn demo_storage() -> anyhow::Result<std::path::PathBuf> {
+    for n in 1..=16 {
+        let name = match n {
+            1 => "lockstep-demo".to_owned(),
+            n => format!("lockstep-demo-{n}"),
+        };
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        if lockstep_record::StorageLock::acquire(&dir)?.is_some() {
+            return Ok(dir); // free (the lock is let go here and taken again by the server)
+        }
+    }
+    anyhow::bail!("sixteen lockstep demos are already running")
 }

@@ -259,6 +259,20 @@ fn bad_ranges_and_names_get_clear_errors_and_never_reach_outside_the_storage() {
         let message = error["error"].as_str().expect("error message");
         assert!(message.contains(says), "{path}: {message}");
     }
+    // A second server on the same storage would take the first one's open segments for a
+    // crash: it refuses to start, and says why.
+    let second = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["serve", "--config"])
+        .arg(dir.path().join("lockstep.toml"))
+        .output()
+        .expect("lockstep runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("in use by another lockstep"), "{stderr}");
+    assert_eq!(
+        server.get_json("/api/cameras/cam")["recording"]["state"],
+        "recording"
+    );
 }
 
 #[test]

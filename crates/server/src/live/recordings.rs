@@ -20,6 +20,7 @@ use lockstep_record::export::GAP_TOLERANCE_US;
 use lockstep_record::utc::{now_us, parse_rfc3339, rfc3339};
 use lockstep_record::{
     enforce_retention, plan_export, reconcile, ExportError, Index, RetentionPolicy, SegmentRow,
+    StorageLock,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -51,6 +52,7 @@ pub struct Recordings {
     pub policy: RetentionPolicy,
     pub recorders: HashMap<String, watch::Receiver<RecorderStatus>>,
     pub retention: Arc<RetentionCounters>,
+    _lock: StorageLock,
 }
 
 impl Recordings {
@@ -58,6 +60,14 @@ impl Recordings {
     pub fn open(root: &FsPath, config: &StorageConfig) -> anyhow::Result<Recordings> {
         std::fs::create_dir_all(root)
             .with_context(|| format!("cannot create the storage folder {}", root.display()))?;
+        let lock = StorageLock::acquire(root)
+            .with_context(|| format!("cannot lock the storage folder {}", root.display()))?
+            .with_context(|| {
+                format!(
+                    "the storage folder {} is in use by another lockstep (one server per folder)",
+                    root.display()
+                )
+            })?;
         let index = Index::open(root)
             .with_context(|| format!("cannot open the recording index in {}", root.display()))?;
         let report = reconcile(root, &index).context("recovering recordings")?;
@@ -81,6 +91,7 @@ impl Recordings {
             },
             recorders: HashMap::new(),
             retention: Arc::default(),
+            _lock: lock,
         })
     }
 
