@@ -3,7 +3,7 @@
 //! file — inside its complete fragments when fragmented — or an error saying where it is
 //! malformed. Never a panic, never an allocation the input size does not justify.
 //!
-//! `cargo fuzz run mp4_reader seeds/mp4_reader` (from `fuzz/`).
+//! `cargo fuzz run mp4_reader corpus/mp4_reader seeds/mp4_reader` (from `fuzz/`).
 
 #![no_main]
 
