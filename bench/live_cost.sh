@@ -5,7 +5,11 @@
 # camera's RTSP session (clients share its live timeline), so the simulator's own cost stays
 # small and is printed apart.
 #
+# With RECORD=1 every camera is also recorded (audio included; RECORD=silent: video only) into a
+# temporary folder, so the difference between the runs is what recording costs per camera.
+#
 #   bash bench/live_cost.sh [SIZE] [COUNTS...]     e.g. bash bench/live_cost.sh 1920x1080 1 10 50 100
+#   RECORD=1 bash bench/live_cost.sh 640x360 10
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size="${1:-640x360}"
@@ -30,8 +34,12 @@ for n in ${counts[@]}; do
   {
     echo '[server]'
     echo 'listen = "127.0.0.1:0"'
+    printf '[storage]\ndir = "%s/recordings"\n' "$tmp"
+    record='record = "off"'
+    [ "${RECORD:-0}" = 1 ] && record='record = "continuous"'
+    [ "${RECORD:-0}" = silent ] && record='record_audio = false'
     for i in $(seq 1 "$n"); do
-      printf '[[camera]]\nname = "cam-%d"\nurl = "%s"\n' "$i" "$url"
+      printf '[[camera]]\nname = "cam-%d"\nurl = "%s"\n%s\n' "$i" "$url" "$record"
     done
   } > "$tmp/lockstep.toml"
   $bin serve --config "$tmp/lockstep.toml" > "$tmp/serve.out" 2>/dev/null &
@@ -43,6 +51,7 @@ for n in ${counts[@]}; do
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   live=$(curl -s "$(head -1 "$tmp/serve.out")api/cameras" | grep -o '"state":"live"' | wc -l)
   kill $pid; wait $pid 2>/dev/null || true
+  rm -rf "$tmp/recordings"
   awk -v a="$a" -v b="$b" -v c="$c" -v d="$d" -v t0="$t0" -v t1="$t1" -v hz="$hz" -v n="$n" \
       -v rss="$rss" -v size="$size" -v live="$live" 'BEGIN {
     cpu = (b - a) / hz / (t1 - t0) * 100; cam = (d - c) / hz / (t1 - t0) * 100;

@@ -21,9 +21,12 @@ use crate::mp4_boxes::{
 use crate::parameter_sets::config_from;
 use crate::segment_writer::div_round;
 
-/// The longest range one export may cover.
-pub const MAX_EXPORT_US: i64 = 24 * 3_600 * 1_000_000;
+/// The longest range one export may cover: the plan holds every sample's table row (about
+/// 100 bytes per sample, 30 video + 50 audio samples a second: ~170 MB for 6 hours).
+pub const MAX_EXPORT_US: i64 = 6 * 3_600 * 1_000_000;
 const OPUS_PACKET: i64 = 960;
+/// Opus pre-roll when starting to decode mid-stream (RFC 7845 §4.6 asks for at least 80 ms).
+const OPUS_PREROLL_US: i64 = 80_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -88,7 +91,7 @@ pub fn plan(
     }
     if to_us - from_us > MAX_EXPORT_US {
         return Err(ExportError::BadRange(
-            "an export covers at most 24 hours".into(),
+            "an export covers at most 6 hours".into(),
         ));
     }
     let nothing = || ExportError::NothingRecorded {
@@ -150,9 +153,16 @@ pub fn plan(
             (&segment.audio, &mut audio, AUDIO_TIMESCALE),
         ] {
             let base = div_round(offset_us * i64::from(timescale), 1_000_000);
+            // Audio starts a little early: a decoder starting mid-stream needs pre-roll to
+            // converge; the edit list skips it, so the first sound heard is already clean.
+            let earliest_us = if timescale == AUDIO_TIMESCALE {
+                start_us - OPUS_PREROLL_US
+            } else {
+                start_us
+            };
             for s in samples {
                 let at_us = segment.row.start_us + us(s.pts, timescale);
-                if at_us < start_us || at_us >= to_us {
+                if at_us < earliest_us || at_us >= to_us {
                     continue;
                 }
                 out.push(Sample {
@@ -196,7 +206,7 @@ pub fn plan(
         let mut at = header_len + 16;
         let mut video_table = TrackTable::default();
         let mut audio_table = TrackTable {
-            start_delay: audio.first().map_or(0, |a| a.tick.max(0) as u64),
+            start_tick: audio.first().map_or(0, |a| a.tick),
             ..Default::default()
         };
         let mut pieces = Vec::with_capacity(order.len());

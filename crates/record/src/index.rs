@@ -25,7 +25,6 @@ pub enum IndexError {
 /// One segment as the index knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentRow {
-    pub id: i64,
     pub camera: String,
     pub path: String,
     pub start_us: i64,
@@ -39,20 +38,19 @@ pub struct SegmentRow {
 impl SegmentRow {
     fn from_row(row: &Row<'_>) -> rusqlite::Result<SegmentRow> {
         Ok(SegmentRow {
-            id: row.get(0)?,
-            camera: row.get(1)?,
-            path: row.get(2)?,
-            start_us: row.get(3)?,
-            end_us: row.get(4)?,
-            bytes: row.get::<_, i64>(5)?.max(0) as u64,
-            has_audio: row.get(6)?,
-            writing: row.get(7)?,
-            end_reason: row.get(8)?,
+            camera: row.get(0)?,
+            path: row.get(1)?,
+            start_us: row.get(2)?,
+            end_us: row.get(3)?,
+            bytes: row.get::<_, i64>(4)?.max(0) as u64,
+            has_audio: row.get(5)?,
+            writing: row.get(6)?,
+            end_reason: row.get(7)?,
         })
     }
 }
 
-const COLUMNS: &str = "id, camera, path, start_us, end_us, bytes, has_audio, writing, end_reason";
+const COLUMNS: &str = "camera, path, start_us, end_us, bytes, has_audio, writing, end_reason";
 
 #[derive(Debug)]
 pub struct Index {
@@ -79,13 +77,14 @@ impl Index {
         path: &str,
         start_us: i64,
         has_audio: bool,
-    ) -> Result<i64, IndexError> {
-        self.conn.execute(
-            "INSERT INTO segments (camera, path, start_us, end_us, bytes, has_audio, writing)
-             VALUES (?1, ?2, ?3, ?3, 0, ?4, 1)",
-            params![camera, path, start_us, has_audio],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+    ) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO segments (camera, path, start_us, end_us, bytes, has_audio, writing)
+                 VALUES (?1, ?2, ?3, ?3, 0, ?4, 1)",
+            )?
+            .execute(params![camera, path, start_us, has_audio])?;
+        Ok(())
     }
 
     /// Records what a segment writer did.
@@ -95,7 +94,7 @@ impl Index {
                 path,
                 start_us,
                 has_audio,
-            } => self.insert(camera, path, *start_us, *has_audio).map(|_| ()),
+            } => self.insert(camera, path, *start_us, *has_audio),
             SegmentEvent::Extended {
                 path,
                 end_us,
@@ -130,10 +129,11 @@ impl Index {
 
     /// A fragment reached the disk.
     pub fn extend(&self, path: &str, end_us: i64, bytes: u64) -> Result<(), IndexError> {
-        self.conn.execute(
-            "UPDATE segments SET end_us = max(end_us, ?2), bytes = ?3 WHERE path = ?1",
-            params![path, end_us, bytes as i64],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE segments SET end_us = max(end_us, ?2), bytes = ?3 WHERE path = ?1",
+            )?
+            .execute(params![path, end_us, bytes as i64])?;
         Ok(())
     }
 
@@ -144,17 +144,19 @@ impl Index {
         bytes: u64,
         reason: &str,
     ) -> Result<(), IndexError> {
-        self.conn.execute(
-            "UPDATE segments SET end_us = max(end_us, ?2), bytes = ?3, writing = 0, end_reason = ?4
-             WHERE path = ?1",
-            params![path, end_us, bytes as i64, reason],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE segments SET end_us = max(end_us, ?2), bytes = ?3, writing = 0,
+                 end_reason = ?4 WHERE path = ?1",
+            )?
+            .execute(params![path, end_us, bytes as i64, reason])?;
         Ok(())
     }
 
-    pub fn delete(&self, id: i64) -> Result<(), IndexError> {
+    pub fn delete(&self, path: &str) -> Result<(), IndexError> {
         self.conn
-            .execute("DELETE FROM segments WHERE id = ?1", params![id])?;
+            .prepare_cached("DELETE FROM segments WHERE path = ?1")?
+            .execute(params![path])?;
         Ok(())
     }
 

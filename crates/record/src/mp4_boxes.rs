@@ -41,9 +41,10 @@ pub struct SampleEntry {
 pub struct TrackTable {
     pub samples: Vec<SampleEntry>,
     pub offsets: Vec<u64>,
-    /// Presentation delay of the track's first sample after the movie start, in the track's
-    /// timescale (an empty edit): audio that starts after the first video frame.
-    pub start_delay: u64,
+    /// Where the track's first sample is presented, in the track's timescale from the movie
+    /// start: later (an empty edit: audio that starts after the first video frame) or earlier
+    /// (skipped by the edit list: audio pre-roll that primes the decoder but is not played).
+    pub start_tick: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -219,7 +220,8 @@ fn trex(track_id: u32) -> Trex {
 
 fn movie_duration(table: &TrackTable, timescale: u32) -> u64 {
     let media: u64 = table.samples.iter().map(|s| u64::from(s.duration)).sum();
-    (media + table.start_delay) * u64::from(MOVIE_TIMESCALE) / u64::from(timescale)
+    (media as i64 + table.start_tick).max(0) as u64 * u64::from(MOVIE_TIMESCALE)
+        / u64::from(timescale)
 }
 
 fn video_trak(video: &VideoConfig, table: &TrackTable) -> Result<mp4_atom::Trak, BoxError> {
@@ -288,23 +290,26 @@ fn trak(
     table: &TrackTable,
 ) -> mp4_atom::Trak {
     let media_duration: u64 = table.samples.iter().map(|s| u64::from(s.duration)).sum();
-    let edts = (table.start_delay > 0).then(|| Edts {
-        elst: Some(Elst {
-            entries: vec![
-                ElstEntry {
-                    segment_duration: table.start_delay * u64::from(MOVIE_TIMESCALE)
-                        / u64::from(timescale),
-                    media_time: None,
-                    media_rate: 1.into(),
-                },
-                ElstEntry {
-                    segment_duration: media_duration * u64::from(MOVIE_TIMESCALE)
-                        / u64::from(timescale),
-                    media_time: Some(0),
-                    media_rate: 1.into(),
-                },
-            ],
-        }),
+    let movie = |ticks: u64| ticks * u64::from(MOVIE_TIMESCALE) / u64::from(timescale);
+    let skipped = (-table.start_tick).max(0) as u64;
+    let presented = media_duration.saturating_sub(skipped);
+    let mut edits = Vec::new();
+    if table.start_tick > 0 {
+        edits.push(ElstEntry {
+            segment_duration: movie(table.start_tick as u64),
+            media_time: None,
+            media_rate: 1.into(),
+        });
+    }
+    if table.start_tick != 0 {
+        edits.push(ElstEntry {
+            segment_duration: movie(presented),
+            media_time: Some(skipped),
+            media_rate: 1.into(),
+        });
+    }
+    let edts = (!edits.is_empty()).then(|| Edts {
+        elst: Some(Elst { entries: edits }),
     });
     let mut stts: Vec<SttsEntry> = Vec::new();
     for s in &table.samples {
@@ -344,8 +349,7 @@ fn trak(
             track_id,
             enabled: true,
             in_movie: true,
-            duration: media_duration * u64::from(MOVIE_TIMESCALE) / u64::from(timescale)
-                + table.start_delay * u64::from(MOVIE_TIMESCALE) / u64::from(timescale),
+            duration: movie(presented + table.start_tick.max(0) as u64),
             ..Default::default()
         },
         edts,

@@ -92,7 +92,7 @@ pub fn reconcile(root: &Path, index: &Index) -> Result<Reconciled, IndexError> {
             }
             None => {
                 let _ = fs::remove_file(&path);
-                index.delete(row.id)?;
+                index.delete(&row.path)?;
                 report.removed += 1;
             }
         }
@@ -137,7 +137,6 @@ fn adopt_orphans(root: &Path, index: &Index, report: &mut Reconciled) -> Result<
                     (Ok(start_us), Some(extent)) => {
                         let _ = truncate(&file.path(), extent.complete_len);
                         index.adopt(&SegmentRow {
-                            id: 0,
                             camera: camera_name.clone(),
                             path: relative.clone(),
                             start_us,

@@ -92,7 +92,7 @@ fn remove(root: &Path, index: &Index, row: &SegmentRow) -> Result<u64, IndexErro
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!("retention: cannot delete {}: {e}", row.path),
     }
-    index.delete(row.id)?;
+    index.delete(&row.path)?;
     if let Some(day) = path.parent() {
         let _ = fs::remove_dir(day); // fails while other segments are in it
     }

@@ -6,11 +6,10 @@
 -- is never edited once released.
 
 CREATE TABLE segments (
-    id          INTEGER PRIMARY KEY,
     camera      TEXT    NOT NULL,
     -- Relative to storage.dir, '/'-separated: <camera>/<YYYY-MM-DD>/<HH-MM-SS.ffffff>.mp4.
     -- Never taken from a request: the API looks segments up by camera and time.
-    path        TEXT    NOT NULL UNIQUE,
+    path        TEXT    NOT NULL,
     -- Presentation time of the segment's first frame (a keyframe).
     start_us    INTEGER NOT NULL,
     -- End of the last fragment known to be on disk (start_us until the first one lands).
@@ -24,10 +23,14 @@ CREATE TABLE segments (
     -- Why it ended: rollover (the next segment continues it), gap, camera, stopped, crash,
     -- recorder error. Anything but rollover is a gap in the camera's timeline.
     end_reason  TEXT,
-    CHECK (end_us >= start_us AND bytes >= 0)
-);
+    CHECK (end_us >= start_us AND bytes >= 0),
+    -- Rows are stored in key order: a camera's day is one contiguous run of pages, so a timeline
+    -- query reads a few pages, not one page per segment (cameras record at the same time, and
+    -- rows in insertion order would interleave them).
+    PRIMARY KEY (camera, start_us, path)
+) WITHOUT ROWID;
 
--- Timeline queries: one camera's segments overlapping a time range.
-CREATE INDEX segments_by_camera_time ON segments (camera, start_us);
+-- Writers and recovery find a segment by its file.
+CREATE UNIQUE INDEX segments_by_path ON segments (path);
 -- Retention: oldest first across cameras.
 CREATE INDEX segments_by_start ON segments (start_us);

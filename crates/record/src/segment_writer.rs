@@ -121,6 +121,9 @@ pub struct SegmentWriter {
     camera: String,
     record_audio: bool,
     open: Option<OpenSegment>,
+    /// The last parameter sets seen, for keyframes that come without them (cameras that send
+    /// SPS/PPS once, or only every few keyframes).
+    last_config: Option<VideoConfig>,
     fragment_ticks: i64,
     segment_ticks: i64,
 }
@@ -132,6 +135,7 @@ impl SegmentWriter {
             camera: camera.to_string(),
             record_audio,
             open: None,
+            last_config: None,
             fragment_ticks: FRAGMENT_TICKS,
             segment_ticks: SEGMENT_TICKS,
         }
@@ -141,10 +145,6 @@ impl SegmentWriter {
     pub fn with_segment_ticks(mut self, ticks: i64) -> Self {
         self.segment_ticks = ticks.max(self.fragment_ticks);
         self
-    }
-
-    pub fn is_open(&self) -> bool {
-        self.open.is_some()
     }
 
     /// Takes one frame. Frames before the first keyframe (and audio when the camera records
@@ -207,6 +207,9 @@ impl SegmentWriter {
         } else {
             None
         };
+        if config.is_some() {
+            self.last_config.clone_from(&config);
+        }
         if let Some(seg) = &mut self.open {
             let step = frame.pts - seg.last_video_pts;
             if step <= 0 {
@@ -245,8 +248,8 @@ impl SegmentWriter {
                 }
             }
         }
-        let Some(config) = config else {
-            return Ok(()); // waiting for a keyframe with its parameter sets
+        let Some(config) = config.or_else(|| self.last_config.clone().filter(|_| keyframe)) else {
+            return Ok(()); // waiting for a keyframe (and parameter sets seen at least once)
         };
         let mut seg = self.open_segment(config, frame)?;
         events.push(SegmentEvent::Opened {
@@ -302,11 +305,13 @@ impl SegmentWriter {
         config: VideoConfig,
         frame: &RecordFrame<'_>,
     ) -> Result<OpenSegment, WriteError> {
-        let mut relative = segment_relative_path(&self.camera, frame.utc_us);
+        let first_choice = segment_relative_path(&self.camera, frame.utc_us);
+        let mut relative = first_choice.clone();
         let mut path = self.root.join(&relative);
         let mut n = 1;
         while path.exists() {
-            relative = format!("{}-{n}.mp4", relative.trim_end_matches(".mp4"));
+            // Two segments starting in the same microsecond (a clock step back): never overwrite.
+            relative = format!("{}-{n}.mp4", first_choice.trim_end_matches(".mp4"));
             path = self.root.join(&relative);
             n += 1;
         }

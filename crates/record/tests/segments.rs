@@ -119,6 +119,16 @@ fn record(writer: &mut SegmentWriter, index: &Index, frames: &[(FrameKind, i64, 
     }
 }
 
+/// Stops recording as the server does at shutdown; returns every segment of the camera.
+fn stop(writer: &mut SegmentWriter, index: &Index) -> Vec<lockstep_record::SegmentRow> {
+    let mut events = Vec::new();
+    writer.close("stopped", &mut events).unwrap();
+    for event in &events {
+        index.apply("cam", event).unwrap();
+    }
+    index.segments("cam", 0, i64::MAX / 2).unwrap()
+}
+
 #[test]
 fn segments_roll_over_at_keyframes_and_export_keeps_every_frame_in_place() {
     let root = tempdir("roundtrip");
@@ -126,13 +136,7 @@ fn segments_roll_over_at_keyframes_and_export_keeps_every_frame_in_place() {
     let mut writer = SegmentWriter::new(&root, "cam", true).with_segment_ticks(2 * 90_000);
     let frames = stream(7);
     record(&mut writer, &index, &frames);
-    let mut events = Vec::new();
-    writer.close("stopped", &mut events).unwrap();
-    for event in &events {
-        index.apply("cam", event).unwrap();
-    }
-
-    let rows = index.segments("cam", 0, i64::MAX / 2).unwrap();
+    let rows = stop(&mut writer, &index);
     // 7 s in 2 s segments: 4 segments, back to back (each ends where the next starts).
     assert_eq!(rows.len(), 4, "{rows:#?}");
     for pair in rows.windows(2) {
@@ -207,10 +211,11 @@ fn segments_roll_over_at_keyframes_and_export_keeps_every_frame_in_place() {
         let nal_len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
         assert!(nal_len + 4 <= data.len());
     }
-    // Audio packets sit at their recorded times: packet k of the export is packet 50 + k.
-    assert_eq!(audio.samples.len(), 210);
+    // Audio packets sit at their recorded times: packet k of the export is packet 46 + k, the
+    // first four (80 ms) before the picture as decoder pre-roll the edit list skips.
+    assert_eq!(audio.samples.len(), 214);
     for (k, s) in audio.samples.iter().enumerate() {
-        assert_eq!(s.pts, k as i64 * 960, "packet {k}");
+        assert_eq!(s.pts, (k as i64 - 4) * 960, "packet {k}");
     }
     fs::remove_dir_all(&root).unwrap();
 }
@@ -221,12 +226,7 @@ fn silent_recordings_have_no_audio_track() {
     let index = Index::open(&root).unwrap();
     let mut writer = SegmentWriter::new(&root, "cam", false);
     record(&mut writer, &index, &stream(2));
-    let mut events = Vec::new();
-    writer.close("stopped", &mut events).unwrap();
-    for event in &events {
-        index.apply("cam", event).unwrap();
-    }
-    let rows = index.segments("cam", 0, i64::MAX / 2).unwrap();
+    let rows = stop(&mut writer, &index);
     assert_eq!(rows.len(), 1);
     assert!(!rows[0].has_audio);
     let bytes = fs::read(root.join(&rows[0].path)).unwrap();
@@ -256,12 +256,7 @@ fn a_gap_between_segments_holds_the_picture_and_fills_silence() {
         })
         .collect();
     record(&mut writer, &index, &kept);
-    let mut events = Vec::new();
-    writer.close("stopped", &mut events).unwrap();
-    for event in &events {
-        index.apply("cam", event).unwrap();
-    }
-    let rows = index.segments("cam", 0, i64::MAX / 2).unwrap();
+    let rows = stop(&mut writer, &index);
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert_eq!(rows[0].end_reason.as_deref(), Some("gap"));
     assert_eq!(rows[0].end_us, START_US + 2_000_000);
@@ -334,5 +329,40 @@ fn a_crash_mid_fragment_keeps_every_complete_fragment() {
     let file = Mp4Index::read(&source).unwrap();
     assert_eq!(file.complete_len as u64, complete);
     assert_eq!(file.tracks[0].samples.len(), 90);
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn parameter_sets_sent_once_still_start_every_segment() {
+    let root = tempdir("sps-once");
+    let index = Index::open(&root).unwrap();
+    let mut writer = SegmentWriter::new(&root, "cam", true).with_segment_ticks(2 * 90_000);
+    let mut seen_first = false;
+    let frames: Vec<_> = stream(5)
+        .into_iter()
+        .map(|(kind, pts, data)| {
+            if !matches!(kind, FrameKind::Video { keyframe: true }) {
+                return (kind, pts, data);
+            }
+            if !seen_first {
+                seen_first = true;
+                return (kind, pts, data);
+            }
+            // Later keyframes come without SPS/PPS (NAL types 7 and 8).
+            let nals = lockstep_media::h264::split_annex_b(&data);
+            let mut stripped = Vec::new();
+            for nal in nals.iter().filter(|n| !matches!(n[0] & 0x1f, 7 | 8)) {
+                stripped.extend_from_slice(&[0, 0, 0, 1]);
+                stripped.extend_from_slice(nal);
+            }
+            (kind, pts, stripped)
+        })
+        .collect();
+    record(&mut writer, &index, &frames);
+    let rows = stop(&mut writer, &index);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    for row in &rows {
+        ffmpeg_decodes_cleanly(&root.join(&row.path));
+    }
     fs::remove_dir_all(&root).unwrap();
 }
