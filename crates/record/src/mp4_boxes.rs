@@ -308,7 +308,7 @@ fn trak(
             media_rate: 1.into(),
         });
     }
-    let edts = (!edits.is_empty()).then(|| Edts {
+    let edts = (!edits.is_empty()).then_some(Edts {
         elst: Some(Elst { entries: edits }),
     });
     let mut stts: Vec<SttsEntry> = Vec::new();
