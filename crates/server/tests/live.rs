@@ -13,7 +13,7 @@ fn camera_config(cameras: &[(&str, &str)]) -> String {
     let mut toml = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
     for (name, url) in cameras {
         toml.push_str(&format!(
-            "\n[[camera]]\nname = \"{name}\"\nurl = \"{url}\"\n"
+            "\n[[camera]]\nname = \"{name}\"\nurl = \"{url}\"\nrecord = \"off\"\n"
         ));
     }
     toml
