@@ -35,6 +35,7 @@ function card(camera) {
     c.playback.src = url;
     c.playback.hidden = false;
     back.hidden = false;
+    el.classList.add('replaying');
     video.muted = true;
     c.playback.play().catch(() => {});
   });
@@ -44,6 +45,7 @@ function card(camera) {
     c.playback.load();
     c.playback.hidden = true;
     back.hidden = true;
+    el.classList.remove('replaying');
   });
   c.timeline.refresh();
   cards.set(camera.name, c);

@@ -120,6 +120,10 @@ try {
   } catch (e) {
     fail(`${name}: the timeline shows no recording`, result);
   }
+  // Until a recording is played, no card shows the playback element over its live picture.
+  const shown = await page.evaluate(() => [...document.querySelectorAll('video.playback')]
+    .filter((v) => getComputedStyle(v).display !== 'none').length);
+  if (shown !== 0) fail(`${shown} playback elements cover live pictures`, result);
   const bar = await page.locator(`${card} .timeline`).boundingBox();
   await page.mouse.click(bar.x + bar.width - 4, bar.y + bar.height / 2);
   try {
