@@ -98,3 +98,92 @@ fn remove(root: &Path, index: &Index, row: &SegmentRow) -> Result<u64, IndexErro
     }
     Ok(size)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY_US: i64 = 86_400 * 1_000_000;
+
+    /// Five finished one-hour segments a day apart (1 kB files) and one being written.
+    fn fixture(name: &str) -> (std::path::PathBuf, Index) {
+        let root =
+            std::env::temp_dir().join(format!("lockstep-retention-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("cam/day")).unwrap();
+        let index = Index::open(&root).unwrap();
+        for day in 0..6i64 {
+            let path = format!("cam/day/{day}.mp4");
+            fs::write(root.join(&path), vec![0u8; 1000]).unwrap();
+            index.insert("cam", &path, day * DAY_US, true).unwrap();
+            if day < 5 {
+                index
+                    .close(&path, day * DAY_US + 3_600_000_000, 1000, "rollover")
+                    .unwrap();
+            } else {
+                index
+                    .extend(&path, day * DAY_US + 60_000_000, 1000)
+                    .unwrap();
+            }
+        }
+        (root, index)
+    }
+
+    fn left(index: &Index) -> Vec<String> {
+        let mut paths: Vec<String> = index.paths().unwrap().into_iter().collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn age_then_budget_oldest_first_never_the_open_segment() {
+        let (root, index) = fixture("age-budget");
+        let lenient = RetentionPolicy {
+            retain_days: 3,
+            max_disk_bytes: u64::MAX,
+            min_free_bytes: 0,
+        };
+        // At day 6: segments ended before day 3 go (days 0, 1, 2).
+        let report = enforce(&root, &index, &lenient, 6 * DAY_US).unwrap();
+        assert_eq!((report.expired, report.bytes_freed), (3, 3000));
+        assert_eq!(
+            left(&index),
+            ["cam/day/3.mp4", "cam/day/4.mp4", "cam/day/5.mp4"]
+        );
+        assert!(!root.join("cam/day/0.mp4").exists());
+        // A budget of 1.5 kB: the oldest finished one goes, the open one stays even though
+        // the total is still over.
+        let tight = RetentionPolicy {
+            max_disk_bytes: 1500,
+            ..lenient
+        };
+        let report = enforce(&root, &index, &tight, 6 * DAY_US).unwrap();
+        assert_eq!(report.over_budget, 2);
+        assert_eq!(left(&index), ["cam/day/5.mp4"]);
+        assert!(root.join("cam/day/5.mp4").exists());
+        // A free-space floor no disk can meet: nothing finished is left to delete, and the
+        // segment being written is still not touched.
+        let floor = RetentionPolicy {
+            min_free_bytes: u64::MAX,
+            ..lenient
+        };
+        let report = enforce(&root, &index, &floor, 6 * DAY_US).unwrap();
+        assert_eq!(report.deleted(), 0);
+        assert_eq!(left(&index), ["cam/day/5.mp4"]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn low_free_space_deletes_oldest_first_whatever_the_budget() {
+        let (root, index) = fixture("floor");
+        let policy = RetentionPolicy {
+            retain_days: 365,
+            max_disk_bytes: u64::MAX,
+            min_free_bytes: u64::MAX,
+        };
+        let report = enforce(&root, &index, &policy, 6 * DAY_US).unwrap();
+        assert_eq!(report.low_space, 5);
+        assert_eq!(left(&index), ["cam/day/5.mp4"]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
