@@ -66,11 +66,19 @@ fn ftyp() -> Ftyp {
     }
 }
 
-/// The start of every segment file: `ftyp` + `moov` with empty tables and `mvex`.
-pub fn init_segment(video: &VideoConfig, audio: bool) -> Result<Vec<u8>, BoxError> {
+/// The start of every segment file: `ftyp` + `moov` with empty tables and `mvex`. The audio
+/// track's media time starts `audio_preroll` ticks before the picture; its edit list skips them.
+pub fn init_segment(
+    video: &VideoConfig,
+    audio: bool,
+    audio_preroll: i64,
+) -> Result<Vec<u8>, BoxError> {
     let mut tracks = vec![video_trak(video, &TrackTable::default())?];
     if audio {
-        tracks.push(audio_trak(&TrackTable::default()));
+        tracks.push(audio_trak(&TrackTable {
+            start_tick: -audio_preroll,
+            ..Default::default()
+        }));
     }
     let mut trex = vec![trex(VIDEO_TRACK)];
     if audio {
@@ -413,7 +421,7 @@ mod tests {
             width: 320,
             height: 240,
         };
-        let mut file = init_segment(&video, true).unwrap();
+        let mut file = init_segment(&video, true, 0).unwrap();
         let frame = [0u8, 0, 0, 6, 0x65, 1, 2, 3, 4, 5];
         let packet = [0xf8u8, 0xff, 0xfe];
         for (sequence, start) in [(1u32, 0u64), (2, 2)] {

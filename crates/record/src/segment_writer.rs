@@ -31,6 +31,10 @@ const JUMP_TICKS_90K: i64 = 2 * 90_000;
 const AUDIO_ONLY_FLUSH_48K: i64 = 3 * 48_000 / 2;
 /// One Opus packet: the duration of the last audio sample in a fragment.
 const OPUS_PACKET_48K: u32 = 960;
+/// Audio kept from before a segment's first picture: a decoder starting on a packet in the
+/// middle of a stream needs this much pre-roll to converge (RFC 7845 §4.6), else the first
+/// ~80 ms it plays ramp up from near silence. The segment's edit list skips it.
+pub const AUDIO_PREROLL_48K: i64 = 3_840;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
@@ -98,9 +102,11 @@ struct OpenSegment {
     file: File,
     config: VideoConfig,
     start_us: i64,
-    /// Output-timeline position of the first frame (90 kHz) and the same instant at 48 kHz.
+    /// Output-timeline position of the first frame (90 kHz), the same instant at 48 kHz, and
+    /// where the audio track's media time starts (the pre-roll before it).
     base_90k: i64,
     base_48k: i64,
+    audio_media_base_48k: i64,
     fragment_start_90k: i64,
     sequence: u32,
     bytes: u64,
@@ -124,6 +130,8 @@ pub struct SegmentWriter {
     /// The last parameter sets seen, for keyframes that come without them (cameras that send
     /// SPS/PPS once, or only every few keyframes).
     last_config: Option<VideoConfig>,
+    /// The latest audio: the next segment's pre-roll.
+    recent_audio: std::collections::VecDeque<PendingSample>,
     fragment_ticks: i64,
     segment_ticks: i64,
 }
@@ -136,6 +144,7 @@ impl SegmentWriter {
             record_audio,
             open: None,
             last_config: None,
+            recent_audio: std::collections::VecDeque::new(),
             fragment_ticks: FRAGMENT_TICKS,
             segment_ticks: SEGMENT_TICKS,
         }
@@ -257,6 +266,14 @@ impl SegmentWriter {
             start_us: seg.start_us,
             has_audio: self.record_audio,
         });
+        // Audio is published when due and video when the scheduler releases it, so packets a
+        // little past this picture may have come first: they belong here too.
+        for packet in self.recent_audio.drain(..) {
+            if packet.pts >= seg.audio_media_base_48k {
+                seg.last_audio_pts = Some(packet.pts);
+                seg.audio.push(packet);
+            }
+        }
         seg.video.push(PendingSample {
             pts: frame.pts,
             sync: true,
@@ -271,11 +288,26 @@ impl SegmentWriter {
         frame: &RecordFrame<'_>,
         events: &mut Vec<SegmentEvent>,
     ) -> Result<(), WriteError> {
+        // The latest audio is kept for the next segment's pre-roll (after a rollover too, so
+        // every segment can be played from its first picture without the one before it); more
+        // than 80 ms, since audio may run ahead of the picture that opens the segment.
+        self.recent_audio.push_back(PendingSample {
+            pts: frame.pts,
+            sync: true,
+            data: frame.data.to_vec(),
+        });
+        while self
+            .recent_audio
+            .front()
+            .is_some_and(|p| frame.pts - p.pts > 4 * AUDIO_PREROLL_48K)
+        {
+            self.recent_audio.pop_front();
+        }
         let Some(seg) = &mut self.open else {
             return Ok(());
         };
-        if frame.pts < seg.base_48k {
-            return Ok(()); // before the segment's first picture
+        if frame.pts < seg.audio_media_base_48k {
+            return Ok(()); // before the segment's first picture and its pre-roll
         }
         if let Some(last) = seg.last_audio_pts {
             let step = frame.pts - last;
@@ -327,7 +359,8 @@ impl SegmentWriter {
             .create_new(true)
             .open(&path)
             .map_err(io)?;
-        let init = mp4_boxes::init_segment(&config, self.record_audio)?;
+        let init = mp4_boxes::init_segment(&config, self.record_audio, AUDIO_PREROLL_48K)?;
+        let base_48k = div_round(frame.pts * i64::from(AUDIO_TIMESCALE), 90_000);
         file.write_all(&init).map_err(io)?;
         file.sync_data().map_err(io)?;
         Ok(OpenSegment {
@@ -336,7 +369,8 @@ impl SegmentWriter {
             config,
             start_us: frame.utc_us,
             base_90k: frame.pts,
-            base_48k: div_round(frame.pts * i64::from(AUDIO_TIMESCALE), 90_000),
+            base_48k,
+            audio_media_base_48k: base_48k - AUDIO_PREROLL_48K,
             fragment_start_90k: frame.pts,
             sequence: 0,
             bytes: init.len() as u64,
@@ -383,7 +417,7 @@ fn flush(
     if let Some(first) = audio.first() {
         runs.push(FragmentRun {
             track_id: AUDIO_TRACK,
-            base_decode_time: (first.pts - seg.base_48k) as u64,
+            base_decode_time: (first.pts - seg.audio_media_base_48k) as u64,
             samples: entries(&audio, None, OPUS_PACKET_48K),
             data: audio.iter().map(|s| s.data.as_slice()).collect(),
         });
