@@ -102,10 +102,9 @@ struct OpenSegment {
     file: File,
     config: VideoConfig,
     start_us: i64,
-    /// Output-timeline position of the first frame (90 kHz), the same instant at 48 kHz, and
-    /// where the audio track's media time starts (the pre-roll before it).
+    /// Output-timeline position of the first frame (90 kHz), and where the audio track's media
+    /// time starts at 48 kHz (the pre-roll before that same instant).
     base_90k: i64,
-    base_48k: i64,
     audio_media_base_48k: i64,
     fragment_start_90k: i64,
     sequence: u32,
@@ -369,7 +368,6 @@ impl SegmentWriter {
             config,
             start_us: frame.utc_us,
             base_90k: frame.pts,
-            base_48k,
             audio_media_base_48k: base_48k - AUDIO_PREROLL_48K,
             fragment_start_90k: frame.pts,
             sequence: 0,
