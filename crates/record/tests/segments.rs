@@ -11,6 +11,8 @@ use lockstep_media::mp4_reader::{Mp4File, Mp4Index, TrackCodec};
 use lockstep_media::pattern::{I420Frame, StripeData};
 use lockstep_media::H264Encoder;
 use lockstep_opus::{Application, OpusEncoder};
+mod ffmpeg_check;
+use ffmpeg_check::ffmpeg_check;
 use lockstep_record::file_source::FileSource;
 use lockstep_record::mp4_boxes::{AUDIO_TRACK, VIDEO_TRACK};
 use lockstep_record::{plan_export, reconcile, FrameKind, Index, RecordFrame, SegmentWriter};
@@ -75,32 +77,6 @@ fn stream_with_audio_lead(secs: u32, lead_ms: i64) -> Vec<(FrameKind, i64, Vec<u
     out
 }
 
-/// ffmpeg decodes every packet of the file without a complaint (an independent reader).
-fn ffmpeg_decodes_cleanly(path: &std::path::Path) {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        // Keep the file's own times: the null output would re-time frames to a guessed
-        // constant rate and complain about two frames closer than one period.
-        .args([
-            "-fps_mode",
-            "passthrough",
-            "-enc_time_base",
-            "-1",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg is installed (.ci/run installs it)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "{}: {stderr}",
-        path.display()
-    );
-}
-
 fn utc(kind: FrameKind, pts: i64) -> i64 {
     match kind {
         FrameKind::Video { .. } => START_US + (pts - BASE_90K) * 100 / 9,
@@ -155,7 +131,7 @@ fn segments_roll_over_at_keyframes_and_export_keeps_every_frame_in_place() {
         assert!(!row.writing);
         let bytes = fs::read(root.join(&row.path)).unwrap();
         assert_eq!(bytes.len() as u64, row.bytes);
-        ffmpeg_decodes_cleanly(&root.join(&row.path));
+        assert_eq!(ffmpeg_check(&root.join(&row.path)), ["h264", "opus"]);
         let file = Mp4Index::read(bytes.as_slice()).unwrap();
         assert!(file.fragmented);
         assert!(
@@ -205,7 +181,7 @@ fn segments_roll_over_at_keyframes_and_export_keeps_every_frame_in_place() {
     plan.write_to(&mut out).unwrap();
     assert_eq!(out.len() as u64, plan.len);
     fs::write(root.join("export.mp4"), &out).unwrap();
-    ffmpeg_decodes_cleanly(&root.join("export.mp4"));
+    assert_eq!(ffmpeg_check(&root.join("export.mp4")), ["h264", "opus"]);
     let file = Mp4File::parse(out).unwrap();
     let video = file.tracks.iter().find(|t| t.handler == "vide").unwrap();
     let audio = file.tracks.iter().find(|t| t.handler == "soun").unwrap();
@@ -275,7 +251,7 @@ fn a_gap_between_segments_holds_the_picture_and_fills_silence() {
     let mut out = Vec::new();
     plan.write_to(&mut out).unwrap();
     fs::write(root.join("export.mp4"), &out).unwrap();
-    ffmpeg_decodes_cleanly(&root.join("export.mp4"));
+    assert_eq!(ffmpeg_check(&root.join("export.mp4")), ["h264", "opus"]);
     let file = Mp4File::parse(out).unwrap();
     let video = file.tracks.iter().find(|t| t.handler == "vide").unwrap();
     let audio = file.tracks.iter().find(|t| t.handler == "soun").unwrap();
@@ -370,7 +346,7 @@ fn parameter_sets_sent_once_still_start_every_segment() {
     let rows = stop(&mut writer, &index);
     assert_eq!(rows.len(), 3, "{rows:#?}");
     for row in &rows {
-        ffmpeg_decodes_cleanly(&root.join(&row.path));
+        ffmpeg_check(&root.join(&row.path));
     }
     fs::remove_dir_all(&root).unwrap();
 }

@@ -8,7 +8,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "../../record/tests/ffmpeg_check/mod.rs"]
+mod ffmpeg_check;
 use common::{download, measure, number, tempdir, Camera, Server};
+use ffmpeg_check::ffmpeg_check;
 
 fn recording_config(storage: &Path, extra_storage: &str, cameras: &[(&str, &str, &str)]) -> String {
     let mut toml = format!(
@@ -27,48 +30,6 @@ fn wait_recording(server: &Server, name: &str, secs: u64) -> serde_json::Value {
     server.wait_json(&format!("/api/cameras/{name}"), secs, |c| {
         c["recording"]["state"] == "recording"
     })
-}
-
-/// ffmpeg decodes the whole file without a complaint; returns what ffprobe lists as streams.
-fn ffmpeg_check(path: &Path) -> Vec<String> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        // Keep the file's own times: the null output would re-time frames to a guessed
-        // constant rate and complain about two frames closer than one period.
-        .args([
-            "-fps_mode",
-            "passthrough",
-            "-enc_time_base",
-            "-1",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg is installed (.ci/run installs it)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "{}: {stderr}",
-        path.display()
-    );
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&probe.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Downloads an export to `dir/file`, checking the status and the promised length.
