@@ -23,7 +23,26 @@ pub fn rfc3339(utc_us: i64) -> String {
 }
 
 /// Parses an RFC 3339 time (any offset) to UTC microseconds; the error says what was wrong.
+/// A `+HH:MM` offset whose `+` a URL query decoded to a space is taken back.
 pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
+    let restored;
+    let text = match text.rsplit_once(' ') {
+        Some((time, offset))
+            if time.contains('T')
+                && offset.len() == 5
+                && offset.bytes().enumerate().all(|(i, b)| {
+                    if i == 2 {
+                        b == b':'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                }) =>
+        {
+            restored = format!("{time}+{offset}");
+            restored.as_str()
+        }
+        _ => text,
+    };
     text.parse::<Timestamp>()
         .map(|ts| ts.as_microsecond())
         .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"))
@@ -46,6 +65,8 @@ mod tests {
             segment_relative_path("front-door", t),
             "front-door/2026-11-22/06-01-33.250123.mp4"
         );
+        // `?from=2026-11-22T07:01:33+01:00` unencoded: the query gives a space for the `+`.
+        assert_eq!(parse_rfc3339("2026-11-22T07:01:33.250123 01:00"), Ok(t));
         let err = parse_rfc3339("yesterday").unwrap_err();
         assert!(err.contains("yesterday"), "{err}");
     }
