@@ -1,13 +1,14 @@
 //! One RTSP camera into the sync core. retina keeps the RTSP session (auth, keepalives, transport);
 //! its raw RTP and RTCP go through [`SourceSync`] (jitter buffer, sender-report clocks, one capture
-//! timeline); released packets are depacketized (H.264 access units, G.711/L16 samples) and leave
+//! timeline); released packets are depacketized (H.264 access units — with the SDP's parameter sets
+//! in front of keyframes that come without them — and G.711/L16 samples) and leave
 //! through the [`OutputStage`] stamped on the output timeline, audio as the master clock.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use lockstep_media::g711::G711Law;
-use lockstep_media::h264::H264Depacketizer;
+use lockstep_media::h264::{with_parameter_sets, H264Depacketizer};
 use lockstep_media::AudioDecoder;
 use lockstep_sync::{
     LatencyProfile, LocalInstant, NtpTime, OutputStage, SourceOutput, SourceSync, StageOutput,
@@ -16,6 +17,7 @@ use lockstep_sync::{
 use retina::client::{
     Credentials, InitialTimestampPolicy, PacketItem, PlayOptions, SessionOptions, SetupOptions,
 };
+use retina::codec::{ParametersRef, VideoParametersCodec};
 use tokio::sync::mpsc;
 
 /// The process's one origin for [`LocalInstant`]: the sync core never reads a clock itself.
@@ -182,6 +184,14 @@ pub async fn run(
     let audio_codec = audio
         .as_ref()
         .map(|(i, _, _)| streams[*i].encoding_name().to_owned());
+    // The SDP's parameter sets, for cameras that send them only there (not before each IDR).
+    let sdp_parameter_sets = match streams[video].parameters() {
+        Some(ParametersRef::Video(v)) => match v.codec_params() {
+            VideoParametersCodec::H264 { sps, pps } => Some((sps.to_vec(), pps.to_vec())),
+            _ => None,
+        },
+        _ => None,
+    };
     session
         .setup(video, SetupOptions::default())
         .await
@@ -301,11 +311,13 @@ pub async fn run(
                 }
                 SourceOutput::Packet(p) => {
                     if let Some(unit) = depacketizer.push(&p.payload.0, p.payload.1) {
-                        stage.handle_video(
-                            sync.output_time(p.capture),
-                            unit.keyframe,
-                            unit.annex_b,
-                        );
+                        let annex_b = match &sdp_parameter_sets {
+                            Some((sps, pps)) if unit.keyframe => {
+                                with_parameter_sets(unit.annex_b, sps, pps)
+                            }
+                            _ => unit.annex_b,
+                        };
+                        stage.handle_video(sync.output_time(p.capture), unit.keyframe, annex_b);
                     }
                 }
                 SourceOutput::Lost { track, .. } if track == video_track => {

@@ -98,6 +98,9 @@ pub struct SimCameraArgs {
     pub drop_after: Option<f64>,
     #[arg(long)]
     pub no_backchannel: bool,
+    /// Announce SPS/PPS only in the SDP, never in the stream (some cameras do).
+    #[arg(long)]
+    pub no_inband_parameter_sets: bool,
     #[arg(long, default_value_t = 0.0)]
     pub echo_delay_ms: f64,
     #[arg(long, default_value_t = -120.0, allow_negative_numbers = true)]

@@ -71,6 +71,7 @@ pub fn config(args: &SimCameraArgs) -> anyhow::Result<SimCameraConfig> {
         reboot_after: seconds("--reboot-after", args.reboot_after)?,
         drop_after: seconds("--drop-after", args.drop_after)?,
         backchannel: !args.no_backchannel,
+        inband_parameter_sets: !args.no_inband_parameter_sets,
         echo_delay: millis("--echo-delay-ms", args.echo_delay_ms)?,
         echo_gain_db: args.echo_gain_db,
         ..SimCameraConfig::default()

@@ -436,3 +436,30 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+/// Some cameras announce SPS/PPS only in the SDP: ingest puts them in front of each keyframe,
+/// so recording (and any decoder joining at a keyframe) works as with any other camera.
+#[test]
+fn a_camera_with_parameter_sets_only_in_the_sdp_is_recorded() {
+    let camera = Camera::start(&["--no-inband-parameter-sets"]);
+    let dir = tempdir::Dir::new();
+    let storage = dir.path().join("recordings");
+    let server = Server::with_config_in(
+        &dir,
+        &recording_config(&storage, "segment_secs = 2", &[("cam", &camera.url, "")]),
+    );
+    let timeline = server.wait_json("/api/recordings/cam", 40, |t| {
+        t["segments"]
+            .as_array()
+            .is_some_and(|s| s.iter().filter(|s| s["writing"] == false).count() >= 2)
+    });
+    let finished = segment_files(&storage, "cam");
+    for file in &finished[..2] {
+        assert_eq!(ffmpeg_check(file), ["h264", "opus"], "{}", file.display());
+    }
+    let from = timeline["segments"][0]["start"].as_str().expect("start");
+    let to = timeline["segments"][1]["end"].as_str().expect("end");
+    let file = dir.path().join("sdp-only.mp4");
+    export(&server, "cam", from, to, &file);
+    assert_eq!(ffmpeg_check(&file), ["h264", "opus"]);
+}

@@ -63,6 +63,8 @@ pub struct SimCameraConfig {
     pub reboot_after: Option<Duration>,
     pub drop_after: Option<Duration>,
     pub backchannel: bool,
+    /// SPS/PPS before each IDR (false: only in the SDP's `sprop-parameter-sets`).
+    pub inband_parameter_sets: bool,
     pub echo_delay: Duration,
     pub echo_gain_db: f64,
     pub video_bitrate_bps: u32,
@@ -93,6 +95,7 @@ impl Default for SimCameraConfig {
             reboot_after: None,
             drop_after: None,
             backchannel: true,
+            inband_parameter_sets: true,
             echo_delay: Duration::ZERO,
             echo_gain_db: -120.0,
             video_bitrate_bps: 1_500_000,

@@ -501,7 +501,13 @@ impl Capture {
                 frames[(index % frames.len() as u64) as usize].clone()
             }
         };
-        let nals: Vec<&[u8]> = encoded.nals.iter().map(Vec::as_slice).collect();
+        let inband = self.cfg.inband_parameter_sets;
+        let nals: Vec<&[u8]> = encoded
+            .nals
+            .iter()
+            .filter(|n| inband || !matches!(n[0] & 0x1f, NAL_SPS | NAL_PPS))
+            .map(Vec::as_slice)
+            .collect();
         let mut payloads = Vec::new();
         self.packetizer.packetize(&nals, &mut payloads);
         let ts = self.live.track_state(0).rtptime_at(capture_secs);
