@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use lockstep_media::mp4_reader::{Mp4Index, TrackCodec};
+use lockstep_media::mp4_reader::{Mp4Index, SampleRef, TrackCodec};
 use lockstep_opus::{Application, OpusEncoder};
 
 use crate::file_source::FileSource;
@@ -19,7 +19,7 @@ use crate::mp4_boxes::{
     VIDEO_TRACK,
 };
 use crate::parameter_sets::config_from;
-use crate::segment_writer::div_round;
+use crate::utc::{div_round, samples_end_us, ticks_to_us};
 
 /// The longest range one export may cover: the plan holds every sample's table row (about
 /// 100 bytes per sample, 30 video + 50 audio samples a second: ~170 MB for 6 hours).
@@ -115,7 +115,7 @@ pub fn plan(
             s.video
                 .iter()
                 .filter(|v| v.sync)
-                .map(move |v| s.row.start_us + us(v.pts, VIDEO_TIMESCALE))
+                .map(move |v| s.row.start_us + ticks_to_us(v.pts, VIDEO_TIMESCALE))
         })
         .collect();
     let start_us = keyframes
@@ -161,7 +161,7 @@ pub fn plan(
                 start_us
             };
             for s in samples {
-                let at_us = segment.row.start_us + us(s.pts, timescale);
+                let at_us = segment.row.start_us + ticks_to_us(s.pts, timescale);
                 if at_us < earliest_us || at_us >= to_us {
                     continue;
                 }
@@ -194,9 +194,9 @@ pub fn plan(
     };
     let audio = fill_audio_gaps(audio, silence.len() as u32);
     let end_us = start_us
-        + video
-            .last()
-            .map_or(0, |v| us(v.tick + i64::from(v.duration), VIDEO_TIMESCALE));
+        + video.last().map_or(0, |v| {
+            ticks_to_us(v.tick + i64::from(v.duration), VIDEO_TIMESCALE)
+        });
 
     // Interleave by time; offsets follow from the header's length, which depends (stco or
     // co64) on the offsets: settle it in a few rounds.
@@ -302,27 +302,17 @@ impl ExportPlan {
     }
 }
 
-struct ReadSample {
-    pts: i64,
-    duration: u32,
-    sync: bool,
-    offset: usize,
-    size: usize,
-}
-
 struct Segment {
     row: SegmentRow,
     config: VideoConfig,
     has_audio: bool,
-    video: Vec<ReadSample>,
-    audio: Vec<ReadSample>,
+    video: Vec<SampleRef>,
+    audio: Vec<SampleRef>,
 }
 
 impl Segment {
     fn end_us(&self) -> i64 {
-        self.video
-            .last()
-            .map_or(0, |v| us(v.pts + i64::from(v.duration), VIDEO_TIMESCALE))
+        samples_end_us(&self.video, VIDEO_TIMESCALE)
     }
 }
 
@@ -330,23 +320,12 @@ fn read_segment(root: &Path, row: &SegmentRow) -> Result<Segment, String> {
     let source =
         FileSource::open(&root.join(&row.path), Some(row.bytes)).map_err(|e| e.to_string())?;
     let index = Mp4Index::read(&source).map_err(|e| e.to_string())?;
-    let samples = |id: u32| -> Vec<ReadSample> {
+    let samples = |id: u32| -> Vec<SampleRef> {
         index
             .tracks
             .iter()
             .find(|t| t.track_id == id)
-            .map(|t| {
-                t.samples
-                    .iter()
-                    .map(|s| ReadSample {
-                        pts: s.pts,
-                        duration: s.duration,
-                        sync: s.sync,
-                        offset: s.offset,
-                        size: s.size,
-                    })
-                    .collect()
-            })
+            .map(|t| t.samples.clone())
             .unwrap_or_default()
     };
     let video_track = index
@@ -435,8 +414,4 @@ fn silence_packet() -> Result<Vec<u8>, ExportError> {
     let build = |e: lockstep_opus::OpusError| ExportError::Build(format!("silence: {e}"));
     let mut encoder = OpusEncoder::new(48_000, 1, Application::Audio).map_err(build)?;
     encoder.encode(&[0i16; OPUS_PACKET as usize]).map_err(build)
-}
-
-fn us(ticks: i64, timescale: u32) -> i64 {
-    div_round(ticks * 1_000_000, i64::from(timescale))
 }

@@ -6,13 +6,12 @@
 use std::fs::{self, OpenOptions};
 use std::path::Path;
 
-use lockstep_media::mp4_reader::{Mp4Index, Mp4Track};
+use lockstep_media::mp4_reader::Mp4Index;
 
 use crate::file_source::FileSource;
 use crate::index::{Index, IndexError, SegmentRow};
 use crate::mp4_boxes::{AUDIO_TRACK, VIDEO_TRACK};
-use crate::segment_writer::div_round;
-use crate::utc::parse_rfc3339;
+use crate::utc::{parse_rfc3339, samples_end_us};
 
 /// What start-up found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -43,20 +42,8 @@ fn extent(path: &Path) -> Option<Extent> {
     let video = index.tracks.iter().find(|t| t.track_id == VIDEO_TRACK)?;
     Some(Extent {
         complete_len: index.complete_len as u64,
-        video_end_us: track_end_us(video),
+        video_end_us: samples_end_us(&video.samples, video.timescale),
         has_audio: index.tracks.iter().any(|t| t.track_id == AUDIO_TRACK),
-    })
-}
-
-/// Where a segment's video ends, in µs from its start.
-pub(crate) fn track_end_us(track: &Mp4Track) -> i64 {
-    let end = track
-        .samples
-        .iter()
-        .map(|s| s.pts + i64::from(s.duration))
-        .max();
-    end.map_or(0, |end| {
-        div_round(end * 1_000_000, i64::from(track.timescale.max(1)))
     })
 }
 

@@ -19,7 +19,7 @@ use crate::mp4_boxes::{
     VIDEO_TRACK,
 };
 use crate::parameter_sets::video_config;
-use crate::utc::segment_relative_path;
+use crate::utc::{div_round, segment_relative_path, ticks_to_us};
 
 /// A fragment is cut at the first video frame this far (90 kHz) past its start.
 pub const FRAGMENT_TICKS: i64 = 90_000;
@@ -384,7 +384,7 @@ impl SegmentWriter {
 
 impl OpenSegment {
     fn end_us(&self) -> i64 {
-        self.start_us + div_round(self.end_90k * 1_000_000, i64::from(VIDEO_TIMESCALE))
+        self.start_us + ticks_to_us(self.end_90k, VIDEO_TIMESCALE)
     }
 }
 
@@ -487,9 +487,4 @@ fn length_prefixed(annex_b: &[u8]) -> Vec<u8> {
         out.extend_from_slice(nal);
     }
     out
-}
-
-/// `n / d` rounded to the nearest integer (`d > 0`).
-pub(crate) fn div_round(n: i64, d: i64) -> i64 {
-    (2 * n + d).div_euclid(2 * d)
 }

@@ -2,6 +2,7 @@
 //! layout derived from them, and RFC 3339 for the HTTP API.
 
 use jiff::Timestamp;
+use lockstep_media::mp4_reader::SampleRef;
 
 /// `<camera>/<YYYY-MM-DD>/<HH-MM-SS.ffffff>.mp4` (UTC), relative to the storage root, with `/`
 /// separators on every system.
@@ -46,6 +47,22 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
     text.parse::<Timestamp>()
         .map(|ts| ts.as_microsecond())
         .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"))
+}
+
+/// `n / d` rounded to the nearest integer (`d > 0`).
+pub(crate) fn div_round(n: i64, d: i64) -> i64 {
+    (2 * n + d).div_euclid(2 * d)
+}
+
+/// A media duration in `timescale` ticks as microseconds (rounded).
+pub(crate) fn ticks_to_us(ticks: i64, timescale: u32) -> i64 {
+    div_round(ticks * 1_000_000, i64::from(timescale.max(1)))
+}
+
+/// Where a track's samples end, in µs from its time zero.
+pub(crate) fn samples_end_us(samples: &[SampleRef], timescale: u32) -> i64 {
+    let end = samples.iter().map(|s| s.pts + i64::from(s.duration)).max();
+    end.map_or(0, |end| ticks_to_us(end, timescale))
 }
 
 /// Now, in UTC microseconds.

@@ -114,7 +114,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         };
         let mut statuses = Vec::new();
         for (c, handle) in recording {
-            let recorder = spawn_recorder(handle, &storage, c.record_audio, shutdown_rx.clone())
+            let recorder = spawn_recorder(handle, &storage, shutdown_rx.clone())
                 .context("cannot start a recorder thread")?;
             statuses.push((c.name.to_string(), recorder.status.clone()));
             recorders.push(recorder);

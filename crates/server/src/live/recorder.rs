@@ -79,13 +79,14 @@ enum ToWriter {
     Close(String),
 }
 
-/// Starts recording `camera`. `shutdown` turning true closes the segment and ends the thread.
+/// Starts recording `camera` (with audio as its settings say). `shutdown` turning true closes
+/// the segment and ends the thread.
 pub fn spawn_recorder(
     camera: &CameraHandle,
     storage: &Storage,
-    record_audio: bool,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<RecorderHandle> {
+    let record_audio = camera.settings.record_audio;
     let (status_tx, status) = watch::channel(RecorderStatus {
         state: RecorderState::Waiting,
         error: None,
