@@ -13,6 +13,7 @@ mod live_feed;
 pub mod mp4_reader;
 pub mod pattern;
 mod pattern_reader;
+mod push_audio;
 
 pub use audio_decoder::{AudioDecodeError, AudioDecoder};
 pub use h264_encoder::{CodecError, DecodedLuma, EncodedFrame, H264Decoder, H264Encoder};
@@ -21,3 +22,7 @@ pub use live_audio::{
 };
 pub use live_feed::{FeedSubscription, LiveFrame, LiveMedia, SourceFeed, FEED_CAPACITY};
 pub use pattern_reader::PatternReader;
+pub use push_audio::{
+    PcmFormat, Placement, PushAudio, PushAudioCounters, PushAudioError, PushAudioEvent,
+    SampleFormat, MAX_QUEUE_SECS,
+};

@@ -97,6 +97,12 @@ impl LiveAudioEncoder {
         })
     }
 
+    /// The Opus encoder's lookahead in 48 kHz ticks: a packet's pts is its input's position
+    /// minus this.
+    pub fn lookahead(&self) -> i64 {
+        self.lookahead
+    }
+
     /// Forget the stream (a new camera session): the next chunk starts a new one.
     pub fn reset(&mut self) {
         self.stream = None;
