@@ -14,6 +14,7 @@ pub mod mp4_reader;
 pub mod pattern;
 mod pattern_reader;
 mod push_audio;
+mod raw_video;
 
 pub use audio_decoder::{AudioDecodeError, AudioDecoder};
 pub use h264_encoder::{CodecError, DecodedLuma, EncodedFrame, H264Decoder, H264Encoder};
@@ -26,3 +27,4 @@ pub use push_audio::{
     PcmFormat, Placement, PushAudio, PushAudioCounters, PushAudioError, PushAudioEvent,
     SampleFormat, MAX_QUEUE_SECS,
 };
+pub use raw_video::i420_from_rgb24;

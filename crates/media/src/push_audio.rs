@@ -147,7 +147,9 @@ pub struct PushAudio {
     /// Whether the last block fed had speech (an empty queue then is an underrun).
     feeding_speech: bool,
     held: VecDeque<OpusPacket>,
-    /// The pts of the next packet to release (before the first, when to start feeding).
+    /// When to start feeding, before the first packet is out.
+    first_due: i64,
+    /// The pts of the next packet to release, once the first is out.
     next_pts: Option<i64>,
     speaking: bool,
     last_voiced_end: i64,
@@ -161,9 +163,9 @@ impl PushAudio {
     /// A session whose first input sample would play at output position `origin`.
     pub fn new(format: PcmFormat, origin: i64) -> Result<Self, PushAudioError> {
         let encoder = LiveAudioEncoder::new()?;
-        // Feeding starts when the first packet could be due (its input begins at `origin`),
+        // Feeding starts when the first packet is about due (its input begins at `origin`),
         // not before: the producer's first chunks may still be on their way.
-        let first_due = origin - encoder.lookahead() - crate::OPUS_FRAME_SAMPLES as i64;
+        let first_due = origin - encoder.lookahead();
         Ok(PushAudio {
             format,
             encoder,
@@ -174,7 +176,8 @@ impl PushAudio {
             voiced: VecDeque::new(),
             feeding_speech: false,
             held: VecDeque::new(),
-            next_pts: Some(first_due),
+            first_due,
+            next_pts: None,
             speaking: false,
             last_voiced_end: origin,
             scratch: Vec::new(),
@@ -292,8 +295,10 @@ impl PushAudio {
     }
 
     /// When the next packet is due (48 kHz ticks): call [`PushAudio::release`] then.
-    pub fn next_due(&self) -> Option<i64> {
-        self.held.front().map(|p| p.pts).or(self.next_pts)
+    pub fn next_due(&self) -> i64 {
+        self.held
+            .front()
+            .map_or(self.next_pts.unwrap_or(self.first_due), |p| p.pts)
     }
 
     /// Every packet due by `now`, in order, each exactly one frame after the last; the encoder
@@ -314,7 +319,7 @@ impl PushAudio {
                     }
                 }
                 Some(_) => break,
-                None if self.next_pts.is_none_or(|next| next <= now) => self.feed_block()?,
+                None if self.next_pts.unwrap_or(self.first_due) <= now => self.feed_block()?,
                 None => break,
             }
         }

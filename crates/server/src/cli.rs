@@ -27,8 +27,34 @@ pub enum Command {
     SimCamera(SimCameraArgs),
     /// Measure the audio-video offset of beep-flash content in a file or live stream.
     Measure(MeasureArgs),
+    /// A simulated talking avatar: pushes beep-flash audio and frames to a push source.
+    PushSim(PushSimArgs),
     /// Find ONVIF cameras on the LAN (WS-Discovery).
     Discover,
+}
+
+#[derive(Debug, Args)]
+pub struct PushSimArgs {
+    /// The push endpoint: ws://HOST:PORT/api/push/NAME.
+    pub url: String,
+    #[arg(long, default_value = "512x512")]
+    pub size: String,
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Audio sample rate (20 ms chunks).
+    #[arg(long, default_value_t = 24_000)]
+    pub rate: u32,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Send no capture times (the server stamps arrival).
+    #[arg(long)]
+    pub unstamped: bool,
+    /// Fall silent (no audio, no frames) for `--gap-secs` every this many seconds: underruns.
+    #[arg(long)]
+    pub gap_every: Option<f64>,
+    #[arg(long, default_value_t = 1.0)]
+    pub gap_secs: f64,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +151,7 @@ impl Command {
             Command::Serve(_) => "serve",
             Command::SimCamera(_) => "sim-camera",
             Command::Measure(_) => "measure",
+            Command::PushSim(_) => "push-sim",
             Command::Discover => "discover",
         }
     }

@@ -23,6 +23,9 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraConfig>,
+    /// Sources that push their media to lockstep (`/api/push/NAME`): talking avatars.
+    #[serde(default, rename = "push")]
+    pub pushes: Vec<PushConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +40,45 @@ pub struct ServerConfig {
     /// wildcard listen on a machine with several interfaces).
     #[serde(default)]
     pub webrtc_addresses: Vec<std::net::IpAddr>,
+    /// `SO_REUSEPORT` on the HTTP listener (Unix): several servers may share the port.
+    #[serde(default)]
+    pub reuse_port: bool,
+    /// TCP keepalive on every HTTP connection: idle time before the first probe, time between
+    /// probes, probes unanswered before the connection is dropped.
+    #[serde(default = "default_keepalive_idle")]
+    pub tcp_keepalive_idle_secs: u32,
+    #[serde(default = "default_keepalive_interval")]
+    pub tcp_keepalive_interval_secs: u32,
+    #[serde(default = "default_keepalive_count")]
+    pub tcp_keepalive_count: u32,
+    /// WebSocket heartbeat: a ping this often; two unanswered and the connection is dropped.
+    #[serde(default = "default_ws_ping")]
+    pub ws_ping_secs: u32,
+    /// A WebSocket that sends nothing (pongs aside) for this long is closed.
+    #[serde(default = "default_ws_idle")]
+    pub ws_idle_timeout_secs: u32,
+    /// WebSocket connections one IP address may hold at once.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: u32,
+}
+
+fn default_keepalive_idle() -> u32 {
+    600
+}
+fn default_keepalive_interval() -> u32 {
+    30
+}
+fn default_keepalive_count() -> u32 {
+    3
+}
+fn default_ws_ping() -> u32 {
+    15
+}
+fn default_ws_idle() -> u32 {
+    300
+}
+fn default_max_connections_per_ip() -> u32 {
+    64
 }
 
 fn default_listen() -> SocketAddr {
@@ -49,6 +91,13 @@ impl Default for ServerConfig {
             listen: default_listen(),
             webrtc_port: None,
             webrtc_addresses: Vec::new(),
+            reuse_port: false,
+            tcp_keepalive_idle_secs: default_keepalive_idle(),
+            tcp_keepalive_interval_secs: default_keepalive_interval(),
+            tcp_keepalive_count: default_keepalive_count(),
+            ws_ping_secs: default_ws_ping(),
+            ws_idle_timeout_secs: default_ws_idle(),
+            max_connections_per_ip: default_max_connections_per_ip(),
         }
     }
 }
@@ -123,6 +172,28 @@ pub struct CameraConfig {
     pub sync_offset_ms: i64,
     #[serde(default, deserialize_with = "latency")]
     pub latency: LatencyProfile,
+}
+
+/// A push source: a producer (a talking avatar) sends PCM and frames over a WebSocket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    pub name: CameraName,
+    #[serde(default = "yes")]
+    pub audio: bool,
+    /// Avatars are not recorded unless asked (cameras are).
+    #[serde(default = "off")]
+    pub record: RecordMode,
+    #[serde(default = "yes")]
+    pub record_audio: bool,
+    /// How far behind its capture time the media goes out: `low` 50 ms, `balanced` 120 ms,
+    /// `smooth` 400 ms (room for a producer's jitter).
+    #[serde(default, deserialize_with = "latency")]
+    pub latency: LatencyProfile,
+}
+
+fn off() -> RecordMode {
+    RecordMode::Off
 }
 
 fn yes() -> bool {
@@ -354,6 +425,15 @@ impl Config {
                 c.latency
             ));
         }
+        for p in &self.pushes {
+            out.push_str(&format!(
+                "push source {}: audio {}, record {:?}, latency {}\n",
+                p.name,
+                if p.audio { "on" } else { "off" },
+                p.record,
+                p.latency
+            ));
+        }
         out
     }
 
@@ -374,15 +454,52 @@ impl Config {
             reason: e.message().to_owned(),
         })?;
         let mut seen = std::collections::HashSet::new();
-        for camera in &config.cameras {
-            if !seen.insert(camera.name.as_str()) {
+        let names = config.cameras.iter().map(|c| &c.name);
+        for name in names.chain(config.pushes.iter().map(|p| &p.name)) {
+            if !seen.insert(name.as_str()) {
                 let line = text
-                    .find(&format!("\"{}\"", camera.name))
+                    .rfind(&format!("\"{name}\""))
                     .map_or(1, |offset| line_of(text, offset));
                 return Err(ConfigError::Invalid {
                     path: path.to_owned(),
                     line,
-                    reason: format!("camera name {:?} is used twice", camera.name.as_str()),
+                    reason: format!("camera name {:?} is used twice", name.as_str()),
+                });
+            }
+        }
+        let server = &config.server;
+        for (key, value, range) in [
+            ("ws_ping_secs", server.ws_ping_secs, 1..=300),
+            (
+                "ws_idle_timeout_secs",
+                server.ws_idle_timeout_secs,
+                5..=86_400,
+            ),
+            (
+                "max_connections_per_ip",
+                server.max_connections_per_ip,
+                1..=100_000,
+            ),
+            (
+                "tcp_keepalive_idle_secs",
+                server.tcp_keepalive_idle_secs,
+                1..=86_400,
+            ),
+            (
+                "tcp_keepalive_interval_secs",
+                server.tcp_keepalive_interval_secs,
+                1..=3_600,
+            ),
+            ("tcp_keepalive_count", server.tcp_keepalive_count, 1..=100),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError::Inconsistent {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "server.{key} is {value}; it must be {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
                 });
             }
         }

@@ -43,7 +43,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "[server]\nlisten = \"{}\"\n\n\
          [storage]\ndir = '{}'\nmax_disk = \"2GB\"\nretain_days = 1\n\n\
          [[camera]]\nname = \"demo-clean\"\nurl = \"{}\"\n\n\
-         [[camera]]\nname = \"demo-drifting\"\nurl = \"{}\"\n",
+         [[camera]]\nname = \"demo-drifting\"\nurl = \"{}\"\n\n\
+         [[push]]\nname = \"avatar\"\n",
         args.listen,
         storage.display(),
         clean.url(),
@@ -55,6 +56,11 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
          jitter)",
         clean.url(),
         drifting.url()
+    );
+    eprintln!(
+        "lockstep demo: push source \"avatar\" waits for a producer at ws://{}/api/push/avatar \
+         (python3 examples/push_avatar.py, or lockstep push-sim)",
+        args.listen
     );
     crate::live::serve(config).await
 }

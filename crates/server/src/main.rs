@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod live;
 mod measure;
+mod push_sim_cmd;
 mod sim_camera_cmd;
 
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::SimCamera(args) => run_async(sim_camera_cmd::run(&args)),
         Command::Measure(args) => run_async(measure::run(&args)),
+        Command::PushSim(args) => run_async(push_sim_cmd::run(&args)),
         Command::Serve(args) => serve(&args.config),
         Command::Demo(args) => run_async(demo::run(&args)),
         command @ Command::Discover => not_implemented(command.name()),

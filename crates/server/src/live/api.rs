@@ -13,8 +13,10 @@ use lockstep_webrtc::{ViewerOptions, WhepError, WhepHost};
 use serde_json::{json, Value};
 
 use super::camera::{CameraHandle, CameraStatus};
+use super::push::PushSource;
 use super::recordings::{self, recorder_json, Recordings};
-use super::{metrics, web};
+use super::ws::{ConnectionLimits, WsPolicy};
+use super::{metrics, push, web};
 
 /// Everything the handlers read; cameras are fixed at start.
 #[derive(Debug)]
@@ -23,6 +25,10 @@ pub struct AppState {
     pub whep: WhepHost,
     /// `None` when no camera records.
     pub recordings: Option<Recordings>,
+    /// Push sources (their handles are also in `cameras`).
+    pub pushes: Vec<Arc<PushSource>>,
+    pub ws_policy: WsPolicy,
+    pub ws_limits: Arc<ConnectionLimits>,
 }
 
 impl AppState {
@@ -70,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(whep_patch)
                 .options(preflight),
         )
+        .route("/api/push/{name}", get(push::upgrade))
         .route("/api/recordings/{name}", get(recordings::timeline))
         .route("/api/recordings/{name}/export.mp4", get(recordings::export))
         .route("/metrics", get(metrics::handler))

@@ -21,6 +21,8 @@ const STABLE_SESSION: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CameraState {
+    /// A push source with no producer connected.
+    Waiting,
     Connecting,
     Live,
     Reconnecting,
@@ -214,7 +216,7 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// `at` in ticks of `rate` since the process origin: one outgoing media clock per track that
 /// keeps counting up across camera sessions.
-fn ticks(at: LocalInstant, rate: u32) -> i64 {
+pub(super) fn ticks(at: LocalInstant, rate: u32) -> i64 {
     (i128::from(at.as_nanos()) * i128::from(rate) / 1_000_000_000) as i64
 }
 

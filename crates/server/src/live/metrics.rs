@@ -177,6 +177,13 @@ pub fn render(state: &AppState) -> String {
             let _ = writeln!(out, "{}{{camera=\"{camera}\"}} {v}", f.name);
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP lockstep_websocket_connections Open WebSocket connections (producers, \
+         signalling)\n# TYPE lockstep_websocket_connections gauge\n\
+         lockstep_websocket_connections {}",
+        state.ws_limits.open()
+    );
     if let Some(recordings) = &state.recordings {
         let r = &recordings.retention;
         for (name, help, kind, value) in [

@@ -3,15 +3,21 @@
 pub mod api;
 pub mod backoff;
 pub mod camera;
+mod listener;
 mod metrics;
+pub mod push;
+pub mod push_protocol;
+mod push_session;
 pub mod recorder;
 pub mod recordings;
 mod web;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_webrtc::WhepHost;
 
@@ -66,9 +72,7 @@ impl Running {
 
 /// Binds HTTP and WebRTC and starts every camera of `config`.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (HTTP)", config.server.listen))?;
+    let listener = listener::bind(&config.server)?;
     let http = listener.local_addr()?;
     let udp = SocketAddr::new(http.ip(), config.server.webrtc_port.unwrap_or(http.port()));
     let whep = WhepHost::bind(udp, &config.server.webrtc_addresses)
@@ -94,13 +98,29 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             )
         })
         .collect::<Vec<_>>();
+    let pushes: Vec<_> = config
+        .pushes
+        .iter()
+        .map(|p| push::PushSource::new(p, clock))
+        .collect();
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-    let recording: Vec<_> = config
+    let mut recording: Vec<_> = config
         .cameras
         .iter()
         .zip(&cameras)
         .filter(|(c, _)| c.record == RecordMode::Continuous)
+        .map(|(c, handle)| (c.name.to_string(), handle.clone()))
         .collect();
+    recording.extend(
+        config
+            .pushes
+            .iter()
+            .zip(&pushes)
+            .filter(|(p, _)| p.record == RecordMode::Continuous)
+            .map(|(p, source)| (p.name.to_string(), source.handle.clone())),
+    );
+    let mut cameras = cameras;
+    cameras.extend(pushes.iter().map(|p| p.handle.clone()));
     let mut recorders = Vec::new();
     let mut retention = None;
     let recordings = if recording.is_empty() {
@@ -113,10 +133,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             segment_ticks: i64::from(config.storage.segment_secs) * 90_000,
         };
         let mut statuses = Vec::new();
-        for (c, handle) in recording {
-            let recorder = spawn_recorder(handle, &storage, shutdown_rx.clone())
+        for (name, handle) in recording {
+            let recorder = spawn_recorder(&handle, &storage, shutdown_rx.clone())
                 .context("cannot start a recorder thread")?;
-            statuses.push((c.name.to_string(), recorder.status.clone()));
+            statuses.push((name, recorder.status.clone()));
             recorders.push(recorder);
         }
         retention = Some(recordings.start_retention()?);
@@ -126,8 +146,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         cameras,
         whep,
         recordings,
+        pushes,
+        ws_policy: ws::WsPolicy::from_config(&config.server),
+        ws_limits: ws::ConnectionLimits::new(config.server.max_connections_per_ip),
     });
-    let app = api::router(state.clone());
+    let app =
+        api::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = listener.tap_io(listener::connection_options(listener::keepalive(
+        &config.server,
+    )));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(Running {
         http,

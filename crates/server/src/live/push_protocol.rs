@@ -1,0 +1,351 @@
+//! The push protocol's messages (ARCHITECTURE.md, `/api/push/{name}`), parsed and checked:
+//! every refusal says what was wrong, for the producer's developer to read in the close reason.
+//!
+//! - Text `hello` first: `{"type":"hello","audio":{"rate":24000,"channels":1,"format":"s16le"},
+//!   "video":{"width":512,"height":512,"format":"i420","fps":30},"clock_us":123}` (either part
+//!   may be absent; `clock_us`, the producer's clock now, lets its stamps be mapped exactly).
+//! - Binary media: byte 0 kind (`1` audio, `2` video), bytes 1–8 capture time in µs on the
+//!   producer's monotonic clock (big-endian i64; `i64::MIN` = unstamped), then the payload.
+//! - Text controls: `{"type":"flush"}`, `{"type":"end"}`.
+
+use lockstep_media::{PcmFormat, SampleFormat};
+use serde::Deserialize;
+
+/// Timestamp meaning "no capture time: use arrival".
+pub const UNSTAMPED: i64 = i64::MIN;
+const HEADER_BYTES: usize = 9;
+pub const KIND_AUDIO: u8 = 1;
+pub const KIND_VIDEO: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoFormat {
+    I420,
+    Rgb24,
+    H264,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoDeclaration {
+    pub width: usize,
+    pub height: usize,
+    pub format: VideoFormat,
+    pub fps: u32,
+}
+
+impl VideoDeclaration {
+    /// The exact size of one raw frame, `None` for H.264.
+    pub fn frame_bytes(&self) -> Option<usize> {
+        let pixels = self.width * self.height;
+        match self.format {
+            VideoFormat::I420 => Some(pixels * 3 / 2),
+            VideoFormat::Rgb24 => Some(pixels * 3),
+            VideoFormat::H264 => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    pub audio: Option<PcmFormat>,
+    pub video: Option<VideoDeclaration>,
+    pub clock_us: Option<i64>,
+}
+
+impl Hello {
+    /// The largest message this producer may send (a raw frame, or 2 s of audio, or an H.264
+    /// access unit of up to 4 MB), plus the header.
+    pub fn max_message_bytes(&self) -> usize {
+        let audio = self.audio.map_or(0, |a| {
+            a.rate_hz as usize * 2 * usize::from(a.channels) * a.sample.bytes()
+        });
+        let video = self.video.map_or(0, |v| v.frame_bytes().unwrap_or(4 << 20));
+        audio.max(video).max(4096) + HEADER_BYTES
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHello {
+    #[serde(rename = "type")]
+    kind: String,
+    audio: Option<RawAudio>,
+    video: Option<RawVideo>,
+    clock_us: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudio {
+    rate: u32,
+    #[serde(default = "one")]
+    channels: u16,
+    #[serde(default = "s16le")]
+    format: String,
+}
+
+fn one() -> u16 {
+    1
+}
+fn s16le() -> String {
+    "s16le".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVideo {
+    width: usize,
+    height: usize,
+    format: String,
+    #[serde(default = "thirty")]
+    fps: u32,
+}
+
+fn thirty() -> u32 {
+    30
+}
+
+pub fn parse_hello(text: &str) -> Result<Hello, String> {
+    let raw: RawHello =
+        serde_json::from_str(text).map_err(|e| format!("the hello is not valid: {e}"))?;
+    if raw.kind != "hello" {
+        return Err(format!(
+            "the first message must be {{\"type\":\"hello\",…}}, not type {:?}",
+            raw.kind
+        ));
+    }
+    let audio = raw.audio.map(check_audio).transpose()?;
+    let video = raw.video.map(check_video).transpose()?;
+    if audio.is_none() && video.is_none() {
+        return Err("the hello declares neither audio nor video".into());
+    }
+    Ok(Hello {
+        audio,
+        video,
+        clock_us: raw.clock_us,
+    })
+}
+
+fn check_audio(a: RawAudio) -> Result<PcmFormat, String> {
+    if !(8_000..=192_000).contains(&a.rate) {
+        return Err(format!("audio.rate {} is not 8000 to 192000 Hz", a.rate));
+    }
+    if !(1..=8).contains(&a.channels) {
+        return Err(format!("audio.channels {} is not 1 to 8", a.channels));
+    }
+    let sample = match a.format.as_str() {
+        "s16le" => SampleFormat::S16le,
+        "f32le" => SampleFormat::F32le,
+        other => return Err(format!("audio.format {other:?} is not s16le or f32le")),
+    };
+    Ok(PcmFormat {
+        rate_hz: a.rate,
+        channels: a.channels,
+        sample,
+    })
+}
+
+fn check_video(v: RawVideo) -> Result<VideoDeclaration, String> {
+    let format = match v.format.as_str() {
+        "i420" => VideoFormat::I420,
+        "rgb24" => VideoFormat::Rgb24,
+        "h264" => VideoFormat::H264,
+        other => return Err(format!("video.format {other:?} is not i420, rgb24 or h264")),
+    };
+    if !(16..=4096).contains(&v.width) || !(16..=4096).contains(&v.height) {
+        return Err(format!(
+            "video size {}x{} is not 16 to 4096 pixels each way",
+            v.width, v.height
+        ));
+    }
+    if format != VideoFormat::H264 && (v.width % 2 != 0 || v.height % 2 != 0) {
+        return Err(format!(
+            "video size {}x{} must be even for {}",
+            v.width, v.height, v.format
+        ));
+    }
+    if !(1..=120).contains(&v.fps) {
+        return Err(format!("video.fps {} is not 1 to 120", v.fps));
+    }
+    Ok(VideoDeclaration {
+        width: v.width,
+        height: v.height,
+        format,
+        fps: v.fps,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Flush,
+    End,
+}
+
+pub fn parse_control(text: &str) -> Result<Control, String> {
+    #[derive(Deserialize)]
+    struct Raw {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let raw: Raw = serde_json::from_str(text)
+        .map_err(|e| format!("a text message must be a JSON control: {e}"))?;
+    match raw.kind.as_str() {
+        "flush" => Ok(Control::Flush),
+        "end" => Ok(Control::End),
+        "hello" => Err("hello was already received".into()),
+        other => Err(format!("unknown control {other:?} (flush or end)")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// One binary message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Media<'a> {
+    pub kind: MediaKind,
+    /// Capture time in µs on the producer's clock, `None` when unstamped.
+    pub capture_us: Option<i64>,
+    pub payload: &'a [u8],
+}
+
+/// Parses a binary message against what the hello declared.
+pub fn parse_media<'a>(bytes: &'a [u8], hello: &Hello) -> Result<Media<'a>, String> {
+    if bytes.len() < HEADER_BYTES {
+        return Err(format!(
+            "a media message needs a 9-byte header (kind, capture µs), got {} bytes",
+            bytes.len()
+        ));
+    }
+    let kind = match bytes[0] {
+        KIND_AUDIO if hello.audio.is_some() => MediaKind::Audio,
+        KIND_VIDEO if hello.video.is_some() => MediaKind::Video,
+        KIND_AUDIO => return Err("audio sent, but the hello declared none".into()),
+        KIND_VIDEO => return Err("video sent, but the hello declared none".into()),
+        other => return Err(format!("media kind {other} is not 1 (audio) or 2 (video)")),
+    };
+    let mut stamp = [0u8; 8];
+    stamp.copy_from_slice(&bytes[1..HEADER_BYTES]);
+    let stamp = i64::from_be_bytes(stamp);
+    let payload = &bytes[HEADER_BYTES..];
+    if payload.is_empty() {
+        return Err("an empty media message".into());
+    }
+    if kind == MediaKind::Video {
+        if let Some(expected) = hello.video.and_then(|v| v.frame_bytes()) {
+            if payload.len() != expected {
+                return Err(format!(
+                    "a video frame of {} bytes; the declared raw format needs {expected}",
+                    payload.len()
+                ));
+            }
+        }
+    }
+    Ok(Media {
+        kind,
+        capture_us: (stamp != UNSTAMPED).then_some(stamp),
+        payload,
+    })
+}
+
+/// A media message as a producer writes it (the simulator, tests).
+pub fn encode_media(kind: u8, capture_us: Option<i64>, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
+    out.push(kind);
+    out.extend_from_slice(&capture_us.unwrap_or(UNSTAMPED).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELLO: &str = r#"{"type":"hello","audio":{"rate":24000,"channels":1,"format":"s16le"},"video":{"width":512,"height":512,"format":"i420","fps":30}}"#;
+
+    #[test]
+    fn the_contract_hello_parses() {
+        let hello = parse_hello(HELLO).unwrap();
+        assert_eq!(hello.audio.unwrap().rate_hz, 24_000);
+        let video = hello.video.unwrap();
+        assert_eq!((video.width, video.height, video.fps), (512, 512, 30));
+        assert_eq!(video.frame_bytes(), Some(512 * 512 * 3 / 2));
+        assert!(hello.max_message_bytes() >= 512 * 512 * 3 / 2 + 9);
+        let audio_only = parse_hello(r#"{"type":"hello","audio":{"rate":16000}}"#).unwrap();
+        assert!(audio_only.video.is_none());
+    }
+
+    #[test]
+    fn bad_hellos_say_what_is_wrong() {
+        for (text, says) in [
+            ("not json", "not valid"),
+            (r#"{"type":"flush"}"#, "must be"),
+            (r#"{"type":"hello"}"#, "neither"),
+            (r#"{"type":"hello","audio":{"rate":1}}"#, "audio.rate 1"),
+            (
+                r#"{"type":"hello","audio":{"rate":8000,"format":"u8"}}"#,
+                "\"u8\"",
+            ),
+            (
+                r#"{"type":"hello","audio":{"rate":8000,"channels":0}}"#,
+                "channels 0",
+            ),
+            (
+                r#"{"type":"hello","video":{"width":511,"height":512,"format":"i420"}}"#,
+                "even",
+            ),
+            (
+                r#"{"type":"hello","video":{"width":512,"height":512,"format":"vp8"}}"#,
+                "\"vp8\"",
+            ),
+            (
+                r#"{"type":"hello","video":{"width":512,"height":512,"format":"i420","fps":0}}"#,
+                "fps 0",
+            ),
+            (
+                r#"{"type":"hello","audio":{"rate":8000},"extra":1}"#,
+                "extra",
+            ),
+        ] {
+            let err = parse_hello(text).unwrap_err();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn media_messages_round_trip_and_bad_ones_are_refused() {
+        let hello = parse_hello(HELLO).unwrap();
+        let audio = encode_media(KIND_AUDIO, Some(-5), &[1, 2, 3, 4]);
+        let m = parse_media(&audio, &hello).unwrap();
+        assert_eq!(
+            (m.kind, m.capture_us, m.payload),
+            (MediaKind::Audio, Some(-5), &[1u8, 2, 3, 4][..])
+        );
+        let unstamped = encode_media(KIND_AUDIO, None, &[0, 0]);
+        assert_eq!(parse_media(&unstamped, &hello).unwrap().capture_us, None);
+        for (bytes, says) in [
+            (vec![1, 0, 0], "9-byte header"),
+            (encode_media(3, None, &[0]), "kind 3"),
+            (encode_media(KIND_AUDIO, None, &[]), "empty"),
+            (encode_media(KIND_VIDEO, None, &[0; 100]), "100 bytes"),
+        ] {
+            let err = parse_media(&bytes, &hello).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
+        let audio_only = parse_hello(r#"{"type":"hello","audio":{"rate":16000}}"#).unwrap();
+        let err = parse_media(&encode_media(KIND_VIDEO, None, &[0]), &audio_only).unwrap_err();
+        assert!(err.contains("declared none"), "{err}");
+    }
+
+    #[test]
+    fn controls() {
+        assert_eq!(parse_control(r#"{"type":"flush"}"#), Ok(Control::Flush));
+        assert_eq!(parse_control(r#"{"type":"end"}"#), Ok(Control::End));
+        assert!(parse_control(r#"{"type":"dance"}"#)
+            .unwrap_err()
+            .contains("dance"));
+        assert!(parse_control("{").is_err());
+    }
+}

@@ -1,0 +1,542 @@
+//! One producer's session on a push source: the hello, then media placed on the source's
+//! output timeline and released when due.
+//!
+//! Timing: the producer's capture times are mapped once onto the local clock (from the hello's
+//! `clock_us`, else from the first stamped message); every audio sample and frame then goes out
+//! a fixed playout delay after its capture time, so both tracks carry the same capture-to-output
+//! mapping and the viewer's lip sync lines them up exactly. Audio is Opus packets released one
+//! every 20 ms whatever the producer does (`PushAudio`); raw frames are encoded as they fall due
+//! and the last one is repeated when the producer falls silent; H.264 is passed through.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket};
+use futures::{SinkExt as _, StreamExt as _};
+use lockstep_media::{
+    i420_from_rgb24, pattern::I420Frame, H264Encoder, LiveFrame, LiveMedia, OpusPacket, Placement,
+    PushAudio, PushAudioEvent, SourceFeed, LIVE_RATE_HZ,
+};
+use lockstep_rtsp::ingest::LocalClock;
+use lockstep_sync::{LatencyProfile, LocalInstant};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::camera::{ticks, CameraState};
+use super::push::ProducerSlot;
+use super::push_protocol::{
+    parse_control, parse_hello, parse_media, Control, MediaKind, VideoDeclaration, VideoFormat,
+};
+use super::ws::{
+    await_peer_close, close_code, close_message, read_error_code, Beat, Heartbeat, WsPolicy,
+};
+
+/// A producer must say hello within this.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events for the producer waiting to be written; beyond this they are dropped (a producer
+/// that does not read its socket must not hold up the media).
+const EVENT_QUEUE: usize = 64;
+/// Raw frames waiting for the encoder thread.
+const ENCODER_QUEUE: usize = 4;
+/// A frame due further back than this when it arrives is dropped, not shown late.
+const LATE_FRAME: Duration = Duration::from_millis(100);
+/// Frames queued ahead of their time, at most (10 s at 30 fps).
+const MAX_QUEUED_FRAMES: usize = 300;
+const STATS_EVERY: Duration = Duration::from_secs(1);
+/// Video bitrate for encoded raw frames, per pixel per frame (512×512 at 30 fps ≈ 1.6 Mbit/s).
+const BITS_PER_PIXEL_FRAME: f64 = 0.2;
+
+/// Capture to output: what the producer's jitter may use up.
+pub fn playout_delay(profile: LatencyProfile) -> Duration {
+    Duration::from_millis(match profile {
+        LatencyProfile::Low => 50,
+        LatencyProfile::Balanced => 120,
+        LatencyProfile::Smooth => 400,
+    })
+}
+
+pub async fn run(socket: WebSocket, source: ProducerSlot, policy: WsPolicy) {
+    let (sink, mut stream) = socket.split();
+    let (events, mut outgoing) = mpsc::channel::<Message>(EVENT_QUEUE);
+    let writer = tokio::spawn(async move {
+        let mut sink = sink;
+        while let Some(message) = outgoing.recv().await {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+        sink
+    });
+    let name = source.name().to_owned();
+    let (code, reason) = match session(&source, &mut stream, &events, policy).await {
+        Ok(reason) => (close_code::NORMAL, reason),
+        Err((code, reason)) => (code, reason),
+    };
+    tracing::info!(source = %name, "producer session ended: {reason}");
+    source.handle.feed.clear_cache();
+    source.status.send_modify(|s| {
+        s.state = CameraState::Waiting;
+        s.error = Some(format!("producer left: {reason}"));
+    });
+    drop(source);
+    // Close: our frame, then the peer's (or a timeout), then we drop TCP first.
+    let _ = events.send(close_message(code, &reason)).await;
+    drop(events);
+    await_peer_close(&mut stream).await;
+    // Both halves dropped: the server closes TCP first.
+    let _ = writer.await;
+    drop(stream);
+}
+
+type Closing = (u16, String);
+
+fn send_event(events: &mpsc::Sender<Message>, value: serde_json::Value) {
+    let _ = events.try_send(Message::Text(value.to_string().into()));
+}
+
+async fn session(
+    source: &ProducerSlot,
+    stream: &mut futures::stream::SplitStream<WebSocket>,
+    events: &mpsc::Sender<Message>,
+    policy: WsPolicy,
+) -> Result<String, Closing> {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
+        Err(_) => return Err((close_code::POLICY, "no hello within 10 s".into())),
+        Ok(None) => return Ok("closed before the hello".into()),
+        Ok(Some(Err(e))) => return Err(read_error_code(&e)),
+        Ok(Some(Ok(Message::Text(text)))) => {
+            parse_hello(&text).map_err(|e| (close_code::UNSUPPORTED, e))?
+        }
+        Ok(Some(Ok(Message::Close(_)))) => return Ok("closed before the hello".into()),
+        Ok(Some(Ok(_))) => {
+            return Err((
+                close_code::UNSUPPORTED,
+                "the first message must be the text hello".into(),
+            ))
+        }
+    };
+    let settings = source.handle.settings.clone();
+    let clock = source.clock;
+    let delay = playout_delay(settings.profile);
+    let start = clock.now();
+    let mut timeline = Timeline {
+        delay_nanos: delay.as_nanos() as i64,
+        offset_us: hello.clock_us.map(|c| start.as_nanos() / 1_000 - c),
+    };
+    let mut audio = match hello.audio {
+        Some(format) => Some(
+            PushAudio::new(format, ticks(timeline.output(start), LIVE_RATE_HZ))
+                .map_err(|e| (close_code::INTERNAL, e.to_string()))?,
+        ),
+        None => None,
+    };
+    let feed = source.handle.feed.clone();
+    let mut video = match hello.video {
+        Some(decl) => {
+            Some(VideoPath::new(decl, feed.clone(), clock).map_err(|e| (close_code::INTERNAL, e))?)
+        }
+        None => None,
+    };
+    send_event(
+        events,
+        json!({
+            "type": "ready",
+            "latency_ms": delay.as_millis() as u64,
+            "audio": hello.audio.map(|a| json!({"rate": a.rate_hz, "channels": a.channels, "out": "opus/48000"})),
+            "video": hello.video.map(|v| json!({"width": v.width, "height": v.height, "fps": v.fps, "out": "h264"})),
+            "max_message_bytes": hello.max_message_bytes(),
+        }),
+    );
+    source.status.send_modify(|s| {
+        s.state = CameraState::Live;
+        s.error = None;
+        s.sessions += 1;
+        s.video_codec = hello.video.map(|_| "H264");
+        s.audio_codec = hello.audio.map(|a| format!("PCM {} Hz → Opus", a.rate_hz));
+    });
+    let mut heartbeat = Heartbeat::new(policy, tokio::time::Instant::now());
+    let mut stats = SessionStats::default();
+    let mut next_stats = Instant::now() + STATS_EVERY;
+    let mut packets: Vec<OpusPacket> = Vec::new();
+    loop {
+        let now = clock.now();
+        // Release what is due.
+        if let Some(audio) = audio.as_mut() {
+            let happened = audio
+                .release(ticks(now, LIVE_RATE_HZ), &mut packets)
+                .map_err(|e| (close_code::INTERNAL, e.to_string()))?;
+            for packet in packets.drain(..) {
+                feed.publish(LiveFrame {
+                    media: LiveMedia::Opus,
+                    wallclock: clock.instant(from_ticks(packet.pts, LIVE_RATE_HZ)),
+                    pts: packet.pts,
+                    data: Arc::from(packet.data),
+                });
+            }
+            for event in happened {
+                send_event(events, audio_event_json(&event));
+            }
+        }
+        if let Some(video) = video.as_mut() {
+            video.release(now);
+        }
+        if Instant::now() >= next_stats {
+            next_stats += STATS_EVERY;
+            send_event(events, stats.json(audio.as_ref(), video.as_ref(), delay));
+            stats.headroom_ms = None;
+        }
+        let wake = [
+            audio
+                .as_ref()
+                .map(|a| from_ticks(a.next_due(), LIVE_RATE_HZ)),
+            video.as_ref().and_then(VideoPath::next_due),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map_or(next_stats, |at| clock.instant(at).min(next_stats));
+        tokio::select! {
+            message = stream.next() => {
+                let message = match message {
+                    None => return Ok("the producer closed the connection".into()),
+                    Some(Err(e)) => return Err(read_error_code(&e)),
+                    Some(Ok(message)) => message,
+                };
+                let arrived = clock.now();
+                match message {
+                    Message::Binary(bytes) => {
+                        heartbeat.message(tokio::time::Instant::now());
+                        if bytes.len() > hello.max_message_bytes() {
+                            return Err((close_code::TOO_BIG, format!(
+                                "a message of {} bytes; this hello allows {}",
+                                bytes.len(), hello.max_message_bytes()
+                            )));
+                        }
+                        let media = parse_media(&bytes, &hello)
+                            .map_err(|e| (close_code::UNSUPPORTED, e))?;
+                        let due = timeline.due(media.capture_us, arrived);
+                        stats.note_headroom(due, arrived);
+                        match (media.kind, audio.as_mut(), video.as_mut()) {
+                            (MediaKind::Audio, Some(audio), _) => {
+                                let placement = match media.capture_us {
+                                    Some(_) => Placement::At(ticks(due, LIVE_RATE_HZ)),
+                                    None => Placement::AfterQueued { earliest: ticks(due, LIVE_RATE_HZ) },
+                                };
+                                let late = audio.push(placement, media.payload).map_err(|e| (close_code::UNSUPPORTED, e.to_string()))?;
+                                if late > 0 {
+                                    tracing::debug!(source = %settings.name, "audio {late} samples late: arrived {arrived:?}, due {due:?}, next packet {}", audio.next_due());
+                                }
+                            }
+                            (MediaKind::Video, _, Some(video)) => {
+                                video.push(due, arrived, media.payload).map_err(|e| (close_code::UNSUPPORTED, e))?;
+                            }
+                            _ => {}
+                        }
+                    }
+                    Message::Text(text) => {
+                        heartbeat.message(tokio::time::Instant::now());
+                        match parse_control(&text).map_err(|e| (close_code::UNSUPPORTED, e))? {
+                            Control::Flush => {
+                                let dropped_ms = audio.as_mut().map_or(0, PushAudio::flush);
+                                let dropped_frames = video.as_mut().map_or(0, VideoPath::flush);
+                                send_event(events, json!({"type": "flushed", "audio_ms": dropped_ms, "video_frames": dropped_frames}));
+                            }
+                            Control::End => return Ok("the producer ended the stream".into()),
+                        }
+                    }
+                    Message::Pong(_) | Message::Ping(_) => heartbeat.heard(),
+                    Message::Close(_) => return Ok("the producer closed the connection".into()),
+                }
+            }
+            beat = heartbeat.next() => match beat {
+                Beat::Ping => { let _ = events.try_send(Message::Ping(Default::default())); }
+                Beat::Dead => return Err((close_code::POLICY, "no pong to two pings".into())),
+                Beat::Idle => return Err((close_code::POLICY, "idle: no message for the idle timeout".into())),
+            },
+            () = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+}
+
+/// Maps the producer's capture times onto the local clock and the output timeline.
+#[derive(Debug)]
+struct Timeline {
+    delay_nanos: i64,
+    /// Local µs minus producer µs, once known.
+    offset_us: Option<i64>,
+}
+
+impl Timeline {
+    fn output(&self, capture: LocalInstant) -> LocalInstant {
+        LocalInstant::from_nanos(capture.as_nanos() + self.delay_nanos)
+    }
+
+    /// When media captured at `capture_us` (producer clock; `None` = now) goes out.
+    fn due(&mut self, capture_us: Option<i64>, arrived: LocalInstant) -> LocalInstant {
+        let capture = match capture_us {
+            None => arrived,
+            Some(stamp) => {
+                let offset = *self
+                    .offset_us
+                    .get_or_insert(arrived.as_nanos() / 1_000 - stamp);
+                LocalInstant::from_micros(stamp.saturating_add(offset))
+            }
+        };
+        self.output(capture)
+    }
+}
+
+fn from_ticks(pts: i64, rate: u32) -> LocalInstant {
+    LocalInstant::from_nanos((i128::from(pts) * 1_000_000_000 / i128::from(rate)) as i64)
+}
+
+fn audio_event_json(event: &PushAudioEvent) -> serde_json::Value {
+    let (kind, pts) = match *event {
+        PushAudioEvent::SpeakingStarted { pts } => ("speaking_started", pts),
+        PushAudioEvent::SpeakingEnded { pts } => ("speaking_ended", pts),
+        PushAudioEvent::Underrun { pts } => ("underrun", pts),
+    };
+    json!({ "type": kind, "pts_48k": pts })
+}
+
+#[derive(Debug, Default)]
+struct SessionStats {
+    /// The least time between a message's arrival and its output over the last second: how
+    /// close the producer came to being late.
+    headroom_ms: Option<f64>,
+}
+
+impl SessionStats {
+    fn note_headroom(&mut self, due: LocalInstant, arrived: LocalInstant) {
+        let ms = (due.as_nanos() - arrived.as_nanos()) as f64 / 1e6;
+        self.headroom_ms = Some(self.headroom_ms.map_or(ms, |h: f64| h.min(ms)));
+    }
+
+    fn json(
+        &self,
+        audio: Option<&PushAudio>,
+        video: Option<&VideoPath>,
+        delay: Duration,
+    ) -> serde_json::Value {
+        let counters = audio.map(PushAudio::counters);
+        json!({
+            "type": "stats",
+            "latency_ms": delay.as_millis() as u64,
+            "headroom_ms": self.headroom_ms.map(|h| (h * 10.0).round() / 10.0),
+            "queue_ms": audio.map_or(0, PushAudio::queued_ms),
+            "audio_packets": counters.map_or(0, |c| c.packets),
+            "underruns": counters.map_or(0, |c| c.underruns),
+            "late_audio_ms": counters.zip(audio).map_or(0, |(c, a)| c.late_samples * 1000 / u64::from(a.format().rate_hz)),
+            "video_frames": video.map_or(0, |v| v.frames),
+            "video_repeats": video.map_or(0, |v| v.repeats),
+            "video_dropped": video.map_or(0, |v| v.dropped),
+        })
+    }
+}
+
+enum Picture {
+    Raw(I420Frame),
+    H264 { annex_b: Vec<u8>, keyframe: bool },
+}
+
+struct EncodeJob {
+    /// `None`: repeat the last picture.
+    picture: Option<I420Frame>,
+    due: LocalInstant,
+}
+
+/// A push source's video: frames held until due, then encoded (raw) or passed through (H.264).
+struct VideoPath {
+    decl: VideoDeclaration,
+    feed: Arc<SourceFeed>,
+    clock: LocalClock,
+    queue: VecDeque<(LocalInstant, Picture)>,
+    encoder: Option<SyncSender<EncodeJob>>,
+    last_due: Option<LocalInstant>,
+    interval_nanos: i64,
+    /// H.264 after a flush or a drop: wait for a keyframe.
+    need_keyframe: bool,
+    frames: u64,
+    repeats: u64,
+    dropped: u64,
+}
+
+impl VideoPath {
+    fn new(
+        decl: VideoDeclaration,
+        feed: Arc<SourceFeed>,
+        clock: LocalClock,
+    ) -> Result<Self, String> {
+        let encoder = match decl.format {
+            VideoFormat::H264 => None,
+            VideoFormat::I420 | VideoFormat::Rgb24 => {
+                Some(spawn_encoder(decl, feed.clone(), clock)?)
+            }
+        };
+        Ok(VideoPath {
+            decl,
+            feed,
+            clock,
+            queue: VecDeque::new(),
+            encoder,
+            last_due: None,
+            interval_nanos: 1_000_000_000 / i64::from(decl.fps),
+            need_keyframe: true,
+            frames: 0,
+            repeats: 0,
+            dropped: 0,
+        })
+    }
+
+    fn push(
+        &mut self,
+        due: LocalInstant,
+        arrived: LocalInstant,
+        payload: &[u8],
+    ) -> Result<(), String> {
+        let picture = match self.decl.format {
+            VideoFormat::I420 => Picture::Raw(I420Frame {
+                width: self.decl.width,
+                height: self.decl.height,
+                data: payload.to_vec(),
+            }),
+            VideoFormat::Rgb24 => Picture::Raw(
+                i420_from_rgb24(self.decl.width, self.decl.height, payload)
+                    .ok_or("an RGB frame of the wrong size")?,
+            ),
+            VideoFormat::H264 => Picture::H264 {
+                keyframe: lockstep_media::h264::split_annex_b(payload)
+                    .iter()
+                    .any(|nal| nal.first().is_some_and(|b| b & 0x1f == 5)),
+                annex_b: payload.to_vec(),
+            },
+        };
+        if due.as_nanos() < arrived.as_nanos() - LATE_FRAME.as_nanos() as i64
+            || self.queue.len() >= MAX_QUEUED_FRAMES
+        {
+            self.dropped += 1;
+            self.need_keyframe = true;
+            return Ok(());
+        }
+        // Out of order frames go where they belong.
+        let at = self.queue.partition_point(|(d, _)| *d <= due);
+        self.queue.insert(at, (due, picture));
+        Ok(())
+    }
+
+    /// Drops every frame not yet shown; returns how many.
+    fn flush(&mut self) -> usize {
+        let n = self.queue.len();
+        self.queue.clear();
+        n
+    }
+
+    fn next_due(&self) -> Option<LocalInstant> {
+        let queued = self.queue.front().map(|(d, _)| *d);
+        let repeat = self.repeat_due();
+        queued.into_iter().chain(repeat).min()
+    }
+
+    /// When the last picture is shown again if nothing new comes (raw video only).
+    fn repeat_due(&self) -> Option<LocalInstant> {
+        self.encoder.as_ref()?;
+        self.last_due
+            .map(|d| LocalInstant::from_nanos(d.as_nanos() + self.interval_nanos * 3 / 2))
+    }
+
+    fn release(&mut self, now: LocalInstant) {
+        while self.queue.front().is_some_and(|(d, _)| *d <= now) {
+            let Some((due, picture)) = self.queue.pop_front() else {
+                break;
+            };
+            match picture {
+                Picture::Raw(frame) => self.encode(Some(frame), due),
+                Picture::H264 { annex_b, keyframe } => {
+                    if self.need_keyframe && !keyframe {
+                        self.dropped += 1;
+                        continue;
+                    }
+                    self.need_keyframe = false;
+                    self.frames += 1;
+                    self.last_due = Some(due);
+                    self.feed.publish(LiveFrame {
+                        media: LiveMedia::H264 { keyframe },
+                        wallclock: self.clock.instant(due),
+                        pts: ticks(due, 90_000),
+                        data: Arc::from(annex_b),
+                    });
+                }
+            }
+        }
+        // The producer fell silent: show the last picture again, one interval on.
+        if let Some(repeat) = self.repeat_due().filter(|r| *r <= now) {
+            let due = LocalInstant::from_nanos(repeat.as_nanos() - self.interval_nanos / 2);
+            self.repeats += 1;
+            self.encode(None, due);
+        }
+    }
+
+    fn encode(&mut self, picture: Option<I420Frame>, due: LocalInstant) {
+        let Some(encoder) = &self.encoder else { return };
+        self.last_due = Some(due);
+        match encoder.try_send(EncodeJob { picture, due }) {
+            Ok(()) => self.frames += 1,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped += 1,
+        }
+    }
+}
+
+/// The H.264 encoder on a thread of its own (a 512×512 frame takes milliseconds; the session
+/// task must not wait for it). It publishes each frame stamped with its due time.
+fn spawn_encoder(
+    decl: VideoDeclaration,
+    feed: Arc<SourceFeed>,
+    clock: LocalClock,
+) -> Result<SyncSender<EncodeJob>, String> {
+    let bitrate = (decl.width * decl.height) as f64 * f64::from(decl.fps) * BITS_PER_PIXEL_FRAME;
+    let (tx, rx) = sync_channel::<EncodeJob>(ENCODER_QUEUE);
+    std::thread::Builder::new()
+        .name("push-h264".into())
+        .spawn(move || {
+            // Set up here: it takes milliseconds the session's first audio must not wait.
+            let mut encoder = match H264Encoder::new(decl.fps, bitrate as u32, decl.fps * 2) {
+                Ok(encoder) => encoder,
+                Err(e) => {
+                    tracing::error!("push video encoder: {e}");
+                    return;
+                }
+            };
+            let mut last: Option<I420Frame> = None;
+            while let Ok(job) = rx.recv() {
+                if let Some(picture) = job.picture {
+                    last = Some(picture);
+                }
+                let Some(picture) = last.as_ref() else {
+                    continue;
+                };
+                match encoder.encode(picture) {
+                    Ok(encoded) => {
+                        let mut annex_b = Vec::new();
+                        for nal in &encoded.nals {
+                            annex_b.extend_from_slice(&[0, 0, 0, 1]);
+                            annex_b.extend_from_slice(nal);
+                        }
+                        feed.publish(LiveFrame {
+                            media: LiveMedia::H264 {
+                                keyframe: encoded.keyframe,
+                            },
+                            wallclock: clock.instant(job.due),
+                            pts: ticks(job.due, 90_000),
+                            data: Arc::from(annex_b),
+                        });
+                    }
+                    Err(e) => tracing::warn!("push video encode: {e}"),
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the video encoder thread: {e}"))?;
+    Ok(tx)
+}
