@@ -597,7 +597,9 @@ url = "rtsp://192.168.1.11/live"
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nsync_offset_ms = 9000\n", "line 4", "beyond"),
             ("[storage]\nmax_disk = \"5 parsecs\"\n", "line 2", "PARSECS"),
             ("[[camera]]\nname = \"a\"\n", "line 1", "missing field `url`"),
-            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://i/\"\n", "line 2", "used twice"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://i/\"\n", "line 5", "used twice"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[push]]\nname = \"a\"\n", "line 5", "used twice"),
+            ("[server]\nws_ping_secs = 0\n", "server.ws_ping_secs is 0", "1 to 300"),
         ];
         for (text, line, reason) in cases {
             let err = Config::parse(text, "cams.toml").unwrap_err().to_string();

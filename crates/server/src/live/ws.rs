@@ -302,14 +302,17 @@ mod tests {
     async fn messages_keep_a_peer_from_idling() {
         let start = Instant::now();
         let mut heartbeat = Heartbeat::new(POLICY, start);
-        // A message every 100 s for 1000 s: never idle, never dead.
+        // Pongs at once and a message every 100 s for 1000 s: never idle, never dead.
         for _ in 0..10 {
             let sleep = tokio::time::sleep(Duration::from_secs(100));
             tokio::pin!(sleep);
             loop {
                 tokio::select! {
                     () = &mut sleep => break,
-                    beat = heartbeat.next() => assert_eq!(beat, Beat::Ping),
+                    beat = heartbeat.next() => {
+                        assert_eq!(beat, Beat::Ping);
+                        heartbeat.heard();
+                    }
                 }
             }
             heartbeat.message(Instant::now());
