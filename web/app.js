@@ -101,7 +101,9 @@ function update(camera) {
   el.querySelector('[data-k="offset"]').classList.toggle('good', good);
   if (!c.playing) {
     el.querySelector('.veil-text').textContent =
-      camera.state === 'live' ? 'starting…' : camera.state;
+      camera.state === 'live' ? 'starting…'
+        : camera.state === 'waiting' ? `waiting for a producer (ws://${location.host}/api/push/${camera.name})`
+          : camera.state;
   }
   if (camera.state === 'live') play(c, camera);
 }
@@ -134,6 +136,32 @@ window.lockstep = {
     await new Promise((r) => setTimeout(r, ms));
     meter.stop();
     return meter.report();
+  },
+  /** Mean brightness of a region of what the card renders, once a frame, for `ms`. */
+  async region(name, box, ms) {
+    const c = cards.get(name);
+    if (!c || !c.stream) throw new Error(`camera ${name} is not playing`);
+    const canvas = document.createElement('canvas');
+    canvas.width = 16;
+    canvas.height = 16;
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    const values = [];
+    const v = c.video;
+    let done = false;
+    const onFrame = () => {
+      if (done) return;
+      const [x0, y0, x1, y1] = box.map((f, i) => f * (i % 2 ? v.videoHeight : v.videoWidth));
+      ctx.drawImage(v, x0, y0, x1 - x0, y1 - y0, 0, 0, 16, 16);
+      const px = ctx.getImageData(0, 0, 16, 16).data;
+      let sum = 0;
+      for (let i = 0; i < px.length; i += 4) sum += px[i] + px[i + 1] + px[i + 2];
+      values.push(sum / (px.length / 4) / 3);
+      v.requestVideoFrameCallback(onFrame);
+    };
+    v.requestVideoFrameCallback(onFrame);
+    await new Promise((r) => setTimeout(r, ms));
+    done = true;
+    return values;
   },
   async stats(name) {
     const c = cards.get(name);

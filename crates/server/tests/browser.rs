@@ -3,13 +3,24 @@
 //! checks that every camera plays (frames decoded, audio energy, no concealment on the clean one)
 //! and that the page's own measurement of rendered flash vs played beep is within ±40 ms (its
 //! median, and most events: a moment's stall of a busy machine is not a sync failure).
-//! Screenshots go to `target/artifacts/`.
+//! The demo's push source is fed by `examples/push_avatar.py`: the avatar plays in the UI with a
+//! moving mouth and sound. Screenshots go to `target/artifacts/`.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
 use common::Server;
+
+/// The example avatar's process, stopped with the test.
+struct Avatar(std::process::Child);
+
+impl Drop for Avatar {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -25,6 +36,20 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
          test drives real Chromium"
     );
     let server = Server::start(&["demo", "--listen", "127.0.0.1:0"]);
+    // The demo's push source gets the example avatar (numpy + websockets; `.ci/run` installs
+    // them).
+    let push_url = format!(
+        "{}/api/push/avatar",
+        server.base.replace("http://", "ws://")
+    );
+    let _avatar = Avatar(
+        Command::new("python3")
+            .arg(root.join("examples/push_avatar.py"))
+            .args([push_url.as_str(), "--quiet", "--duration", "180"])
+            .spawn()
+            .expect("python3 runs examples/push_avatar.py"),
+    );
+    server.wait_json("/api/cameras/avatar", 30, |c| c["state"] == "live");
     let artifacts = root.join("target/artifacts");
     let out = Command::new("node")
         .arg(tests.join("live_view.mjs"))
@@ -44,9 +69,12 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
+    eprintln!("{result:#}");
     assert!(out.status.success() && result["ok"] == true, "{result:#}");
     let cameras = result["cameras"].as_object().expect("cameras");
     assert_eq!(cameras.len(), 2, "{result:#}");
+    let avatar = &result["avatars"]["avatar"];
+    assert!(avatar["audio_energy"].as_f64() > Some(0.0), "{result:#}");
     for (name, camera) in cameras {
         let offset = camera["abs_p50_ms"].as_f64().expect("an offset");
         assert!(offset <= 40.0, "{name}: {offset} ms");

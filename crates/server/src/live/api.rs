@@ -132,6 +132,7 @@ pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
     });
     json!({
         "name": camera.settings.name,
+        "kind": camera.settings.kind,
         "url": camera.settings.shown_url,
         "state": status.state,
         "error": status.error,

@@ -44,6 +44,8 @@ pub struct CameraStatus {
 #[derive(Debug, Clone)]
 pub struct CameraSettings {
     pub name: String,
+    /// `"camera"` (RTSP) or `"push"` (a producer pushes to it).
+    pub kind: &'static str,
     /// The URL with credentials, for the RTSP client only.
     pub url: String,
     /// The URL as shown (credentials redacted).

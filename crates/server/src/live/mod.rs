@@ -87,6 +87,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             spawn_camera(
                 CameraSettings {
                     name: c.name.to_string(),
+                    kind: "camera",
                     url: c.url.for_connecting().to_owned(),
                     shown_url: c.url.to_string(),
                     audio: c.audio,

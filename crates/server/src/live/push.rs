@@ -64,6 +64,7 @@ impl PushSource {
             handle: CameraHandle {
                 settings: Arc::new(CameraSettings {
                     name: config.name.to_string(),
+                    kind: "push",
                     url: String::new(),
                     shown_url: format!("push:/api/push/{}", config.name),
                     audio: config.audio,
