@@ -15,7 +15,7 @@ over one WebSocket (`/api/push/NAME`, the protocol in ARCHITECTURE.md):
 - the connection is kept up: reconnect with exponential backoff and full jitter, honouring
   `Retry-After`.
 
-    pip install numpy websockets
+    pip install numpy "websockets>=13"
     cargo run --release -- demo                 # in another terminal
     python3 examples/push_avatar.py             # then open http://127.0.0.1:8350/ (card "avatar")
 """
