@@ -1,9 +1,11 @@
-// The camera grid: lists cameras from the API, plays each over WHEP, and overlays its live sync
-// state. Everything the page shows comes from /api/cameras once a second.
+// The camera grid: lists cameras from the API, plays each over WebRTC, and overlays its live sync
+// state. Camera state comes once a second on the signalling socket (/api/ws), which also sets up
+// the viewers; while it is down the page polls /api/cameras and uses WHEP.
 
 import { WhepSession } from './whep.js';
 import { SyncMeter } from './sync-meter.js';
 import { Timeline } from './timeline.js';
+import { Signalling } from './signalling.js';
 
 const grid = document.getElementById('grid');
 const cards = new Map();   // name -> { el, session, video, stream }
@@ -54,7 +56,7 @@ function card(camera) {
 
 async function play(c, camera) {
   if (c.session) return;
-  c.session = new WhepSession(new URL(camera.whep, location.href).toString());
+  c.session = new WhepSession(new URL(camera.whep, location.href).toString(), signalling, camera.name);
   try {
     c.stream = await c.session.start();
     c.video.srcObject = c.stream;
@@ -108,14 +110,21 @@ function update(camera) {
   if (camera.state === 'live') play(c, camera);
 }
 
+function render(cameras) {
+  document.getElementById('empty').hidden = cameras.length > 0;
+  const live = cameras.filter((c) => c.state === 'live').length;
+  document.getElementById('summary').textContent =
+    `${live} of ${cameras.length} camera${cameras.length === 1 ? '' : 's'} live`;
+  cameras.forEach(update);
+}
+
+// Camera state comes on the signalling socket; while it is down, from polling.
+const signalling = new Signalling(render);
+
 async function refresh() {
+  if (signalling.open) return;
   try {
-    const cameras = await (await fetch('/api/cameras')).json();
-    document.getElementById('empty').hidden = cameras.length > 0;
-    const live = cameras.filter((c) => c.state === 'live').length;
-    document.getElementById('summary').textContent =
-      `${live} of ${cameras.length} camera${cameras.length === 1 ? '' : 's'} live`;
-    cameras.forEach(update);
+    render(await (await fetch('/api/cameras')).json());
   } catch (e) {
     document.getElementById('summary').textContent = 'server unreachable';
   }
@@ -128,6 +137,8 @@ setInterval(() => cards.forEach((c) => c.timeline.refresh()), 5000);
 // For tests and the benchmark: measure rendered lip sync of one camera for `ms` milliseconds.
 window.lockstep = {
   cards,
+  signalling,
+  dropSignalling() { signalling.drop(); },
   async measure(name, ms) {
     const c = cards.get(name);
     if (!c || !c.stream) throw new Error(`camera ${name} is not playing`);

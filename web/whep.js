@@ -2,9 +2,16 @@
 // ICE-lite with host candidates, so gathering on our side is quick and the offer is complete).
 
 export class WhepSession {
-  constructor(endpoint) {
+  /**
+   * `signalling` (optional): a connected `Signalling` to set up through instead of an HTTP POST
+   * (the viewer then survives a dropped socket by resume); `camera` names the source for it.
+   */
+  constructor(endpoint, signalling = null, camera = null) {
     this.endpoint = endpoint;
+    this.signalling = signalling;
+    this.camera = camera;
     this.resource = null;
+    this.viewer = null;
     this.pc = null;
   }
 
@@ -19,6 +26,17 @@ export class WhepSession {
     pc.ontrack = (event) => stream.addTrack(event.track);
     await pc.setLocalDescription(await pc.createOffer());
     await gatheringComplete(pc, 2000);
+    if (this.signalling && this.signalling.open) {
+      try {
+        const { viewer, sdp } = await this.signalling.watch(this.camera, pc.localDescription.sdp);
+        this.viewer = viewer;
+        await pc.setRemoteDescription({ type: 'answer', sdp });
+        return stream;
+      } catch (e) {
+        pc.close();
+        throw e;
+      }
+    }
     const response = await fetch(this.endpoint, {
       method: 'POST',
       headers: { 'Content-Type': 'application/sdp' },
@@ -38,6 +56,8 @@ export class WhepSession {
   async stop() {
     const resource = this.resource;
     this.resource = null;
+    if (this.viewer && this.signalling) this.signalling.stop(this.viewer);
+    this.viewer = null;
     if (this.pc) this.pc.close();
     this.pc = null;
     if (resource) {

@@ -135,6 +135,25 @@ try {
     if (!(sound.audio_energy > 0)) fail(`${name}: the avatar is silent`, result);
   }
 
+  // The signalling socket drops: the pictures keep coming, and it comes back resumed.
+  {
+    const name = names[0];
+    const decoded = async () => ((await page.evaluate((n) => window.lockstep.stats(n), name)).video || {}).framesDecoded || 0;
+    const connects = await page.evaluate(() => window.lockstep.signalling.connects);
+    const before = await decoded();
+    await page.evaluate(() => window.lockstep.dropSignalling());
+    await page.waitForTimeout(3000);
+    const after = await decoded();
+    result.resume = { frames_while_reconnecting: after - before };
+    if (after - before < 30) fail(`${name}: ${after - before} frames in 3 s after the signalling socket dropped`, result);
+    try {
+      await page.waitForFunction((k) => window.lockstep.signalling.connects > k
+        && window.lockstep.signalling.resumed, connects, { timeout: 20000 });
+    } catch (e) {
+      fail('the signalling socket did not come back resumed', result);
+    }
+  }
+
   const clean = result.cameras['demo-clean'];
   if (clean && clean.concealed_ratio !== null && clean.concealed_ratio > 0.02) {
     fail(`demo-clean: ${(clean.concealed_ratio * 100).toFixed(2)} % of audio concealed on a clean link`, result);

@@ -57,6 +57,9 @@ pub struct ServerConfig {
     /// A WebSocket that sends nothing (pongs aside) for this long is closed.
     #[serde(default = "default_ws_idle")]
     pub ws_idle_timeout_secs: u32,
+    /// A signalling session whose socket dropped keeps its viewers this long for a resume.
+    #[serde(default = "default_ws_resume")]
+    pub ws_resume_secs: u32,
     /// WebSocket connections one IP address may hold at once.
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: u32,
@@ -76,6 +79,9 @@ fn default_ws_ping() -> u32 {
 }
 fn default_ws_idle() -> u32 {
     300
+}
+fn default_ws_resume() -> u32 {
+    60
 }
 fn default_max_connections_per_ip() -> u32 {
     64
@@ -97,6 +103,7 @@ impl Default for ServerConfig {
             tcp_keepalive_count: default_keepalive_count(),
             ws_ping_secs: default_ws_ping(),
             ws_idle_timeout_secs: default_ws_idle(),
+            ws_resume_secs: default_ws_resume(),
             max_connections_per_ip: default_max_connections_per_ip(),
         }
     }

@@ -27,6 +27,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Every camera, viewer and WebSocket holds descriptors: use what the system allows, not the
+    // shell's default soft limit (often 1024).
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::debug!("cannot raise the open-file limit: {e}");
+    }
     match cli.command {
         Command::SimCamera(args) => run_async(sim_camera_cmd::run(&args)),
         Command::Measure(args) => run_async(measure::run(&args)),

@@ -9,3 +9,9 @@ pub mod whep_client;
 
 pub use viewer::{ViewerCounters, CONNECT_TIMEOUT};
 pub use whep::{ViewerOptions, ViewerTotals, WhepError, WhepHost};
+
+/// An unguessable token (ICE-password randomness: 24 alphanumerics, ~140 bits), for resume
+/// tokens and the like.
+pub fn random_token() -> String {
+    str0m::IceCreds::new().pass
+}

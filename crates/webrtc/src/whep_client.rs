@@ -63,10 +63,23 @@ pub struct WhepClient {
     buf: Vec<u8>,
 }
 
-impl WhepClient {
-    /// Offers to receive video and audio from `endpoint` (`http://host:port/api/whep/NAME`).
-    pub async fn connect(endpoint: &str) -> Result<WhepClient, WhepClientError> {
-        let server = http_addr(endpoint)?;
+/// A client whose offer is made and whose answer has not come yet (for signalling other than
+/// a WHEP POST, e.g. lockstep's WebSocket).
+#[derive(Debug)]
+pub struct PendingClient {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    video: Mid,
+    audio: Mid,
+    pending: str0m::change::SdpPendingOffer,
+    offer: String,
+}
+
+impl PendingClient {
+    /// Offers to receive video and audio from a server at `server` (its address decides
+    /// whether we listen on loopback).
+    pub async fn new(server: SocketAddr) -> Result<PendingClient, WhepClientError> {
         let ip: std::net::IpAddr = if server.ip().is_loopback() {
             [127, 0, 0, 1].into()
         } else {
@@ -88,19 +101,46 @@ impl WhepClient {
         let (offer, pending) = api
             .apply()
             .ok_or_else(|| WhepClientError::Endpoint("cannot make an SDP offer".into()))?;
-        let answer = post_offer(endpoint, server, &offer.to_sdp_string()).await?;
-        let answer = SdpAnswer::from_sdp_string(&answer)
-            .map_err(|e| WhepClientError::Endpoint(format!("the answer is not valid SDP: {e}")))?;
-        rtc.sdp_api().accept_answer(pending, answer)?;
-        Ok(WhepClient {
+        Ok(PendingClient {
             rtc,
             socket,
             local,
             video,
             audio,
+            pending,
+            offer: offer.to_sdp_string(),
+        })
+    }
+
+    /// The SDP offer to send.
+    pub fn offer(&self) -> &str {
+        &self.offer
+    }
+
+    /// Takes the server's answer: the client is ready to receive.
+    pub fn accept(mut self, answer: &str) -> Result<WhepClient, WhepClientError> {
+        let answer = SdpAnswer::from_sdp_string(answer)
+            .map_err(|e| WhepClientError::Endpoint(format!("the answer is not valid SDP: {e}")))?;
+        self.rtc.sdp_api().accept_answer(self.pending, answer)?;
+        Ok(WhepClient {
+            rtc: self.rtc,
+            socket: self.socket,
+            local: self.local,
+            video: self.video,
+            audio: self.audio,
             events: VecDeque::new(),
             buf: vec![0; 2048],
         })
+    }
+}
+
+impl WhepClient {
+    /// Offers to receive video and audio from `endpoint` (`http://host:port/api/whep/NAME`).
+    pub async fn connect(endpoint: &str) -> Result<WhepClient, WhepClientError> {
+        let server = http_addr(endpoint)?;
+        let pending = PendingClient::new(server).await?;
+        let answer = post_offer(endpoint, server, pending.offer()).await?;
+        pending.accept(&answer)
     }
 
     /// The next event, or `None` once `deadline` passes.

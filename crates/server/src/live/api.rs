@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::camera::{CameraHandle, CameraStatus};
 use super::push::PushSource;
 use super::recordings::{self, recorder_json, Recordings};
+use super::signalling::{self, Signalling};
 use super::ws::{ConnectionLimits, WsPolicy};
 use super::{metrics, push, web};
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub pushes: Vec<Arc<PushSource>>,
     pub ws_policy: WsPolicy,
     pub ws_limits: Arc<ConnectionLimits>,
+    pub signalling: Arc<Signalling>,
 }
 
 impl AppState {
@@ -50,6 +52,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -77,6 +83,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .options(preflight),
         )
         .route("/api/push/{name}", get(push::upgrade))
+        .route("/api/ws", get(signalling::upgrade))
         .route("/api/recordings/{name}", get(recordings::timeline))
         .route("/api/recordings/{name}/export.mp4", get(recordings::export))
         .route("/metrics", get(metrics::handler))
@@ -165,11 +172,11 @@ async fn whep_offer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let camera = state.camera(&name)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    state.camera(&name)?;
     if !content_type.starts_with("application/sdp") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -178,19 +185,7 @@ async fn whep_offer(
     }
     let offer = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8"))?;
-    let options = ViewerOptions {
-        zero_playout_delay: camera.settings.profile == lockstep_sync::LatencyProfile::Low,
-        audio: camera.settings.audio,
-    };
-    let (session, answer) = state
-        .whep
-        .offer(&name, offer, camera.feed.clone(), options)
-        .map_err(|e| match e {
-            WhepError::MalformedOffer(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
-            WhepError::NoCompatibleCodec(_) => {
-                ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string())
-            }
-        })?;
+    let (session, answer) = open_viewer(&state, &name, offer)?;
     let location = format!("/api/whep/{name}/{session}");
     Ok((
         StatusCode::CREATED,
@@ -201,6 +196,29 @@ async fn whep_offer(
         answer,
     )
         .into_response())
+}
+
+/// A WebRTC viewer of camera `name` for an SDP offer (WHEP or the signalling WebSocket):
+/// its session id and the SDP answer.
+pub fn open_viewer(
+    state: &AppState,
+    name: &str,
+    offer: &str,
+) -> Result<(String, String), ApiError> {
+    let camera = state.camera(name)?;
+    let options = ViewerOptions {
+        zero_playout_delay: camera.settings.profile == lockstep_sync::LatencyProfile::Low,
+        audio: camera.settings.audio,
+    };
+    state
+        .whep
+        .offer(name, offer, camera.feed.clone(), options)
+        .map_err(|e| match e {
+            WhepError::MalformedOffer(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+            WhepError::NoCompatibleCodec(_) => {
+                ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string())
+            }
+        })
 }
 
 async fn whep_delete(

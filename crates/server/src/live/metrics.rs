@@ -184,6 +184,12 @@ pub fn render(state: &AppState) -> String {
          lockstep_websocket_connections {}",
         state.ws_limits.open()
     );
+    let _ = writeln!(
+        out,
+        "# HELP lockstep_signalling_detached Signalling sessions waiting to be resumed\n\
+         # TYPE lockstep_signalling_detached gauge\nlockstep_signalling_detached {}",
+        state.signalling.detached()
+    );
     if let Some(recordings) = &state.recordings {
         let r = &recordings.retention;
         for (name, help, kind, value) in [

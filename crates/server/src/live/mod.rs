@@ -10,6 +10,7 @@ pub mod push_protocol;
 mod push_session;
 pub mod recorder;
 pub mod recordings;
+pub mod signalling;
 mod web;
 pub mod ws;
 
@@ -150,7 +151,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         pushes,
         ws_policy: ws::WsPolicy::from_config(&config.server),
         ws_limits: ws::ConnectionLimits::new(config.server.max_connections_per_ip),
+        signalling: signalling::Signalling::new(std::time::Duration::from_secs(
+            config.server.ws_resume_secs.into(),
+        )),
     });
+    signalling::Signalling::publish_cameras(&state);
     let app =
         api::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let listener = listener.tap_io(listener::connection_options(listener::keepalive(

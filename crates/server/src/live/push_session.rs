@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
-use futures::{SinkExt as _, StreamExt as _};
+use futures::StreamExt as _;
 use lockstep_media::{
     i420_from_rgb24, pattern::I420Frame, H264Encoder, LiveFrame, LiveMedia, OpusPacket, Placement,
     PushAudio, PushAudioEvent, SourceFeed, LIVE_RATE_HZ,
@@ -30,7 +30,8 @@ use super::push_protocol::{
     parse_control, parse_hello, parse_media, Control, MediaKind, VideoDeclaration, VideoFormat,
 };
 use super::ws::{
-    await_peer_close, close_code, close_message, read_error_code, Beat, Heartbeat, WsPolicy,
+    await_peer_close, close_code, close_message, read_error_code, spawn_writer, Beat, Heartbeat,
+    WsPolicy,
 };
 
 /// A producer must say hello within this.
@@ -59,17 +60,7 @@ pub fn playout_delay(profile: LatencyProfile) -> Duration {
 
 pub async fn run(socket: WebSocket, source: ProducerSlot, policy: WsPolicy) {
     let (sink, mut stream) = socket.split();
-    let (events, mut outgoing) = mpsc::channel::<Message>(EVENT_QUEUE);
-    let writer = tokio::spawn(async move {
-        let mut sink = sink;
-        while let Some(message) = outgoing.recv().await {
-            let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() || closing {
-                break;
-            }
-        }
-        sink
-    });
+    let (events, writer) = spawn_writer(sink, EVENT_QUEUE);
     let name = source.name().to_owned();
     let (code, reason) = match session(&source, &mut stream, &events, policy).await {
         Ok(reason) => (close_code::NORMAL, reason),

@@ -27,6 +27,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/whep.js"),
     ),
     (
+        "/signalling.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/signalling.js"),
+    ),
+    (
         "/sync-meter.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/sync-meter.js"),

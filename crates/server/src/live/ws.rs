@@ -23,6 +23,7 @@ use crate::config::ServerConfig;
 /// Close codes (RFC 6455 §7.4.1).
 pub mod close_code {
     pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
     /// A message we cannot accept: malformed, or of a type the endpoint does not take.
     pub const UNSUPPORTED: u16 = 1003;
     pub const POLICY: u16 = 1008;
@@ -150,6 +151,29 @@ where
         }
     })
     .await;
+}
+
+/// A connection's writing half on a task of its own, fed by a bounded queue: a peer that does
+/// not read its socket holds up nothing but its own queue. The task ends after sending a close
+/// frame (or when the queue's senders are gone).
+pub fn spawn_writer(
+    mut sink: futures::stream::SplitSink<axum::extract::ws::WebSocket, Message>,
+    queue: usize,
+) -> (
+    tokio::sync::mpsc::Sender<Message>,
+    tokio::task::JoinHandle<()>,
+) {
+    use futures::SinkExt as _;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(queue);
+    let task = tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+    });
+    (tx, task)
 }
 
 /// The close code for a failed read: a message beyond the size limit is 1009.

@@ -29,6 +29,9 @@ pub struct Observations {
     pub video_latency_ms: Vec<f64>,
     /// Capture (the paired flash's stripe wallclock) → arrival of the beep onset, ms, when live.
     pub audio_latency_ms: Vec<f64>,
+    /// How far each audio packet's arrival is off its RTP spacing after the previous one, ms
+    /// (WebRTC only: the sender's pacing plus the network's jitter).
+    pub audio_pacing_ms: Vec<f64>,
 }
 
 impl Observations {
@@ -41,6 +44,7 @@ impl Observations {
             timing: "container timestamps",
             video_latency_ms: Vec::new(),
             audio_latency_ms: Vec::new(),
+            audio_pacing_ms: Vec::new(),
         }
     }
 }

@@ -66,6 +66,12 @@ pub fn text(source: &str, r: &SyncReport, o: &Observations) -> String {
             );
         }
     }
+    if let Some((p50, p99, max)) = spread(&o.audio_pacing_ms) {
+        let _ = writeln!(
+            s,
+            "pacing:   audio packets arrive off their RTP spacing by p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"
+        );
+    }
     s
 }
 
@@ -90,6 +96,7 @@ pub fn json(r: &SyncReport, o: &Observations) -> String {
         "repeated_frames": r.repeated_frames,
         "video_latency": latency(&o.video_latency_ms),
         "audio_latency": latency(&o.audio_latency_ms),
+        "audio_pacing": latency(&o.audio_pacing_ms),
     })
     .to_string()
 }

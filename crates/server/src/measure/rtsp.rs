@@ -208,5 +208,6 @@ pub(super) fn finish(
         },
         video_latency_ms,
         audio_latency_ms,
+        audio_pacing_ms: Vec::new(),
     }
 }

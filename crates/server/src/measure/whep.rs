@@ -37,6 +37,8 @@ pub async fn observe(endpoint: &str, duration_secs: f64) -> anyhow::Result<Obser
     };
     let mut pictures: Vec<Timed<PictureObservation>> = Vec::new();
     let mut chunks: Vec<Timed<Vec<f32>>> = Vec::new();
+    let mut pacing_ms = Vec::new();
+    let mut last_audio: Option<(Instant, i64)> = None;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(duration_secs);
     let connect_deadline = started + Duration::from_secs(10);
@@ -77,7 +79,15 @@ pub async fn observe(endpoint: &str, duration_secs: f64) -> anyhow::Result<Obser
                             item: picture,
                         });
                     }
-                } else if let Ok(pcm) = opus.decode(Some(&data)) {
+                    continue;
+                }
+                if let Some((at, ts)) = last_audio {
+                    let arrived = received.duration_since(at).as_secs_f64();
+                    let spacing = (ts_ext - ts) as f64 / f64::from(AUDIO_RATE);
+                    pacing_ms.push((arrived - spacing).abs() * 1e3);
+                }
+                last_audio = Some((received, ts_ext));
+                if let Ok(pcm) = opus.decode(Some(&data)) {
                     chunks.push(Timed {
                         ts_ext,
                         elapsed_secs,
@@ -107,5 +117,6 @@ pub async fn observe(endpoint: &str, duration_secs: f64) -> anyhow::Result<Obser
         bail!("{endpoint}: no sender reports for both tracks in {duration_secs} s");
     }
     observations.timing = "WebRTC sender reports";
+    observations.audio_pacing_ms = pacing_ms;
     Ok(observations)
 }

@@ -1,0 +1,194 @@
+//! WebSocket signalling under churn and at rest, against a release `lockstep serve`:
+//! - churn: connect/upgrade/close cycles per second on loopback (4 clients in parallel, each
+//!   closing as RFC 6455 asks and waiting for the server's FIN), failures, and TIME_WAIT left on
+//!   each side;
+//! - rest: N idle signalling connections (`/api/ws`, each sent the cameras' state once a second
+//!   and a ping every 15 s): the server's RSS per connection and its CPU.
+//!
+//!   cargo bench -p lockstep --bench ws_churn -- [CYCLES] [IDLE]     (default 10000 10000)
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::io::AsyncReadExt as _;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::MaybeTlsStream;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+fn status_kib(pid: u32, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // utime and stime: the 12th and 13th numbers after the state field.
+    fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0)
+}
+
+fn time_wait(port: u16) -> (usize, usize) {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port_of = |a: &str| u16::from_str_radix(a.rsplit(':').next().unwrap_or(""), 16).ok();
+    let mut out = (0, 0);
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() > 3 && f[3] == "06" {
+            if port_of(f[1]) == Some(port) {
+                out.0 += 1;
+            } else if port_of(f[2]) == Some(port) {
+                out.1 += 1;
+            }
+        }
+    }
+    out
+}
+
+async fn cycle(addr: std::net::SocketAddr, url: &str) -> bool {
+    let Ok(tcp) = TcpStream::connect(addr).await else {
+        return false;
+    };
+    let _ = tcp.set_nodelay(true);
+    let Ok((mut ws, _)) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await
+    else {
+        return false;
+    };
+    if ws.close(None).await.is_err() {
+        return false;
+    }
+    while let Some(Ok(_)) = ws.next().await {}
+    let MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
+        return false;
+    };
+    let mut rest = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut rest)).await,
+        Ok(Ok(0))
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let cycles = args.first().copied().unwrap_or(10_000);
+    let idle = args.get(1).copied().unwrap_or(10_000);
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let dir = common::tempdir::Dir::new();
+    let mut config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_ip = {}\n",
+        idle + 100
+    );
+    for w in 0..4 {
+        config.push_str(&format!("[[push]]\nname = \"churn-{w}\"\n"));
+    }
+    let path = dir.path().join("lockstep.toml");
+    std::fs::write(&path, config).unwrap();
+    let (mut child, line) = common::spawn_first_line(
+        std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).args([
+            "serve",
+            "--config",
+            path.to_str().unwrap(),
+        ]),
+    );
+    let pid = child.id();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let hz = 100.0; // USER_HZ on Linux
+
+    // Churn.
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let url = format!("ws://{addr}/api/push/churn-{w}");
+        workers.push(tokio::spawn(async move {
+            let mut failed = 0;
+            for _ in 0..cycles / 4 {
+                if !cycle(addr, &url).await {
+                    failed += 1;
+                }
+            }
+            failed
+        }));
+    }
+    let mut failed = 0;
+    for w in workers {
+        failed += w.await.unwrap_or(cycles / 4);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (server_tw, client_tw) = time_wait(addr.port());
+    println!("| cycles | failed | cycles/s | TIME_WAIT server side | client side |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {cycles} | {failed} | {:.0} | {server_tw} | {client_tw} |\n",
+        cycles as f64 / secs
+    );
+
+    // Rest.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_before = status_kib(pid, "VmRSS:");
+    let url = format!("ws://{addr}/api/ws");
+    let mut sockets = Vec::with_capacity(idle);
+    let opening = Instant::now();
+    for _ in 0..idle {
+        match tokio_tungstenite::connect_async(url.as_str()).await {
+            Ok((ws, _)) => sockets.push(ws),
+            Err(e) => {
+                eprintln!("idle connection {}: {e}", sockets.len());
+                break;
+            }
+        }
+    }
+    let opened_secs = opening.elapsed().as_secs_f64();
+    // The clients read what they are sent (each in its own task), as browsers would.
+    let open = sockets.len();
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|mut ws| {
+            tokio::spawn(async move {
+                while let Some(Ok(message)) = ws.next().await {
+                    if let Message::Ping(p) = message {
+                        let _ = ws.send(Message::Pong(p)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let rss_open = status_kib(pid, "VmRSS:");
+    let t0 = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let cpu = (cpu_ticks(pid) - t0) as f64 / hz / 10.0 * 100.0;
+    println!("| idle /api/ws connections | opened in | server RSS before / with them | per connection | server CPU with them |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {open} | {opened_secs:.1} s | {:.1} / {:.1} MiB | {:.1} KiB | {cpu:.1} % of a core |",
+        rss_before / 1024.0,
+        rss_open / 1024.0,
+        (rss_open - rss_before) / open.max(1) as f64,
+    );
+    for r in readers {
+        r.abort();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
