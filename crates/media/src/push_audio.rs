@@ -62,7 +62,8 @@ pub enum PushAudioError {
 }
 
 impl PcmFormat {
-    fn frame_bytes(&self) -> usize {
+    /// Bytes of one sample frame (every channel).
+    pub fn frame_bytes(&self) -> usize {
         usize::from(self.channels) * self.sample.bytes()
     }
 

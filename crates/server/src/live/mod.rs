@@ -6,6 +6,7 @@ pub mod camera;
 mod listener;
 mod metrics;
 pub mod push;
+mod push_audio_clock;
 pub mod push_protocol;
 mod push_session;
 pub mod recorder;

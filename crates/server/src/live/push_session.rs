@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, WebSocket};
 use futures::StreamExt as _;
 use lockstep_media::{
-    i420_from_rgb24, pattern::I420Frame, H264Encoder, LiveFrame, LiveMedia, OpusPacket, Placement,
-    PushAudio, PushAudioEvent, SourceFeed, LIVE_RATE_HZ,
+    i420_from_rgb24, pattern::I420Frame, H264Encoder, LiveFrame, LiveMedia, Placement, PushAudio,
+    PushAudioEvent, SourceFeed, LIVE_RATE_HZ,
 };
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_sync::{LatencyProfile, LocalInstant};
@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use super::camera::{ticks, CameraState};
 use super::push::ProducerSlot;
+use super::push_audio_clock::{AudioClock, ClockEvent, ClockState};
 use super::push_protocol::{
     parse_control, parse_hello, parse_media, Control, MediaKind, VideoDeclaration, VideoFormat,
 };
@@ -117,14 +118,19 @@ async fn session(
         delay_nanos: delay.as_nanos() as i64,
         offset_us: hello.clock_us.map(|c| start.as_nanos() / 1_000 - c),
     };
-    let mut audio = match hello.audio {
-        Some(format) => Some(
-            PushAudio::new(format, ticks(timeline.output(start), LIVE_RATE_HZ))
-                .map_err(|e| (close_code::INTERNAL, e.to_string()))?,
-        ),
+    let feed = source.handle.feed.clone();
+    let (clock_events, mut from_clock) = mpsc::unbounded_channel();
+    let audio = match hello.audio {
+        Some(format) => {
+            let audio = PushAudio::new(format, ticks(timeline.output(start), LIVE_RATE_HZ))
+                .map_err(|e| (close_code::INTERNAL, e.to_string()))?;
+            Some(
+                AudioClock::spawn(audio, feed.clone(), clock, clock_events)
+                    .map_err(|e| (close_code::INTERNAL, format!("audio clock thread: {e}")))?,
+            )
+        }
         None => None,
     };
-    let feed = source.handle.feed.clone();
     let mut video = match hello.video {
         Some(decl) => {
             Some(VideoPath::new(decl, feed.clone(), clock).map_err(|e| (close_code::INTERNAL, e))?)
@@ -151,45 +157,27 @@ async fn session(
     let mut heartbeat = Heartbeat::new(policy, tokio::time::Instant::now());
     let mut stats = SessionStats::default();
     let mut next_stats = Instant::now() + STATS_EVERY;
-    let mut packets: Vec<OpusPacket> = Vec::new();
     loop {
-        let now = clock.now();
-        // Release what is due.
-        if let Some(audio) = audio.as_mut() {
-            let happened = audio
-                .release(ticks(now, LIVE_RATE_HZ), &mut packets)
-                .map_err(|e| (close_code::INTERNAL, e.to_string()))?;
-            for packet in packets.drain(..) {
-                feed.publish(LiveFrame {
-                    media: LiveMedia::Opus,
-                    wallclock: clock.instant(from_ticks(packet.pts, LIVE_RATE_HZ)),
-                    pts: packet.pts,
-                    data: Arc::from(packet.data),
-                });
-            }
-            for event in happened {
-                send_event(events, audio_event_json(&event));
-            }
-        }
+        // Video due now goes out (audio has its own clock thread).
         if let Some(video) = video.as_mut() {
-            video.release(now);
+            video.release(clock.now());
         }
         if Instant::now() >= next_stats {
             next_stats += STATS_EVERY;
-            send_event(events, stats.json(audio.as_ref(), video.as_ref(), delay));
+            let audio_state = audio.as_ref().map(|a| *a.state.borrow());
+            send_event(events, stats.json(audio_state, video.as_ref(), delay));
             stats.headroom_ms = None;
         }
-        let wake = [
-            audio
-                .as_ref()
-                .map(|a| from_ticks(a.next_due(), LIVE_RATE_HZ)),
-            video.as_ref().and_then(VideoPath::next_due),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .map_or(next_stats, |at| clock.instant(at).min(next_stats));
+        let wake = video
+            .as_ref()
+            .and_then(VideoPath::next_due)
+            .map_or(next_stats, |at| clock.instant(at).min(next_stats));
         tokio::select! {
+            event = from_clock.recv() => match event {
+                Some(ClockEvent::Audio(event)) => send_event(events, audio_event_json(&event)),
+                Some(ClockEvent::Refused(reason)) => return Err((close_code::UNSUPPORTED, reason)),
+                None => return Err((close_code::INTERNAL, "the audio clock stopped".into())),
+            },
             message = stream.next() => {
                 let message = match message {
                     None => return Ok("the producer closed the connection".into()),
@@ -210,16 +198,20 @@ async fn session(
                             .map_err(|e| (close_code::UNSUPPORTED, e))?;
                         let due = timeline.due(media.capture_us, arrived);
                         stats.note_headroom(due, arrived);
-                        match (media.kind, audio.as_mut(), video.as_mut()) {
+                        match (media.kind, audio.as_ref(), video.as_mut()) {
                             (MediaKind::Audio, Some(audio), _) => {
+                                let format = hello.audio.map(|a| a.frame_bytes()).unwrap_or(1);
+                                if media.payload.len() % format != 0 {
+                                    return Err((close_code::UNSUPPORTED, format!(
+                                        "an audio chunk of {} bytes is not whole frames of {format} bytes",
+                                        media.payload.len()
+                                    )));
+                                }
                                 let placement = match media.capture_us {
                                     Some(_) => Placement::At(ticks(due, LIVE_RATE_HZ)),
                                     None => Placement::AfterQueued { earliest: ticks(due, LIVE_RATE_HZ) },
                                 };
-                                let late = audio.push(placement, media.payload).map_err(|e| (close_code::UNSUPPORTED, e.to_string()))?;
-                                if late > 0 {
-                                    tracing::debug!(source = %settings.name, "audio {late} samples late: arrived {arrived:?}, due {due:?}, next packet {}", audio.next_due());
-                                }
+                                audio.push(placement, media.payload);
                             }
                             (MediaKind::Video, _, Some(video)) => {
                                 video.push(due, arrived, media.payload).map_err(|e| (close_code::UNSUPPORTED, e))?;
@@ -231,7 +223,10 @@ async fn session(
                         heartbeat.message(tokio::time::Instant::now());
                         match parse_control(&text).map_err(|e| (close_code::UNSUPPORTED, e))? {
                             Control::Flush => {
-                                let dropped_ms = audio.as_mut().map_or(0, PushAudio::flush);
+                                let dropped_ms = match audio.as_ref() {
+                                    Some(audio) => audio.flush().await,
+                                    None => 0,
+                                };
                                 let dropped_frames = video.as_mut().map_or(0, VideoPath::flush);
                                 send_event(events, json!({"type": "flushed", "audio_ms": dropped_ms, "video_frames": dropped_frames}));
                             }
@@ -280,10 +275,6 @@ impl Timeline {
     }
 }
 
-fn from_ticks(pts: i64, rate: u32) -> LocalInstant {
-    LocalInstant::from_nanos((i128::from(pts) * 1_000_000_000 / i128::from(rate)) as i64)
-}
-
 fn audio_event_json(event: &PushAudioEvent) -> serde_json::Value {
     let (kind, pts) = match *event {
         PushAudioEvent::SpeakingStarted { pts } => ("speaking_started", pts),
@@ -308,19 +299,19 @@ impl SessionStats {
 
     fn json(
         &self,
-        audio: Option<&PushAudio>,
+        audio: Option<ClockState>,
         video: Option<&VideoPath>,
         delay: Duration,
     ) -> serde_json::Value {
-        let counters = audio.map(PushAudio::counters);
+        let counters = audio.map(|a| a.counters);
         json!({
             "type": "stats",
             "latency_ms": delay.as_millis() as u64,
             "headroom_ms": self.headroom_ms.map(|h| (h * 10.0).round() / 10.0),
-            "queue_ms": audio.map_or(0, PushAudio::queued_ms),
+            "queue_ms": audio.map_or(0, |a| a.queued_ms),
             "audio_packets": counters.map_or(0, |c| c.packets),
             "underruns": counters.map_or(0, |c| c.underruns),
-            "late_audio_ms": counters.zip(audio).map_or(0, |(c, a)| c.late_samples * 1000 / u64::from(a.format().rate_hz)),
+            "late_audio_ms": audio.map_or(0, |a| a.counters.late_samples * 1000 / u64::from(a.rate_hz)),
             "video_frames": video.map_or(0, |v| v.frames),
             "video_repeats": video.map_or(0, |v| v.repeats),
             "video_dropped": video.map_or(0, |v| v.dropped),
