@@ -178,8 +178,12 @@ pub async fn upgrade(
         Ok(permit) => permit,
         Err(refused) => return refused.into_response(),
     };
+    // Small buffers: thousands of mostly idle sockets must not hold 256 KiB each (tungstenite's
+    // defaults); sink.send flushes every message anyway.
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| run(socket, state, query.resume, permit))
 }
 
