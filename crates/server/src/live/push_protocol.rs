@@ -8,8 +8,15 @@
 //!   producer's monotonic clock (big-endian i64; `i64::MIN` = unstamped), then the payload.
 //! - Text controls: `{"type":"flush"}`, `{"type":"end"}`.
 
+use std::time::Duration;
+
 use lockstep_media::{PcmFormat, SampleFormat};
+use lockstep_sync::LocalInstant;
 use serde::Deserialize;
+
+/// A capture time further than this from the producer's mapped "now" is refused: a clock that
+/// jumped, or a unit mistake (ms, ns), not media to hold for a day.
+pub const MAX_CAPTURE_SKEW: Duration = Duration::from_secs(3600);
 
 /// Timestamp meaning "no capture time: use arrival".
 pub const UNSTAMPED: i64 = i64::MIN;
@@ -250,6 +257,55 @@ pub fn parse_media<'a>(bytes: &'a [u8], hello: &Hello) -> Result<Media<'a>, Stri
     })
 }
 
+/// Maps the producer's capture times (µs on its monotonic clock) onto the local clock, once:
+/// from the hello's `clock_us`, else from the first stamped message. Everything then goes out
+/// `delay` after its capture time.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureClock {
+    delay_nanos: i64,
+    /// Local µs minus producer µs, once known.
+    offset_us: Option<i64>,
+}
+
+impl CaptureClock {
+    pub fn new(delay: Duration, hello_clock_us: Option<i64>, hello_at: LocalInstant) -> Self {
+        CaptureClock {
+            delay_nanos: i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX),
+            offset_us: hello_clock_us.map(|c| (hello_at.as_nanos() / 1_000).saturating_sub(c)),
+        }
+    }
+
+    /// When something captured at `capture` (local clock) goes out.
+    pub fn output(&self, capture: LocalInstant) -> LocalInstant {
+        LocalInstant::from_nanos(capture.as_nanos().saturating_add(self.delay_nanos))
+    }
+
+    /// When media captured at `capture_us` (producer clock; `None`: now) goes out, or why not.
+    pub fn due(
+        &mut self,
+        capture_us: Option<i64>,
+        arrived: LocalInstant,
+    ) -> Result<LocalInstant, String> {
+        let Some(stamp) = capture_us else {
+            return Ok(self.output(arrived));
+        };
+        let arrived_us = arrived.as_nanos() / 1_000;
+        let offset = *self
+            .offset_us
+            .get_or_insert(arrived_us.saturating_sub(stamp));
+        let capture_us = stamp.saturating_add(offset);
+        let skew = capture_us.saturating_sub(arrived_us).unsigned_abs();
+        if skew > MAX_CAPTURE_SKEW.as_micros() as u64 {
+            return Err(format!(
+                "capture time {stamp} µs is {} s from the producer's now: stamps are µs on one \
+                 monotonic clock",
+                skew / 1_000_000
+            ));
+        }
+        Ok(self.output(LocalInstant::from_micros(capture_us)))
+    }
+}
+
 /// A media message as a producer writes it (the simulator, tests).
 pub fn encode_media(kind: u8, capture_us: Option<i64>, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
@@ -337,6 +393,32 @@ mod tests {
         let audio_only = parse_hello(r#"{"type":"hello","audio":{"rate":16000}}"#).unwrap();
         let err = parse_media(&encode_media(KIND_VIDEO, None, &[0]), &audio_only).unwrap_err();
         assert!(err.contains("declared none"), "{err}");
+    }
+
+    #[test]
+    fn capture_times_map_once_and_wild_ones_are_refused() {
+        let hello_at = LocalInstant::from_millis(10_000);
+        let mut clock = CaptureClock::new(Duration::from_millis(50), Some(1_000), hello_at);
+        // The producer's 1 000 µs is the hello's arrival: 1 s later on its clock → 1 s + 50 ms.
+        let due = clock
+            .due(Some(1_001_000), LocalInstant::from_millis(11_003))
+            .unwrap();
+        assert_eq!(due, LocalInstant::from_millis(11_050));
+        assert_eq!(
+            clock.due(None, hello_at).unwrap(),
+            LocalInstant::from_millis(10_050)
+        );
+        for wild in [i64::MIN + 1, i64::MAX, 5_000_000_000 + 1_000] {
+            let err = clock.due(Some(wild), hello_at).unwrap_err();
+            assert!(err.contains("monotonic"), "{err}");
+        }
+        // Without clock_us, the first stamp maps to its arrival.
+        let mut clock = CaptureClock::new(Duration::ZERO, None, hello_at);
+        assert_eq!(clock.due(Some(-7), hello_at).unwrap(), hello_at);
+        assert_eq!(
+            clock.due(Some(i64::MIN + 1), hello_at).map_err(|_| ()),
+            Err(())
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ use super::camera::{ticks, CameraState};
 use super::push::ProducerSlot;
 use super::push_audio_clock::{AudioClock, ClockEvent, ClockState};
 use super::push_protocol::{
-    parse_control, parse_hello, parse_media, Control, MediaKind, VideoDeclaration, VideoFormat,
+    parse_control, parse_hello, parse_media, CaptureClock, Control, MediaKind, VideoDeclaration,
+    VideoFormat,
 };
 use super::ws::{
     await_peer_close, close_code, close_message, read_error_code, spawn_writer, Beat, Heartbeat,
@@ -114,10 +115,7 @@ async fn session(
     let clock = source.clock;
     let delay = playout_delay(settings.profile);
     let start = clock.now();
-    let mut timeline = Timeline {
-        delay_nanos: delay.as_nanos() as i64,
-        offset_us: hello.clock_us.map(|c| start.as_nanos() / 1_000 - c),
-    };
+    let mut timeline = CaptureClock::new(delay, hello.clock_us, start);
     let feed = source.handle.feed.clone();
     let (clock_events, mut from_clock) = mpsc::unbounded_channel();
     let audio = match hello.audio {
@@ -196,7 +194,9 @@ async fn session(
                         }
                         let media = parse_media(&bytes, &hello)
                             .map_err(|e| (close_code::UNSUPPORTED, e))?;
-                        let due = timeline.due(media.capture_us, arrived);
+                        let due = timeline
+                            .due(media.capture_us, arrived)
+                            .map_err(|e| (close_code::UNSUPPORTED, e))?;
                         stats.note_headroom(due, arrived);
                         match (media.kind, audio.as_ref(), video.as_mut()) {
                             (MediaKind::Audio, Some(audio), _) => {
@@ -244,34 +244,6 @@ async fn session(
             },
             () = tokio::time::sleep_until(wake.into()) => {}
         }
-    }
-}
-
-/// Maps the producer's capture times onto the local clock and the output timeline.
-#[derive(Debug)]
-struct Timeline {
-    delay_nanos: i64,
-    /// Local µs minus producer µs, once known.
-    offset_us: Option<i64>,
-}
-
-impl Timeline {
-    fn output(&self, capture: LocalInstant) -> LocalInstant {
-        LocalInstant::from_nanos(capture.as_nanos() + self.delay_nanos)
-    }
-
-    /// When media captured at `capture_us` (producer clock; `None` = now) goes out.
-    fn due(&mut self, capture_us: Option<i64>, arrived: LocalInstant) -> LocalInstant {
-        let capture = match capture_us {
-            None => arrived,
-            Some(stamp) => {
-                let offset = *self
-                    .offset_us
-                    .get_or_insert(arrived.as_nanos() / 1_000 - stamp);
-                LocalInstant::from_micros(stamp.saturating_add(offset))
-            }
-        };
-        self.output(capture)
     }
 }
 
