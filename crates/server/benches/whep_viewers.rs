@@ -30,33 +30,6 @@ fn spawn(args: &[&str]) -> (Process, String) {
     (Process(child), line.trim().to_owned())
 }
 
-/// CPU ticks (user + system) of a process.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    // After the command name: state is field 3, utime 14, stime 15 (1-based, whole line).
-    let field = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(14) + field(15)
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 #[derive(Debug, Default, Clone, Copy)]
 struct Received {
     video_frames: u64,
@@ -138,11 +111,12 @@ fn main() {
             .map(|_| runtime.spawn(viewer(endpoint.clone(), start)))
             .collect();
         std::thread::sleep(WARMUP);
-        let ticks_before = cpu_ticks(pid);
+        let ticks_before = common::cpu_ticks(pid);
         let measured = Instant::now();
         std::thread::sleep(WINDOW);
-        let cpu = (cpu_ticks(pid) - ticks_before) as f64 / hz / measured.elapsed().as_secs_f64();
-        let rss = rss_mib(pid);
+        let cpu =
+            (common::cpu_ticks(pid) - ticks_before) as f64 / hz / measured.elapsed().as_secs_f64();
+        let rss = common::rss_mib(pid);
         let mut results: Vec<Received> = tasks
             .into_iter()
             .map(|t| runtime.block_on(t).unwrap_or_default())

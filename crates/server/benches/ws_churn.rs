@@ -19,44 +19,6 @@ use tokio_tungstenite::MaybeTlsStream;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-fn status_kib(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // utime and stime: the 12th and 13th numbers after the state field.
-    fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0)
-}
-
-fn time_wait(port: u16) -> (usize, usize) {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let port_of = |a: &str| u16::from_str_radix(a.rsplit(':').next().unwrap_or(""), 16).ok();
-    let mut out = (0, 0);
-    for line in table.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() > 3 && f[3] == "06" {
-            if port_of(f[1]) == Some(port) {
-                out.0 += 1;
-            } else if port_of(f[2]) == Some(port) {
-                out.1 += 1;
-            }
-        }
-    }
-    out
-}
-
 async fn cycle(addr: std::net::SocketAddr, url: &str) -> bool {
     let Ok(tcp) = TcpStream::connect(addr).await else {
         return false;
@@ -135,7 +97,7 @@ async fn main() {
         failed += w.await.unwrap_or(cycles / 4);
     }
     let secs = started.elapsed().as_secs_f64();
-    let (server_tw, client_tw) = time_wait(addr.port());
+    let (server_tw, client_tw) = common::time_wait(addr.port());
     println!("| cycles | failed | cycles/s | TIME_WAIT server side | client side |");
     println!("|---|---|---|---|---|");
     println!(
@@ -145,7 +107,7 @@ async fn main() {
 
     // Rest.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_before = status_kib(pid, "VmRSS:");
+    let rss_before = common::rss_mib(pid) * 1024.0;
     let url = format!("ws://{addr}/api/ws");
     let mut sockets = Vec::with_capacity(idle);
     let opening = Instant::now();
@@ -174,10 +136,10 @@ async fn main() {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let rss_open = status_kib(pid, "VmRSS:");
-    let t0 = cpu_ticks(pid);
+    let rss_open = common::rss_mib(pid) * 1024.0;
+    let t0 = common::cpu_ticks(pid);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let cpu = (cpu_ticks(pid) - t0) as f64 / hz / 10.0 * 100.0;
+    let cpu = (common::cpu_ticks(pid) - t0) as f64 / hz / 10.0 * 100.0;
     println!("| idle /api/ws connections | opened in | server RSS before / with them | per connection | server CPU with them |");
     println!("|---|---|---|---|---|");
     println!(

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{tempdir, Server};
+use common::{tempdir, time_wait, Server};
 use futures::StreamExt as _;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpStream;
@@ -25,26 +25,6 @@ fn config(port: u16) -> String {
         config.push_str(&format!("[[push]]\nname = \"churn-{w}\"\n"));
     }
     config
-}
-
-/// TIME_WAIT sockets on loopback involving `port`: (server side, client side), from
-/// /proc/net/tcp (what `ss -tan state time-wait` reads).
-fn time_wait(port: u16) -> (usize, usize) {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let port_of = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap_or(""), 16).ok();
-    let (mut server, mut client) = (0, 0);
-    for line in table.lines().skip(1) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 4 || fields[3] != "06" {
-            continue;
-        }
-        if port_of(fields[1]) == Some(port) {
-            server += 1;
-        } else if port_of(fields[2]) == Some(port) {
-            client += 1;
-        }
-    }
-    (server, client)
 }
 
 /// One cycle as a well-behaved client does it: connect, upgrade, close, then wait for the

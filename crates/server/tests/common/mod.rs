@@ -26,6 +26,54 @@ pub fn spawn_first_line(command: &mut Command) -> (Child, String) {
     (child, line)
 }
 
+/// CPU ticks (user + system, in USER_HZ) a process has used, from /proc.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // After the command name: state is field 3, utime 14, stime 15 (1-based, whole line).
+    let field = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(14) + field(15)
+}
+
+/// Resident memory of a process in MiB, from /proc.
+pub fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// TIME_WAIT sockets on loopback involving `port`: (server side, client side), from
+/// /proc/net/tcp (what `ss -tan state time-wait` reads).
+pub fn time_wait(port: u16) -> (usize, usize) {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port_of = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap_or(""), 16).ok();
+    let (mut server, mut client) = (0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 4 || fields[3] != "06" {
+            continue;
+        }
+        if port_of(fields[1]) == Some(port) {
+            server += 1;
+        } else if port_of(fields[2]) == Some(port) {
+            client += 1;
+        }
+    }
+    (server, client)
+}
+
 /// A `lockstep sim-camera` process, killed on drop.
 pub struct Camera {
     child: Child,
