@@ -35,8 +35,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct PushSimArgs {
-    /// The push endpoint: ws://HOST:PORT/api/push/NAME.
+    /// The push endpoint: ws://HOST:PORT/api/push/NAME (or http://…/api/whip/NAME with --whip).
     pub url: String,
+    /// Publish over WebRTC (WHIP) instead of the push WebSocket, as a browser or OBS would.
+    #[arg(long)]
+    pub whip: bool,
     #[arg(long, default_value = "512x512")]
     pub size: String,
     #[arg(long, default_value_t = 30)]

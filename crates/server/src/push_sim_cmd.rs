@@ -8,7 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use futures::{SinkExt as _, StreamExt as _};
 use lockstep_media::pattern::{beep_value, I420Frame, StripeData};
+use lockstep_media::{H264Encoder, LiveAudioEncoder};
 use lockstep_rtsp::sim_camera::parse_size;
+use lockstep_webrtc::whep_client::Track;
+use lockstep_webrtc::whip_client::WhipClient;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::cli::PushSimArgs;
@@ -21,6 +24,9 @@ pub async fn run(args: &PushSimArgs) -> anyhow::Result<()> {
     let (width, height) = parse_size(&args.size).map_err(|e| anyhow::anyhow!(e))?;
     if args.fps == 0 || !(8_000..=192_000).contains(&args.rate) {
         bail!("--fps must be positive and --rate 8000 to 192000");
+    }
+    if args.whip {
+        return run_whip(args, width, height).await;
     }
     // TCP_NODELAY: with Nagle, a 20 ms chunk waits for the server's delayed ACK (~40 ms late).
     let (socket, _) = tokio_tungstenite::connect_async_with_config(args.url.as_str(), None, true)
@@ -112,5 +118,88 @@ pub async fn run(args: &PushSimArgs) -> anyhow::Result<()> {
     sink.send(Message::Text(r#"{"type":"end"}"#.into())).await?;
     // RFC 6455: the client waits for the server to close TCP first.
     let _ = tokio::time::timeout(Duration::from_secs(5), printer).await;
+    Ok(())
+}
+
+/// The same pattern published over WHIP: H.264 (OpenH264) and Opus written with their capture
+/// instants, from which the sender reports are timed.
+async fn run_whip(args: &PushSimArgs, width: usize, height: usize) -> anyhow::Result<()> {
+    const VIDEO_BASE: i64 = 90_000;
+    const AUDIO_BASE: i64 = 48_000;
+    let mut client = WhipClient::connect(&args.url)
+        .await
+        .with_context(|| format!("cannot publish to {}", args.url))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client.ready() {
+        if Instant::now() > deadline {
+            bail!("{}: no WebRTC connection after 10 s", args.url);
+        }
+        client
+            .pump(Instant::now() + Duration::from_millis(20))
+            .await?;
+    }
+    eprintln!("push-sim: publishing over WHIP to {}", args.url);
+    let mut encoder = H264Encoder::new(args.fps, 1_500_000, args.fps * 2)?;
+    let mut opus = LiveAudioEncoder::new()?;
+    let anchor = Instant::now() + Duration::from_millis(20);
+    let at = |ticks: i64, rate: i64| {
+        let micros = ticks * 1_000_000 / rate;
+        if micros >= 0 {
+            anchor + Duration::from_micros(micros as u64)
+        } else {
+            anchor
+                .checked_sub(Duration::from_micros(micros.unsigned_abs()))
+                .unwrap_or(anchor)
+        }
+    };
+    let end = args.duration.map(|d| Duration::from_secs_f64(d.max(0.0)));
+    let mut frame = I420Frame::new(width, height);
+    let (mut chunk, mut picture) = (0i64, 0i64);
+    let mut packets = Vec::new();
+    loop {
+        let audio_us = chunk * 20_000;
+        let video_us = picture * 1_000_000 / i64::from(args.fps);
+        let next_us = audio_us.min(video_us);
+        if end.is_some_and(|end| Duration::from_micros(next_us as u64) >= end) {
+            break;
+        }
+        client
+            .pump(anchor + Duration::from_micros(next_us as u64))
+            .await?;
+        if audio_us <= video_us {
+            let pcm: Vec<i16> = (0..960)
+                .map(|i| {
+                    (beep_value(audio_us as f64 / 1e6 + f64::from(i) / 48_000.0) * 32_767.0) as i16
+                })
+                .collect();
+            opus.push_audio(AUDIO_BASE + chunk * 960, 48_000, &pcm, 1.0, &mut packets)?;
+            for p in packets.drain(..) {
+                let captured = at(p.pts - AUDIO_BASE, 48_000);
+                client.write(Track::Audio, p.pts.max(0) as u64, captured, p.data)?;
+            }
+            chunk += 1;
+        } else {
+            frame.draw(
+                picture % i64::from(args.fps) == 0,
+                StripeData {
+                    frame_index: picture as u32,
+                    capture_unix_micros: SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_micros() as u64),
+                },
+            );
+            let encoded = encoder.encode(&frame)?;
+            let mut annex_b = Vec::new();
+            for nal in &encoded.nals {
+                annex_b.extend_from_slice(&[0, 0, 0, 1]);
+                annex_b.extend_from_slice(nal);
+            }
+            let rtp = VIDEO_BASE + picture * 90_000 / i64::from(args.fps);
+            client.write(Track::Video, rtp as u64, at(video_us, 1_000_000), annex_b)?;
+            picture += 1;
+        }
+    }
+    client.close().await?;
     Ok(())
 }

@@ -437,3 +437,56 @@ async fn a_producer_that_never_answers_pings_is_dropped() {
     let state = wait_state(&server, "a", "waiting");
     assert!(state["error"].as_str().unwrap().contains("pong"), "{state}");
 }
+
+/// A WebRTC publisher (our simulator through WHIP, stamping its frames as a browser or OBS
+/// does) is re-served in sync; its DELETE frees the source; bad offers are refused clearly.
+#[test]
+fn a_whip_publisher_is_re_served_in_sync() {
+    let (server, _dir) = Server::with_config(&push_config("", &["avatar"]));
+    let whip = format!("{}/api/whip/avatar", server.base);
+    for (path, content_type, body, status, says) in [
+        (
+            "/api/whip/nobody",
+            "application/sdp",
+            "v=0",
+            404,
+            "[[push]]",
+        ),
+        (
+            "/api/whip/avatar",
+            "text/plain",
+            "v=0",
+            415,
+            "application/sdp",
+        ),
+        ("/api/whip/avatar", "application/sdp", "not sdp", 400, "SDP"),
+    ] {
+        let r = server.request("POST", path, content_type, body);
+        assert_eq!(r.status, status, "{path}: {}", r.body);
+        assert!(r.body.contains(says), "{path}: {}", r.body);
+    }
+    let sim = PushSim::start(&whip, &["--whip", "--size", "320x240", "--duration", "22"]);
+    wait_state(&server, "avatar", "live");
+    // One producer at a time: a second publisher is refused.
+    let refused = server.request("POST", "/api/whip/avatar", "application/sdp", "v=0");
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    let report = measure(
+        &format!("{}/api/whep/avatar", server.base),
+        &["--duration", "15"],
+    );
+    let events = report["events"].as_array().unwrap();
+    assert!(events.len() >= 10, "{report}");
+    let first = number(&events[0], "flash_s");
+    let offsets: Vec<f64> = events
+        .iter()
+        .filter(|e| number(e, "flash_s") >= first + 2.0)
+        .map(|e| number(e, "offset_ms"))
+        .collect();
+    let worst = offsets.iter().fold(0.0f64, |w, o| w.max(o.abs()));
+    assert!(worst <= 2.0, "worst offset {worst} ms: {offsets:?}");
+    // The simulator ends with a WHIP DELETE: the source waits for a producer again at once.
+    let mut sim = sim;
+    let _ = sim.0.wait();
+    let state = server.wait_json("/api/cameras/avatar", 5, |c| c["state"] == "waiting");
+    assert!(state["error"].as_str().unwrap().contains("WHIP"), "{state}");
+}

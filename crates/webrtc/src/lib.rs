@@ -2,11 +2,14 @@
 //! UDP port. Media comes from a source's [`lockstep_media::SourceFeed`], already synchronized and
 //! stamped; sender reports are timed from those stamps (capture time), never from send time.
 
+mod publisher;
 pub mod udp_mux;
 mod viewer;
 pub mod whep;
 pub mod whep_client;
+pub mod whip_client;
 
+pub use publisher::Received;
 pub use viewer::{ViewerCounters, CONNECT_TIMEOUT};
 pub use whep::{ViewerOptions, ViewerTotals, WhepError, WhepHost};
 

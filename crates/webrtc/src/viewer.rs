@@ -70,10 +70,11 @@ impl WallclockEpoch {
     }
 }
 
+/// The tracks we send on, and the payload type chosen for each.
 #[derive(Debug, Default, Clone, Copy)]
-struct Tracks {
-    video: Option<(Mid, Option<Pt>)>,
-    audio: Option<(Mid, Option<Pt>)>,
+pub(crate) struct Tracks {
+    pub video: Option<(Mid, Option<Pt>)>,
+    pub audio: Option<(Mid, Option<Pt>)>,
 }
 
 impl Viewer {
@@ -252,9 +253,16 @@ impl Tracks {
             .any(|slot| matches!(slot, Some((_, Some(_)))))
     }
 
+    /// Both tracks can be written (a publisher sends both).
+    pub fn both_ready(&self) -> bool {
+        [self.video, self.audio]
+            .iter()
+            .all(|slot| matches!(slot, Some((_, Some(_)))))
+    }
+
     /// H.264 with packetization mode 1 (the browser's constrained-baseline entry first), and
     /// Opus. The media-added events come after `Connected`, so this runs on each of them.
-    fn choose_payload_types(&mut self, rtc: &mut Rtc) {
+    pub fn choose_payload_types(&mut self, rtc: &mut Rtc) {
         if let Some((mid, pt @ None)) = &mut self.video {
             if let Some(writer) = rtc.writer(*mid) {
                 let h264: Vec<_> = writer

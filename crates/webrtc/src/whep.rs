@@ -1,5 +1,5 @@
-//! WHEP (WebRTC-HTTP Egress Protocol, RFC 9725) viewers: an SDP offer in, an answer and a
-//! session out; one task per viewer; all of them on one UDP port.
+//! WHEP viewers and WHIP publishers (RFC 9725): an SDP offer in, an answer and a session out;
+//! one task per peer; all of them on one UDP port.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -10,9 +10,10 @@ use lockstep_media::SourceFeed;
 use str0m::change::SdpOffer;
 use str0m::config::CryptoProvider;
 use str0m::rtp::Extension;
-use str0m::{Candidate, IceCreds, RtcConfig};
-use tokio::sync::watch;
+use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
+use tokio::sync::{mpsc, watch};
 
+use crate::publisher::{Publisher, Received};
 use crate::udp_mux::UdpMux;
 use crate::viewer::{Viewer, ViewerCounters, WallclockEpoch};
 
@@ -42,7 +43,12 @@ struct Session {
     camera: String,
     stop: watch::Sender<bool>,
     counters: Arc<ViewerCounters>,
+    /// A WHIP publisher, not a viewer.
+    publisher: bool,
 }
+
+/// Frames a publisher's peer may have waiting for the server (a few seconds of both tracks).
+const PUBLISHED_FRAMES: usize = 1024;
 
 /// Accepts WHEP offers and runs their viewers.
 #[derive(Debug)]
@@ -109,26 +115,87 @@ impl WhepHost {
         feed: Arc<SourceFeed>,
         options: ViewerOptions,
     ) -> Result<(String, String), WhepError> {
+        let (rtc, ufrag, answer) = self.answer(offer_sdp, true)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let counters = Arc::new(ViewerCounters::default());
+        let candidates = self.candidates.clone();
+        let viewer = Viewer {
+            rtc,
+            mux: self.mux.clone(),
+            net: self.mux.register(&ufrag),
+            feed,
+            stop: stop_rx,
+            local_addr: Box::new(move |source| pick_candidate(&candidates, source)),
+            counters: counters.clone(),
+            zero_playout_delay: options.zero_playout_delay,
+            audio: options.audio,
+            epoch: WallclockEpoch::now(),
+        };
+        let session = Session {
+            camera: camera.to_owned(),
+            stop,
+            counters,
+            publisher: false,
+        };
+        self.start(ufrag.clone(), session, viewer.run());
+        Ok((ufrag, one_media_stream(&answer)))
+    }
+
+    /// Answers a WHIP publisher's `offer_sdp` for `source` and starts receiving. Returns the
+    /// session id, the SDP answer, and the frames as they arrive.
+    pub fn publish(
+        &self,
+        source: &str,
+        offer_sdp: &str,
+    ) -> Result<(String, String, mpsc::Receiver<Received>), WhepError> {
+        let (rtc, ufrag, answer) = self.answer(offer_sdp, false)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let (out, frames) = mpsc::channel(PUBLISHED_FRAMES);
+        let candidates = self.candidates.clone();
+        let publisher = Publisher {
+            rtc,
+            mux: self.mux.clone(),
+            net: self.mux.register(&ufrag),
+            stop: stop_rx,
+            local_addr: Box::new(move |source| pick_candidate(&candidates, source)),
+            out,
+        };
+        let session = Session {
+            camera: source.to_owned(),
+            stop,
+            counters: Arc::default(),
+            publisher: true,
+        };
+        self.start(ufrag.clone(), session, publisher.run());
+        Ok((ufrag, answer, frames))
+    }
+
+    /// A str0m peer answering `offer_sdp` (ICE-lite, our host candidates, H.264 and Opus);
+    /// `sending` adds what viewers need (playout delay, capture times, reports every second).
+    fn answer(&self, offer_sdp: &str, sending: bool) -> Result<(Rtc, String, String), WhepError> {
         let offer = SdpOffer::from_sdp_string(offer_sdp)
             .map_err(|e| WhepError::MalformedOffer(e.to_string()))?;
         check_codecs(offer_sdp)?;
         let creds = IceCreds::new();
         let ufrag = creds.ufrag.clone();
-        let mut rtc = RtcConfig::new()
+        let mut config = RtcConfig::new()
             .set_crypto_provider(self.crypto.clone())
             .set_local_ice_credentials(creds)
             .set_ice_lite(true)
             .clear_codecs()
             .enable_h264(true)
-            .enable_opus(true, false)
-            .set_extension(6, Extension::PlayoutDelay)
-            .set_extension(15, Extension::AbsoluteCaptureTime)
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            // A browser lip-syncs once it has two reports per track: send them every second
-            // (str0m's audio default is 5 s, which leaves the first ten seconds unsynced).
-            .set_rtcp_report_interval_audio(Duration::from_secs(1))
-            .set_rtcp_report_interval_video(Duration::from_secs(1))
-            .build(Instant::now());
+            .enable_opus(true, false);
+        if sending {
+            config = config
+                .set_extension(6, Extension::PlayoutDelay)
+                .set_extension(15, Extension::AbsoluteCaptureTime)
+                .set_stats_interval(Some(Duration::from_secs(1)))
+                // A browser lip-syncs once it has two reports per track: send them every second
+                // (str0m's audio default is 5 s, which leaves the first ten seconds unsynced).
+                .set_rtcp_report_interval_audio(Duration::from_secs(1))
+                .set_rtcp_report_interval_video(Duration::from_secs(1));
+        }
+        let mut rtc = config.build(Instant::now());
         for addr in &self.candidates {
             match Candidate::host(*addr, "udp") {
                 Ok(candidate) => {
@@ -141,44 +208,27 @@ impl WhepHost {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| WhepError::MalformedOffer(e.to_string()))?;
+        Ok((rtc, ufrag, answer.to_sdp_string()))
+    }
 
-        let id = ufrag.clone();
-        let (stop, stop_rx) = watch::channel(false);
-        let counters = Arc::new(ViewerCounters::default());
-        let net = self.mux.register(&ufrag);
-        let candidates = self.candidates.clone();
-        let viewer = Viewer {
-            rtc,
-            mux: self.mux.clone(),
-            net,
-            feed,
-            stop: stop_rx,
-            local_addr: Box::new(move |source| pick_candidate(&candidates, source)),
-            counters: counters.clone(),
-            zero_playout_delay: options.zero_playout_delay,
-            audio: options.audio,
-            epoch: WallclockEpoch::now(),
-        };
-        self.lock().insert(
-            id.clone(),
-            Session {
-                camera: camera.to_owned(),
-                stop,
-                counters,
-            },
-        );
+    /// Registers a session and runs its peer; the session is forgotten when the peer ends.
+    fn start(
+        &self,
+        id: String,
+        session: Session,
+        peer: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        self.lock().insert(id.clone(), session);
         let sessions = self.sessions.clone();
         let mux = self.mux.clone();
-        let session_id = id.clone();
         tokio::spawn(async move {
-            viewer.run().await;
-            mux.unregister(&ufrag);
+            peer.await;
+            mux.unregister(&id);
             sessions
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .remove(&session_id);
+                .remove(&id);
         });
-        Ok((id, one_media_stream(&answer.to_sdp_string())))
     }
 
     /// Ends a viewer (WHEP DELETE). False if there is no such session.
@@ -201,7 +251,7 @@ impl WhepHost {
         use std::sync::atomic::Ordering::Relaxed;
         self.lock()
             .values()
-            .filter(|s| s.camera == camera)
+            .filter(|s| s.camera == camera && !s.publisher)
             .fold(ViewerTotals::default(), |t, s| ViewerTotals {
                 viewers: t.viewers + 1,
                 frames_sent: t.frames_sent + s.counters.frames_sent.load(Relaxed),
@@ -229,7 +279,7 @@ pub fn check_codecs(sdp: &str) -> Result<(), WhepError> {
         .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
     Err(WhepError::NoCompatibleCodec(format!(
-        "we send H.264 video and Opus audio; the offer has {}",
+        "we take H.264 video and Opus audio; the offer has {}",
         if offered.is_empty() {
             "no codecs".to_owned()
         } else {

@@ -238,7 +238,7 @@ impl WhepClient {
 }
 
 /// `http://host:port/…` → the server's address.
-fn http_addr(endpoint: &str) -> Result<SocketAddr, WhepClientError> {
+pub(crate) fn http_addr(endpoint: &str) -> Result<SocketAddr, WhepClientError> {
     let bad = |why: &str| WhepClientError::Endpoint(format!("{endpoint}: {why}"));
     let rest = endpoint
         .strip_prefix("http://")
@@ -255,24 +255,42 @@ fn http_addr(endpoint: &str) -> Result<SocketAddr, WhepClientError> {
         .ok_or_else(|| bad("cannot resolve the host"))
 }
 
-/// WHEP step one: POST the offer, get the answer (HTTP/1.1, one request, connection closed).
-async fn post_offer(
+/// WHEP/WHIP step one: POST the offer, get the answer (HTTP/1.1, one request, connection
+/// closed).
+pub(crate) async fn post_offer(
     endpoint: &str,
     server: SocketAddr,
     offer: &str,
 ) -> Result<String, WhepClientError> {
+    let (head, body) = http_request(endpoint, server, "POST", offer).await?;
+    let status = head.split_whitespace().nth(1).unwrap_or("?").to_owned();
+    if status != "201" {
+        return Err(WhepClientError::Refused {
+            status,
+            body: body.trim().to_owned(),
+        });
+    }
+    Ok(body)
+}
+
+/// One plain HTTP/1.1 request to `endpoint` (an SDP body, or none): the response's head and
+/// body. For DELETE the endpoint is the session's resource URL.
+pub(crate) async fn http_request(
+    endpoint: &str,
+    server: SocketAddr,
+    method: &str,
+    sdp: &str,
+) -> Result<(String, String), WhepClientError> {
     let rest = endpoint.trim_start_matches("http://");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let mut stream = TcpStream::connect(server).await.map_err(|e| {
-        WhepClientError::Endpoint(format!(
-            "{endpoint}: cannot connect to the WHEP endpoint ({e})"
-        ))
-    })?;
+    let mut stream = TcpStream::connect(server)
+        .await
+        .map_err(|e| WhepClientError::Endpoint(format!("{endpoint}: cannot connect ({e})")))?;
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{offer}",
-        offer.len()
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{sdp}",
+        sdp.len()
     );
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
@@ -283,14 +301,7 @@ async fn post_offer(
     let (head, body) = response
         .split_once("\r\n\r\n")
         .ok_or_else(|| WhepClientError::Endpoint(format!("{endpoint}: not an HTTP response")))?;
-    let status = head.split_whitespace().nth(1).unwrap_or("?").to_owned();
-    if status != "201" {
-        return Err(WhepClientError::Refused {
-            status,
-            body: body.trim().to_owned(),
-        });
-    }
-    Ok(body.to_owned())
+    Ok((head.to_owned(), body.to_owned()))
 }
 
 #[cfg(test)]

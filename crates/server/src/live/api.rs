@@ -17,7 +17,7 @@ use super::push::PushSource;
 use super::recordings::{self, recorder_json, Recordings};
 use super::signalling::{self, Signalling};
 use super::ws::{ConnectionLimits, WsPolicy};
-use super::{metrics, push, web};
+use super::{metrics, push, web, whip};
 
 /// Everything the handlers read; cameras are fixed at start.
 #[derive(Debug)]
@@ -83,6 +83,13 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .options(preflight),
         )
         .route("/api/push/{name}", get(push::upgrade))
+        .route("/api/whip/{name}", post(whip::offer).options(preflight))
+        .route(
+            "/api/whip/{name}/{session}",
+            axum::routing::delete(whip::delete)
+                .patch(whep_patch)
+                .options(preflight),
+        )
         .route("/api/ws", get(signalling::upgrade))
         .route("/api/recordings/{name}", get(recordings::timeline))
         .route("/api/recordings/{name}/export.mp4", get(recordings::export))

@@ -13,6 +13,7 @@ pub mod recorder;
 pub mod recordings;
 pub mod signalling;
 mod web;
+mod whip;
 pub mod ws;
 
 use std::net::SocketAddr;
