@@ -130,7 +130,7 @@ try {
       frames: mouth.length, mouth_min: lo, mouth_max: hi, audio_energy: sound.audio_energy,
     };
     await page.screenshot({ path: join(artifacts, `avatar-${name}.png`) });
-    if (mouth.length < 100) fail(`${name}: only ${mouth.length} frames rendered in 8 s`, result);
+    if (mouth.length < 60) fail(`${name}: only ${mouth.length} frames rendered in 8 s`, result);
     if (!(hi - lo > 15)) fail(`${name}: the mouth does not move (brightness ${lo.toFixed(0)}-${hi.toFixed(0)})`, result);
     if (!(sound.audio_energy > 0)) fail(`${name}: the avatar is silent`, result);
   }

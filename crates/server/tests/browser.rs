@@ -4,7 +4,9 @@
 //! and that the page's own measurement of rendered flash vs played beep is within ±40 ms (its
 //! median, and most events: a moment's stall of a busy machine is not a sync failure).
 //! The demo's push source is fed by `examples/push_avatar.py`: the avatar plays in the UI with a
-//! moving mouth and sound. Screenshots go to `target/artifacts/`.
+//! moving mouth and sound. Then a page publishes a synthetic stream over WHIP
+//! (`web/tests/whip_publish.mjs`) and plays lockstep's re-served copy. Screenshots go to
+//! `target/artifacts/`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -42,35 +44,27 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
         "{}/api/push/avatar",
         server.base.replace("http://", "ws://")
     );
-    let _avatar = Avatar(
+    let avatar_process = Avatar(
         Command::new("python3")
             .arg(root.join("examples/push_avatar.py"))
+            // Small and slow: the cameras' lip sync is measured in the same page meanwhile, on
+            // two cores.
             .args([push_url.as_str(), "--quiet", "--duration", "180"])
+            .args(["--size", "256", "--fps", "15"])
             .spawn()
             .expect("python3 runs examples/push_avatar.py"),
     );
     server.wait_json("/api/cameras/avatar", 30, |c| c["state"] == "live");
     let artifacts = root.join("target/artifacts");
-    let out = Command::new("node")
-        .arg(tests.join("live_view.mjs"))
-        .arg(format!("{}/", server.base))
-        .arg(&artifacts)
-        .args(["15", "15"])
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: serde_json::Value = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "live_view.mjs printed no result:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    eprintln!("{result:#}");
-    assert!(out.status.success() && result["ok"] == true, "{result:#}");
+    let result = run_node(
+        &tests.join("live_view.mjs"),
+        &[
+            &format!("{}/", server.base),
+            &artifacts.to_string_lossy(),
+            "15",
+            "15",
+        ],
+    );
     let cameras = result["cameras"].as_object().expect("cameras");
     assert_eq!(cameras.len(), 2, "{result:#}");
     let avatar = &result["avatars"]["avatar"];
@@ -80,4 +74,43 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
         assert!(offset <= 40.0, "{name}: {offset} ms");
     }
     assert!(artifacts.join("live-view.png").is_file());
+
+    // WHIP from a real browser: the example leaves the push source to a page that publishes a
+    // synthetic stream; lockstep re-serves it and the page plays it back.
+    drop(avatar_process);
+    server.wait_json("/api/cameras/avatar", 30, |c| c["state"] == "waiting");
+    let result = run_node(
+        &tests.join("whip_publish.mjs"),
+        &[
+            &format!("{}/", server.base),
+            "avatar",
+            &artifacts.to_string_lossy(),
+        ],
+    );
+    assert_eq!(result["codecs"]["video"], "H264", "{result:#}");
+    assert_eq!(result["after_stop"], "waiting", "{result:#}");
+}
+
+/// Runs a test script with node; its last line of output is the JSON result, `ok` true.
+fn run_node(script: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{} printed no result:\n{stdout}\n{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    eprintln!("{result:#}");
+    assert!(out.status.success() && result["ok"] == true, "{result:#}");
+    result
 }

@@ -490,3 +490,45 @@ fn a_whip_publisher_is_re_served_in_sync() {
     let state = server.wait_json("/api/cameras/avatar", 5, |c| c["state"] == "waiting");
     assert!(state["error"].as_str().unwrap().contains("WHIP"), "{state}");
 }
+
+/// A push source with `record = "continuous"` is recorded like a camera, and its recording plays
+/// back with the voice on the picture.
+#[test]
+fn a_recorded_avatar_plays_back_in_sync() {
+    let dir = common::tempdir::Dir::new();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndir = '{}'\nsegment_secs = 4\n\
+         [[push]]\nname = \"avatar\"\nrecord = \"continuous\"\n",
+        dir.path().join("recordings").display()
+    );
+    let server = Server::with_config_in(&dir, &config);
+    let _sim = PushSim::start(
+        &ws_url(&server, "avatar"),
+        &["--size", "320x240", "--duration", "40"],
+    );
+    server.wait_json("/api/cameras/avatar", 30, |c| {
+        c["recording"]["state"] == "recording"
+    });
+    std::thread::sleep(Duration::from_secs(14));
+    let timeline = server.get_json("/api/recordings/avatar");
+    let segments = timeline["segments"].as_array().unwrap();
+    assert!(segments.len() >= 3, "{timeline}");
+    assert!(segments.iter().all(|s| s["audio"] == true), "{timeline}");
+    let from = segments[0]["start"].as_str().unwrap();
+    let to = segments[segments.len() - 2]["end"].as_str().unwrap();
+    let (status, headers, body) = common::download(
+        &server.base,
+        &format!("/api/recordings/avatar/export.mp4?from={from}&to={to}"),
+    );
+    assert_eq!(status, 200, "{headers}");
+    let file = dir.path().join("avatar.mp4");
+    std::fs::write(&file, body).unwrap();
+    let report = measure(file.to_str().unwrap(), &[]);
+    let events = report["events"].as_array().unwrap();
+    assert!(events.len() >= 6, "{report}");
+    let worst = events
+        .iter()
+        .map(|e| number(e, "offset_ms").abs())
+        .fold(0.0f64, f64::max);
+    assert!(worst <= 2.0, "worst recorded offset {worst} ms: {report}");
+}

@@ -27,6 +27,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/whep.js"),
     ),
     (
+        "/publish.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/publish.js"),
+    ),
+    (
         "/signalling.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/signalling.js"),
