@@ -102,6 +102,16 @@ impl H264Packetizer {
 /// A keyframe's access unit with the parameter sets in front when it came without them (cameras
 /// that announce SPS/PPS only in the SDP): a decoder joining at this keyframe — a browser, a
 /// recording segment — needs them in the stream.
+/// NAL units (without start codes) as one Annex B access unit.
+pub fn annex_b<N: AsRef<[u8]>>(nals: &[N]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nals.iter().map(|n| n.as_ref().len() + 4).sum());
+    for nal in nals {
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal.as_ref());
+    }
+    out
+}
+
 pub fn with_parameter_sets(annex_b: Vec<u8>, sps: &[u8], pps: &[u8]) -> Vec<u8> {
     if split_annex_b(&annex_b)
         .iter()
@@ -193,13 +203,8 @@ impl H264Depacketizer {
             return None;
         }
         let keyframe = nals.iter().any(|n| nal_type(n) == NAL_IDR);
-        let mut annex_b = Vec::with_capacity(nals.iter().map(|n| n.len() + 4).sum());
-        for nal in &nals {
-            annex_b.extend_from_slice(&[0, 0, 0, 1]);
-            annex_b.extend_from_slice(nal);
-        }
         Some(AccessUnit {
-            annex_b,
+            annex_b: annex_b(&nals),
             keyframe,
             broken,
         })

@@ -150,13 +150,8 @@ mod tests {
             frame.draw(i % 30 == 0, data);
             let encoded = encoder.encode(&frame).unwrap();
             assert_eq!(encoded.keyframe, i == 0, "frame {i}");
-            let mut annex_b = Vec::new();
-            for nal in &encoded.nals {
-                annex_b.extend_from_slice(&[0, 0, 0, 1]);
-                annex_b.extend_from_slice(nal);
-            }
             let luma = decoder
-                .decode(&annex_b)
+                .decode(&crate::h264::annex_b(&encoded.nals))
                 .unwrap()
                 .expect("a picture per frame");
             assert_eq!(

@@ -189,12 +189,7 @@ async fn run_whip(args: &PushSimArgs, width: usize, height: usize) -> anyhow::Re
                         .map(|d| d.as_micros() as u64),
                 },
             );
-            let encoded = encoder.encode(&frame)?;
-            let mut annex_b = Vec::new();
-            for nal in &encoded.nals {
-                annex_b.extend_from_slice(&[0, 0, 0, 1]);
-                annex_b.extend_from_slice(nal);
-            }
+            let annex_b = lockstep_media::h264::annex_b(&encoder.encode(&frame)?.nals);
             let rtp = VIDEO_BASE + picture * 90_000 / i64::from(args.fps);
             client.write(Track::Video, rtp as u64, at(video_us, 1_000_000), annex_b)?;
             picture += 1;

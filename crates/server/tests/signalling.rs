@@ -127,7 +127,20 @@ async fn a_viewer_keeps_playing_while_its_signalling_reconnects() {
         "{welcome}"
     );
 
+    // A second client with the same token takes the session over (the first one's network
+    // may have died without a FIN); the first one's end does not detach it.
+    let mut takeover = open(&server, &format!("?resume={token}")).await;
+    assert_eq!(next_of(&mut takeover, "welcome").await["resumed"], true);
+    drop(ws);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let alive = Instant::now() - Duration::from_secs(1);
+    assert!(
+        count_since(alive) > 10,
+        "the taken-over viewer must still play"
+    );
+
     // Gone for longer than the window: the viewer ends.
+    let ws = takeover;
     drop(ws);
     tokio::time::sleep(Duration::from_secs(6)).await;
     let quiet = Instant::now() - Duration::from_secs(1);

@@ -284,9 +284,11 @@ pub(crate) async fn http_request(
     let rest = endpoint.trim_start_matches("http://");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let mut stream = TcpStream::connect(server)
-        .await
-        .map_err(|e| WhepClientError::Endpoint(format!("{endpoint}: cannot connect ({e})")))?;
+    let mut stream = TcpStream::connect(server).await.map_err(|e| {
+        WhepClientError::Endpoint(format!(
+            "{endpoint}: cannot connect to the WHEP/WHIP endpoint ({e})"
+        ))
+    })?;
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/sdp\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{sdp}",

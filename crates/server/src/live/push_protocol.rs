@@ -280,6 +280,12 @@ impl CaptureClock {
         LocalInstant::from_nanos(capture.as_nanos().saturating_add(self.delay_nanos))
     }
 
+    /// The producer-clock µs of what goes out at `out`, once the mapping is known.
+    pub fn producer_us(&self, out: LocalInstant) -> Option<i64> {
+        let offset = self.offset_us?;
+        Some(out.as_nanos().saturating_sub(self.delay_nanos) / 1_000 - offset)
+    }
+
     /// When media captured at `capture_us` (producer clock; `None`: now) goes out, or why not.
     pub fn due(
         &mut self,
@@ -412,6 +418,10 @@ mod tests {
             let err = clock.due(Some(wild), hello_at).unwrap_err();
             assert!(err.contains("monotonic"), "{err}");
         }
+        assert_eq!(
+            clock.producer_us(LocalInstant::from_millis(11_050)),
+            Some(1_001_000)
+        );
         // Without clock_us, the first stamp maps to its arrival.
         let mut clock = CaptureClock::new(Duration::ZERO, None, hello_at);
         assert_eq!(clock.due(Some(-7), hello_at).unwrap(), hello_at);

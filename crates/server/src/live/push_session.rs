@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use super::camera::{ticks, CameraState};
 use super::push::ProducerSlot;
-use super::push_audio_clock::{AudioClock, ClockEvent, ClockState};
+use super::push_audio_clock::{from_ticks, AudioClock, ClockEvent, ClockState};
 use super::push_protocol::{
     parse_control, parse_hello, parse_media, CaptureClock, Control, MediaKind, VideoDeclaration,
     VideoFormat,
@@ -172,7 +172,7 @@ async fn session(
             .map_or(next_stats, |at| clock.instant(at).min(next_stats));
         tokio::select! {
             event = from_clock.recv() => match event {
-                Some(ClockEvent::Audio(event)) => send_event(events, audio_event_json(&event)),
+                Some(ClockEvent::Audio(event)) => send_event(events, audio_event_json(&event, &timeline)),
                 Some(ClockEvent::Refused(reason)) => return Err((close_code::UNSUPPORTED, reason)),
                 None => return Err((close_code::INTERNAL, "the audio clock stopped".into())),
             },
@@ -247,13 +247,16 @@ async fn session(
     }
 }
 
-fn audio_event_json(event: &PushAudioEvent) -> serde_json::Value {
+/// An audio event for the producer: when it happens in its own clock's µs (`at_us`: the capture
+/// time of what plays then), and on the outgoing 48 kHz clock.
+fn audio_event_json(event: &PushAudioEvent, timeline: &CaptureClock) -> serde_json::Value {
     let (kind, pts) = match *event {
         PushAudioEvent::SpeakingStarted { pts } => ("speaking_started", pts),
         PushAudioEvent::SpeakingEnded { pts } => ("speaking_ended", pts),
         PushAudioEvent::Underrun { pts } => ("underrun", pts),
     };
-    json!({ "type": kind, "pts_48k": pts })
+    let at_us = timeline.producer_us(from_ticks(pts, LIVE_RATE_HZ));
+    json!({ "type": kind, "at_us": at_us, "pts_48k": pts })
 }
 
 #[derive(Debug, Default)]
@@ -308,7 +311,7 @@ struct VideoPath {
     feed: Arc<SourceFeed>,
     clock: LocalClock,
     queue: VecDeque<(LocalInstant, Picture)>,
-    encoder: Option<SyncSender<EncodeJob>>,
+    encoder: Option<(SyncSender<EncodeJob>, std::thread::JoinHandle<()>)>,
     last_due: Option<LocalInstant>,
     interval_nanos: i64,
     /// H.264 after a flush or a drop: wait for a keyframe.
@@ -434,7 +437,9 @@ impl VideoPath {
     }
 
     fn encode(&mut self, picture: Option<I420Frame>, due: LocalInstant) {
-        let Some(encoder) = &self.encoder else { return };
+        let Some((encoder, _)) = &self.encoder else {
+            return;
+        };
         self.last_due = Some(due);
         match encoder.try_send(EncodeJob { picture, due }) {
             Ok(()) => self.frames += 1,
@@ -449,10 +454,10 @@ fn spawn_encoder(
     decl: VideoDeclaration,
     feed: Arc<SourceFeed>,
     clock: LocalClock,
-) -> Result<SyncSender<EncodeJob>, String> {
+) -> Result<(SyncSender<EncodeJob>, std::thread::JoinHandle<()>), String> {
     let bitrate = (decl.width * decl.height) as f64 * f64::from(decl.fps) * BITS_PER_PIXEL_FRAME;
     let (tx, rx) = sync_channel::<EncodeJob>(ENCODER_QUEUE);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("push-h264".into())
         .spawn(move || {
             // Set up here: it takes milliseconds the session's first audio must not wait.
@@ -472,25 +477,28 @@ fn spawn_encoder(
                     continue;
                 };
                 match encoder.encode(picture) {
-                    Ok(encoded) => {
-                        let mut annex_b = Vec::new();
-                        for nal in &encoded.nals {
-                            annex_b.extend_from_slice(&[0, 0, 0, 1]);
-                            annex_b.extend_from_slice(nal);
-                        }
-                        feed.publish(LiveFrame {
-                            media: LiveMedia::H264 {
-                                keyframe: encoded.keyframe,
-                            },
-                            wallclock: clock.instant(job.due),
-                            pts: ticks(job.due, 90_000),
-                            data: Arc::from(annex_b),
-                        });
-                    }
+                    Ok(encoded) => feed.publish(LiveFrame {
+                        media: LiveMedia::H264 {
+                            keyframe: encoded.keyframe,
+                        },
+                        wallclock: clock.instant(job.due),
+                        pts: ticks(job.due, 90_000),
+                        data: Arc::from(lockstep_media::h264::annex_b(&encoded.nals)),
+                    }),
                     Err(e) => tracing::warn!("push video encode: {e}"),
                 }
             }
         })
         .map_err(|e| format!("cannot start the video encoder thread: {e}"))?;
-    Ok(tx)
+    Ok((tx, thread))
+}
+
+impl Drop for VideoPath {
+    /// The encoder finishes what it has before the session reports the source `waiting`.
+    fn drop(&mut self) {
+        if let Some((encoder, thread)) = self.encoder.take() {
+            drop(encoder);
+            let _ = thread.join();
+        }
+    }
 }

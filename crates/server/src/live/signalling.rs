@@ -36,7 +36,8 @@ const CAMERAS_EVERY: Duration = Duration::from_secs(1);
 struct Entry {
     /// (camera, viewer id) of the viewers this session opened.
     viewers: Vec<(String, String)>,
-    /// Bumped at every attach: the reaper of an older detach leaves a resumed session alone.
+    /// Bumped at every attach: the reaper of an older detach, or an older socket's end, leaves a
+    /// resumed session alone.
     generation: u64,
     attached: bool,
 }
@@ -85,28 +86,25 @@ impl Signalling {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Resumes the session of `token` if it is waiting, else starts a new one. Returns the
-    /// token, its generation, whether it was resumed, and its viewers still alive.
+    /// Resumes the session of `token` if it exists, else starts a new one. Returns the token,
+    /// its generation, whether it was resumed, and its viewers still alive. A session whose old
+    /// socket the server has not yet found dead (a network drop sends no FIN) is taken over.
     fn attach(
         &self,
         token: Option<&str>,
         alive: impl Fn(&str) -> bool,
     ) -> (String, u64, bool, Vec<(String, String)>) {
         let mut sessions = self.lock();
-        if let Some(entry) = token.and_then(|t| sessions.get_mut(t)) {
-            if !entry.attached {
-                entry.attached = true;
-                entry.generation += 1;
-                entry.viewers.retain(|(_, viewer)| alive(viewer));
-                let viewers = entry.viewers.clone();
-                let generation = entry.generation;
-                return (
-                    token.unwrap_or_default().to_owned(),
-                    generation,
-                    true,
-                    viewers,
-                );
-            }
+        if let Some((token, entry)) = token.and_then(|t| sessions.get_mut(t).map(|e| (t, e))) {
+            entry.attached = true;
+            entry.generation += 1;
+            entry.viewers.retain(|(_, viewer)| alive(viewer));
+            return (
+                token.to_owned(),
+                entry.generation,
+                true,
+                entry.viewers.clone(),
+            );
         }
         let token = lockstep_webrtc::random_token();
         sessions.insert(
@@ -120,10 +118,12 @@ impl Signalling {
         (token, 0, false, Vec::new())
     }
 
-    /// The socket dropped: its viewers wait `resume_window` for it, then end.
+    /// A socket ended: unless a newer one took its session over, the viewers wait
+    /// `resume_window` for a resume, then end.
     fn detach(self: &Arc<Self>, token: String, generation: u64, state: Arc<AppState>) {
-        if let Some(entry) = self.lock().get_mut(&token) {
-            entry.attached = false;
+        match self.lock().get_mut(&token) {
+            Some(entry) if entry.generation == generation => entry.attached = false,
+            _ => return,
         }
         let this = self.clone();
         tokio::spawn(async move {
