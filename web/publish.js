@@ -1,6 +1,8 @@
 // A minimal WHIP publisher (RFC 9725): sends a MediaStream's tracks to a lockstep push source
 // (`POST /api/whip/NAME`), H.264 preferred for video since lockstep re-serves it as it is.
 
+import { gatheringComplete, postOffer } from './whep.js';
+
 export async function publish(endpoint, stream) {
   const pc = new RTCPeerConnection({ iceServers: [] });
   for (const track of stream.getTracks()) {
@@ -13,19 +15,15 @@ export async function publish(endpoint, stream) {
   }
   await pc.setLocalDescription(await pc.createOffer());
   await gatheringComplete(pc, 2000);
-  const response = await fetch(endpoint, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/sdp' },
-    body: pc.localDescription.sdp,
-  });
-  if (response.status !== 201) {
-    let reason = `${response.status}`;
-    try { reason = (await response.json()).error || reason; } catch (_) { /* not JSON */ }
+  let session;
+  try {
+    session = await postOffer(endpoint, pc.localDescription.sdp);
+    await pc.setRemoteDescription({ type: 'answer', sdp: session.answer });
+  } catch (e) {
     pc.close();
-    throw new Error(reason);
+    throw e;
   }
-  const resource = new URL(response.headers.get('Location'), endpoint).toString();
-  await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+  const { resource } = session;
   return {
     pc,
     async stop() {
@@ -33,14 +31,4 @@ export async function publish(endpoint, stream) {
       try { await fetch(resource, { method: 'DELETE' }); } catch (_) { /* server gone */ }
     },
   };
-}
-
-function gatheringComplete(pc, timeoutMs) {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve();
-  return new Promise((resolve) => {
-    pc.addEventListener('icegatheringstatechange', () => {
-      if (pc.iceGatheringState === 'complete') resolve();
-    });
-    setTimeout(resolve, timeoutMs);
-  });
 }

@@ -37,19 +37,14 @@ export class WhepSession {
         throw e;
       }
     }
-    const response = await fetch(this.endpoint, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/sdp' },
-      body: pc.localDescription.sdp,
-    });
-    if (response.status !== 201) {
-      let reason = `${response.status}`;
-      try { reason = (await response.json()).error || reason; } catch (_) { /* not JSON */ }
+    try {
+      const { resource, answer } = await postOffer(this.endpoint, pc.localDescription.sdp);
+      this.resource = resource;
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    } catch (e) {
       pc.close();
-      throw new Error(reason);
+      throw e;
     }
-    this.resource = new URL(response.headers.get('Location'), this.endpoint).toString();
-    await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
     return stream;
   }
 
@@ -75,7 +70,29 @@ function askForCaptureTimes(transceiver) {
   try { transceiver.setHeaderExtensionsToNegotiate(exts); } catch (_) { /* not supported */ }
 }
 
-function gatheringComplete(pc, timeoutMs) {
+/**
+ * POSTs an SDP offer to a WHEP or WHIP endpoint: resolves to the session's resource URL and the
+ * answer, or throws with the server's reason.
+ */
+export async function postOffer(endpoint, sdp) {
+  const response = await fetch(endpoint, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/sdp' },
+    body: sdp,
+  });
+  if (response.status !== 201) {
+    let reason = `${response.status}`;
+    try { reason = (await response.json()).error || reason; } catch (_) { /* not JSON */ }
+    throw new Error(reason);
+  }
+  return {
+    resource: new URL(response.headers.get('Location'), endpoint).toString(),
+    answer: await response.text(),
+  };
+}
+
+/** Resolves when ICE gathering completes (or after `timeoutMs`): non-trickle offers. */
+export function gatheringComplete(pc, timeoutMs) {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => { if (pc.iceGatheringState === 'complete') resolve(); };

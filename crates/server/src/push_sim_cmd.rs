@@ -99,16 +99,7 @@ pub async fn run(args: &PushSimArgs) -> anyhow::Result<()> {
             if silent {
                 continue;
             }
-            frame.draw(
-                index % i64::from(args.fps) == 0,
-                StripeData {
-                    frame_index: index as u32,
-                    capture_unix_micros: SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_micros() as u64),
-                },
-            );
+            draw_pattern(&mut frame, index, args.fps);
             sink.send(Message::Binary(
                 encode_media(KIND_VIDEO, stamp, &frame.data).into(),
             ))
@@ -179,16 +170,7 @@ async fn run_whip(args: &PushSimArgs, width: usize, height: usize) -> anyhow::Re
             }
             chunk += 1;
         } else {
-            frame.draw(
-                picture % i64::from(args.fps) == 0,
-                StripeData {
-                    frame_index: picture as u32,
-                    capture_unix_micros: SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_micros() as u64),
-                },
-            );
+            draw_pattern(&mut frame, picture, args.fps);
             let annex_b = lockstep_media::h264::annex_b(&encoder.encode(&frame)?.nals);
             let rtp = VIDEO_BASE + picture * 90_000 / i64::from(args.fps);
             client.write(Track::Video, rtp as u64, at(video_us, 1_000_000), annex_b)?;
@@ -197,4 +179,19 @@ async fn run_whip(args: &PushSimArgs, width: usize, height: usize) -> anyhow::Re
     }
     client.close().await?;
     Ok(())
+}
+
+/// Frame `index` of the pattern: white once a second (the frame at each whole second), the
+/// stripe with its index and the wallclock now.
+fn draw_pattern(frame: &mut I420Frame, index: i64, fps: u32) {
+    frame.draw(
+        index % i64::from(fps) == 0,
+        StripeData {
+            frame_index: index as u32,
+            capture_unix_micros: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_micros() as u64),
+        },
+    );
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::{mpsc, watch};
 
@@ -58,13 +57,7 @@ impl Publisher {
             tokio::select! {
                 datagram = self.net.recv() => {
                     let Some(d) = datagram else { break };
-                    let Ok(contents) = d.contents.as_slice().try_into() else { continue };
-                    let input = Input::Receive(d.received, Receive {
-                        proto: Protocol::Udp,
-                        source: d.source,
-                        destination: (self.local_addr)(d.source),
-                        contents,
-                    });
+                    let Some(input) = d.input((self.local_addr)(d.source)) else { continue };
                     if let Err(e) = self.rtc.handle_input(input) {
                         tracing::debug!("whip publisher input: {e}");
                     }

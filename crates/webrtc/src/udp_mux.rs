@@ -26,6 +26,23 @@ pub struct Datagram {
     pub contents: Vec<u8>,
 }
 
+impl Datagram {
+    /// This datagram as a peer's input, arrived on `destination` (the candidate the peer knows);
+    /// `None` if str0m cannot take it (not STUN, DTLS or RTP).
+    pub fn input(&self, destination: SocketAddr) -> Option<str0m::Input<'_>> {
+        let contents = self.contents.as_slice().try_into().ok()?;
+        Some(str0m::Input::Receive(
+            self.received,
+            str0m::net::Receive {
+                proto: str0m::net::Protocol::Udp,
+                source: self.source,
+                destination,
+                contents,
+            },
+        ))
+    }
+}
+
 #[derive(Debug, Default)]
 struct Routes {
     by_ufrag: HashMap<String, mpsc::Sender<Datagram>>,

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use lockstep_media::{LiveFrame, LiveMedia, SourceFeed};
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
-use str0m::net::{Protocol, Receive};
 use str0m::rtp::AbsCaptureTime;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -111,13 +110,7 @@ impl Viewer {
             tokio::select! {
                 datagram = self.net.recv() => {
                     let Some(d) = datagram else { break };
-                    let Ok(contents) = d.contents.as_slice().try_into() else { continue };
-                    let input = Input::Receive(d.received, Receive {
-                        proto: Protocol::Udp,
-                        source: d.source,
-                        destination: (self.local_addr)(d.source),
-                        contents,
-                    });
+                    let Some(input) = d.input((self.local_addr)(d.source)) else { continue };
                     if let Err(e) = self.rtc.handle_input(input) {
                         tracing::debug!("whep viewer input: {e}");
                     }

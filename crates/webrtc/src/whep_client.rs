@@ -76,25 +76,60 @@ pub struct PendingClient {
     offer: String,
 }
 
+/// A client's str0m peer (H.264 and Opus, one host candidate) and its UDP socket: on loopback
+/// for a server on loopback.
+pub(crate) async fn client_peer(
+    server: SocketAddr,
+) -> Result<(Rtc, UdpSocket, SocketAddr), WhepClientError> {
+    let ip: std::net::IpAddr = if server.ip().is_loopback() {
+        [127, 0, 0, 1].into()
+    } else {
+        [0, 0, 0, 0].into()
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+    let local = socket.local_addr()?;
+    let mut rtc = RtcConfig::new()
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let candidate = Candidate::host(local, "udp")
+        .map_err(|e| WhepClientError::Endpoint(format!("candidate {local}: {e}")))?;
+    rtc.add_local_candidate(candidate);
+    Ok((rtc, socket, local))
+}
+
+/// Waits up to `wait` for a datagram: the peer's input (a timeout when none came).
+pub(crate) async fn next_input<'b>(
+    socket: &UdpSocket,
+    buf: &'b mut [u8],
+    local: SocketAddr,
+    wait: std::time::Duration,
+) -> Result<Input<'b>, WhepClientError> {
+    Ok(
+        match tokio::time::timeout(wait, socket.recv_from(buf)).await {
+            Ok(Ok((n, source))) => Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination: local,
+                    contents: buf[..n]
+                        .try_into()
+                        .map_err(|e| WhepClientError::Endpoint(format!("datagram: {e}")))?,
+                },
+            ),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => Input::Timeout(Instant::now()),
+        },
+    )
+}
+
 impl PendingClient {
     /// Offers to receive video and audio from a server at `server` (its address decides
     /// whether we listen on loopback).
     pub async fn new(server: SocketAddr) -> Result<PendingClient, WhepClientError> {
-        let ip: std::net::IpAddr = if server.ip().is_loopback() {
-            [127, 0, 0, 1].into()
-        } else {
-            [0, 0, 0, 0].into()
-        };
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-        let local = socket.local_addr()?;
-        let mut rtc = RtcConfig::new()
-            .clear_codecs()
-            .enable_h264(true)
-            .enable_opus(true, false)
-            .build(Instant::now());
-        let candidate = Candidate::host(local, "udp")
-            .map_err(|e| WhepClientError::Endpoint(format!("candidate {local}: {e}")))?;
-        rtc.add_local_candidate(candidate);
+        let (mut rtc, socket, local) = client_peer(server).await?;
         let mut api = rtc.sdp_api();
         let video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         let audio = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
@@ -161,22 +196,7 @@ impl WhepClient {
                 return Ok(None);
             }
             let wait = timeout.min(deadline).saturating_duration_since(now);
-            let input = match tokio::time::timeout(wait, self.socket.recv_from(&mut self.buf)).await
-            {
-                Ok(Ok((n, source))) => Input::Receive(
-                    Instant::now(),
-                    Receive {
-                        proto: Protocol::Udp,
-                        source,
-                        destination: self.local,
-                        contents: self.buf[..n]
-                            .try_into()
-                            .map_err(|e| WhepClientError::Endpoint(format!("datagram: {e}")))?,
-                    },
-                ),
-                Ok(Err(e)) => return Err(e.into()),
-                Err(_) => Input::Timeout(Instant::now()),
-            };
+            let input = next_input(&self.socket, &mut self.buf, self.local, wait).await?;
             self.rtc.handle_input(input)?;
         }
     }

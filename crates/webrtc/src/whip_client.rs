@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::{Event, IceConnectionState, Output, Rtc};
 use tokio::net::UdpSocket;
 
 use crate::viewer::Tracks;
-use crate::whep_client::{http_addr, http_request, Track, WhepClientError};
+use crate::whep_client::{
+    client_peer, http_addr, http_request, next_input, Track, WhepClientError,
+};
 
 #[derive(Debug)]
 pub struct WhipClient {
@@ -31,21 +32,7 @@ impl WhipClient {
     /// Offers to send video and audio to `endpoint` (`http://host:port/api/whip/NAME`).
     pub async fn connect(endpoint: &str) -> Result<WhipClient, WhepClientError> {
         let server = http_addr(endpoint)?;
-        let ip: std::net::IpAddr = if server.ip().is_loopback() {
-            [127, 0, 0, 1].into()
-        } else {
-            [0, 0, 0, 0].into()
-        };
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-        let local = socket.local_addr()?;
-        let mut rtc = RtcConfig::new()
-            .clear_codecs()
-            .enable_h264(true)
-            .enable_opus(true, false)
-            .build(Instant::now());
-        let candidate = Candidate::host(local, "udp")
-            .map_err(|e| WhepClientError::Endpoint(format!("candidate {local}: {e}")))?;
-        rtc.add_local_candidate(candidate);
+        let (mut rtc, socket, local) = client_peer(server).await?;
         let mut api = rtc.sdp_api();
         let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -101,22 +88,7 @@ impl WhipClient {
                 return Ok(());
             }
             let wait = timeout.min(until).saturating_duration_since(now);
-            let input = match tokio::time::timeout(wait, self.socket.recv_from(&mut self.buf)).await
-            {
-                Ok(Ok((n, source))) => Input::Receive(
-                    Instant::now(),
-                    Receive {
-                        proto: Protocol::Udp,
-                        source,
-                        destination: self.local,
-                        contents: self.buf[..n]
-                            .try_into()
-                            .map_err(|e| WhepClientError::Endpoint(format!("datagram: {e}")))?,
-                    },
-                ),
-                Ok(Err(e)) => return Err(e.into()),
-                Err(_) => Input::Timeout(Instant::now()),
-            };
+            let input = next_input(&self.socket, &mut self.buf, self.local, wait).await?;
             self.rtc.handle_input(input)?;
         }
     }

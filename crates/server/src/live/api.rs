@@ -179,19 +179,8 @@ async fn whep_offer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
     state.camera(&name)?;
-    if !content_type.starts_with("application/sdp") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("a WHEP offer is Content-Type application/sdp, not {content_type:?}"),
-        ));
-    }
-    let offer = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8"))?;
+    let offer = sdp_offer("WHEP", &headers, &body)?;
     let (session, answer) = open_viewer(&state, &name, offer)?;
     let location = format!("/api/whep/{name}/{session}");
     Ok((
@@ -203,6 +192,27 @@ async fn whep_offer(
         answer,
     )
         .into_response())
+}
+
+/// The SDP offer of a WHEP or WHIP POST: `Content-Type: application/sdp` (else 415), UTF-8
+/// (else 400).
+pub fn sdp_offer<'a>(
+    protocol: &str,
+    headers: &HeaderMap,
+    body: &'a Bytes,
+) -> Result<&'a str, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/sdp") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("a {protocol} offer is Content-Type application/sdp, not {content_type:?}"),
+        ));
+    }
+    std::str::from_utf8(body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8"))
 }
 
 /// A WebRTC viewer of camera `name` for an SDP offer (WHEP or the signalling WebSocket):

@@ -20,7 +20,7 @@ use lockstep_webrtc::whep_client::Track;
 use lockstep_webrtc::{Received, WhepError};
 use tokio::sync::mpsc;
 
-use super::api::{ApiError, AppState};
+use super::api::{sdp_offer, ApiError, AppState};
 use super::camera::{ticks, CameraState};
 use super::push::ProducerSlot;
 use super::push_session::playout_delay;
@@ -38,18 +38,7 @@ pub async fn offer(
             format!("no push source named {name:?} (WHIP publishes to a [[push]] source)"),
         ));
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/sdp") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("a WHIP offer is Content-Type application/sdp, not {content_type:?}"),
-        ));
-    }
-    let offer = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8"))?;
+    let offer = sdp_offer("WHIP", &headers, &body)?;
     let Some(slot) = source.claim() else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
