@@ -120,6 +120,9 @@ class Avatar:
     def __init__(self, rate, fps, size, barge_in):
         self.rate, self.fps = rate, fps
         self.voice = Voice(rate)
+        # Prepared before the clock starts, as a TTS engine would have them: synthesizing on the
+        # fly would stall the pacing loop for a moment at each answer.
+        self.answers_ready = [self.voice.utterance(random.uniform(3.0, 5.0)) for _ in range(4)]
         self.face = Face(size)
         self.barge_in = barge_in
         self.speech = None  # (start_s, samples)
@@ -128,9 +131,9 @@ class Avatar:
         self.interrupt_at = None
 
     def plan(self, t):
-        """Starts an answer when it is time (a random 3-5 s, every few seconds)."""
+        """Starts an answer when it is time (one of the prepared 3-5 s ones, every few seconds)."""
         if self.speech is None and t >= self.next_answer_s:
-            samples = self.voice.utterance(random.uniform(3.0, 5.0))
+            samples = self.answers_ready[self.answers % len(self.answers_ready)]
             self.speech = (t, samples)
             self.answers += 1
             end = t + len(samples) / self.rate
