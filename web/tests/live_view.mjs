@@ -13,7 +13,7 @@
 //
 // Prints one JSON object (the measurements) and exits 0, or prints why and exits 1.
 
-import { chromium } from 'playwright-core';
+import { fail, launchChromium } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -23,20 +23,8 @@ const measureSecs = Number(process.argv[4] || 12);
 const settleSecs = Number(process.argv[5] || 15);
 const bound = Number(process.env.LOCKSTEP_BROWSER_OFFSET_BOUND_MS || 40);
 
-function fail(message, extra = {}) {
-  console.log(JSON.stringify({ ok: false, message, ...extra }));
-  process.exit(1);
-}
-
 mkdirSync(artifacts, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const consoleErrors = [];

@@ -8,7 +8,7 @@
 //
 // Prints one JSON object and exits 0, or prints why and exits 1.
 
-import { chromium } from 'playwright-core';
+import { fail, launchChromium } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -16,22 +16,10 @@ const base = process.argv[2] || 'http://127.0.0.1:8350/';
 const name = process.argv[3] || 'avatar';
 const artifacts = process.argv[4] || 'artifacts';
 
-function fail(message, extra = {}) {
-  console.log(JSON.stringify({ ok: false, message, ...extra }));
-  process.exit(1);
-}
-
 const camera = async () => (await fetch(new URL(`/api/cameras/${name}`, base))).json();
 
 mkdirSync(artifacts, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   await page.goto(base);

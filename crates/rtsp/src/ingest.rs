@@ -45,6 +45,18 @@ impl LocalClock {
         )
     }
 
+    /// The local time of an `Instant` (an arrival the network stack stamped).
+    pub fn local(&self, at: Instant) -> LocalInstant {
+        match at.checked_duration_since(self.origin) {
+            Some(after) => {
+                LocalInstant::from_nanos(i64::try_from(after.as_nanos()).unwrap_or(i64::MAX))
+            }
+            None => LocalInstant::from_nanos(
+                -i64::try_from(self.origin.duration_since(at).as_nanos()).unwrap_or(i64::MAX),
+            ),
+        }
+    }
+
     /// The `Instant` of a local time, for timers.
     pub fn instant(&self, at: LocalInstant) -> Instant {
         self.origin + Duration::from_nanos(u64::try_from(at.as_nanos()).unwrap_or(0))

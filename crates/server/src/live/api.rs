@@ -86,7 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/whip/{name}", post(whip::offer).options(preflight))
         .route(
             "/api/whip/{name}/{session}",
-            axum::routing::delete(whip::delete)
+            axum::routing::delete(whep_delete)
                 .patch(whep_patch)
                 .options(preflight),
         )
@@ -238,6 +238,7 @@ pub fn open_viewer(
         })
 }
 
+/// DELETE on a WHEP viewer's or a WHIP publisher's resource (one session map holds both).
 async fn whep_delete(
     State(state): State<Arc<AppState>>,
     Path((_name, session)): Path<(String, String)>,
@@ -252,7 +253,7 @@ async fn whep_delete(
 fn no_session(session: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("no WHEP session {session:?}"),
+        format!("no WHEP or WHIP session {session:?}"),
     )
 }
 

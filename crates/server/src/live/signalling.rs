@@ -71,6 +71,15 @@ impl Signalling {
             loop {
                 every.tick().await;
                 let Some(state) = weak.upgrade() else { return };
+                // Signalling holds one receiver itself: render only for connected sockets.
+                // (What was rendered last goes, so a socket that connects gets no stale state.)
+                if state.signalling.cameras_tx.receiver_count() <= 1 {
+                    state
+                        .signalling
+                        .cameras_tx
+                        .send_replace(Arc::new(String::new()));
+                    continue;
+                }
                 let list: Vec<Value> = state
                     .cameras
                     .iter()

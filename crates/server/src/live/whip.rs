@@ -1,5 +1,6 @@
 //! WHIP ingest (RFC 9725): a browser page, OBS or any WebRTC encoder publishes to a push source
-//! with `POST /api/whip/{name}` (an SDP offer → 201, the answer and a `Location` to `DELETE`).
+//! with `POST /api/whip/{name}` (an SDP offer → 201, the answer and a `Location` to `DELETE`,
+//! served by the same handler as WHEP's).
 //! The publisher's sender reports put both tracks on one timeline: every frame goes out the
 //! source's playout delay after its capture time (the publisher's wallclock for its RTP time,
 //! mapped onto our clock once), and is re-served like a camera — WHEP viewers, recording.
@@ -21,8 +22,9 @@ use lockstep_webrtc::{Received, WhepError};
 use tokio::sync::mpsc;
 
 use super::api::{sdp_offer, ApiError, AppState};
-use super::camera::{ticks, CameraState};
+use super::camera::{sleep_until, ticks, CameraState};
 use super::push::ProducerSlot;
+use super::push_audio_clock::from_ticks;
 use super::push_session::playout_delay;
 
 /// `POST /api/whip/{name}`.
@@ -59,21 +61,6 @@ pub async fn offer(
         answer,
     )
         .into_response())
-}
-
-/// `DELETE /api/whip/{name}/{session}`: the publisher is done.
-pub async fn delete(
-    State(state): State<Arc<AppState>>,
-    Path((_name, session)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    if state.whep.delete(&session) {
-        Ok(StatusCode::OK)
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no WHIP session {session:?}"),
-        ))
-    }
 }
 
 /// One track's place on the output timeline: output ticks = `base` + the unwrapped RTP time.
@@ -124,7 +111,7 @@ async fn run(source: ProducerSlot, mut frames: mpsc::Receiver<Received>) {
                 // Capture wallclock of this frame from the report, then onto our clock.
                 let since_report = i64::from(frame.rtp_time.wrapping_sub(report_rtp) as i32);
                 let capture_unix_us = unix_us(report_ntp) + since_report * 1_000_000 / rate;
-                let arrived_us = clock_us(&source, frame.arrived);
+                let arrived_us = clock.local(frame.arrived).as_nanos() / 1_000;
                 let offset = *offset_us.get_or_insert(arrived_us - capture_unix_us);
                 let out_nanos = (capture_unix_us + offset) * 1_000 + delay_nanos;
                 let out_ticks = ticks(LocalInstant::from_nanos(out_nanos), rate as u32);
@@ -132,8 +119,7 @@ async fn run(source: ProducerSlot, mut frames: mpsc::Receiver<Received>) {
             }
         };
         let pts = base + rtp;
-        let at =
-            LocalInstant::from_nanos((i128::from(pts) * 1_000_000_000 / i128::from(rate)) as i64);
+        let at = from_ticks(pts, rate as u32);
         let media = match frame.track {
             Track::Video => {
                 // After a loss, wait for the next keyframe (asked for every 2 s).
@@ -177,24 +163,7 @@ async fn run(source: ProducerSlot, mut frames: mpsc::Receiver<Received>) {
     });
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 fn unix_us(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
-}
-
-/// An arrival instant on the source's local clock, in µs.
-fn clock_us(source: &ProducerSlot, at: Instant) -> i64 {
-    let now = Instant::now();
-    let local_now = source.clock.now().as_nanos() / 1_000;
-    match now.checked_duration_since(at) {
-        Some(ago) => local_now - ago.as_micros() as i64,
-        None => local_now + at.duration_since(now).as_micros() as i64,
-    }
 }
