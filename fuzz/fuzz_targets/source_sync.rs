@@ -1,20 +1,17 @@
-//! Any sequence of RTP packets, sender reports, RTP-Info and clock steps into one source, through
-//! the whole output stage. Invariants checked after every step (retina's fuzzing idea):
-//! released sequence numbers and output stamps strictly increase per track, buffers stay within
+//! Any sequence of RTP packets, depacketized frames, sender reports, RTP-Info and clock steps
+//! into the production `Source`. Invariants checked after every step (retina's fuzzing idea):
+//! output stamps strictly increase per track, the next wake-up lies ahead, buffers stay within
 //! their caps, and nothing panics.
 //!
 //! `cargo fuzz run source_sync` (from `fuzz/`).
 
 #![no_main]
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use lockstep_sync::{
-    AudioRetimer, LatencyProfile, LocalInstant, NtpTime, RetimerOutput, SourceOutput, SourceSync,
-    TrackKind, VideoMode, VideoOutput, VideoScheduler,
+    AudioChunk, AudioDecode, LatencyProfile, LocalInstant, NtpTime, Source, SourceConfig,
+    SourceEvent, SourceInput, TrackKind, VideoAssemble, VideoPacket, VideoUnit,
 };
 
 #[derive(Debug, Arbitrary)]
@@ -23,6 +20,12 @@ enum Step {
         video: bool,
         ssrc: u8,
         seq: u16,
+        ts: u32,
+        keyframe: bool,
+    },
+    /// A depacketized frame (the WHIP front end's input).
+    Frame {
+        video: bool,
         ts: u32,
         keyframe: bool,
     },
@@ -47,93 +50,122 @@ struct Input {
     steps: Vec<Step>,
 }
 
+/// 20 ms of 8 kHz audio per packet; a `false` payload does not decode.
+struct Samples(u32);
+impl AudioChunk for Samples {
+    fn samples(&self) -> u32 {
+        self.0
+    }
+    fn skip_front(&mut self, samples: u32) {
+        self.0 -= samples.min(self.0);
+    }
+}
+struct Decoder;
+impl AudioDecode<bool> for Decoder {
+    type Chunk = Samples;
+    fn decode(&mut self, decodable: bool) -> Option<Samples> {
+        decodable.then_some(Samples(160))
+    }
+}
+/// Every video packet is a whole frame; the payload says whether it is a keyframe.
+struct Frames;
+impl VideoAssemble<bool> for Frames {
+    type Frame = ();
+    fn push(&mut self, packet: VideoPacket<bool>) -> Option<VideoUnit<()>> {
+        Some(VideoUnit {
+            capture: packet.capture,
+            keyframe: packet.payload,
+            frame: (),
+        })
+    }
+}
+
 fuzz_target!(|input: Input| {
     let profile = match input.profile % 3 {
         0 => LatencyProfile::Low,
         1 => LatencyProfile::Balanced,
         _ => LatencyProfile::Smooth,
     };
-    let mut sync = SourceSync::<bool>::new(profile);
-    let audio = sync.add_track(TrackKind::Audio, 8_000);
-    let video = sync.add_track(TrackKind::Video, 90_000);
-    let mut retimer = AudioRetimer::new();
-    let mut scheduler = VideoScheduler::new(VideoMode::Passthrough, Duration::from_millis(200));
-    let mut last_seq: HashMap<usize, i64> = HashMap::new();
+    let mut source = Source::new(
+        SourceConfig::new(profile),
+        Some(Frames),
+        Some((8_000, Decoder)),
+    );
     let mut last_audio_pts: Option<i64> = None;
     let mut last_video_out: Option<LocalInstant> = None;
     let mut now = LocalInstant::ZERO;
 
     for step in input.steps {
-        let track = |v: bool| if v { video } else { audio };
-        match step {
+        let kind = |video: bool| {
+            if video {
+                TrackKind::Video
+            } else {
+                TrackKind::Audio
+            }
+        };
+        let input = match step {
             Step::Rtp {
-                video: v,
+                video,
                 ssrc,
                 seq,
                 ts,
                 keyframe,
-            } => {
-                let _ = sync.handle_rtp(now, track(v), u32::from(ssrc), seq, ts, keyframe);
-            }
+            } => SourceInput::Rtp {
+                kind: kind(video),
+                ssrc: u32::from(ssrc),
+                seq,
+                ts,
+                payload: keyframe,
+            },
+            Step::Frame {
+                video,
+                ts,
+                keyframe,
+            } => SourceInput::Frame {
+                kind: kind(video),
+                rtp_ts: ts,
+                payload: keyframe,
+            },
             Step::Report {
-                video: v,
+                video,
                 ssrc,
                 rtp,
                 ntp,
-            } => {
-                let _ = sync.handle_sender_report(
-                    now,
-                    track(v),
-                    u32::from(ssrc),
-                    rtp,
-                    NtpTime::from_bits(ntp),
-                );
+            } => SourceInput::SenderReport {
+                kind: kind(video),
+                ssrc: u32::from(ssrc),
+                rtp_ts: rtp,
+                ntp: NtpTime::from_bits(ntp),
+            },
+            Step::RtpInfo { video, rtptime } => SourceInput::RtpInfo {
+                kind: kind(video),
+                rtptime,
+            },
+            Step::Advance { micros } => {
+                now = now.add_nanos(i64::from(micros) * 1_000);
+                continue;
             }
-            Step::RtpInfo { video: v, rtptime } => sync.handle_rtp_info(now, track(v), rtptime),
-            Step::Advance { micros } => now = now.add_nanos(i64::from(micros) * 1_000),
-        }
+        };
+        source.handle_input(now, input);
         loop {
-            match sync.poll_output(now) {
-                SourceOutput::Packet(p) => {
-                    if let Some(last) = last_seq.insert(p.track, p.seq_ext) {
-                        assert!(p.seq_ext > last);
-                    }
-                    let target = sync.output_time(p.capture);
-                    if p.track == audio {
-                        let plan = retimer.handle_chunk(target, 160, 8_000);
-                        if plan.output_samples > 0 {
-                            assert!(last_audio_pts.is_none_or(|last| plan.out_pts > last));
-                            last_audio_pts = Some(plan.out_pts);
-                        }
-                    } else {
-                        scheduler.handle_frame(target, p.payload, p.payload);
-                    }
+            match source.poll_output(now) {
+                SourceEvent::Audio { out_pts_48k, .. } | SourceEvent::Conceal { out_pts_48k, .. } => {
+                    assert!(last_audio_pts.is_none_or(|last| out_pts_48k > last));
+                    last_audio_pts = Some(out_pts_48k);
                 }
-                SourceOutput::Drained { .. } => break,
-                _ => {}
-            }
-        }
-        loop {
-            match retimer.poll_output(now) {
-                RetimerOutput::Conceal { out_pts, .. } | RetimerOutput::Gap { out_pts, .. } => {
-                    assert!(last_audio_pts.is_none_or(|last| out_pts > last));
-                    last_audio_pts = Some(out_pts);
-                }
-                RetimerOutput::Drained { .. } => break,
-            }
-        }
-        loop {
-            match scheduler.poll_output(now) {
-                VideoOutput::Frame { out, .. } => {
+                SourceEvent::Video { out, .. } => {
                     assert!(last_video_out.is_none_or(|last| out > last));
                     last_video_out = Some(out);
                 }
-                VideoOutput::Dropped { .. } => {}
-                VideoOutput::Drained { .. } => break,
+                SourceEvent::Drained { next_wakeup } => {
+                    // A wake-up in the past would spin the driver.
+                    assert!(next_wakeup.is_none_or(|at| at > now));
+                    break;
+                }
             }
         }
-        for t in [audio, video] {
-            let (held, cap) = sync.track_buffered(t);
+        for kind in [TrackKind::Audio, TrackKind::Video] {
+            let (held, cap) = source.track_buffered(kind).unwrap_or_default();
             assert!(held <= cap);
         }
     }

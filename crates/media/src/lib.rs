@@ -5,6 +5,7 @@
 
 mod audio_decoder;
 pub mod beep_flash;
+mod codec;
 pub mod g711;
 pub mod h264;
 mod h264_encoder;
@@ -15,8 +16,10 @@ pub mod pattern;
 mod pattern_reader;
 mod push_audio;
 mod raw_video;
+mod source_codecs;
 
 pub use audio_decoder::{AudioDecodeError, AudioDecoder};
+pub use codec::Codec;
 pub use h264_encoder::{CodecError, DecodedLuma, EncodedFrame, H264Decoder, H264Encoder};
 pub use live_audio::{
     LiveAudioEncoder, LiveAudioError, OpusPacket, LIVE_RATE_HZ, OPUS_FRAME_SAMPLES,
@@ -28,3 +31,4 @@ pub use push_audio::{
     SampleFormat, MAX_QUEUE_SECS,
 };
 pub use raw_video::i420_from_rgb24;
+pub use source_codecs::{AudioTrackDecoder, H264Track, MediaPayload, Pcm};

@@ -1,5 +1,5 @@
 //! The camera ingest path measured end to end on loopback: sim-camera (−300 ppm audio clock,
-//! 40 ms jitter) → retina → SourceSync → OutputStage. Prints a Markdown row: audio-video offset on
+//! 40 ms jitter) → retina → the production `Source`. Prints a Markdown row: audio-video offset on
 //! the output timeline, capture → output latency (from the stripe's capture wallclock), and the
 //! CPU of the ingest thread alone.
 //!
@@ -8,10 +8,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lockstep_media::PatternReader;
-use lockstep_rtsp::ingest::{self, IngestOptions, IngestOutput, LocalClock};
+use lockstep_rtsp::ingest::{self, LocalClock};
 use lockstep_rtsp::sim_camera::{Impairments, SimCamera, SimCameraConfig};
-use lockstep_sync::LatencyProfile;
-use tokio::sync::mpsc;
+use lockstep_sync::{LatencyProfile, SourceConfig, SourceEvent};
 
 const SECONDS: u64 = 30;
 
@@ -64,7 +63,6 @@ fn row(name: &str, jitter_ms: u64) {
     let origin_unix_nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
-    let (tx, mut rx) = mpsc::channel(8_192);
     // The ingest alone on its own thread, so its CPU can be read.
     let ingest_thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -72,44 +70,33 @@ fn row(name: &str, jitter_ms: u64) {
             .build()
             .expect("runtime");
         let start = thread_cpu_secs();
-        rt.block_on(async {
-            let options = IngestOptions {
-                profile: LatencyProfile::Low,
-                audio_trim_nanos: 0,
-            };
-            let _ = tokio::time::timeout(
-                Duration::from_secs(SECONDS),
-                ingest::run(&url, options, clock, tx),
-            )
-            .await;
-        });
-        thread_cpu_secs() - start
-    });
-    let outputs = runtime.block_on(async {
         let mut outputs = Vec::new();
-        while let Some(o) = rx.recv().await {
-            outputs.push(o);
-        }
-        outputs
+        let until = std::time::Instant::now() + Duration::from_secs(SECONDS);
+        let config = SourceConfig::new(LatencyProfile::Low);
+        let played = rt.block_on(ingest::play_until(&url, config, clock, until, |event| {
+            outputs.push(event)
+        }));
+        played.expect("the camera plays");
+        (thread_cpu_secs() - start, outputs)
     });
-    let ingest_cpu = ingest_thread.join().expect("ingest thread");
+    let (ingest_cpu, outputs) = ingest_thread.join().expect("ingest thread");
     camera.shutdown();
 
     let mut reader = PatternReader::new(8_000).expect("decoder");
     let mut latencies_ms = Vec::new();
     for o in &outputs {
         match o {
-            IngestOutput::Video { out, annex_b, .. } => {
-                let picture = reader.video(out.as_nanos() as f64 * 1e-9, annex_b);
+            SourceEvent::Video { out, frame, .. } => {
+                let picture = reader.video(out.as_nanos() as f64 * 1e-9, frame);
                 if let Some(capture) = picture.and_then(|p| p.stripe?.capture_unix_micros) {
                     let out_unix = origin_unix_nanos + out.as_nanos();
                     latencies_ms.push((out_unix - capture as i64 * 1_000) as f64 / 1e6);
                 }
             }
-            IngestOutput::Audio { out, pcm, .. } => {
-                reader.audio_i16(out.as_nanos() as f64 * 1e-9, pcm)
+            SourceEvent::Audio { out, chunk, .. } => {
+                reader.audio_i16(out.as_nanos() as f64 * 1e-9, &chunk.0)
             }
-            IngestOutput::Conceal { .. } | IngestOutput::Stats(_) => {}
+            SourceEvent::Conceal { .. } | SourceEvent::Drained { .. } => {}
         }
     }
     let report = reader.report().expect("pattern found");

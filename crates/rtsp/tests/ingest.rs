@@ -1,14 +1,20 @@
 //! A real RTSP session into the sync core: the camera simulator with a slow audio clock behind a
-//! jittery link, read by retina, synchronized, and checked on the output timeline by decoding the
+//! jittery link, read by the production front end (retina), synchronized by the production
+//! `Source` with the production codecs, and checked on the output timeline by decoding the
 //! pictures and the sound that come out.
 
 use std::time::Duration;
 
 use lockstep_media::PatternReader;
-use lockstep_rtsp::ingest::{self, IngestOptions, IngestOutput, LocalClock};
+use lockstep_rtsp::ingest::{self, LocalClock};
 use lockstep_rtsp::sim_camera::{Impairments, SimCamera, SimCameraConfig};
-use lockstep_sync::LatencyProfile;
-use tokio::sync::mpsc;
+use lockstep_sync::{LatencyProfile, LocalInstant, SourceConfig, SourceEvent};
+
+/// What came out of the source, in order.
+enum Out {
+    Video(LocalInstant, Vec<u8>),
+    Audio(LocalInstant, Vec<i16>),
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drifting_jittery_camera_comes_out_in_sync() {
@@ -29,20 +35,16 @@ async fn a_drifting_jittery_camera_comes_out_in_sync() {
     .await
     .expect("camera starts");
     let clock = LocalClock::new();
-    let (tx, mut rx) = mpsc::channel(4_096);
-    let options = IngestOptions {
-        profile: LatencyProfile::Low,
-        audio_trim_nanos: 0,
-    };
-    let url = camera.url();
-    let task = tokio::spawn(async move { ingest::run(&url, options, clock, tx).await });
     let mut outputs = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(14);
-    while let Ok(Some(output)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        outputs.push(output);
-    }
-    drop(rx);
-    task.abort();
+    let until = std::time::Instant::now() + Duration::from_secs(14);
+    let config = SourceConfig::new(LatencyProfile::Low);
+    ingest::play_until(&camera.url(), config, clock, until, |event| match event {
+        SourceEvent::Video { out, frame, .. } => outputs.push(Out::Video(out, frame)),
+        SourceEvent::Audio { out, chunk, .. } => outputs.push(Out::Audio(out, chunk.0)),
+        SourceEvent::Conceal { .. } | SourceEvent::Drained { .. } => {}
+    })
+    .await
+    .expect("the camera plays");
     camera.shutdown();
 
     let secs = |t: lockstep_sync::LocalInstant| t.as_nanos() as f64 * 1e-9;
@@ -50,13 +52,12 @@ async fn a_drifting_jittery_camera_comes_out_in_sync() {
     let mut last_video_out = None;
     for output in &outputs {
         match output {
-            IngestOutput::Video { out, annex_b, .. } => {
+            Out::Video(out, annex_b) => {
                 assert!(last_video_out < Some(*out), "video stamps increase");
                 last_video_out = Some(*out);
                 reader.video(secs(*out), annex_b);
             }
-            IngestOutput::Audio { out, pcm, .. } => reader.audio_i16(secs(*out), pcm),
-            IngestOutput::Conceal { .. } | IngestOutput::Stats(_) => {}
+            Out::Audio(out, pcm) => reader.audio_i16(secs(*out), pcm),
         }
     }
     let report = reader.report().expect("beeps and flashes come out");

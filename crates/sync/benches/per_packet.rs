@@ -1,10 +1,15 @@
 //! The per-packet ingest path: timeline unwrap, jitter buffer, sender-report and skew clocks,
-//! capture mapping and playout delay — everything `SourceSync` does for one RTP packet.
+//! capture mapping and playout delay — everything `SourceSync` does for one RTP packet — and the
+//! whole production `Source` (the same, then the retimer, scheduler and watchdog) with codecs
+//! that cost nothing, so the figure is the sync engine's alone.
 //!
 //! `cargo bench -p lockstep-sync --bench per_packet`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use lockstep_sync::{LatencyProfile, LocalInstant, NtpTime, SourceOutput, SourceSync, TrackKind};
+use lockstep_sync::{
+    AudioChunk, AudioDecode, LatencyProfile, LocalInstant, NtpTime, Source, SourceConfig,
+    SourceEvent, SourceOutput, SourceSync, TrackKind, VideoAssemble, VideoPacket, VideoUnit,
+};
 
 /// Ten seconds of a camera: 8 kHz audio in 20 ms packets, 30 fps video in 3 packets a frame,
 /// jitter up to 20 ms, a sender report per track every 5 s.
@@ -100,12 +105,79 @@ fn ingest(packets: &[Packet], reports: &[Report]) -> usize {
     released
 }
 
+/// 160 samples a packet, decoded for free.
+struct Samples(u32);
+impl AudioChunk for Samples {
+    fn samples(&self) -> u32 {
+        self.0
+    }
+    fn skip_front(&mut self, samples: u32) {
+        self.0 -= samples.min(self.0);
+    }
+}
+struct Decoder;
+impl AudioDecode<u32> for Decoder {
+    type Chunk = Samples;
+    fn decode(&mut self, _: u32) -> Option<Samples> {
+        Some(Samples(160))
+    }
+}
+/// A frame ends at every third packet.
+struct Frames(u32);
+impl VideoAssemble<u32> for Frames {
+    type Frame = ();
+    fn push(&mut self, packet: VideoPacket<u32>) -> Option<VideoUnit<()>> {
+        self.0 += 1;
+        (self.0 % 3 == 0).then_some(VideoUnit {
+            capture: packet.capture,
+            keyframe: self.0 % 180 == 3,
+            frame: (),
+        })
+    }
+}
+
+fn source(packets: &[Packet], reports: &[Report]) -> usize {
+    let mut source = Source::new(
+        SourceConfig::new(LatencyProfile::Low),
+        Some(Frames(0)),
+        Some((8_000, Decoder)),
+    );
+    let kinds = [TrackKind::Audio, TrackKind::Video];
+    let mut reports = reports.iter().peekable();
+    let mut outputs = 0;
+    for p in packets {
+        while let Some((at, track, rtp, ntp)) = reports.peek() {
+            if *at > p.arrival {
+                break;
+            }
+            let ssrc = 1 + *track as u32;
+            let _ = source.handle_sender_report(*at, kinds[*track], ssrc, *rtp, *ntp);
+            reports.next();
+        }
+        let kind = kinds[p.track];
+        let _ = source.handle_rtp(p.arrival, kind, 1 + p.track as u32, p.seq, p.ts, 0);
+        loop {
+            match source.poll_output(p.arrival) {
+                SourceEvent::Drained { .. } => break,
+                event => {
+                    black_box(event);
+                    outputs += 1;
+                }
+            }
+        }
+    }
+    outputs
+}
+
 fn per_packet(c: &mut Criterion) {
     let (packets, reports) = camera(10);
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(packets.len() as u64));
     group.bench_function("source_sync_per_packet", |b| {
         b.iter(|| ingest(black_box(&packets), black_box(&reports)))
+    });
+    group.bench_function("source_per_packet", |b| {
+        b.iter(|| source(black_box(&packets), black_box(&reports)))
     });
     group.finish();
 }

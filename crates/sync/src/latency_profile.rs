@@ -34,6 +34,23 @@ impl LatencyProfile {
         })
     }
 
+    /// Capture to output for a producer that stamps its own media (a push source): a fixed
+    /// delay, what the producer's jitter may use up. Cameras adapt theirs within
+    /// [`min_delay`](Self::min_delay)..[`max_delay`](Self::max_delay) instead.
+    pub fn fixed_playout_delay(self) -> Duration {
+        Duration::from_millis(match self {
+            LatencyProfile::Low => 50,
+            LatencyProfile::Balanced => 120,
+            LatencyProfile::Smooth => 400,
+        })
+    }
+
+    /// Whether a WebRTC viewer may be told to play at once (the `playout-delay` extension,
+    /// min 0): only where the source already keeps latency low.
+    pub fn zero_playout_hint(self) -> bool {
+        self == LatencyProfile::Low
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             LatencyProfile::Low => "low",

@@ -58,6 +58,7 @@ mod output_stage;
 mod rtp_timeline;
 mod sender_report_clock;
 mod skew;
+mod source;
 mod source_sync;
 mod source_timeline;
 mod time;
@@ -84,6 +85,10 @@ pub use sender_report_clock::{
     SENDER_REPORT_REJECTS_BEFORE_RESET,
 };
 pub use skew::{SkewEstimator, SKEW_SMOOTHING, SKEW_WINDOW_NANOS, SKEW_WINDOW_PACKETS};
+pub use source::{
+    AudioChunk, AudioDecode, Source, SourceConfig, SourceEvent, SourceInput, SourceStats,
+    VideoAssemble, VideoPacket, VideoUnit, FRAME_SSRC, VIDEO_RATE_HZ,
+};
 pub use source_sync::{
     ReportError, SourceOutput, SourceSync, SyncedPacket, TrackKind, PROCESSING_MARGIN_NANOS,
 };

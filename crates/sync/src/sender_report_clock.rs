@@ -64,6 +64,10 @@ pub struct SenderReportClock {
     /// The rate measured before the last reset: a restarted sender's clock runs as fast as it did,
     /// so its first lone report is extrapolated with that rate, not the nominal one.
     prior_nanos_per_tick: Option<f64>,
+    /// Fits started over because reports contradicted the old one (not counting [`reset`]).
+    ///
+    /// [`reset`]: SenderReportClock::reset
+    restarts: u64,
 }
 
 impl SenderReportClock {
@@ -74,6 +78,7 @@ impl SenderReportClock {
             consecutive_rejects: 0,
             fit: None,
             prior_nanos_per_tick: None,
+            restarts: 0,
         }
     }
 
@@ -103,12 +108,19 @@ impl SenderReportClock {
             if self.consecutive_rejects >= SENDER_REPORT_REJECTS_BEFORE_RESET {
                 self.reset();
                 self.push(report);
+                self.restarts += 1;
             }
             return Err(rejection);
         }
         self.consecutive_rejects = 0;
         self.push(report);
         Ok(())
+    }
+
+    /// How often the fit started over on contradicting reports (a sender whose wallclock or
+    /// RTP clock stepped).
+    pub fn restarts(&self) -> u64 {
+        self.restarts
     }
 
     fn check(&self, report: Report) -> Result<(), SenderReportRejection> {

@@ -63,11 +63,21 @@ struct TrackClock {
     /// (its sender-side delay), learned while reports were there. It keeps the arrival basis
     /// right when a restart voids the reports, until new ones come.
     arrival_bias_nanos: Option<f64>,
+    /// Added to the reports' NTP time: when a sender's reports step (its wallclock was set,
+    /// an NTP correction), the new fit is joined to the old one where they meet, so the track's
+    /// capture times go on continuously and every track of the source takes the same step
+    /// out, whenever its own reports show it.
+    ntp_bridge_nanos: i64,
 }
 
 impl TrackClock {
     fn media_nanos(&self, ts_ext: i64) -> i64 {
         MediaTime::new(ts_ext, self.clock_rate_hz).to_nanos()
+    }
+
+    /// The sender's wallclock for `ts_ext`, bridged across steps of its reports.
+    fn sender_ntp_nanos(&self, ts_ext: i64) -> Option<i64> {
+        Some(self.reports.rtp_to_ntp_nanos(ts_ext)? + self.ntp_bridge_nanos)
     }
 }
 
@@ -96,6 +106,7 @@ impl SourceTimeline {
             last_ts: None,
             slew_nanos: 0,
             arrival_bias_nanos: None,
+            ntp_bridge_nanos: 0,
         });
         self.tracks.len() - 1
     }
@@ -111,7 +122,7 @@ impl SourceTimeline {
         let media_nanos = t.media_nanos(ts_ext);
         t.arrival.handle_packet(now, media_nanos);
         t.last_ts = Some(t.last_ts.map_or(ts_ext, |last| last.max(ts_ext)));
-        if let Some(ntp_nanos) = t.reports.rtp_to_ntp_nanos(ts_ext) {
+        if let Some(ntp_nanos) = t.sender_ntp_nanos(ts_ext) {
             self.wallclock.handle_packet(now, ntp_nanos);
         }
         self.update_basis(now);
@@ -142,7 +153,14 @@ impl SourceTimeline {
         ts_ext: i64,
         ntp: NtpTime,
     ) -> Result<(), SenderReportRejection> {
-        let result = self.tracks[track].reports.handle_sender_report(ts_ext, ntp);
+        let t = &mut self.tracks[track];
+        let (before, restarts) = (t.sender_ntp_nanos(ts_ext), t.reports.restarts());
+        let result = t.reports.handle_sender_report(ts_ext, ntp);
+        if t.reports.restarts() != restarts {
+            if let (Some(before), Some(after)) = (before, t.sender_ntp_nanos(ts_ext)) {
+                t.ntp_bridge_nanos += before - after;
+            }
+        }
         self.update_basis(now);
         result
     }
@@ -212,7 +230,7 @@ impl SourceTimeline {
         let t = &self.tracks[track];
         match basis {
             ClockSource::Rtcp => {
-                let ntp_nanos = t.reports.rtp_to_ntp_nanos(ts_ext)?;
+                let ntp_nanos = t.sender_ntp_nanos(ts_ext)?;
                 self.wallclock.expected_arrival(ntp_nanos)
             }
             ClockSource::RtpInfo => {

@@ -100,7 +100,7 @@ fn arrivals(audio: &[Fate], video: &[Fate], seq_base: u16, ts_base: u32) -> Vec<
 
 /// Runs the whole receiving pipeline over the arrivals, checking the cap after every step.
 fn run_pipeline(arrivals: Vec<(i64, Wire)>, profile: LatencyProfile) -> Receiver {
-    let mut rx = Receiver::new(profile, AUDIO_RATE_HZ);
+    let mut rx = Receiver::new(profile, AUDIO_RATE_HZ, std::time::Duration::ZERO);
     let end = arrivals.last().map_or(0, |(at, _)| *at) + 2_000_000_000;
     let mut pending = arrivals.into_iter().peekable();
     let mut now = 0;
@@ -111,12 +111,12 @@ fn run_pipeline(arrivals: Vec<(i64, Wire)>, profile: LatencyProfile) -> Receiver
                 rx.receive(LocalInstant::from_nanos(now), wire);
             }
         }
-        for track in [rx.audio, rx.video] {
-            let (held, cap) = rx.sync.track_buffered(track);
-            assert!(held <= cap, "track {track} holds {held} > cap {cap}");
+        for kind in [TrackKind::Audio, TrackKind::Video] {
+            let (held, cap) = rx.source.track_buffered(kind).unwrap_or_default();
+            assert!(held <= cap, "{kind:?} holds {held} > cap {cap}");
         }
         wakeup = rx
-            .drain(LocalInstant::from_nanos(now), AUDIO_RATE_HZ)
+            .drain(LocalInstant::from_nanos(now))
             .map(|w| w.as_nanos());
         let next_arrival = pending.peek().map(|(at, _)| *at);
         let next = [next_arrival, wakeup, Some(end + 1)]

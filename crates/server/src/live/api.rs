@@ -224,7 +224,7 @@ pub fn open_viewer(
 ) -> Result<(String, String), ApiError> {
     let camera = state.camera(name)?;
     let options = ViewerOptions {
-        zero_playout_delay: camera.settings.profile == lockstep_sync::LatencyProfile::Low,
+        zero_playout_delay: camera.settings.profile.zero_playout_hint(),
         audio: camera.settings.audio,
     };
     state

@@ -1,22 +1,24 @@
-//! One camera's task: RTSP ingest through the sync core, reconnect with backoff, and publish
-//! what comes out (H.264 passthrough, audio transcoded to 48 kHz Opus) to the camera's feed.
-//! Its state is published on a watch channel that the API reads; nothing else shares it.
+//! One camera's task: its RTSP session as the front end of the shared source driver, reconnect
+//! with backoff (cut short as soon as an unreachable camera answers again). Its state is
+//! published on a watch channel that the API reads; nothing else shares it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lockstep_media::{LiveAudioEncoder, LiveFrame, LiveMedia, SourceFeed, LIVE_RATE_HZ};
-use lockstep_rtsp::ingest::{
-    self, IngestError, IngestOptions, IngestOutput, LocalClock, SyncStats,
-};
-use lockstep_sync::{LatencyProfile, LocalInstant};
+use lockstep_media::{AudioTrackDecoder, Codec, H264Track, SourceFeed};
+use lockstep_rtsp::ingest::{split_credentials, CameraSession, IngestError, LocalClock};
+use lockstep_sync::{LatencyProfile, SourceConfig, SourceStats};
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::backoff::Backoff;
+use super::pacer::Pacer;
+use super::source_driver::{drive, MediaSource, SourceSinks};
 
 /// A session that stayed live this long resets the reconnect backoff.
 const STABLE_SESSION: Duration = Duration::from_secs(30);
+/// How often an unreachable camera's address is tried between reconnect attempts.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,7 +40,7 @@ pub struct CameraStatus {
     pub video_codec: Option<&'static str>,
     pub audio_codec: Option<String>,
     pub sessions: u64,
-    pub sync: Option<SyncStats>,
+    pub sync: Option<SourceStats>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,22 +102,33 @@ async fn run_camera(
         })
         ^ clock.now().as_nanos() as u64;
     let mut backoff = Backoff::new(seed);
-    let options = IngestOptions {
-        profile: settings.profile,
-        audio_trim_nanos: settings.sync_offset_ms * 1_000_000,
+    let pacer = match Pacer::spawn(&settings.name, feed.clone()) {
+        Ok(pacer) => Arc::new(pacer),
+        Err(e) => {
+            status.send_modify(|s| {
+                s.state = CameraState::Error;
+                s.error = Some(format!("cannot start the pacer thread: {e}"));
+            });
+            return;
+        }
     };
+    let sinks = SourceSinks {
+        feed: feed.clone(),
+        pacer,
+        status: status.clone(),
+        clock,
+        audio: settings.audio || settings.record_audio,
+    };
+    let probe_addr = probe_address(&settings.url);
     loop {
         let started = Instant::now();
-        let (tx, rx) = mpsc::channel(256);
-        let ingest = ingest::run(&settings.url, options, clock, tx);
-        let publish = publish(rx, &settings, &feed, &status, clock);
-        let (result, ()) = tokio::join!(ingest, publish);
+        let result = session(&settings, &sinks).await;
         feed.clear_cache();
         let (state, reason) = match result {
-            // The receiver only goes away at shutdown.
-            Ok(()) => return,
             Err(e @ IngestError::Setup { .. }) => (CameraState::Error, e.to_string()),
             Err(e) => (CameraState::Reconnecting, e.to_string()),
+            // The camera ended cleanly: still a camera that should be there.
+            Ok(()) => (CameraState::Reconnecting, "the session ended".to_owned()),
         };
         tracing::warn!(camera = %settings.name, "{reason}");
         if started.elapsed() >= STABLE_SESSION {
@@ -126,87 +139,67 @@ async fn run_camera(
             s.error = Some(reason);
             s.sync = None;
         });
-        tokio::time::sleep(backoff.next_delay()).await;
+        wait_to_retry(backoff.next_delay(), probe_addr.as_deref()).await;
     }
 }
 
-/// Turns one session's ingest output into feed frames until the session ends.
-async fn publish(
-    mut rx: mpsc::Receiver<IngestOutput>,
-    settings: &CameraSettings,
-    feed: &SourceFeed,
-    status: &watch::Sender<CameraStatus>,
-    clock: LocalClock,
-) {
-    let mut audio = AudioPath::new(settings.audio || settings.record_audio);
-    let mut live = false;
-    loop {
-        // Audio is encoded as soon as it is decoded, ahead of its output time by the playout
-        // delay; it is published when due. (A WebRTC sender report is extrapolated from the last
-        // frame written, which must not lie in the future: str0m reports RTP time 0 then, and a
-        // browser's lip sync goes seconds off.)
-        let due = audio.held.front().map(|f| f.wallclock);
-        let output = tokio::select! {
-            output = rx.recv() => match output {
-                Some(output) => Some(output),
-                None => break,
-            },
-            () = sleep_until(due) => None,
-        };
-        let now = Instant::now();
-        while audio.held.front().is_some_and(|f| f.wallclock <= now) {
-            if let Some(frame) = audio.held.pop_front() {
-                feed.publish(frame);
-            }
-        }
-        let Some(output) = output else { continue };
-        match output {
-            IngestOutput::Video {
-                out,
-                keyframe,
-                annex_b,
-            } => {
-                if !live {
-                    live = true;
-                    status.send_modify(|s| {
-                        s.state = CameraState::Live;
-                        s.error = None;
-                        s.sessions += 1;
-                    });
-                }
-                feed.publish(LiveFrame {
-                    media: LiveMedia::H264 { keyframe },
-                    wallclock: clock.instant(out),
-                    pts: ticks(out, 90_000),
-                    data: Arc::from(annex_b),
-                });
-            }
-            IngestOutput::Audio {
-                out,
-                out_pts,
-                rate_hz,
-                pcm,
-                ratio,
-            } => {
-                let input = AudioInput::Decoded {
-                    rate_hz,
-                    pcm: &pcm,
-                    ratio,
-                };
-                audio.push(feed, clock, out, out_pts, input);
-            }
-            IngestOutput::Conceal {
-                out,
-                out_pts,
-                samples,
-            } => audio.push(feed, clock, out, out_pts, AudioInput::Concealed { samples }),
-            IngestOutput::Stats(stats) => status.send_modify(|s| {
-                s.video_codec = Some(stats.video_codec);
-                s.audio_codec = stats.audio_codec.clone();
-                s.sync = Some(stats);
-            }),
+/// One RTSP session: connect, then the shared driver until it ends.
+async fn session(settings: &CameraSettings, sinks: &SourceSinks) -> Result<(), IngestError> {
+    let (mut camera, tracks) = CameraSession::connect(&settings.url).await?;
+    let mut config = SourceConfig::new(settings.profile);
+    config.audio_trim_nanos = settings.sync_offset_ms * 1_000_000;
+    let audio_codec = tracks.audio.as_ref().map(|(_, _, name)| name.clone());
+    let audio = tracks
+        .audio
+        .map(|(decoder, rate, _)| (rate, AudioTrackDecoder::new(decoder)));
+    let source = MediaSource::new(config, Some(H264Track::new(tracks.parameter_sets)), audio);
+    sinks.status.send_modify(|s| {
+        s.video_codec = Some(Codec::H264.as_str());
+        s.audio_codec = audio_codec;
+    });
+    drive(&mut camera, source, sinks).await
+}
+
+/// Waits `delay` before the next attempt, but no longer than it takes the camera to become
+/// reachable again: while its address refuses TCP, it is probed every
+/// [`PROBE_INTERVAL`], and the first accepted connection ends the wait. A camera that accepts
+/// TCP but fails later (a wrong path, a password) waits the whole delay.
+async fn wait_to_retry(delay: Duration, probe_addr: Option<&str>) {
+    let deadline = tokio::time::Instant::now() + delay;
+    let Some(addr) = probe_addr else {
+        tokio::time::sleep_until(deadline).await;
+        return;
+    };
+    if reachable(addr).await {
+        tokio::time::sleep_until(deadline).await;
+        return;
+    }
+    while tokio::time::Instant::now() < deadline {
+        let next = (tokio::time::Instant::now() + PROBE_INTERVAL).min(deadline);
+        tokio::time::sleep_until(next).await;
+        if reachable(addr).await {
+            return;
         }
     }
+}
+
+async fn reachable(addr: &str) -> bool {
+    matches!(
+        tokio::time::timeout(PROBE_INTERVAL, tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// `host:port` of an RTSP URL (554 when none is given), for the reachability probe.
+fn probe_address(url: &str) -> Option<String> {
+    let (url, _) = split_credentials(url).ok()?;
+    let host = url.host_str()?;
+    let port = url.port().unwrap_or(554);
+    Some(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
 }
 
 /// Sleeps until `at`, or forever (a `select!` arm with nothing due).
@@ -214,115 +207,5 @@ pub(super) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-/// `at` in ticks of `rate` since the process origin: one outgoing media clock per track that
-/// keeps counting up across camera sessions.
-pub(super) fn ticks(at: LocalInstant, rate: u32) -> i64 {
-    (i128::from(at.as_nanos()) * i128::from(rate) / 1_000_000_000) as i64
-}
-
-enum AudioInput<'a> {
-    Decoded {
-        rate_hz: u32,
-        pcm: &'a [i16],
-        ratio: f64,
-    },
-    /// `samples` at 48 kHz.
-    Concealed { samples: u32 },
-}
-
-/// Audio for listeners: transcoded only while someone is subscribed.
-struct AudioPath {
-    enabled: bool,
-    encoder: Option<LiveAudioEncoder>,
-    /// This session's retimer epoch in 48 kHz ticks since the process origin.
-    epoch: Option<i64>,
-    packets: Vec<lockstep_media::OpusPacket>,
-    /// Encoded frames waiting for their output time.
-    held: std::collections::VecDeque<LiveFrame>,
-}
-
-impl AudioPath {
-    fn new(enabled: bool) -> Self {
-        AudioPath {
-            enabled,
-            encoder: None,
-            epoch: None,
-            packets: Vec::new(),
-            held: std::collections::VecDeque::new(),
-        }
-    }
-
-    /// The encoder, if audio is on and someone listens; dropped when no one does.
-    fn encoder(&mut self, feed: &SourceFeed) -> Option<&mut LiveAudioEncoder> {
-        if !self.enabled || feed.audio_subscribers() == 0 {
-            self.encoder = None;
-            return None;
-        }
-        if self.encoder.is_none() {
-            match LiveAudioEncoder::new() {
-                Ok(encoder) => self.encoder = Some(encoder),
-                Err(e) => {
-                    tracing::error!("audio encoder: {e}");
-                    self.enabled = false;
-                }
-            }
-        }
-        self.encoder.as_mut()
-    }
-
-    /// Decoded or concealed audio at output position `out_pts` (output instant `out`).
-    fn push(
-        &mut self,
-        feed: &SourceFeed,
-        clock: LocalClock,
-        out: LocalInstant,
-        out_pts: i64,
-        input: AudioInput<'_>,
-    ) {
-        let epoch = *self
-            .epoch
-            .get_or_insert_with(|| ticks(out, LIVE_RATE_HZ) - out_pts);
-        let mut packets = std::mem::take(&mut self.packets);
-        if let Some(encoder) = self.encoder(feed) {
-            let encoded = match input {
-                AudioInput::Decoded {
-                    rate_hz,
-                    pcm,
-                    ratio,
-                } => encoder.push_audio(out_pts, rate_hz, pcm, ratio, &mut packets),
-                AudioInput::Concealed { samples } => {
-                    encoder.push_silence(out_pts, samples, &mut packets)
-                }
-            };
-            if let Err(e) = encoded {
-                tracing::warn!("audio encode: {e}");
-            }
-        }
-        self.hold_opus(clock, epoch, &mut packets);
-        self.packets = packets;
-    }
-
-    /// Stamps encoded packets on the output timeline and queues them until due.
-    fn hold_opus(
-        &mut self,
-        clock: LocalClock,
-        epoch: i64,
-        packets: &mut Vec<lockstep_media::OpusPacket>,
-    ) {
-        for packet in packets.drain(..) {
-            let pts = epoch + packet.pts;
-            let at = LocalInstant::from_nanos(
-                (i128::from(pts) * 1_000_000_000 / i128::from(LIVE_RATE_HZ)) as i64,
-            );
-            self.held.push_back(LiveFrame {
-                media: LiveMedia::Opus,
-                wallclock: clock.instant(at),
-                pts,
-                data: Arc::from(packet.data),
-            });
-        }
     }
 }

@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod camera;
 mod listener;
 mod metrics;
+mod pacer;
 pub mod push;
 mod push_audio_clock;
 pub mod push_protocol;
@@ -12,6 +13,7 @@ mod push_session;
 pub mod recorder;
 pub mod recordings;
 pub mod signalling;
+mod source_driver;
 mod web;
 mod whip;
 pub mod ws;
@@ -106,7 +108,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .pushes
         .iter()
         .map(|p| push::PushSource::new(p, clock))
-        .collect();
+        .collect::<std::io::Result<_>>()
+        .context("cannot start a push source's pacer thread")?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut recording: Vec<_> = config
         .cameras

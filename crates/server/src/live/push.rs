@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::api::{ApiError, AppState};
 use super::camera::{CameraHandle, CameraSettings, CameraState, CameraStatus};
+use super::pacer::Pacer;
 use super::push_session;
 use crate::config::{PushConfig, RecordMode};
 
@@ -30,6 +31,8 @@ pub struct PushSource {
     pub handle: CameraHandle,
     pub(super) status: watch::Sender<CameraStatus>,
     pub(super) clock: LocalClock,
+    /// Releases the source's media when due, whichever producer or publisher sends it.
+    pub(super) pacer: Arc<Pacer>,
     producer: AtomicBool,
 }
 
@@ -51,7 +54,9 @@ impl std::ops::Deref for ProducerSlot {
 }
 
 impl PushSource {
-    pub fn new(config: &PushConfig, clock: LocalClock) -> Arc<Self> {
+    pub fn new(config: &PushConfig, clock: LocalClock) -> std::io::Result<Arc<Self>> {
+        let feed = Arc::new(SourceFeed::new());
+        let pacer = Arc::new(Pacer::spawn(config.name.as_str(), feed.clone())?);
         let (status, status_rx) = watch::channel(CameraStatus {
             state: CameraState::Waiting,
             error: None,
@@ -60,7 +65,7 @@ impl PushSource {
             sessions: 0,
             sync: None,
         });
-        Arc::new(PushSource {
+        Ok(Arc::new(PushSource {
             handle: CameraHandle {
                 settings: Arc::new(CameraSettings {
                     name: config.name.to_string(),
@@ -72,13 +77,14 @@ impl PushSource {
                     profile: config.latency,
                     sync_offset_ms: 0,
                 }),
-                feed: Arc::new(SourceFeed::new()),
+                feed,
                 status: status_rx,
             },
             status,
             clock,
+            pacer,
             producer: AtomicBool::new(false),
-        })
+        }))
     }
 
     /// The producer slot, if no other producer holds it.

@@ -13,10 +13,9 @@ use lockstep_media::{
     SourceFeed, LIVE_RATE_HZ,
 };
 use lockstep_rtsp::ingest::LocalClock;
-use lockstep_sync::LocalInstant;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::camera::ticks;
+use super::source_driver::{from_ticks, ticks};
 
 enum Command {
     Push {
@@ -146,8 +145,4 @@ impl Drop for AudioClock {
             let _ = thread.join();
         }
     }
-}
-
-pub fn from_ticks(pts: i64, rate: u32) -> LocalInstant {
-    LocalInstant::from_nanos((i128::from(pts) * 1_000_000_000 / i128::from(rate)) as i64)
 }

@@ -20,17 +20,18 @@ use lockstep_media::{
     PushAudioEvent, SourceFeed, LIVE_RATE_HZ,
 };
 use lockstep_rtsp::ingest::LocalClock;
-use lockstep_sync::{LatencyProfile, LocalInstant};
+use lockstep_sync::LocalInstant;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::camera::{ticks, CameraState};
+use super::camera::CameraState;
 use super::push::ProducerSlot;
-use super::push_audio_clock::{from_ticks, AudioClock, ClockEvent, ClockState};
+use super::push_audio_clock::{AudioClock, ClockEvent, ClockState};
 use super::push_protocol::{
     parse_control, parse_hello, parse_media, CaptureClock, Control, MediaKind, VideoDeclaration,
     VideoFormat,
 };
+use super::source_driver::{from_ticks, ticks};
 use super::ws::{
     await_peer_close, close_code, close_message, read_error_code, spawn_writer, Beat, Heartbeat,
     WsPolicy,
@@ -50,15 +51,6 @@ const MAX_QUEUED_FRAMES: usize = 300;
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Video bitrate for encoded raw frames, per pixel per frame (512×512 at 30 fps ≈ 1.6 Mbit/s).
 const BITS_PER_PIXEL_FRAME: f64 = 0.2;
-
-/// Capture to output: what the producer's jitter may use up.
-pub fn playout_delay(profile: LatencyProfile) -> Duration {
-    Duration::from_millis(match profile {
-        LatencyProfile::Low => 50,
-        LatencyProfile::Balanced => 120,
-        LatencyProfile::Smooth => 400,
-    })
-}
 
 pub async fn run(socket: WebSocket, source: ProducerSlot, policy: WsPolicy) {
     let (sink, mut stream) = socket.split();
@@ -113,7 +105,7 @@ async fn session(
     };
     let settings = source.handle.settings.clone();
     let clock = source.clock;
-    let delay = playout_delay(settings.profile);
+    let delay = settings.profile.fixed_playout_delay();
     let start = clock.now();
     let mut timeline = CaptureClock::new(delay, hello.clock_us, start);
     let feed = source.handle.feed.clone();

@@ -1,31 +1,32 @@
 //! WHIP ingest (RFC 9725): a browser page, OBS or any WebRTC encoder publishes to a push source
 //! with `POST /api/whip/{name}` (an SDP offer → 201, the answer and a `Location` to `DELETE`,
 //! served by the same handler as WHEP's).
-//! The publisher's sender reports put both tracks on one timeline: every frame goes out the
-//! source's playout delay after its capture time (the publisher's wallclock for its RTP time,
-//! mapped onto our clock once), and is re-served like a camera — WHEP viewers, recording.
-//! A track's media before its first sender report cannot be placed and is dropped (browsers
-//! report within about a second).
+//! The publisher is one more front end of the shared source driver: its frames and sender
+//! reports go through the same [`Source`](lockstep_sync::Source) as a camera's RTP — jitter
+//! statistics, the sender-report clock re-fitted at every report (a publisher whose clock drifts
+//! or steps stays in sync), the adaptive playout delay, Opus decoded and re-encoded by the same
+//! audio path — and are re-served like a camera: WHEP viewers, recording, sync statistics.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use lockstep_media::{LiveFrame, LiveMedia};
-use lockstep_sync::{LocalInstant, TimestampUnwrapper};
+use lockstep_media::{
+    AudioDecoder, AudioTrackDecoder, Codec, H264Track, MediaPayload, LIVE_RATE_HZ,
+};
+use lockstep_rtsp::ingest::LocalClock;
+use lockstep_sync::{LocalInstant, NtpTime, SourceConfig, SourceInput, TrackKind, FRAME_SSRC};
 use lockstep_webrtc::whep_client::Track;
 use lockstep_webrtc::{Received, WhepError};
 use tokio::sync::mpsc;
 
 use super::api::{sdp_offer, ApiError, AppState};
-use super::camera::{sleep_until, ticks, CameraState};
+use super::camera::CameraState;
 use super::push::ProducerSlot;
-use super::push_audio_clock::from_ticks;
-use super::push_session::playout_delay;
+use super::source_driver::{drive, FrontEnd, MediaSource, SourceSinks};
 
 /// `POST /api/whip/{name}`.
 pub async fn offer(
@@ -63,107 +64,100 @@ pub async fn offer(
         .into_response())
 }
 
-/// One track's place on the output timeline: output ticks = `base` + the unwrapped RTP time.
-#[derive(Debug, Default)]
-struct TrackClock {
-    unwrap: TimestampUnwrapper,
-    base: Option<i64>,
+/// A WHIP publisher's frames as source inputs: each frame, preceded by its stream's sender
+/// report whenever that is a new one, so the sender-report clock re-fits at every report.
+struct WhipFrontEnd {
+    frames: mpsc::Receiver<Received>,
+    /// The last report passed on per track (video, audio), and a frame waiting behind a report.
+    reported: [Option<(u32, SystemTime)>; 2],
+    waiting: Option<(LocalInstant, SourceInput<MediaPayload>)>,
 }
 
-/// The publisher's frames → the source's feed, each when due.
-async fn run(source: ProducerSlot, mut frames: mpsc::Receiver<Received>) {
-    let clock = source.clock;
-    let feed = source.handle.feed.clone();
-    let delay_nanos = playout_delay(source.handle.settings.profile).as_nanos() as i64;
-    // Publisher wallclock (Unix µs) → our clock (µs): fixed at the first frame that can be placed.
-    let mut offset_us: Option<i64> = None;
-    let (mut video, mut audio) = (TrackClock::default(), TrackClock::default());
-    let mut held: VecDeque<LiveFrame> = VecDeque::new();
-    let mut need_keyframe = true;
-    let mut live = false;
-    loop {
-        let due = held.front().map(|f| f.wallclock);
-        let frame = tokio::select! {
-            frame = frames.recv() => match frame {
-                Some(frame) => Some(frame),
-                None => break,
+impl FrontEnd for WhipFrontEnd {
+    type Error = std::convert::Infallible;
+    async fn next_input(
+        &mut self,
+        clock: &LocalClock,
+    ) -> Result<Option<(LocalInstant, SourceInput<MediaPayload>)>, Self::Error> {
+        if let Some(waiting) = self.waiting.take() {
+            return Ok(Some(waiting));
+        }
+        let Some(frame) = self.frames.recv().await else {
+            return Ok(None);
+        };
+        let arrived = clock.local(frame.arrived);
+        let (kind, slot) = match frame.track {
+            Track::Video => (TrackKind::Video, 0),
+            Track::Audio => (TrackKind::Audio, 1),
+        };
+        let input = SourceInput::Frame {
+            kind,
+            rtp_ts: frame.rtp_time,
+            payload: MediaPayload::Frame {
+                data: frame.data,
+                keyframe: frame.keyframe,
+                contiguous: frame.contiguous,
             },
-            () = sleep_until(due) => None,
         };
-        let now = Instant::now();
-        while held.front().is_some_and(|f| f.wallclock <= now) {
-            if let Some(f) = held.pop_front() {
-                feed.publish(f);
+        match frame.report {
+            Some(report) if self.reported[slot] != Some(report) => {
+                self.reported[slot] = Some(report);
+                self.waiting = Some((arrived, input));
+                let (rtp_ts, wallclock) = report;
+                let report = SourceInput::SenderReport {
+                    kind,
+                    ssrc: FRAME_SSRC,
+                    rtp_ts,
+                    ntp: NtpTime::from_unix_nanos(unix_nanos(wallclock)),
+                };
+                Ok(Some((arrived, report)))
             }
+            _ => Ok(Some((arrived, input))),
         }
-        let Some(frame) = frame else { continue };
-        let Some((report_rtp, report_ntp)) = frame.report else {
-            continue;
-        };
-        let (rate, track) = match frame.track {
-            Track::Video => (90_000i64, &mut video),
-            Track::Audio => (48_000i64, &mut audio),
-        };
-        let rtp = track.unwrap.unwrap(frame.rtp_time);
-        let base = match track.base {
-            Some(base) => base,
-            None => {
-                // Capture wallclock of this frame from the report, then onto our clock.
-                let since_report = i64::from(frame.rtp_time.wrapping_sub(report_rtp) as i32);
-                let capture_unix_us = unix_us(report_ntp) + since_report * 1_000_000 / rate;
-                let arrived_us = clock.local(frame.arrived).as_nanos() / 1_000;
-                let offset = *offset_us.get_or_insert(arrived_us - capture_unix_us);
-                let out_nanos = (capture_unix_us + offset) * 1_000 + delay_nanos;
-                let out_ticks = ticks(LocalInstant::from_nanos(out_nanos), rate as u32);
-                *track.base.insert(out_ticks - rtp)
-            }
-        };
-        let pts = base + rtp;
-        let at = from_ticks(pts, rate as u32);
-        let media = match frame.track {
-            Track::Video => {
-                // After a loss, wait for the next keyframe (asked for every 2 s).
-                if !frame.contiguous && !frame.keyframe {
-                    need_keyframe = true;
-                }
-                if need_keyframe && !frame.keyframe {
-                    continue;
-                }
-                need_keyframe = false;
-                LiveMedia::H264 {
-                    keyframe: frame.keyframe,
-                }
-            }
-            Track::Audio => LiveMedia::Opus,
-        };
-        if !live {
-            live = true;
-            source.status.send_modify(|s| {
-                s.state = CameraState::Live;
-                s.error = None;
-                s.sessions += 1;
-                s.video_codec = Some("H264");
-                s.audio_codec = Some("Opus (WHIP)".into());
-            });
-        }
-        let out = LiveFrame {
-            media,
-            wallclock: clock.instant(at),
-            pts,
-            data: frame.data,
-        };
-        // In due order (audio and video interleave).
-        let i = held.partition_point(|f| f.wallclock <= out.wallclock);
-        held.insert(i, out);
     }
-    feed.clear_cache();
-    source.status.send_modify(|s| {
+}
+
+/// The publisher's frames through the shared source driver, until the publisher leaves.
+async fn run(source: ProducerSlot, frames: mpsc::Receiver<Received>) {
+    let settings = source.handle.settings.clone();
+    let sinks = SourceSinks {
+        feed: source.handle.feed.clone(),
+        pacer: source.pacer.clone(),
+        status: source.status.clone(),
+        clock: source.clock,
+        audio: settings.audio || settings.record_audio,
+    };
+    sinks.status.send_modify(|s| {
+        s.video_codec = Some(Codec::H264.as_str());
+        s.audio_codec = Some(Codec::Opus.as_str().to_owned());
+    });
+    let audio = match AudioDecoder::opus(2) {
+        Ok(decoder) => Some((LIVE_RATE_HZ, AudioTrackDecoder::new(decoder))),
+        Err(e) => {
+            tracing::error!("WHIP audio decoder: {e}");
+            None
+        }
+    };
+    let media = MediaSource::new(
+        SourceConfig::new(settings.profile),
+        Some(H264Track::new(None)),
+        audio,
+    );
+    let mut front = WhipFrontEnd {
+        frames,
+        reported: [None, None],
+        waiting: None,
+    };
+    let _ = drive(&mut front, media, &sinks).await;
+    sinks.feed.clear_cache();
+    sinks.status.send_modify(|s| {
         s.state = CameraState::Waiting;
         s.error = Some("WHIP publisher left".into());
+        s.sync = None;
     });
 }
 
-fn unix_us(t: SystemTime) -> i64 {
+fn unix_nanos(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

@@ -10,8 +10,8 @@ use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use lockstep_sync::{
-    LatencyProfile, LocalInstant, NtpTime, OutputStage, SourceOutput, SourceSync, StageOutput,
-    TrackKind, VideoMode,
+    AudioChunk, AudioDecode, LatencyProfile, LocalInstant, NtpTime, Source, SourceConfig,
+    SourceEvent, TrackKind, VideoAssemble, VideoPacket, VideoUnit, FRAME_SSRC,
 };
 
 const NANOS: i64 = 1_000_000_000;
@@ -61,6 +61,12 @@ pub struct CameraConfig {
     pub reboot_pause: Duration,
     /// RTP-Info is announced at PLAY.
     pub rtp_info: bool,
+    /// A WebRTC publisher: every audio packet and video frame arrives as one depacketized
+    /// frame (the WHIP front end's input), not as RTP packets.
+    pub frame_inputs: bool,
+    /// At this true time the sender's wallclock (the NTP time of its reports) steps by the
+    /// given nanoseconds (an NTP correction, a user setting the clock).
+    pub wallclock_step: Option<(Duration, i64)>,
 }
 
 impl Default for CameraConfig {
@@ -78,6 +84,8 @@ impl Default for CameraConfig {
             reboot_at: None,
             reboot_pause: Duration::from_millis(500),
             rtp_info: false,
+            frame_inputs: false,
+            wallclock_step: None,
         }
     }
 }
@@ -194,6 +202,8 @@ impl SimResult {
 /// What travels on the wire.
 #[derive(Debug, Clone)]
 pub enum Wire {
+    /// A depacketized frame (see [`CameraConfig::frame_inputs`]).
+    Frame { track: usize, ts: u32, truth: Truth },
     Rtp {
         track: usize,
         ssrc: u32,
@@ -270,29 +280,118 @@ impl Network {
     }
 }
 
-/// Everything the receiving side does, exactly as the server will do it.
-pub struct Receiver {
-    pub sync: SourceSync<Truth>,
-    pub audio: usize,
-    pub video: usize,
-    stage: OutputStage<Truth>,
+/// An audio packet's truth decoded: its samples and the true capture of the first one.
+#[derive(Debug, Clone, Copy)]
+pub struct TruthChunk {
+    truth: Truth,
+    rate_hz: u32,
+}
+
+impl AudioChunk for TruthChunk {
+    fn samples(&self) -> u32 {
+        self.truth.samples
+    }
+    fn skip_front(&mut self, samples: u32) {
+        // The first sample kept (after any skip) is what lands at the output instant.
+        self.truth.capture_nanos += i64::from(samples) * NANOS / i64::from(self.rate_hz);
+        self.truth.samples -= samples;
+    }
+}
+
+/// The simulator's "codec": audio packets carry their truth, which is their decoded chunk.
+pub struct TruthDecoder {
+    rate_hz: u32,
+}
+
+impl AudioDecode<Truth> for TruthDecoder {
+    type Chunk = TruthChunk;
+    fn decode(&mut self, truth: Truth) -> Option<TruthChunk> {
+        Some(TruthChunk {
+            truth,
+            rate_hz: self.rate_hz,
+        })
+    }
+}
+
+/// Reassembles frames from packets as a passthrough server does: a frame ends at its marker,
+/// or when the next frame starts (marker lost). Frames with lost packets are still forwarded:
+/// the viewer's decoder conceals them; only the scheduler drops (late frames, to a keyframe).
+#[derive(Default)]
+pub struct TruthFrames {
     /// The frame being assembled: its timestamp, truth and capture time.
     frame: Option<(i64, Truth, LocalInstant)>,
+    /// A frame completed behind another by the same packet.
+    ready: Option<VideoUnit<Truth>>,
+}
+
+impl VideoAssemble<Truth> for TruthFrames {
+    type Frame = Truth;
+    fn push(&mut self, packet: VideoPacket<Truth>) -> Option<VideoUnit<Truth>> {
+        let previous = match self.frame.take() {
+            Some((ts, truth, capture)) if ts != packet.ts_ext => Some(VideoUnit {
+                capture,
+                keyframe: truth.keyframe,
+                frame: truth,
+            }),
+            _ => None,
+        };
+        let truth = packet.payload;
+        if !truth.marker {
+            self.frame = Some((packet.ts_ext, truth, packet.capture));
+            return previous;
+        }
+        let unit = VideoUnit {
+            capture: packet.capture,
+            keyframe: truth.keyframe,
+            frame: truth,
+        };
+        match previous {
+            // The marker of the previous frame was lost: it goes out first.
+            Some(previous) => {
+                self.ready = Some(unit);
+                Some(previous)
+            }
+            None => Some(unit),
+        }
+    }
+    fn poll_unit(&mut self) -> Option<VideoUnit<Truth>> {
+        self.ready.take()
+    }
+    fn reset(&mut self) {
+        self.frame = None;
+        self.ready = None;
+    }
+}
+
+/// The receiving side: the production [`Source`] with the simulator's codecs.
+pub type SimSource = Source<Truth, TruthDecoder, TruthFrames>;
+
+pub fn sim_source(profile: LatencyProfile, audio_rate_hz: u32, audio_trim: Duration) -> SimSource {
+    let mut config = SourceConfig::new(profile);
+    config.audio_trim_nanos = audio_trim.as_nanos() as i64;
+    Source::new(
+        config,
+        Some(TruthFrames::default()),
+        Some((
+            audio_rate_hz,
+            TruthDecoder {
+                rate_hz: audio_rate_hz,
+            },
+        )),
+    )
+}
+
+/// Everything the receiving side does: the production source, and what came out of it.
+pub struct Receiver {
+    pub source: SimSource,
     pub outputs: Vec<Output>,
     pub max_buffered: usize,
 }
 
 impl Receiver {
-    pub fn new(profile: LatencyProfile, audio_rate_hz: u32) -> Self {
-        let mut sync = SourceSync::new(profile);
-        let audio = sync.add_track(TrackKind::Audio, audio_rate_hz);
-        let video = sync.add_track(TrackKind::Video, 90_000);
+    pub fn new(profile: LatencyProfile, audio_rate_hz: u32, audio_trim: Duration) -> Self {
         Receiver {
-            sync,
-            audio,
-            video,
-            stage: OutputStage::new(VideoMode::Passthrough, profile.max_delay()),
-            frame: None,
+            source: sim_source(profile, audio_rate_hz, audio_trim),
             outputs: Vec::new(),
             max_buffered: 0,
         }
@@ -300,6 +399,9 @@ impl Receiver {
 
     pub fn receive(&mut self, now: LocalInstant, wire: Wire) {
         match wire {
+            Wire::Frame { track, ts, truth } => {
+                let _ = self.source.handle_frame(now, kind_of(track), ts, truth);
+            }
             Wire::Rtp {
                 track,
                 ssrc,
@@ -307,9 +409,12 @@ impl Receiver {
                 ts,
                 truth,
             } => {
-                let _ = self.sync.handle_rtp(now, track, ssrc, seq, ts, truth);
-                for t in [self.audio, self.video] {
-                    self.max_buffered = self.max_buffered.max(self.sync.track_buffered(t).0);
+                let _ = self
+                    .source
+                    .handle_rtp(now, kind_of(track), ssrc, seq, ts, truth);
+                for kind in [TrackKind::Audio, TrackKind::Video] {
+                    let held = self.source.track_buffered(kind).map_or(0, |b| b.0);
+                    self.max_buffered = self.max_buffered.max(held);
                 }
             }
             Wire::Report {
@@ -319,81 +424,43 @@ impl Receiver {
                 ntp,
             } => {
                 let _ = self
-                    .sync
-                    .handle_sender_report(now, track, ssrc, rtp_ts, ntp);
+                    .source
+                    .handle_sender_report(now, kind_of(track), ssrc, rtp_ts, ntp);
             }
         }
     }
 
-    /// Drains every stage; returns the earliest wake-up any of them asked for.
-    pub fn drain(&mut self, now: LocalInstant, audio_rate_hz: u32) -> Option<LocalInstant> {
-        let sync_wakeup = loop {
-            match self.sync.poll_output(now) {
-                SourceOutput::Packet(p) if p.track == self.audio => {
-                    let target = self.sync.output_time(p.capture);
-                    let plan = self
-                        .stage
-                        .handle_audio(target, p.payload.samples, audio_rate_hz);
-                    if plan.output_samples > 0 {
-                        let out = self
-                            .stage
-                            .retimer()
-                            .out_time(plan.out_pts)
-                            .unwrap_or(target);
-                        // The first sample kept (after any skip) is what lands at `out`.
-                        let kept_offset =
-                            i64::from(plan.skip_input_samples) * NANOS / i64::from(audio_rate_hz);
-                        self.outputs.push(Output {
-                            kind: Kind::Audio,
-                            at_nanos: now.as_nanos(),
-                            out_nanos: out.as_nanos(),
-                            truth_nanos: p.payload.capture_nanos + kept_offset,
-                            frame_index: p.payload.frame_index,
-                        });
-                    }
-                }
-                SourceOutput::Packet(p) => self.video_packet(p.capture, p.ts_ext, p.payload),
-                SourceOutput::Lost { .. } => {}
-                SourceOutput::Resync { track, .. } if track == self.video => self.frame = None,
-                SourceOutput::Resync { .. } => {}
-                SourceOutput::Drained { next_wakeup } => break next_wakeup,
-            }
-        };
-        let stage_wakeup = loop {
-            match self.stage.poll_output(now) {
-                StageOutput::Video { out, payload, .. } => self.outputs.push(Output {
+    /// Drains the source; returns the wake-up it asked for.
+    pub fn drain(&mut self, now: LocalInstant) -> Option<LocalInstant> {
+        loop {
+            match self.source.poll_output(now) {
+                SourceEvent::Audio { out, chunk, .. } => self.outputs.push(Output {
+                    kind: Kind::Audio,
+                    at_nanos: now.as_nanos(),
+                    out_nanos: out.as_nanos(),
+                    truth_nanos: chunk.truth.capture_nanos,
+                    frame_index: chunk.truth.frame_index,
+                }),
+                SourceEvent::Video { out, frame, .. } => self.outputs.push(Output {
                     kind: Kind::Video,
                     at_nanos: now.as_nanos(),
                     out_nanos: out.as_nanos(),
-                    truth_nanos: payload.capture_nanos,
-                    frame_index: payload.frame_index,
+                    truth_nanos: frame.capture_nanos,
+                    frame_index: frame.frame_index,
                 }),
-                StageOutput::Conceal { .. } | StageOutput::Gap { .. } => {}
-                StageOutput::Drained { next_wakeup } => break next_wakeup,
-            }
-        };
-        [sync_wakeup, stage_wakeup].into_iter().flatten().min()
-    }
-
-    /// Reassembles frames from packets as a passthrough server does: a frame ends at its marker,
-    /// or when the next frame starts (marker lost). Frames with lost packets are still forwarded:
-    /// the viewer's decoder conceals them; only the scheduler drops (late frames, to a keyframe).
-    fn video_packet(&mut self, capture: LocalInstant, ts_ext: i64, truth: Truth) {
-        if let Some((frame_ts, pending, pending_capture)) = self.frame {
-            if frame_ts != ts_ext {
-                self.emit_frame(pending_capture, pending);
+                SourceEvent::Conceal { .. } => {}
+                SourceEvent::Drained { next_wakeup } => return next_wakeup,
             }
         }
-        self.frame = Some((ts_ext, truth, capture));
-        if truth.marker {
-            self.emit_frame(capture, truth);
-        }
     }
+}
 
-    fn emit_frame(&mut self, capture: LocalInstant, truth: Truth) {
-        let target = self.sync.output_time(capture);
-        self.stage.handle_video(target, truth.keyframe, truth);
-        self.frame = None;
+/// The simulated camera sends audio as track 0 and video as track 1.
+fn kind_of(track: usize) -> TrackKind {
+    if track == 0 {
+        TrackKind::Audio
+    } else {
+        TrackKind::Video
     }
 }
 
@@ -409,15 +476,18 @@ pub fn run(cfg: &SimConfig) -> SimResult {
         packets: Vec::new(),
         order: 0,
     };
-    let mut rx = Receiver::new(cfg.profile, cam.audio_rate_hz);
-    rx.sync
-        .set_audio_trim_nanos(cfg.audio_trim.as_nanos() as i64);
+    let mut rx = Receiver::new(cfg.profile, cam.audio_rate_hz, cfg.audio_trim);
     let end_nanos = cfg.duration.as_nanos() as i64;
     let reboot_at = cam.reboot_at.map(|d| d.as_nanos() as i64);
     let pause = cam.reboot_pause.as_nanos() as i64;
 
     let new_stream = |rng: &mut Rng, start_nanos: i64| Stream {
-        ssrc: rng.next_u64() as u32,
+        ssrc: if cam.frame_inputs {
+            rng.next_u64();
+            FRAME_SSRC
+        } else {
+            rng.next_u64() as u32
+        },
         seq: rng.next_u64() as u16,
         ts_base: rng.next_u64() as u32,
         start_nanos,
@@ -455,10 +525,10 @@ pub fn run(cfg: &SimConfig) -> SimResult {
     let mut result = SimResult::default();
 
     if cam.rtp_info {
-        rx.sync
-            .handle_rtp_info(LocalInstant::ZERO, rx.audio, streams[0].ts_base);
-        rx.sync
-            .handle_rtp_info(LocalInstant::ZERO, rx.video, streams[1].ts_base);
+        rx.source
+            .handle_rtp_info(LocalInstant::ZERO, TrackKind::Audio, streams[0].ts_base);
+        rx.source
+            .handle_rtp_info(LocalInstant::ZERO, TrackKind::Video, streams[1].ts_base);
     }
 
     let mut now = 0i64;
@@ -511,23 +581,35 @@ pub fn run(cfg: &SimConfig) -> SimResult {
                 samples: cam.audio_packet_samples,
             };
             let ts = s.ts_base.wrapping_add(audio_n as u32);
-            net.send(
-                now,
+            let wire = if cam.frame_inputs {
+                Wire::Frame {
+                    track: 0,
+                    ts,
+                    truth,
+                }
+            } else {
                 Wire::Rtp {
                     track: 0,
                     ssrc: s.ssrc,
                     seq: s.seq,
                     ts,
                     truth,
-                },
-            );
+                }
+            };
+            net.send(now, wire);
             s.seq = s.seq.wrapping_add(1);
             audio_n += u64::from(cam.audio_packet_samples);
             result.audio_chunks_sent += 1;
         }
         if now == next_video_send {
             let keyframe = frame_i % u64::from(cam.gop_frames) == 0;
-            let packets = if keyframe { 4 } else { 1 + rng.next_u64() % 2 };
+            let packets = if cam.frame_inputs {
+                1
+            } else if keyframe {
+                4
+            } else {
+                1 + rng.next_u64() % 2
+            };
             let s = &mut streams[1];
             let ts = video_ts(s, next_frame_capture);
             for p in 0..packets {
@@ -538,16 +620,22 @@ pub fn run(cfg: &SimConfig) -> SimResult {
                     marker: p + 1 == packets,
                     samples: 0,
                 };
-                net.send(
-                    now + p as i64 * 200_000,
+                let wire = if cam.frame_inputs {
+                    Wire::Frame {
+                        track: 1,
+                        ts,
+                        truth,
+                    }
+                } else {
                     Wire::Rtp {
                         track: 1,
                         ssrc: s.ssrc,
                         seq: s.seq,
                         ts,
                         truth,
-                    },
-                );
+                    }
+                };
+                net.send(now + p as i64 * 200_000, wire);
                 s.seq = s.seq.wrapping_add(1);
             }
             frame_i += 1;
@@ -557,7 +645,11 @@ pub fn run(cfg: &SimConfig) -> SimResult {
             if now == next_report {
                 // Reports are correct: RTP time now on each clock, against the true wallclock
                 // (the audio path's hidden delay is, by definition, not in them).
-                let ntp = NtpTime::from_nanos_since_1900(NTP_BASE_NANOS + now);
+                let step = match cam.wallclock_step {
+                    Some((at, step_nanos)) if now >= at.as_nanos() as i64 => step_nanos,
+                    _ => 0,
+                };
+                let ntp = NtpTime::from_nanos_since_1900(NTP_BASE_NANOS + now + step);
                 let (a, v) = (streams[0], streams[1]);
                 net.send(
                     now,
@@ -586,24 +678,28 @@ pub fn run(cfg: &SimConfig) -> SimResult {
             }
         }
         wakeup = rx
-            .drain(LocalInstant::from_nanos(now), cam.audio_rate_hz)
+            .drain(LocalInstant::from_nanos(now))
             .map(|w| w.as_nanos().max(now + 1));
     }
 
     result.outputs = std::mem::take(&mut rx.outputs);
-    let rs = rx.stage.retimer().stats();
+    let stage = rx.source.stage();
+    let rs = stage.retimer().stats();
     result.concealed_samples = rs.concealed_samples;
     result.skipped_input_samples = rs.skipped_input_samples;
     result.audio_steps = rs.steps;
-    let vs = rx.stage.scheduler().stats();
+    let vs = stage.scheduler().stats();
     result.frames_dropped = vs.dropped_late + vs.dropped_awaiting_keyframe;
-    result.watchdog_corrections = rx.stage.watchdog_stats().corrections;
+    result.watchdog_corrections = stage.watchdog_stats().corrections;
     result.max_buffered = rx.max_buffered;
-    result.buffer_cap = rx.sync.track_buffered(rx.audio).1;
-    result.final_playout_delay = rx.sync.playout_delay();
-    result.audio_drift_ppm = rx.sync.track_drift_ppm(rx.audio);
-    result.video_drift_ppm = rx.sync.track_drift_ppm(rx.video);
-    result.clock_source = rx.sync.clock_source().as_str();
+    result.buffer_cap = rx
+        .source
+        .track_buffered(TrackKind::Audio)
+        .map_or(0, |b| b.1);
+    result.final_playout_delay = rx.source.sync().playout_delay();
+    result.audio_drift_ppm = rx.source.drift_ppm(TrackKind::Audio);
+    result.video_drift_ppm = rx.source.drift_ppm(TrackKind::Video);
+    result.clock_source = rx.source.clock_source().as_str();
     result
 }
 

@@ -1,0 +1,60 @@
+//! The codecs lockstep names, once: what the API, metrics and logs print for every source kind.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    H264,
+    Opus,
+    Pcma,
+    Pcmu,
+    L16,
+    Aac,
+}
+
+impl Codec {
+    /// The lowercase RTP encoding name (`h264`, `opus`, `pcma`…), as the API prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::H264 => "h264",
+            Codec::Opus => "opus",
+            Codec::Pcma => "pcma",
+            Codec::Pcmu => "pcmu",
+            Codec::L16 => "l16",
+            Codec::Aac => "aac",
+        }
+    }
+
+    /// The codec of an RTP encoding name (any case), if lockstep knows it.
+    pub fn from_encoding_name(name: &str) -> Option<Codec> {
+        [
+            Codec::H264,
+            Codec::Opus,
+            Codec::Pcma,
+            Codec::Pcmu,
+            Codec::L16,
+            Codec::Aac,
+        ]
+        .into_iter()
+        .find(|c| c.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_in_any_case() {
+        assert_eq!(Codec::from_encoding_name("H264"), Some(Codec::H264));
+        assert_eq!(Codec::from_encoding_name("pcma"), Some(Codec::Pcma));
+        assert_eq!(Codec::Opus.to_string(), "opus");
+        assert_eq!(Codec::from_encoding_name("vp8"), None);
+    }
+}
