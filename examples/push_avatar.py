@@ -196,9 +196,14 @@ async def session(args, avatar, anchor_us):
         # Media restarts at the next grid point after now (what was queued before is gone).
         audio_i = math.ceil(elapsed / chunk_s)
         video_i = math.ceil(elapsed / frame_s)
+        next_clock = now_us() + 1_000_000
         try:
             while args.duration is None or elapsed < args.duration:
                 elapsed = (now_us() - anchor_us) / 1e6
+                if now_us() >= next_clock:
+                    # Our clock's now, once a second: lockstep follows it if it runs off.
+                    next_clock += 1_000_000
+                    await ws.send(json.dumps({"type": "clock", "clock_us": now_us()}))
                 if avatar.interrupt_at is not None and elapsed >= avatar.interrupt_at:
                     # Barge-in: drop what lockstep holds, and go on from now.
                     await ws.send(json.dumps({"type": "flush"}))

@@ -10,6 +10,8 @@ pub enum Codec {
     Pcmu,
     L16,
     Aac,
+    /// Little-endian PCM as a push producer sends it (s16le, f32le).
+    Pcm,
 }
 
 impl Codec {
@@ -22,6 +24,7 @@ impl Codec {
             Codec::Pcmu => "pcmu",
             Codec::L16 => "l16",
             Codec::Aac => "aac",
+            Codec::Pcm => "pcm",
         }
     }
 
@@ -34,6 +37,7 @@ impl Codec {
             Codec::Pcmu,
             Codec::L16,
             Codec::Aac,
+            Codec::Pcm,
         ]
         .into_iter()
         .find(|c| c.as_str().eq_ignore_ascii_case(name))

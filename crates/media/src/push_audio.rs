@@ -17,7 +17,7 @@ use crate::live_audio::{LiveAudioEncoder, LiveAudioError, OpusPacket, LIVE_RATE_
 /// The most audio a producer may queue ahead (a whole answer of a talking avatar fits).
 pub const MAX_QUEUE_SECS: u32 = 120;
 /// A stamped chunk this close to the end of the queue continues it (stamps are rounded).
-const SNAP_MS: u32 = 2;
+const SNAP_MS: u32 = 1;
 /// A 10 ms block at or above this RMS is speech (−45 dBFS).
 const VOICED_RMS: f64 = 184.0;
 /// Speech has ended after this much silence at the output.

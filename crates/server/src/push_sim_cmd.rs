@@ -64,6 +64,8 @@ pub async fn run(args: &PushSimArgs) -> anyhow::Result<()> {
     let mut frame = I420Frame::new(width, height);
     let (mut chunk, mut picture) = (0i64, 0i64);
     let mut pcm = Vec::with_capacity(chunk_samples * 2);
+    // What our clock reads, once a second, so the server follows it (design/contracts.md).
+    let mut next_clock = anchor + Duration::from_secs(1);
     loop {
         let audio_us = chunk * 20_000;
         // Exact per frame (an integer frame period would drift 10 ppm at 30 fps).
@@ -73,6 +75,12 @@ pub async fn run(args: &PushSimArgs) -> anyhow::Result<()> {
             break;
         }
         tokio::time::sleep_until((anchor + Duration::from_micros(next_us as u64)).into()).await;
+        if !args.unstamped && Instant::now() >= next_clock {
+            next_clock += Duration::from_secs(1);
+            let now_us = CLOCK_BASE_US + anchor.elapsed().as_micros() as i64;
+            let clock = serde_json::json!({"type": "clock", "clock_us": now_us});
+            sink.send(Message::Text(clock.to_string().into())).await?;
+        }
         let secs = next_us as f64 / 1e6;
         let silent = args
             .gap_every

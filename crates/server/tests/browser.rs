@@ -86,7 +86,7 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
         &tests.join("whip_publish.mjs"),
         &[&base, "avatar", &artifacts_arg],
     );
-    assert_eq!(result["codecs"]["video"], "H264", "{result:#}");
+    assert_eq!(result["codecs"]["video"], "h264", "{result:#}");
     assert_eq!(result["after_stop"], "waiting", "{result:#}");
 }
 

@@ -88,7 +88,7 @@ fn a_pushed_avatar_reaches_a_whep_viewer_in_sync() {
         &["--size", "320x240", "--duration", "60"],
     );
     let live = wait_state(&server, "avatar", "live");
-    assert_eq!(live["codecs"]["video"], "H264", "{live}");
+    assert_eq!(live["codecs"]["video"], "h264", "{live}");
     let report = measure(
         &format!("{}/api/whep/avatar", server.base),
         &["--duration", "20"],

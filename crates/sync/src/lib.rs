@@ -55,6 +55,7 @@ mod jitter_buffer;
 mod latency_profile;
 mod line_fit;
 mod output_stage;
+mod producer_clock;
 mod rtp_timeline;
 mod sender_report_clock;
 mod skew;
@@ -75,6 +76,7 @@ pub use jitter_buffer::{
 };
 pub use latency_profile::{LatencyProfile, UnknownLatencyProfile};
 pub use output_stage::{OutputStage, StageOutput};
+pub use producer_clock::ProducerClock;
 pub use rtp_timeline::{
     ResyncReason, SequenceUnwrapper, TimelineRejection, TimestampUnwrapper, TrackTimeline,
     UnwrappedPacket, MAX_BACKWARD_JUMP_SECS, MAX_DROPOUT_PACKETS, MAX_FORWARD_JUMP_SECS,
@@ -84,7 +86,7 @@ pub use sender_report_clock::{
     SenderReportClock, SenderReportRejection, SENDER_REPORTS_KEPT, SENDER_REPORT_MAX_RATE_ERROR,
     SENDER_REPORT_REJECTS_BEFORE_RESET,
 };
-pub use skew::{SkewEstimator, SKEW_SMOOTHING, SKEW_WINDOW_NANOS, SKEW_WINDOW_PACKETS};
+pub use skew::{SkewEstimator, SkewTuning, SKEW_SMOOTHING, SKEW_WINDOW_NANOS, SKEW_WINDOW_PACKETS};
 pub use source::{
     AudioChunk, AudioDecode, Source, SourceConfig, SourceEvent, SourceInput, SourceStats,
     VideoAssemble, VideoPacket, VideoUnit, FRAME_SSRC, VIDEO_RATE_HZ,

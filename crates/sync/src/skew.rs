@@ -38,9 +38,31 @@ struct TransitLine {
     slope: f64,
 }
 
+/// How a [`SkewEstimator`] weighs its input: the packet defaults above suit RTP (50–100
+/// packets a second); sparse clock samples (one a second) want a wider window and a shorter
+/// smoothing, or the estimate takes minutes to settle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SkewTuning {
+    pub window_nanos: i64,
+    pub window_packets: u64,
+    /// Each packet moves the smoothed floor 1/smoothing of the way to the window minimum.
+    pub smoothing: f64,
+}
+
+impl Default for SkewTuning {
+    fn default() -> Self {
+        SkewTuning {
+            window_nanos: SKEW_WINDOW_NANOS,
+            window_packets: SKEW_WINDOW_PACKETS,
+            smoothing: SKEW_SMOOTHING,
+        }
+    }
+}
+
 /// Estimates a sender clock's rate and offset against the local clock from arrivals alone.
 #[derive(Debug, Clone, Default)]
 pub struct SkewEstimator {
+    tuning: SkewTuning,
     /// (send, arrival) of the first packet: every stored value is relative to it.
     origin: Option<(i64, LocalInstant)>,
     packets: u64,
@@ -59,8 +81,15 @@ impl SkewEstimator {
     }
 
     /// Forgets everything (the sender restarted).
+    pub fn with_tuning(tuning: SkewTuning) -> Self {
+        SkewEstimator {
+            tuning,
+            ..SkewEstimator::default()
+        }
+    }
+
     pub fn reset(&mut self) {
-        *self = SkewEstimator::default();
+        *self = SkewEstimator::with_tuning(self.tuning);
     }
 
     /// Records that a packet stamped `send_nanos` on the sender's clock arrived at `arrival`.
@@ -86,21 +115,22 @@ impl SkewEstimator {
             transit_nanos: transit,
         });
         while self.window.front().is_some_and(|e| {
-            arrival_rel - e.arrival_nanos > SKEW_WINDOW_NANOS
-                || index - e.index >= SKEW_WINDOW_PACKETS
+            arrival_rel - e.arrival_nanos > self.tuning.window_nanos
+                || index - e.index >= self.tuning.window_packets
         }) {
             self.window.pop_front();
         }
         let window_min = self.window.front().map_or(transit, |e| e.transit_nanos) as f64;
         // As GStreamer: while the first window fills, the estimate is the minimum itself (smoothing
         // from the first packet's jitter would bias the line for minutes); afterwards it is smoothed.
-        let filling = arrival_rel < SKEW_WINDOW_NANOS && index < SKEW_WINDOW_PACKETS;
+        let filling = arrival_rel < self.tuning.window_nanos && index < self.tuning.window_packets;
         if filling {
             self.smoothed_transit_nanos = window_min;
             return;
         }
-        self.smoothed_transit_nanos =
-            (window_min + (SKEW_SMOOTHING - 1.0) * self.smoothed_transit_nanos) / SKEW_SMOOTHING;
+        self.smoothed_transit_nanos = (window_min
+            + (self.tuning.smoothing - 1.0) * self.smoothed_transit_nanos)
+            / self.tuning.smoothing;
 
         let due = self
             .last_sample_send_nanos

@@ -31,6 +31,9 @@ pub enum ClockSource {
     Rtcp,
     RtpInfo,
     Arrival,
+    /// A push producer's own capture times, its clock mapped by what it says of its now
+    /// ([`ProducerClock`](crate::ProducerClock)).
+    Producer,
 }
 
 impl ClockSource {
@@ -40,6 +43,7 @@ impl ClockSource {
             ClockSource::Rtcp => "rtcp",
             ClockSource::RtpInfo => "rtp-info",
             ClockSource::Arrival => "arrival",
+            ClockSource::Producer => "producer",
         }
     }
 }
@@ -238,7 +242,8 @@ impl SourceTimeline {
                 let own_anchor = t.arrival.expected_arrival(t.media_nanos(t.rtp_info_ts?))?;
                 Some(own.add_nanos(self.rtp_info_anchor()?.nanos_since(own_anchor)))
             }
-            ClockSource::Arrival => {
+            // RTP sources never take this basis; their own arrivals are the fallback.
+            ClockSource::Arrival | ClockSource::Producer => {
                 let bias = t.arrival_bias_nanos.unwrap_or(0.0).round() as i64;
                 Some(self.arrival_envelope(track, ts_ext)?.add_nanos(-bias))
             }

@@ -1,4 +1,4 @@
-//! The push protocol's messages (ARCHITECTURE.md, `/api/push/{name}`), parsed and checked:
+//! The push protocol's messages (`design/contracts.md`, `/api/push/{name}`), parsed and checked:
 //! every refusal says what was wrong, for the producer's developer to read in the close reason.
 //!
 //! - Text `hello` first: `{"type":"hello","audio":{"rate":24000,"channels":1,"format":"s16le"},
@@ -6,12 +6,13 @@
 //!   may be absent; `clock_us`, the producer's clock now, lets its stamps be mapped exactly).
 //! - Binary media: byte 0 kind (`1` audio, `2` video), bytes 1–8 capture time in µs on the
 //!   producer's monotonic clock (big-endian i64; `i64::MIN` = unstamped), then the payload.
-//! - Text controls: `{"type":"flush"}`, `{"type":"end"}`.
+//! - Text controls: `{"type":"flush"}`, `{"type":"end"}`, `{"type":"clock","clock_us":N}` (the
+//!   producer's clock now, about once a second: lockstep follows a clock that runs off ours).
 
 use std::time::Duration;
 
 use lockstep_media::{PcmFormat, SampleFormat};
-use lockstep_sync::LocalInstant;
+use lockstep_sync::{LocalInstant, ProducerClock};
 use serde::Deserialize;
 
 /// A capture time further than this from the producer's mapped "now" is refused: a clock that
@@ -185,6 +186,10 @@ fn check_video(v: RawVideo) -> Result<VideoDeclaration, String> {
 pub enum Control {
     Flush,
     End,
+    /// The producer's clock reads this many µs now.
+    Clock {
+        clock_us: i64,
+    },
 }
 
 pub fn parse_control(text: &str) -> Result<Control, String> {
@@ -192,14 +197,19 @@ pub fn parse_control(text: &str) -> Result<Control, String> {
     struct Raw {
         #[serde(rename = "type")]
         kind: String,
+        clock_us: Option<i64>,
     }
     let raw: Raw = serde_json::from_str(text)
         .map_err(|e| format!("a text message must be a JSON control: {e}"))?;
     match raw.kind.as_str() {
         "flush" => Ok(Control::Flush),
         "end" => Ok(Control::End),
+        "clock" => match raw.clock_us {
+            Some(clock_us) if clock_us != UNSTAMPED => Ok(Control::Clock { clock_us }),
+            _ => Err("a clock control needs \"clock_us\": the producer's clock now in µs".into()),
+        },
         "hello" => Err("hello was already received".into()),
-        other => Err(format!("unknown control {other:?} (flush or end)")),
+        other => Err(format!("unknown control {other:?} (flush, end or clock)")),
     }
 }
 
@@ -257,36 +267,45 @@ pub fn parse_media<'a>(bytes: &'a [u8], hello: &Hello) -> Result<Media<'a>, Stri
     })
 }
 
-/// Maps the producer's capture times (µs on its monotonic clock) onto the local clock, once:
-/// from the hello's `clock_us`, else from the first stamped message. Everything then goes out
-/// `delay` after its capture time.
-#[derive(Debug, Clone, Copy)]
+/// Maps the producer's capture times (µs on its monotonic clock) onto the local clock through
+/// the sync core's [`ProducerClock`]: fed by the hello's `clock_us` and every `clock` control
+/// (else by the first stamped message alone). Everything goes out `delay` after its capture.
+#[derive(Debug, Clone)]
 pub struct CaptureClock {
-    delay_nanos: i64,
-    /// Local µs minus producer µs, once known.
-    offset_us: Option<i64>,
+    clock: ProducerClock,
 }
 
 impl CaptureClock {
     pub fn new(delay: Duration, hello_clock_us: Option<i64>, hello_at: LocalInstant) -> Self {
-        CaptureClock {
-            delay_nanos: i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX),
-            offset_us: hello_clock_us.map(|c| (hello_at.as_nanos() / 1_000).saturating_sub(c)),
+        let mut clock = ProducerClock::new(delay);
+        if let Some(clock_us) = hello_clock_us {
+            clock.handle_clock(hello_at, clock_us);
         }
+        CaptureClock { clock }
+    }
+
+    /// The producer's clock read `clock_us` when a message that arrived at `arrived` was sent.
+    pub fn handle_clock(&mut self, clock_us: i64, arrived: LocalInstant) {
+        self.clock.handle_clock(arrived, clock_us);
     }
 
     /// When something captured at `capture` (local clock) goes out.
     pub fn output(&self, capture: LocalInstant) -> LocalInstant {
-        LocalInstant::from_nanos(capture.as_nanos().saturating_add(self.delay_nanos))
+        capture.add_nanos(i64::try_from(self.clock.playout_delay().as_nanos()).unwrap_or(0))
     }
 
     /// The producer-clock µs of what goes out at `out`, once the mapping is known.
     pub fn producer_us(&self, out: LocalInstant) -> Option<i64> {
-        let offset = self.offset_us?;
-        Some(out.as_nanos().saturating_sub(self.delay_nanos) / 1_000 - offset)
+        self.clock.producer_us(out)
+    }
+
+    /// The mapping itself (drift, jitter, samples).
+    pub fn producer(&self) -> &ProducerClock {
+        &self.clock
     }
 
     /// When media captured at `capture_us` (producer clock; `None`: now) goes out, or why not.
+    /// Without a clock reading yet, the first stamp is taken as the producer's now.
     pub fn due(
         &mut self,
         capture_us: Option<i64>,
@@ -295,20 +314,21 @@ impl CaptureClock {
         let Some(stamp) = capture_us else {
             return Ok(self.output(arrived));
         };
-        let arrived_us = arrived.as_nanos() / 1_000;
-        let offset = *self
-            .offset_us
-            .get_or_insert(arrived_us.saturating_sub(stamp));
-        let capture_us = stamp.saturating_add(offset);
-        let skew = capture_us.saturating_sub(arrived_us).unsigned_abs();
-        if skew > MAX_CAPTURE_SKEW.as_micros() as u64 {
-            return Err(format!(
-                "capture time {stamp} µs is {} s from the producer's now: stamps are µs on one \
-                 monotonic clock",
-                skew / 1_000_000
-            ));
+        if !self.clock.is_known() {
+            self.clock.handle_clock(arrived, stamp);
         }
-        Ok(self.output(LocalInstant::from_micros(capture_us)))
+        let capture = self
+            .clock
+            .capture_time(stamp)
+            .filter(|c| c.nanos_since(arrived).unsigned_abs() <= MAX_CAPTURE_SKEW.as_nanos() as u64)
+            .ok_or_else(|| {
+                format!(
+                    "capture time {stamp} µs is more than {} s from the producer's now: stamps \
+                     are µs on one monotonic clock",
+                    MAX_CAPTURE_SKEW.as_secs()
+                )
+            })?;
+        Ok(self.output(capture))
     }
 }
 
@@ -439,5 +459,12 @@ mod tests {
             .unwrap_err()
             .contains("dance"));
         assert!(parse_control("{").is_err());
+        assert_eq!(
+            parse_control(r#"{"type":"clock","clock_us":42}"#),
+            Ok(Control::Clock { clock_us: 42 })
+        );
+        assert!(parse_control(r#"{"type":"clock"}"#)
+            .unwrap_err()
+            .contains("clock_us"));
     }
 }

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, WebSocket};
 use futures::StreamExt as _;
 use lockstep_media::{
-    i420_from_rgb24, pattern::I420Frame, H264Encoder, LiveFrame, LiveMedia, Placement, PushAudio,
-    PushAudioEvent, SourceFeed, LIVE_RATE_HZ,
+    i420_from_rgb24, pattern::I420Frame, Codec, H264Encoder, LiveFrame, LiveMedia, Placement,
+    PushAudio, PushAudioEvent, SourceFeed, LIVE_RATE_HZ,
 };
 use lockstep_rtsp::ingest::LocalClock;
-use lockstep_sync::LocalInstant;
+use lockstep_sync::{ClockSource, LocalInstant, SourceStats};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -141,8 +141,9 @@ async fn session(
         s.state = CameraState::Live;
         s.error = None;
         s.sessions += 1;
-        s.video_codec = hello.video.map(|_| "H264");
-        s.audio_codec = hello.audio.map(|a| format!("PCM {} Hz → Opus", a.rate_hz));
+        // Raw pictures are encoded: what viewers and recordings get is H.264 either way.
+        s.video_codec = hello.video.map(|_| Codec::H264.as_str());
+        s.audio_codec = hello.audio.map(|_| Codec::Pcm.as_str().to_owned());
     });
     let mut heartbeat = Heartbeat::new(policy, tokio::time::Instant::now());
     let mut stats = SessionStats::default();
@@ -156,6 +157,8 @@ async fn session(
             next_stats += STATS_EVERY;
             let audio_state = audio.as_ref().map(|a| *a.state.borrow());
             send_event(events, stats.json(audio_state, video.as_ref(), delay));
+            let sync = sync_stats(&timeline, audio_state, video.as_ref(), delay);
+            source.status.send_modify(|s| s.sync = Some(sync));
             stats.headroom_ms = None;
         }
         let wake = video
@@ -223,6 +226,7 @@ async fn session(
                                 send_event(events, json!({"type": "flushed", "audio_ms": dropped_ms, "video_frames": dropped_frames}));
                             }
                             Control::End => return Ok("the producer ended the stream".into()),
+                            Control::Clock { clock_us } => timeline.handle_clock(clock_us, arrived),
                         }
                     }
                     Message::Pong(_) | Message::Ping(_) => heartbeat.heard(),
@@ -283,6 +287,36 @@ impl SessionStats {
             "video_repeats": video.map_or(0, |v| v.repeats),
             "video_dropped": video.map_or(0, |v| v.dropped),
         })
+    }
+}
+
+/// The source's sync state in the form every source kind reports.
+fn sync_stats(
+    timeline: &CaptureClock,
+    audio: Option<ClockState>,
+    video: Option<&VideoPath>,
+    delay: Duration,
+) -> SourceStats {
+    let clock = timeline.producer();
+    // Both tracks hang on the producer's one clock.
+    let drift = clock.drift_ppm();
+    let clock_source = if clock.samples() > 1 {
+        ClockSource::Producer
+    } else {
+        ClockSource::Arrival
+    };
+    SourceStats {
+        offset_ms: None,
+        audio_drift_ppm: audio.and(drift),
+        video_drift_ppm: video.and(drift),
+        jitter_ms: clock.jitter().as_secs_f64() * 1e3,
+        loss_ratio: 0.0,
+        latency_ms: delay.as_secs_f64() * 1e3,
+        clock_source: clock_source.as_str(),
+        video_frames: video.map_or(0, |v| v.frames),
+        dropped_frames: video.map_or(0, |v| v.dropped),
+        concealed_ms: 0.0,
+        corrections: 0,
     }
 }
 
