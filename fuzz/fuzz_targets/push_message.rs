@@ -10,11 +10,9 @@ use libfuzzer_sys::fuzz_target;
 use lockstep_media::{Placement, PushAudio};
 use lockstep_sync::LocalInstant;
 
-#[path = "../../crates/server/src/live/push_protocol.rs"]
-#[allow(dead_code)]
-mod push_protocol;
-
-use push_protocol::{parse_control, parse_hello, parse_media, CaptureClock, MediaKind};
+use lockstep::live::push_protocol::{
+    parse_control, parse_hello, parse_media, CaptureClock, MediaKind,
+};
 
 const HELLO: &str = r#"{"type":"hello","audio":{"rate":24000,"channels":2,"format":"s16le"},"video":{"width":64,"height":64,"format":"i420","fps":30}}"#;
 

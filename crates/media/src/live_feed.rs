@@ -1,6 +1,6 @@
 //! A source's synchronized output, fanned out to every sink (WebRTC viewers, later recorders).
 //!
-//! Frames are already stamped on the source's output timeline: `wallclock` is the instant the
+//! Frames are already stamped on the source's output timeline: `due` is the instant the
 //! frame is due at the output (capture time + playout delay, the same mapping for every track of
 //! the source), `pts` its media time on the outgoing clock. A new subscriber also gets the video
 //! since the last keyframe, so a viewer starts at once instead of waiting up to a GOP; a
@@ -31,8 +31,9 @@ pub enum LiveMedia {
 #[derive(Debug, Clone)]
 pub struct LiveFrame {
     pub media: LiveMedia,
-    /// When this frame is due at the output (the sender-report wallclock for WebRTC).
-    pub wallclock: Instant,
+    /// When this frame is due at the output (a local monotonic instant; WebRTC viewers map it
+    /// to the sender-report wallclock).
+    pub due: Instant,
     pub pts: i64,
     pub data: Arc<[u8]>,
 }
@@ -162,7 +163,7 @@ mod tests {
     fn frame(media: LiveMedia, pts: i64) -> LiveFrame {
         LiveFrame {
             media,
-            wallclock: Instant::now(),
+            due: Instant::now(),
             pts,
             data: Arc::from(vec![0u8; 10]),
         }

@@ -1,4 +1,4 @@
-//! The command line: the public contract of `../shared/ARCHITECTURE.md`.
+//! The command line: the public contract of `design/contracts.md`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `lockstep.toml`: the configuration contract of ARCHITECTURE.md. Unknown keys and bad values are
+//! `lockstep.toml`: the configuration contract of `design/contracts.md`. Unknown keys and bad values are
 //! rejected at start with the file, the line and the reason; camera credentials never leave the
 //! [`RedactedUrl`] they are kept in.
 

@@ -1,12 +1,6 @@
 //! `lockstep`: one binary that ingests cameras and avatars, keeps them in sync, and serves them.
 
-mod cli;
-mod config;
-mod demo;
-mod live;
-mod measure;
-mod push_sim_cmd;
-mod sim_camera_cmd;
+use lockstep::{cli, config, demo, live, measure, push_sim_cmd, sim_camera_cmd};
 
 use std::process::ExitCode;
 

@@ -175,6 +175,8 @@ struct VideoTrack<V> {
 #[derive(Debug, Clone, Copy, Default)]
 struct FrameCounter {
     seq: u16,
+    /// A sender report for the track has come.
+    reported: bool,
 }
 
 /// One source: its tracks, their clocks and the output stage, with the codec work handed in.
@@ -282,7 +284,9 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
 
     /// A depacketized frame (one access unit, one Opus packet) with its 32-bit RTP time, from a
     /// sender that already reordered its packets (a WebRTC publisher). It goes through the same
-    /// timeline and clocks as RTP, numbered in arrival order.
+    /// timeline and clocks as RTP, numbered in arrival order. Frames of a track before its first
+    /// sender report are dropped: a WebRTC sender reports within about a second, and placing them
+    /// by arrival until then would leave the tracks apart by their send delays for a moment.
     pub fn handle_frame(
         &mut self,
         now: LocalInstant,
@@ -291,6 +295,9 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
         payload: P,
     ) -> Result<(), TimelineRejection> {
         let counter = &mut self.frame_counters[kind as usize];
+        if !counter.reported {
+            return Ok(());
+        }
         let seq = counter.seq;
         counter.seq = seq.wrapping_add(1);
         self.handle_rtp(now, kind, FRAME_SSRC, seq, rtp_ts, payload)
@@ -308,6 +315,9 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
         let Some(track) = self.track_index(kind) else {
             return Ok(());
         };
+        if ssrc == FRAME_SSRC {
+            self.frame_counters[kind as usize].reported = true;
+        }
         self.sync
             .handle_sender_report(now, track, ssrc, rtp_ts, ntp)
     }

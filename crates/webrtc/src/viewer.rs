@@ -198,11 +198,11 @@ impl Viewer {
         // The same instant the sender reports map this frame to, for receivers that negotiate
         // abs-capture-time (a browser then knows each frame's capture time at once).
         writer = writer.abs_capture_time(AbsCaptureTime {
-            capture_time: self.epoch.system_time(frame.wallclock),
+            capture_time: self.epoch.system_time(frame.due),
             clock_offset: None,
         });
         let rtp_time = MediaTime::new(frame.pts.max(0) as u64, frequency);
-        match writer.write(pt, frame.wallclock, rtp_time, frame.data.clone()) {
+        match writer.write(pt, frame.due, rtp_time, frame.data.clone()) {
             Ok(()) => {
                 self.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -228,10 +228,10 @@ fn catch_up(cached: &[LiveFrame]) -> Vec<LiveFrame> {
             let back = n - 1 - i as i64;
             LiveFrame {
                 pts: last.pts - back,
-                wallclock: last
-                    .wallclock
+                due: last
+                    .due
                     .checked_sub(Duration::from_nanos(back as u64 * 1_000_000_000 / 90_000))
-                    .unwrap_or(last.wallclock),
+                    .unwrap_or(last.due),
                 ..frame.clone()
             }
         })
@@ -292,7 +292,7 @@ mod tests {
         let frames: Vec<LiveFrame> = (0..3)
             .map(|i| LiveFrame {
                 media: LiveMedia::H264 { keyframe: i == 0 },
-                wallclock: t0 + Duration::from_millis(33 * i as u64),
+                due: t0 + Duration::from_millis(33 * i as u64),
                 pts: 1_000_000 + 3000 * i,
                 data: Arc::from(vec![i as u8]),
             })
@@ -300,8 +300,8 @@ mod tests {
         let restamped = catch_up(&frames);
         let pts: Vec<i64> = restamped.iter().map(|f| f.pts).collect();
         assert_eq!(pts, vec![1_005_998, 1_005_999, 1_006_000]);
-        assert_eq!(restamped[2].wallclock, frames[2].wallclock);
-        assert!(restamped[0].wallclock < restamped[2].wallclock);
+        assert_eq!(restamped[2].due, frames[2].due);
+        assert!(restamped[0].due < restamped[2].due);
         assert!(restamped[0].is_keyframe());
         assert_eq!(&*restamped[1].data, &[1u8][..]);
     }

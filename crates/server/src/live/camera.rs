@@ -126,6 +126,20 @@ async fn run_camera(
         feed.clear_cache();
         let (state, reason) = match result {
             Err(e @ IngestError::Setup { .. }) => (CameraState::Error, e.to_string()),
+            // Refused before playing: a camera that is down is coming back; one that answers,
+            // but not as a camera should (a wrong path, a password, not RTSP), needs a person.
+            Err(e @ IngestError::Unreachable { .. }) => {
+                let answers = match probe_addr.as_deref() {
+                    Some(addr) => reachable(addr).await,
+                    None => false,
+                };
+                let state = if answers {
+                    CameraState::Error
+                } else {
+                    CameraState::Reconnecting
+                };
+                (state, e.to_string())
+            }
             Err(e) => (CameraState::Reconnecting, e.to_string()),
             // The camera ended cleanly: still a camera that should be there.
             Ok(()) => (CameraState::Reconnecting, "the session ended".to_owned()),

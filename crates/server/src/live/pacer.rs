@@ -91,7 +91,7 @@ impl Pacer {
                         Some(Command::Schedule(frame)) => {
                             order += 1;
                             held.push(Reverse(Held {
-                                due: frame.wallclock,
+                                due: frame.due,
                                 order,
                                 frame,
                             }));
@@ -148,7 +148,7 @@ mod tests {
     fn opus(due: Instant, pts: i64) -> LiveFrame {
         LiveFrame {
             media: LiveMedia::Opus,
-            wallclock: due,
+            due,
             pts,
             data: Arc::from(&[0xfc_u8][..]),
         }
@@ -179,7 +179,7 @@ mod tests {
         let mut got = Vec::new();
         while got.len() < 4 {
             let frame = next(&mut sub, Duration::from_secs(2)).expect("a frame");
-            assert!(Instant::now() >= frame.wallclock, "published before due");
+            assert!(Instant::now() >= frame.due, "published before due");
             got.push(frame.pts);
         }
         assert_eq!(got, [0, 1, 2, 3]);

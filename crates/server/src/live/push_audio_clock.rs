@@ -92,7 +92,7 @@ impl AudioClock {
                     for packet in packets.drain(..) {
                         feed.publish(LiveFrame {
                             media: LiveMedia::Opus,
-                            wallclock: clock.instant(from_ticks(packet.pts, LIVE_RATE_HZ)),
+                            due: clock.instant(from_ticks(packet.pts, LIVE_RATE_HZ)),
                             pts: packet.pts,
                             data: Arc::from(packet.data),
                         });

@@ -447,7 +447,7 @@ impl VideoPath {
                     self.last_due = Some(due);
                     self.feed.publish(LiveFrame {
                         media: LiveMedia::H264 { keyframe },
-                        wallclock: self.clock.instant(due),
+                        due: self.clock.instant(due),
                         pts: ticks(due, 90_000),
                         data: Arc::from(annex_b),
                     });
@@ -507,7 +507,7 @@ fn spawn_encoder(
                         media: LiveMedia::H264 {
                             keyframe: encoded.keyframe,
                         },
-                        wallclock: clock.instant(job.due),
+                        due: clock.instant(job.due),
                         pts: ticks(job.due, 90_000),
                         data: Arc::from(lockstep_media::h264::annex_b(&encoded.nals)),
                     }),

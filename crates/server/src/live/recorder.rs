@@ -147,7 +147,7 @@ async fn feed_loop(
     };
     let mut behind = false;
     for frame in subscription.cached {
-        send(to_writer(&frame, utc_us(frame.wallclock)));
+        send(to_writer(&frame, utc_us(frame.due)));
     }
     loop {
         tokio::select! {
@@ -161,7 +161,7 @@ async fn feed_loop(
                         }
                         behind = false;
                     }
-                    if !send(to_writer(&frame, utc_us(frame.wallclock))) {
+                    if !send(to_writer(&frame, utc_us(frame.due))) {
                         behind = true;
                         status.send_modify(|s| s.overruns += 1);
                     }

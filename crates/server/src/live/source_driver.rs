@@ -120,7 +120,7 @@ impl<'a> SourceDriver<'a> {
                     self.went_live();
                     self.sinks.pacer.schedule(LiveFrame {
                         media: LiveMedia::H264 { keyframe },
-                        wallclock: clock.instant(out),
+                        due: clock.instant(out),
                         pts: ticks(out, VIDEO_RATE_HZ),
                         data: Arc::from(frame),
                     });
@@ -266,7 +266,7 @@ impl AudioPath {
             let pts = epoch + packet.pts;
             sinks.pacer.schedule(LiveFrame {
                 media: LiveMedia::Opus,
-                wallclock: sinks.clock.instant(from_ticks(pts, LIVE_RATE_HZ)),
+                due: sinks.clock.instant(from_ticks(pts, LIVE_RATE_HZ)),
                 pts,
                 data: Arc::from(packet.data),
             });

@@ -82,8 +82,13 @@ pub struct Camera {
 
 impl Camera {
     pub fn start(extra: &[&str]) -> Camera {
+        Camera::start_at("127.0.0.1:0", extra)
+    }
+
+    /// A camera on a given address (to take it down and bring it back on the same one).
+    pub fn start_at(listen: &str, extra: &[&str]) -> Camera {
         let args = [
-            &["sim-camera", "--listen", "127.0.0.1:0", "--size", "320x240"][..],
+            &["sim-camera", "--listen", listen, "--size", "320x240"][..],
             extra,
         ];
         let (child, line) = spawn_lockstep(&args.concat());

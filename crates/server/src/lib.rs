@@ -1,0 +1,15 @@
+//! Lockstep's server: the sources (camera, WHIP and push front ends, the source driver and its
+//! pacer), the HTTP API and sockets, recording, and the commands of the `lockstep` binary. A
+//! library so that the integration tests, benches and fuzz targets drive the code that runs.
+//!
+//! - [`live`]: sources → sync → sinks, the HTTP API, WebRTC, recording glue.
+//! - [`config`]: `lockstep.toml`; [`cli`]: the command line (`design/contracts.md`).
+//! - [`demo`], [`measure`], [`push_sim_cmd`], [`sim_camera_cmd`]: the commands.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod live;
+pub mod measure;
+pub mod push_sim_cmd;
+pub mod sim_camera_cmd;
