@@ -9,8 +9,9 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use lockstep_sync::null_codecs::FixedChunks;
 use lockstep_sync::{
-    AudioChunk, AudioDecode, LatencyProfile, LocalInstant, NtpTime, Source, SourceConfig,
+    LatencyProfile, LocalInstant, NtpTime, Source, SourceConfig,
     SourceEvent, SourceInput, TrackKind, VideoAssemble, VideoPacket, VideoUnit,
 };
 
@@ -50,23 +51,6 @@ struct Input {
     steps: Vec<Step>,
 }
 
-/// 20 ms of 8 kHz audio per packet; a `false` payload does not decode.
-struct Samples(u32);
-impl AudioChunk for Samples {
-    fn samples(&self) -> u32 {
-        self.0
-    }
-    fn skip_front(&mut self, samples: u32) {
-        self.0 -= samples.min(self.0);
-    }
-}
-struct Decoder;
-impl AudioDecode<bool> for Decoder {
-    type Chunk = Samples;
-    fn decode(&mut self, decodable: bool) -> Option<Samples> {
-        decodable.then_some(Samples(160))
-    }
-}
 /// Every video packet is a whole frame; the payload says whether it is a keyframe.
 struct Frames;
 impl VideoAssemble<bool> for Frames {
@@ -89,7 +73,7 @@ fuzz_target!(|input: Input| {
     let mut source = Source::new(
         SourceConfig::new(profile),
         Some(Frames),
-        Some((8_000, Decoder)),
+        Some((8_000, FixedChunks(160))),
     );
     let mut last_audio_pts: Option<i64> = None;
     let mut last_video_out: Option<LocalInstant> = None;

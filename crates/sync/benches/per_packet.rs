@@ -6,9 +6,10 @@
 //! `cargo bench -p lockstep-sync --bench per_packet`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use lockstep_sync::null_codecs::FixedChunks;
 use lockstep_sync::{
-    AudioChunk, AudioDecode, LatencyProfile, LocalInstant, NtpTime, Source, SourceConfig,
-    SourceEvent, SourceOutput, SourceSync, TrackKind, VideoAssemble, VideoPacket, VideoUnit,
+    LatencyProfile, LocalInstant, NtpTime, Source, SourceConfig, SourceEvent, SourceOutput,
+    SourceSync, TrackKind, VideoAssemble, VideoPacket, VideoUnit,
 };
 
 /// Ten seconds of a camera: 8 kHz audio in 20 ms packets, 30 fps video in 3 packets a frame,
@@ -105,23 +106,6 @@ fn ingest(packets: &[Packet], reports: &[Report]) -> usize {
     released
 }
 
-/// 160 samples a packet, decoded for free.
-struct Samples(u32);
-impl AudioChunk for Samples {
-    fn samples(&self) -> u32 {
-        self.0
-    }
-    fn skip_front(&mut self, samples: u32) {
-        self.0 -= samples.min(self.0);
-    }
-}
-struct Decoder;
-impl AudioDecode<u32> for Decoder {
-    type Chunk = Samples;
-    fn decode(&mut self, _: u32) -> Option<Samples> {
-        Some(Samples(160))
-    }
-}
 /// A frame ends at every third packet.
 struct Frames(u32);
 impl VideoAssemble<u32> for Frames {
@@ -140,7 +124,7 @@ fn source(packets: &[Packet], reports: &[Report]) -> usize {
     let mut source = Source::new(
         SourceConfig::new(LatencyProfile::Low),
         Some(Frames(0)),
-        Some((8_000, Decoder)),
+        Some((8_000, FixedChunks(160))),
     );
     let kinds = [TrackKind::Audio, TrackKind::Video];
     let mut reports = reports.iter().peekable();

@@ -54,8 +54,10 @@ mod delay_window;
 mod jitter_buffer;
 mod latency_profile;
 mod line_fit;
+pub mod null_codecs;
 mod output_stage;
 mod producer_clock;
+mod release_lag;
 mod rtp_timeline;
 mod sender_report_clock;
 mod skew;
@@ -77,6 +79,7 @@ pub use jitter_buffer::{
 pub use latency_profile::{LatencyProfile, UnknownLatencyProfile};
 pub use output_stage::{OutputStage, StageOutput};
 pub use producer_clock::ProducerClock;
+pub use release_lag::ReleaseLag;
 pub use rtp_timeline::{
     ResyncReason, SequenceUnwrapper, TimelineRejection, TimestampUnwrapper, TrackTimeline,
     UnwrappedPacket, MAX_BACKWARD_JUMP_SECS, MAX_DROPOUT_PACKETS, MAX_FORWARD_JUMP_SECS,

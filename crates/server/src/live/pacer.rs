@@ -18,7 +18,8 @@ use std::time::Instant;
 use lockstep_media::{LiveFrame, SourceFeed};
 
 enum Command {
-    Schedule(LiveFrame),
+    /// Publish the frame at this instant.
+    Schedule(LiveFrame, Instant),
     /// Publishes everything still held (a session ends: what was due goes out on time).
     Finish,
 }
@@ -88,13 +89,9 @@ impl Pacer {
                         },
                     };
                     match command {
-                        Some(Command::Schedule(frame)) => {
+                        Some(Command::Schedule(frame, due)) => {
                             order += 1;
-                            held.push(Reverse(Held {
-                                due: frame.due,
-                                order,
-                                frame,
-                            }));
+                            held.push(Reverse(Held { due, order, frame }));
                         }
                         Some(Command::Finish) => {
                             for Reverse(h) in std::mem::take(&mut held)
@@ -117,8 +114,16 @@ impl Pacer {
 
     /// Publishes `frame` at its due instant (at once if that has passed).
     pub fn schedule(&self, frame: LiveFrame) {
+        let due = frame.due;
+        self.schedule_at(frame, due);
+    }
+
+    /// Publishes `frame` at `release`, a fixed time after its due instant: media that can only
+    /// exist some time after its own instant (an encoded audio frame needs all of its input)
+    /// leaves evenly spaced instead of whenever its input happened to arrive.
+    pub fn schedule_at(&self, frame: LiveFrame, release: Instant) {
         if let Some(commands) = &self.commands {
-            let _ = commands.send(Command::Schedule(frame));
+            let _ = commands.send(Command::Schedule(frame, release));
         }
     }
 

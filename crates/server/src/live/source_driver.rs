@@ -14,7 +14,7 @@ use lockstep_media::{
     SourceFeed, LIVE_RATE_HZ,
 };
 use lockstep_rtsp::ingest::{CameraSession, IngestError, LocalClock};
-use lockstep_sync::{LocalInstant, Source, SourceEvent, SourceInput, VIDEO_RATE_HZ};
+use lockstep_sync::{LocalInstant, ReleaseLag, Source, SourceEvent, SourceInput, VIDEO_RATE_HZ};
 use tokio::sync::watch;
 
 use super::camera::{CameraState, CameraStatus};
@@ -204,6 +204,11 @@ struct AudioPath {
     /// This session's retimer epoch in 48 kHz ticks since the process origin.
     epoch: Option<i64>,
     packets: Vec<OpusPacket>,
+    /// How long after its due instant an Opus packet is released. A packet can be encoded only
+    /// once its whole frame of input has come, whenever the network brought it; released a
+    /// steady lag after its due instant, packets leave evenly spaced (the pacer's precision)
+    /// and their stamps (the sender reports' wallclock) do not move.
+    release: ReleaseLag,
 }
 
 impl AudioPath {
@@ -213,6 +218,7 @@ impl AudioPath {
             encoder: None,
             epoch: None,
             packets: Vec::new(),
+            release: ReleaseLag::new(),
         }
     }
 
@@ -262,14 +268,20 @@ impl AudioPath {
                 tracing::warn!("audio encode: {e}");
             }
         }
+        let now = sinks.clock.now();
         for packet in packets.drain(..) {
             let pts = epoch + packet.pts;
-            sinks.pacer.schedule(LiveFrame {
-                media: LiveMedia::Opus,
-                due: sinks.clock.instant(from_ticks(pts, LIVE_RATE_HZ)),
-                pts,
-                data: Arc::from(packet.data),
-            });
+            let due = from_ticks(pts, LIVE_RATE_HZ);
+            let release = self.release.release_at(now, due);
+            sinks.pacer.schedule_at(
+                LiveFrame {
+                    media: LiveMedia::Opus,
+                    due: sinks.clock.instant(due),
+                    pts,
+                    data: Arc::from(packet.data),
+                },
+                sinks.clock.instant(release),
+            );
         }
         self.packets = packets;
     }
