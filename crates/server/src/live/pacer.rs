@@ -20,8 +20,6 @@ use lockstep_media::{LiveFrame, SourceFeed};
 enum Command {
     /// Publish the frame at this instant.
     Schedule(LiveFrame, Instant),
-    /// Publishes everything still held (a session ends: what was due goes out on time).
-    Finish,
 }
 
 /// One frame in the queue: due first, then in the order scheduled.
@@ -71,8 +69,14 @@ impl Pacer {
                             feed.publish(h.frame);
                         }
                     }
-                    let command = match held.peek() {
-                        Some(Reverse(next)) => {
+                    let command = match (held.peek(), finishing) {
+                        (None, true) => return,
+                        // The pacer was dropped: what it holds still goes out on time.
+                        (Some(Reverse(next)), true) => {
+                            std::thread::sleep(next.due.saturating_duration_since(now));
+                            None
+                        }
+                        (Some(Reverse(next)), false) => {
                             match rx.recv_timeout(next.due.saturating_duration_since(now)) {
                                 Ok(command) => Some(command),
                                 Err(RecvTimeoutError::Timeout) => None,
@@ -82,27 +86,14 @@ impl Pacer {
                                 }
                             }
                         }
-                        None if finishing => return,
-                        None => match rx.recv() {
+                        (None, false) => match rx.recv() {
                             Ok(command) => Some(command),
                             Err(_) => return,
                         },
                     };
-                    match command {
-                        Some(Command::Schedule(frame, due)) => {
-                            order += 1;
-                            held.push(Reverse(Held { due, order, frame }));
-                        }
-                        Some(Command::Finish) => {
-                            for Reverse(h) in std::mem::take(&mut held)
-                                .into_sorted_vec()
-                                .into_iter()
-                                .rev()
-                            {
-                                feed.publish(h.frame);
-                            }
-                        }
-                        None => {}
+                    if let Some(Command::Schedule(frame, due)) = command {
+                        order += 1;
+                        held.push(Reverse(Held { due, order, frame }));
                     }
                 }
             })?;
@@ -124,13 +115,6 @@ impl Pacer {
     pub fn schedule_at(&self, frame: LiveFrame, release: Instant) {
         if let Some(commands) = &self.commands {
             let _ = commands.send(Command::Schedule(frame, release));
-        }
-    }
-
-    /// Publishes whatever is still held, now, in due order.
-    pub fn finish(&self) {
-        if let Some(commands) = &self.commands {
-            let _ = commands.send(Command::Finish);
         }
     }
 }

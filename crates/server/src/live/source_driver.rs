@@ -82,8 +82,8 @@ pub async fn drive<F: FrontEnd>(
         }
         wakeup = driver.drain(clock.now());
     };
-    // What is encoded goes out on time; then the next session starts a new timeline.
-    sinks.pacer.finish();
+    // What is still held goes out at its time: never early (a sender report extrapolated from
+    // a frame in the future breaks a browser's lip sync).
     result
 }
 
