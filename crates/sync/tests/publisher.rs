@@ -40,6 +40,15 @@ fn run(camera: CameraConfig, secs: u64) -> SimResult {
     })
 }
 
+/// The largest |offset| of a run, printed for `bench/RESULTS.md` (`-- --nocapture`).
+fn print_worst(name: &str, offsets: &[(u64, f64)], drift_ppm: Option<f64>) {
+    let worst = offsets.iter().map(|(_, ms)| ms.abs()).fold(0.0, f64::max);
+    println!(
+        "{name}: worst second {worst:.3} ms over {} s; audio drift {drift_ppm:?} ppm",
+        offsets.len()
+    );
+}
+
 /// For each second from `from_secs`: mean audio delay minus mean video delay (ms).
 fn offsets_per_second(result: &SimResult, from_secs: u64, to_secs: u64) -> Vec<(u64, f64)> {
     (from_secs..to_secs)
@@ -67,6 +76,7 @@ fn a_publisher_stays_in_sync_and_its_drift_is_measured() {
     let result = run(publisher(None), 120);
     assert_eq!(result.clock_source, "rtcp");
     let offsets = offsets_per_second(&result, 5, 119);
+    print_worst("publisher", &offsets, result.audio_drift_ppm);
     assert!(offsets.len() > 100, "{} seconds measured", offsets.len());
     for (s, ms) in &offsets {
         assert!(
@@ -83,9 +93,11 @@ fn a_publisher_whose_wallclock_steps_keeps_lips_on_the_voice() {
     // At 60 s the publisher's clock jumps 400 ms ahead (an NTP correction).
     let result = run(publisher(Some((Duration::from_secs(60), 400_000_000))), 150);
     let offsets = offsets_per_second(&result, 5, 149);
-    if std::env::var_os("SHOW").is_some() {
-        println!("{offsets:?}");
-    }
+    print_worst(
+        "publisher with a clock step",
+        &offsets,
+        result.audio_drift_ppm,
+    );
     assert!(offsets.len() > 130, "{} seconds measured", offsets.len());
     for (s, ms) in &offsets {
         assert!(
