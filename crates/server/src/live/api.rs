@@ -9,66 +9,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lockstep_webrtc::{ViewerOptions, WhepError, WhepHost};
+use lockstep_webrtc::{ViewerOptions, WhepError};
 use serde_json::{json, Value};
 
 use super::camera::{CameraHandle, CameraStatus};
-use super::push::PushSource;
-use super::recordings::{self, recorder_json, Recordings};
-use super::signalling::{self, Signalling};
-use super::ws::{ConnectionLimits, WsPolicy};
+use super::recordings::{self, recorder_json};
+use super::signalling;
+use super::state::{ApiError, AppState};
 use super::{metrics, push, web, whip};
-
-/// Everything the handlers read; cameras are fixed at start.
-#[derive(Debug)]
-pub struct AppState {
-    pub cameras: Vec<CameraHandle>,
-    pub whep: WhepHost,
-    /// `None` when no camera records.
-    pub recordings: Option<Recordings>,
-    /// Push sources (their handles are also in `cameras`).
-    pub pushes: Vec<Arc<PushSource>>,
-    pub ws_policy: WsPolicy,
-    pub ws_limits: Arc<ConnectionLimits>,
-    pub signalling: Arc<Signalling>,
-}
-
-impl AppState {
-    pub fn camera(&self, name: &str) -> Result<&CameraHandle, ApiError> {
-        self.cameras
-            .iter()
-            .find(|c| c.settings.name == name)
-            .ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, format!("no camera named {name:?}"))
-            })
-    }
-}
-
-/// An error answer: status and a message for people.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
-    }
-}
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()

@@ -8,9 +8,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use super::api::AppState;
 use super::camera::CameraState;
 use super::recorder::RecorderState;
+use super::state::AppState;
 
 pub async fn handler(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (

@@ -14,6 +14,7 @@ pub mod recorder;
 pub mod recordings;
 pub mod signalling;
 mod source_driver;
+pub mod state;
 mod web;
 mod whip;
 pub mod ws;
@@ -27,10 +28,10 @@ use lockstep_rtsp::ingest::LocalClock;
 use lockstep_webrtc::WhepHost;
 
 use crate::config::{Config, RecordMode};
-use api::AppState;
 use camera::{spawn_camera, CameraSettings};
 use recorder::{spawn_recorder, RecorderHandle, Storage};
 use recordings::Recordings;
+use state::AppState;
 
 /// A running server.
 #[derive(Debug)]
@@ -137,7 +138,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let recordings = Recordings::open(&root, &config.storage)?;
         let storage = Storage {
             root,
-            segment_ticks: i64::from(config.storage.segment_secs) * 90_000,
+            segment_ticks: i64::from(config.storage.segment_secs)
+                * i64::from(lockstep_sync::VIDEO_RATE_HZ),
         };
         let mut statuses = Vec::new();
         for (name, handle) in recording {

@@ -15,10 +15,10 @@ use lockstep_media::SourceFeed;
 use lockstep_rtsp::ingest::LocalClock;
 use tokio::sync::watch;
 
-use super::api::{ApiError, AppState};
 use super::camera::{CameraHandle, CameraSettings, CameraState, CameraStatus};
 use super::pacer::Pacer;
 use super::push_session;
+use super::state::{ApiError, AppState};
 use crate::config::{PushConfig, RecordMode};
 
 /// What a WebSocket upgrade may carry before the hello says more (a 4096×4096 RGB frame).

@@ -20,7 +20,7 @@ use lockstep_media::{
     PushAudio, PushAudioEvent, SourceFeed, LIVE_RATE_HZ,
 };
 use lockstep_rtsp::ingest::LocalClock;
-use lockstep_sync::{ClockSource, LocalInstant, SourceStats};
+use lockstep_sync::{ClockSource, LocalInstant, SourceStats, VIDEO_RATE_HZ};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -448,7 +448,7 @@ impl VideoPath {
                     self.feed.publish(LiveFrame {
                         media: LiveMedia::H264 { keyframe },
                         due: self.clock.instant(due),
-                        pts: ticks(due, 90_000),
+                        pts: ticks(due, VIDEO_RATE_HZ),
                         data: Arc::from(annex_b),
                     });
                 }
@@ -508,7 +508,7 @@ fn spawn_encoder(
                             keyframe: encoded.keyframe,
                         },
                         due: clock.instant(job.due),
-                        pts: ticks(job.due, 90_000),
+                        pts: ticks(job.due, VIDEO_RATE_HZ),
                         data: Arc::from(lockstep_media::h264::annex_b(&encoded.nals)),
                     }),
                     Err(e) => tracing::warn!("push video encode: {e}"),

@@ -26,8 +26,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::api::{ApiError, AppState};
 use super::recorder::RecorderStatus;
+use super::state::{ApiError, AppState};
 use crate::config::StorageConfig;
 
 /// How often retention runs.

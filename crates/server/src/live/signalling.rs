@@ -21,7 +21,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::api::{camera_json, open_viewer, AppState};
+use super::api::{camera_json, open_viewer};
+use super::state::AppState;
 use super::ws::{
     await_peer_close, close_code, close_message, read_error_code, spawn_writer, Beat, Heartbeat,
     Permit,

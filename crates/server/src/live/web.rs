@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use super::api::AppState;
+use super::state::AppState;
 
 const ASSETS: &[(&str, &str, &str)] = &[
     (

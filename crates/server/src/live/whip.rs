@@ -23,10 +23,11 @@ use lockstep_webrtc::whep_client::Track;
 use lockstep_webrtc::{Received, WhepError};
 use tokio::sync::mpsc;
 
-use super::api::{sdp_offer, ApiError, AppState};
+use super::api::sdp_offer;
 use super::camera::CameraState;
 use super::push::ProducerSlot;
 use super::source_driver::{drive, FrontEnd, MediaSource, SourceSinks};
+use super::state::{ApiError, AppState};
 
 /// `POST /api/whip/{name}`.
 pub async fn offer(

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use lockstep_media::beep_flash::{BeepDetector, PictureObservation};
 use lockstep_media::PatternReader;
 use lockstep_rtsp::ingest::{rtp_audio_decoder, split_credentials};
-use lockstep_sync::{NtpTime, SenderReportClock};
+use lockstep_sync::{NtpTime, SenderReportClock, VIDEO_RATE_HZ};
 use retina::client::{InitialTimestampPolicy, PlayOptions, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, ParametersRef};
 
@@ -69,7 +69,7 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
     let mut reader = PatternReader::new(audio_rate)?;
     let mut length_size = 4;
     let mut reports = [
-        SenderReportClock::new(90_000),
+        SenderReportClock::new(VIDEO_RATE_HZ),
         SenderReportClock::new(audio_rate),
     ];
     let mut pictures: Vec<Timed<PictureObservation>> = Vec::new();

@@ -9,7 +9,7 @@ use anyhow::bail;
 use lockstep_media::beep_flash::PictureObservation;
 use lockstep_media::PatternReader;
 use lockstep_opus::OpusDecoder;
-use lockstep_sync::{NtpTime, SenderReportClock, TimestampUnwrapper};
+use lockstep_sync::{NtpTime, SenderReportClock, TimestampUnwrapper, VIDEO_RATE_HZ};
 use lockstep_webrtc::whep_client::{ClientEvent, Track, WhepClient};
 
 use super::rtsp::{finish, Timed};
@@ -27,7 +27,7 @@ pub async fn observe(endpoint: &str, duration_secs: f64) -> anyhow::Result<Obser
     let mut reader = PatternReader::new(AUDIO_RATE)?;
     let mut opus = OpusDecoder::new(AUDIO_RATE, 1)?;
     let mut reports = [
-        SenderReportClock::new(90_000),
+        SenderReportClock::new(VIDEO_RATE_HZ),
         SenderReportClock::new(AUDIO_RATE),
     ];
     let mut unwrap = [TimestampUnwrapper::default(), TimestampUnwrapper::default()];

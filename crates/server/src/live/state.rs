@@ -1,0 +1,69 @@
+//! What every handler reads: the server's sources, WebRTC host, recordings and socket policy,
+//! and the error answer they all give. Its own room, so that the router (`api.rs`) and the
+//! handlers beside what they serve (`whip.rs`, `push.rs`, `recordings.rs`, …) import it and not
+//! each other.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use lockstep_webrtc::WhepHost;
+use serde_json::json;
+
+use super::camera::CameraHandle;
+use super::push::PushSource;
+use super::recordings::Recordings;
+use super::signalling::Signalling;
+use super::ws::{ConnectionLimits, WsPolicy};
+
+/// Everything the handlers read; cameras are fixed at start.
+#[derive(Debug)]
+pub struct AppState {
+    pub cameras: Vec<CameraHandle>,
+    pub whep: WhepHost,
+    /// `None` when no camera records.
+    pub recordings: Option<Recordings>,
+    /// Push sources (their handles are also in `cameras`).
+    pub pushes: Vec<Arc<PushSource>>,
+    pub ws_policy: WsPolicy,
+    pub ws_limits: Arc<ConnectionLimits>,
+    pub signalling: Arc<Signalling>,
+}
+
+impl AppState {
+    pub fn camera(&self, name: &str) -> Result<&CameraHandle, ApiError> {
+        self.cameras
+            .iter()
+            .find(|c| c.settings.name == name)
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, format!("no camera named {name:?}"))
+            })
+    }
+}
+
+/// An error answer: status and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
