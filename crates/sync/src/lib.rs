@@ -51,6 +51,7 @@
 
 mod audio_retimer;
 mod delay_window;
+mod follower;
 mod jitter_buffer;
 mod latency_profile;
 mod line_fit;

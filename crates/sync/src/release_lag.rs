@@ -7,6 +7,7 @@
 //! lag is no more than the link needs (a clean camera's is a few ms).
 
 use crate::delay_window::DelayWindow;
+use crate::follower::DelayFollower;
 use crate::LocalInstant;
 
 const WINDOW_NANOS: i64 = 2_000_000_000;
@@ -24,8 +25,7 @@ const MAX_LAG_NANOS: i64 = 200_000_000;
 #[derive(Debug, Clone)]
 pub struct ReleaseLag {
     lateness: DelayWindow,
-    lag_nanos: i64,
-    last_update: Option<LocalInstant>,
+    lag: DelayFollower,
 }
 
 impl Default for ReleaseLag {
@@ -38,8 +38,7 @@ impl ReleaseLag {
     pub fn new() -> Self {
         ReleaseLag {
             lateness: DelayWindow::new(WINDOW_NANOS, PERCENTILE),
-            lag_nanos: 0,
-            last_update: None,
+            lag: DelayFollower::new(0, DECREASE_NANOS_PER_SEC, DEAD_BAND_NANOS),
         }
     }
 
@@ -49,27 +48,15 @@ impl ReleaseLag {
         let late = ready.nanos_since(due).max(0);
         if late <= MAX_LAG_NANOS {
             if let Some(p99) = self.lateness.push(ready, late) {
-                self.update(ready, p99 + MARGIN_NANOS);
+                self.lag.follow(ready, p99 + MARGIN_NANOS);
             }
         }
-        due.add_nanos(self.lag_nanos).max(ready)
-    }
-
-    fn update(&mut self, now: LocalInstant, needed: i64) {
-        let elapsed = self.last_update.map_or(0, |at| now.nanos_since(at).max(0));
-        self.last_update = Some(now);
-        if needed > self.lag_nanos {
-            self.lag_nanos = needed;
-        } else if needed + DEAD_BAND_NANOS < self.lag_nanos {
-            let step =
-                (i128::from(elapsed) * i128::from(DECREASE_NANOS_PER_SEC) / 1_000_000_000) as i64;
-            self.lag_nanos = (self.lag_nanos - step).max(needed);
-        }
+        due.add_nanos(self.lag.nanos()).max(ready)
     }
 
     /// The lag in force.
     pub fn lag_nanos(&self) -> i64 {
-        self.lag_nanos
+        self.lag.nanos()
     }
 }
 

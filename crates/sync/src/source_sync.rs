@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::delay_window::DelayWindow;
+use crate::follower::DelayFollower;
 use crate::time::duration_nanos as nanos;
 use crate::{
     ClockSource, Insertion, JitterBuffer, JitterOutput, JitterStats, LatencyProfile, LocalInstant,
@@ -94,8 +95,7 @@ pub struct SourceSync<T> {
     tracks: Vec<SyncTrack<T>>,
     clocks: SourceTimeline,
     events: VecDeque<SourceOutput<T>>,
-    playout_delay_nanos: i64,
-    last_delay_update: Option<LocalInstant>,
+    playout_delay: DelayFollower,
     audio_trim_nanos: i64,
 }
 
@@ -106,8 +106,11 @@ impl<T> SourceSync<T> {
             tracks: Vec::new(),
             clocks: SourceTimeline::new(),
             events: VecDeque::new(),
-            playout_delay_nanos: nanos(profile.min_delay()) + PROCESSING_MARGIN_NANOS,
-            last_delay_update: None,
+            playout_delay: DelayFollower::new(
+                nanos(profile.min_delay()) + PROCESSING_MARGIN_NANOS,
+                PLAYOUT_DELAY_DECREASE_NANOS_PER_SEC,
+                PLAYOUT_DELAY_DEAD_BAND_NANOS,
+            ),
             audio_trim_nanos: 0,
         }
     }
@@ -263,27 +266,17 @@ impl<T> SourceSync<T> {
             .unwrap_or(0)
             + PROCESSING_MARGIN_NANOS)
             .clamp(floor, cap);
-        let elapsed = self
-            .last_delay_update
-            .map_or(0, |at| now.nanos_since(at).max(0));
-        self.last_delay_update = Some(now);
-        if needed > self.playout_delay_nanos {
-            self.playout_delay_nanos = needed;
-        } else if needed + PLAYOUT_DELAY_DEAD_BAND_NANOS < self.playout_delay_nanos {
-            let step = (i128::from(elapsed) * i128::from(PLAYOUT_DELAY_DECREASE_NANOS_PER_SEC)
-                / 1_000_000_000) as i64;
-            self.playout_delay_nanos = (self.playout_delay_nanos - step).max(needed);
-        }
+        self.playout_delay.follow(now, needed);
     }
 
     /// How long after capture every track of this source is output.
     pub fn playout_delay(&self) -> Duration {
-        Duration::from_nanos(self.playout_delay_nanos.max(0) as u64)
+        Duration::from_nanos(self.playout_delay.nanos().max(0) as u64)
     }
 
     /// The output instant of something captured at `capture`.
     pub fn output_time(&self, capture: LocalInstant) -> LocalInstant {
-        capture.add_nanos(self.playout_delay_nanos)
+        capture.add_nanos(self.playout_delay.nanos())
     }
 
     pub fn clock_source(&self) -> ClockSource {
