@@ -16,6 +16,11 @@ use crate::LocalInstant;
 pub const OUTPUT_RATE_HZ: u32 = 48_000;
 /// Loop bandwidth: settles in a few seconds, ignores per-chunk noise.
 pub const DLL_BANDWIDTH_HZ: f64 = 0.05;
+/// For the first [`DLL_START_SECS`] of audio the loop runs at PipeWire's widest bandwidth, so a
+/// starting source (its playout delay still growing, its sender's rate known only from the
+/// second report) is pulled in within seconds, not tens of seconds.
+pub const DLL_START_BANDWIDTH_HZ: f64 = 0.128;
+pub const DLL_START_SECS: f64 = 10.0;
 const DLL_DAMPING: f64 = std::f64::consts::FRAC_1_SQRT_2;
 /// The most the loop changes the rate: 0.5 %, far beyond any real clock error, and inaudible.
 pub const MAX_RATE_CORRECTION: f64 = 0.005;
@@ -80,6 +85,8 @@ pub struct AudioRetimer {
     /// Fraction of an output sample carried between chunks (bounded in [0, 1)).
     out_frac: f64,
     integral: f64,
+    /// Audio seconds the loop has run (it starts wide, then narrows).
+    loop_secs: f64,
     correction: f64,
     stats: RetimerStats,
 }
@@ -97,6 +104,7 @@ impl AudioRetimer {
             out_pos: 0,
             out_frac: 0.0,
             integral: 0.0,
+            loop_secs: 0.0,
             correction: 0.0,
             stats: RetimerStats::default(),
         }
@@ -166,9 +174,17 @@ impl AudioRetimer {
     /// A second-order PI loop: error in seconds (positive: output late) → rate correction
     /// (negative: fewer output samples per input sample, so the output catches up).
     fn update_loop(&mut self, error_secs: f64, dt_secs: f64) {
-        let omega = 2.0 * std::f64::consts::PI * DLL_BANDWIDTH_HZ;
+        let starting = self.loop_secs < DLL_START_SECS;
+        self.loop_secs += dt_secs;
+        let bandwidth = if starting {
+            DLL_START_BANDWIDTH_HZ
+        } else {
+            DLL_BANDWIDTH_HZ
+        };
+        let omega = 2.0 * std::f64::consts::PI * bandwidth;
         let kp = 2.0 * DLL_DAMPING * omega;
         let ki = omega * omega;
+
         let integral = self.integral + error_secs * dt_secs;
         let correction = -(kp * error_secs + ki * integral);
         let clamped = correction.clamp(-MAX_RATE_CORRECTION, MAX_RATE_CORRECTION);
@@ -177,6 +193,11 @@ impl AudioRetimer {
             self.integral = integral;
         }
         self.correction = clamped;
+        if starting && self.loop_secs >= DLL_START_SECS {
+            // Narrowing: the integral is rescaled so the correction it holds does not jump.
+            let narrow = 2.0 * std::f64::consts::PI * DLL_BANDWIDTH_HZ;
+            self.integral *= ki / (narrow * narrow);
+        }
     }
 
     /// Keeps the output clock running when input is missing: once `now` reaches the output time

@@ -257,3 +257,39 @@ fn the_same_seed_gives_the_same_run() {
     assert!(!a.outputs.is_empty());
     assert_eq!(key(&a), key(&b));
 }
+
+/// A camera that has just started (one sender report per track so far, its audio clock 300 ppm
+/// slow, its playout delay still growing) is within ±1 ms 5 s after it starts: the audio loop
+/// starts wide and narrows after 10 s (at its narrow bandwidth alone: −1.5 ms at 5 s, settled
+/// only after 9 s).
+#[test]
+fn a_starting_camera_is_within_a_millisecond_after_five_seconds() {
+    let result = sim::run(&SimConfig {
+        seed: 3,
+        duration: Duration::from_secs(40),
+        camera: drifting_camera(Some(Duration::from_secs(5))),
+        network: NetworkConfig {
+            base_delay: Duration::from_millis(2),
+            jitter: Duration::from_millis(2),
+            ..NetworkConfig::default()
+        },
+        profile: LatencyProfile::Low,
+        audio_trim: Duration::ZERO,
+    });
+    for s in 5..39u64 {
+        let mean = |kind| {
+            let delays: Vec<i64> = result
+                .of(kind, s as f64)
+                .iter()
+                .filter(|o| o.truth_nanos < (s as i64 + 1) * 1_000_000_000)
+                .map(|o| o.delay_nanos())
+                .collect();
+            delays.iter().sum::<i64>() as f64 / delays.len().max(1) as f64
+        };
+        let offset_ms = (mean(Kind::Audio) - mean(Kind::Video)) / 1e6;
+        assert!(
+            offset_ms.abs() <= 1.0,
+            "second {s}: audio {offset_ms:+.2} ms against video"
+        );
+    }
+}
