@@ -19,6 +19,15 @@ fn camera_config(cameras: &[(&str, &str)]) -> String {
     toml
 }
 
+/// These tests run real cameras, encoders and servers on two cores: one at a time, so that what
+/// they time is the pipeline's, not a neighbouring test's encoder (the drifting camera's ±5 ms
+/// bound once saw a packet held up past the jitter buffer while the reconnect test's camera ran).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn wait_live(server: &Server, name: &str) -> serde_json::Value {
     server.wait_json(&format!("/api/cameras/{name}"), 30, |c| {
         c["state"] == "live" && !c["sync"].is_null()
@@ -30,6 +39,7 @@ fn wait_live(server: &Server, name: &str) -> serde_json::Value {
 /// seconds is within ±5 ms on the sender-report timeline the viewer gets.
 #[test]
 fn a_whep_viewer_sees_a_drifting_jittery_camera_in_sync() {
+    let _serial = one_at_a_time();
     let camera = Camera::start(&["--audio-clock-ppm", "-300", "--jitter-ms", "40"]);
     let (server, _dir) = Server::with_config(&camera_config(&[("cam", &camera.url)]));
     wait_live(&server, "cam");
@@ -95,6 +105,7 @@ a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\
 
 #[test]
 fn bad_requests_get_clear_errors_and_credentials_never_show() {
+    let _serial = one_at_a_time();
     // Nothing listens on port 1: the camera stays unreachable, the API still answers.
     let (server, _dir) = Server::with_config(&camera_config(&[(
         "door",
@@ -144,6 +155,7 @@ fn bad_requests_get_clear_errors_and_credentials_never_show() {
 /// camera on the same server is not disturbed.
 #[test]
 fn a_garbage_camera_goes_to_error_and_the_good_one_stays_live() {
+    let _serial = one_at_a_time();
     let garbage = TcpListener::bind("127.0.0.1:0").expect("bind");
     let garbage_addr = garbage.local_addr().expect("addr");
     std::thread::spawn(move || {
@@ -181,6 +193,7 @@ fn a_garbage_camera_goes_to_error_and_the_good_one_stays_live() {
 /// after a 12 s outage).
 #[test]
 fn a_camera_that_comes_back_is_live_again_within_seconds() {
+    let _serial = one_at_a_time();
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -223,6 +236,7 @@ fn a_camera_that_comes_back_is_live_again_within_seconds() {
 /// A camera that drops its connection comes back by itself (reconnect with backoff).
 #[test]
 fn a_camera_that_vanishes_mid_stream_is_reconnected() {
+    let _serial = one_at_a_time();
     let camera = Camera::start(&["--drop-after", "3"]);
     let (server, _dir) = Server::with_config(&camera_config(&[("flaky", &camera.url)]));
     wait_live(&server, "flaky");
