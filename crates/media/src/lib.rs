@@ -31,4 +31,4 @@ pub use push_audio::{
     SampleFormat, MAX_QUEUE_SECS,
 };
 pub use raw_video::i420_from_rgb24;
-pub use source_codecs::{AudioTrackDecoder, H264Track, MediaPayload, Pcm};
+pub use source_codecs::{AudioTrackDecoder, H264Track, MediaPayload, MediaSource, Pcm};

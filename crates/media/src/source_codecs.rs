@@ -5,10 +5,13 @@
 
 use std::sync::Arc;
 
-use lockstep_sync::{AudioChunk, AudioDecode, VideoAssemble, VideoPacket, VideoUnit};
+use lockstep_sync::{AudioChunk, AudioDecode, Source, VideoAssemble, VideoPacket, VideoUnit};
 
 use crate::h264::{split_annex_b, with_parameter_sets, H264Depacketizer, NAL_IDR};
 use crate::AudioDecoder;
+
+/// A source with lockstep's codecs: H.264 video, decoded audio.
+pub type MediaSource = Source<MediaPayload, AudioTrackDecoder, H264Track>;
 
 /// What a source's jitter buffer holds, whatever the front end.
 #[derive(Debug, Clone, PartialEq, Eq)]

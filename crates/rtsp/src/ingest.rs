@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use lockstep_media::g711::G711Law;
-use lockstep_media::{AudioDecoder, AudioTrackDecoder, H264Track, MediaPayload, Pcm};
-use lockstep_sync::{
-    LocalInstant, NtpTime, Source, SourceConfig, SourceEvent, SourceInput, TrackKind,
-};
+use lockstep_media::{AudioDecoder, AudioTrackDecoder, H264Track, MediaPayload, MediaSource, Pcm};
+use lockstep_sync::{LocalInstant, NtpTime, SourceConfig, SourceEvent, SourceInput, TrackKind};
 use retina::client::{
     Credentials, InitialTimestampPolicy, PacketItem, PlayOptions, Playing, Session, SessionOptions,
     SetupOptions,
@@ -67,6 +65,16 @@ pub struct CameraTracks {
     pub parameter_sets: Option<(Vec<u8>, Vec<u8>)>,
     /// The audio track's decoder, clock rate and encoding name (lowercase), if we decode it.
     pub audio: Option<(AudioDecoder, u32, String)>,
+}
+
+impl CameraTracks {
+    /// The camera's [`MediaSource`]: its H.264 track and, if we decode it, its audio.
+    pub fn into_source(self, config: SourceConfig) -> MediaSource {
+        let audio = self
+            .audio
+            .map(|(decoder, rate, _)| (rate, AudioTrackDecoder::new(decoder)));
+        MediaSource::new(config, Some(H264Track::new(self.parameter_sets)), audio)
+    }
 }
 
 /// Why a camera stopped.
@@ -275,10 +283,7 @@ pub async fn play_until(
     mut sink: impl FnMut(SourceEvent<Pcm, Vec<u8>>),
 ) -> Result<(), IngestError> {
     let (mut session, tracks) = CameraSession::connect(url).await?;
-    let audio = tracks
-        .audio
-        .map(|(decoder, rate, _)| (rate, AudioTrackDecoder::new(decoder)));
-    let mut source = Source::new(config, Some(H264Track::new(tracks.parameter_sets)), audio);
+    let mut source = tracks.into_source(config);
     let mut wakeup: Option<LocalInstant> = None;
     while Instant::now() < until {
         let sleep = wakeup.map_or(until, |w| clock.instant(w)).min(until);

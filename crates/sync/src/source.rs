@@ -188,6 +188,9 @@ pub struct Source<P, A: AudioDecode<P>, V: VideoAssemble<P>> {
     frame_counters: [FrameCounter; 2],
     /// The ingest half's wake-up from the last drain.
     sync_wakeup: Option<LocalInstant>,
+    /// The ingest half was drained at this instant and nothing has come in since: polling it
+    /// again then finds nothing (the output stage is polled once per event it hands out).
+    sync_drained_at: Option<LocalInstant>,
 }
 
 impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> std::fmt::Debug for Source<P, A, V> {
@@ -221,6 +224,7 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
             video,
             frame_counters: [FrameCounter::default(); 2],
             sync_wakeup: None,
+            sync_drained_at: None,
         }
     }
 
@@ -277,6 +281,7 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
         let Some(track) = self.track_index(kind) else {
             return Ok(());
         };
+        self.sync_drained_at = None;
         self.sync
             .handle_rtp(now, track, ssrc, seq, ts, payload)
             .map(|_| ())
@@ -318,6 +323,7 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
         if ssrc == FRAME_SSRC {
             self.frame_counters[kind as usize].reported = true;
         }
+        self.sync_drained_at = None;
         self.sync
             .handle_sender_report(now, track, ssrc, rtp_ts, ntp)
     }
@@ -325,14 +331,17 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
     /// PLAY's `RTP-Info: rtptime` for the `kind` track.
     pub fn handle_rtp_info(&mut self, now: LocalInstant, kind: TrackKind, rtptime: u32) {
         if let Some(track) = self.track_index(kind) {
+            self.sync_drained_at = None;
             self.sync.handle_rtp_info(now, track, rtptime);
         }
     }
 
     /// The next output; call until `Drained`, after every input and at the wake-up it names.
     pub fn poll_output(&mut self, now: LocalInstant) -> SourceEvent<A::Chunk, V::Frame> {
-        if let Some(event) = self.drain_sync(now) {
-            return event;
+        if self.sync_drained_at != Some(now) {
+            if let Some(event) = self.drain_sync(now) {
+                return event;
+            }
         }
         loop {
             return match self.stage.poll_output(now) {
@@ -419,6 +428,7 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
                 }
                 SourceOutput::Drained { next_wakeup } => {
                     self.sync_wakeup = next_wakeup;
+                    self.sync_drained_at = Some(now);
                     return None;
                 }
             }

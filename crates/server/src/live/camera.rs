@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lockstep_media::{AudioTrackDecoder, Codec, H264Track, SourceFeed};
+use lockstep_media::{Codec, SourceFeed};
 use lockstep_rtsp::ingest::{split_credentials, CameraSession, IngestError, LocalClock};
 use lockstep_sync::{LatencyProfile, SourceConfig, SourceStats};
 use serde::Serialize;
@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::backoff::Backoff;
 use super::pacer::Pacer;
-use super::source_driver::{drive, MediaSource, SourceSinks};
+use super::source_driver::{drive, SourceSinks};
 
 /// A session that stayed live this long resets the reconnect backoff.
 const STABLE_SESSION: Duration = Duration::from_secs(30);
@@ -124,21 +124,17 @@ async fn run_camera(
         let started = Instant::now();
         let result = session(&settings, &sinks).await;
         feed.clear_cache();
+        // One probe decides both what the camera is and how to wait for it.
+        let answers = match probe_addr.as_deref() {
+            Some(addr) => reachable(addr).await,
+            None => false,
+        };
         let (state, reason) = match result {
             Err(e @ IngestError::Setup { .. }) => (CameraState::Error, e.to_string()),
             // Refused before playing: a camera that is down is coming back; one that answers,
             // but not as a camera should (a wrong path, a password, not RTSP), needs a person.
-            Err(e @ IngestError::Unreachable { .. }) => {
-                let answers = match probe_addr.as_deref() {
-                    Some(addr) => reachable(addr).await,
-                    None => false,
-                };
-                let state = if answers {
-                    CameraState::Error
-                } else {
-                    CameraState::Reconnecting
-                };
-                (state, e.to_string())
+            Err(e @ IngestError::Unreachable { .. }) if answers => {
+                (CameraState::Error, e.to_string())
             }
             Err(e) => (CameraState::Reconnecting, e.to_string()),
             // The camera ended cleanly: still a camera that should be there.
@@ -153,7 +149,8 @@ async fn run_camera(
             s.error = Some(reason);
             s.sync = None;
         });
-        wait_to_retry(backoff.next_delay(), probe_addr.as_deref()).await;
+        let probe_while_down = probe_addr.as_deref().filter(|_| !answers);
+        wait_to_retry(backoff.next_delay(), probe_while_down).await;
     }
 }
 
@@ -163,10 +160,7 @@ async fn session(settings: &CameraSettings, sinks: &SourceSinks) -> Result<(), I
     let mut config = SourceConfig::new(settings.profile);
     config.audio_trim_nanos = settings.sync_offset_ms * 1_000_000;
     let audio_codec = tracks.audio.as_ref().map(|(_, _, name)| name.clone());
-    let audio = tracks
-        .audio
-        .map(|(decoder, rate, _)| (rate, AudioTrackDecoder::new(decoder)));
-    let source = MediaSource::new(config, Some(H264Track::new(tracks.parameter_sets)), audio);
+    let source = tracks.into_source(config);
     sinks.status.send_modify(|s| {
         s.video_codec = Some(Codec::H264.as_str());
         s.audio_codec = audio_codec;
@@ -177,17 +171,13 @@ async fn session(settings: &CameraSettings, sinks: &SourceSinks) -> Result<(), I
 /// Waits `delay` before the next attempt, but no longer than it takes the camera to become
 /// reachable again: while its address refuses TCP, it is probed every
 /// [`PROBE_INTERVAL`], and the first accepted connection ends the wait. A camera that accepts
-/// TCP but fails later (a wrong path, a password) waits the whole delay.
+/// TCP but fails later (a wrong path, a password) is given no address: it waits the whole delay.
 async fn wait_to_retry(delay: Duration, probe_addr: Option<&str>) {
     let deadline = tokio::time::Instant::now() + delay;
     let Some(addr) = probe_addr else {
         tokio::time::sleep_until(deadline).await;
         return;
     };
-    if reachable(addr).await {
-        tokio::time::sleep_until(deadline).await;
-        return;
-    }
     while tokio::time::Instant::now() < deadline {
         let next = (tokio::time::Instant::now() + PROBE_INTERVAL).min(deadline);
         tokio::time::sleep_until(next).await;
@@ -214,12 +204,4 @@ fn probe_address(url: &str) -> Option<String> {
     } else {
         format!("{host}:{port}")
     })
-}
-
-/// Sleeps until `at`, or forever (a `select!` arm with nothing due).
-pub(super) async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
 }

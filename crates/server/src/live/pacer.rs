@@ -17,11 +17,6 @@ use std::time::Instant;
 
 use lockstep_media::{LiveFrame, SourceFeed};
 
-enum Command {
-    /// Publish the frame at this instant.
-    Schedule(LiveFrame, Instant),
-}
-
 /// One frame in the queue: due first, then in the order scheduled.
 struct Held {
     due: Instant,
@@ -49,13 +44,14 @@ impl Ord for Held {
 /// A source's pacer; dropping it publishes what is held when due and stops the thread.
 #[derive(Debug)]
 pub struct Pacer {
-    commands: Option<Sender<Command>>,
+    commands: Option<Sender<(LiveFrame, Instant)>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Pacer {
     pub fn spawn(name: &str, feed: Arc<SourceFeed>) -> std::io::Result<Pacer> {
-        let (commands, rx) = channel::<Command>();
+        // Each message: a frame and the instant to publish it.
+        let (commands, rx) = channel::<(LiveFrame, Instant)>();
         let thread = std::thread::Builder::new()
             .name(format!("pacer-{name}"))
             .spawn(move || {
@@ -91,7 +87,7 @@ impl Pacer {
                             Err(_) => return,
                         },
                     };
-                    if let Some(Command::Schedule(frame, due)) = command {
+                    if let Some((frame, due)) = command {
                         order += 1;
                         held.push(Reverse(Held { due, order, frame }));
                     }
@@ -114,7 +110,7 @@ impl Pacer {
     /// leaves evenly spaced instead of whenever its input happened to arrive.
     pub fn schedule_at(&self, frame: LiveFrame, release: Instant) {
         if let Some(commands) = &self.commands {
-            let _ = commands.send(Command::Schedule(frame, release));
+            let _ = commands.send((frame, release));
         }
     }
 }

@@ -310,12 +310,17 @@ fn sync_stats(
         audio_drift_ppm: audio.and(drift),
         video_drift_ppm: video.and(drift),
         jitter_ms: clock.jitter().as_secs_f64() * 1e3,
+        // TCP: nothing is lost on the way.
         loss_ratio: 0.0,
         latency_ms: delay.as_secs_f64() * 1e3,
         clock_source: clock_source.as_str(),
         video_frames: video.map_or(0, |v| v.frames),
         dropped_frames: video.map_or(0, |v| v.dropped),
-        concealed_ms: 0.0,
+        // Producer audio that came after its place was played: silence played instead.
+        concealed_ms: audio.map_or(0.0, |a| {
+            a.counters.late_samples as f64 * 1e3 / f64::from(a.rate_hz.max(1))
+        }),
+        // Nothing to correct: both tracks hang on the producer's one clock.
         corrections: 0,
     }
 }

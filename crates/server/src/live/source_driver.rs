@@ -10,18 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lockstep_media::{
-    AudioTrackDecoder, H264Track, LiveAudioEncoder, LiveFrame, LiveMedia, MediaPayload, OpusPacket,
-    SourceFeed, LIVE_RATE_HZ,
+    LiveAudioEncoder, LiveFrame, LiveMedia, MediaPayload, MediaSource, OpusPacket, SourceFeed,
+    LIVE_RATE_HZ,
 };
 use lockstep_rtsp::ingest::{CameraSession, IngestError, LocalClock};
-use lockstep_sync::{LocalInstant, ReleaseLag, Source, SourceEvent, SourceInput, VIDEO_RATE_HZ};
+use lockstep_sync::{LocalInstant, ReleaseLag, SourceEvent, SourceInput, VIDEO_RATE_HZ};
 use tokio::sync::watch;
 
 use super::camera::{CameraState, CameraStatus};
 use super::pacer::Pacer;
-
-/// A source with lockstep's codecs: H.264 video, decoded audio.
-pub type MediaSource = Source<MediaPayload, AudioTrackDecoder, H264Track>;
 
 /// How often the sync state is published.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -68,7 +65,7 @@ pub async fn drive<F: FrontEnd>(
     let clock = sinks.clock;
     let mut wakeup: Option<LocalInstant> = None;
     let result = loop {
-        let sleep = super::camera::sleep_until(wakeup.map(|w| clock.instant(w)));
+        let sleep = sleep_until(wakeup.map(|w| clock.instant(w)));
         let input = tokio::select! {
             input = front.next_input(&clock) => match input {
                 Ok(Some(input)) => Some(input),
@@ -85,6 +82,14 @@ pub async fn drive<F: FrontEnd>(
     // What is still held goes out at its time: never early (a sender report extrapolated from
     // a frame in the future breaks a browser's lip sync).
     result
+}
+
+/// Sleeps until `at`, or forever (a `select!` arm with nothing due).
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// One session's state between the source and its sinks.

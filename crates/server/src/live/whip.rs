@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lockstep_media::{
-    AudioDecoder, AudioTrackDecoder, Codec, H264Track, MediaPayload, LIVE_RATE_HZ,
+    AudioDecoder, AudioTrackDecoder, Codec, H264Track, MediaPayload, MediaSource, LIVE_RATE_HZ,
 };
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_sync::{LocalInstant, NtpTime, SourceConfig, SourceInput, TrackKind, FRAME_SSRC};
@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use super::api::sdp_offer;
 use super::camera::CameraState;
 use super::push::ProducerSlot;
-use super::source_driver::{drive, FrontEnd, MediaSource, SourceSinks};
+use super::source_driver::{drive, FrontEnd, SourceSinks};
 use super::state::{ApiError, AppState};
 
 /// `POST /api/whip/{name}`.
