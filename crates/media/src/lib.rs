@@ -3,8 +3,11 @@
 //! `measure` reads.
 #![forbid(unsafe_code)]
 
+pub mod aac_config;
+pub mod aac_rtp;
 mod audio_decoder;
 pub mod beep_flash;
+mod bit_reader;
 mod codec;
 pub mod g711;
 pub mod h264;
@@ -31,4 +34,6 @@ pub use push_audio::{
     SampleFormat, MAX_QUEUE_SECS,
 };
 pub use raw_video::i420_from_rgb24;
-pub use source_codecs::{AudioTrackDecoder, H264Track, MediaPayload, MediaSource, Pcm};
+pub use source_codecs::{
+    AudioTrackDecoder, H264Track, MediaPayload, MediaSource, Pcm, RtpAudioTrack,
+};

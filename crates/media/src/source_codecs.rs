@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use lockstep_sync::{AudioChunk, AudioDecode, Source, VideoAssemble, VideoPacket, VideoUnit};
 
+use crate::aac_rtp::{AacDepacketizer, AacTrackFormat};
+use crate::g711::G711Law;
 use crate::h264::{split_annex_b, with_parameter_sets, H264Depacketizer, NAL_IDR};
-use crate::AudioDecoder;
+use crate::{AudioDecoder, Codec};
 
 /// A source with lockstep's codecs: H.264 video, decoded audio.
 pub type MediaSource = Source<MediaPayload, AudioTrackDecoder, H264Track>;
@@ -50,26 +52,125 @@ impl AudioChunk for Pcm {
     }
 }
 
-/// An audio track's decoder as a source stage.
+/// An audio track's decoder as a source stage: RTP payloads (AAC depacketized first) or
+/// whole frames in, PCM out.
 #[derive(Debug)]
 pub struct AudioTrackDecoder {
     decoder: AudioDecoder,
+    aac: Option<AacDepacketizer>,
+    /// Decoded samples lag the packets' timestamps by this many (an AAC encoder's priming).
+    delay_samples: u32,
+    aus: Vec<Vec<u8>>,
+}
+
+/// A camera's audio track: its codec, decoder and RTP clock rate.
+#[derive(Debug)]
+pub struct RtpAudioTrack {
+    pub codec: Codec,
+    pub rate_hz: u32,
+    pub decoder: AudioTrackDecoder,
 }
 
 impl AudioTrackDecoder {
     pub fn new(decoder: AudioDecoder) -> Self {
-        AudioTrackDecoder { decoder }
+        AudioTrackDecoder {
+            decoder,
+            aac: None,
+            delay_samples: 0,
+            aus: Vec::new(),
+        }
+    }
+
+    /// The decoder of an RTP audio track from its SDP (`rtpmap` encoding name any case, clock
+    /// rate and channels, the `fmtp` parameters): `None` if lockstep does not know the
+    /// encoding, `Err` with the reason a known one cannot be read.
+    pub fn for_rtp(
+        encoding_name: &str,
+        clock_rate_hz: u32,
+        channels: u8,
+        fmtp: &str,
+    ) -> Option<Result<RtpAudioTrack, String>> {
+        let track = |codec, decoder| {
+            Ok(RtpAudioTrack {
+                codec,
+                rate_hz: clock_rate_hz,
+                decoder: AudioTrackDecoder::new(decoder),
+            })
+        };
+        if let Some(aac) = AacTrackFormat::from_sdp(encoding_name, fmtp) {
+            return Some(aac.and_then(|format| {
+                if format.config.sample_rate_hz != clock_rate_hz {
+                    return Err(format!(
+                        "the AAC track's RTP clock ({clock_rate_hz} Hz) is not its sample rate \
+                         ({} Hz)",
+                        format.config.sample_rate_hz
+                    ));
+                }
+                let decoder = AudioDecoder::aac(
+                    &format.config.audio_specific_config,
+                    format.config.sample_rate_hz,
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(RtpAudioTrack {
+                    codec: Codec::Aac,
+                    rate_hz: clock_rate_hz,
+                    decoder: AudioTrackDecoder {
+                        decoder,
+                        aac: Some(AacDepacketizer::new(format.payload)),
+                        // Encoders prime one frame: its samples are played as audio by a
+                        // receiver that does not know, one frame late (+64 ms at 16 kHz).
+                        delay_samples: format.config.frame_samples,
+                        aus: Vec::new(),
+                    },
+                })
+            }));
+        }
+        let codec = Codec::from_encoding_name(encoding_name)?;
+        Some(match codec {
+            Codec::Pcma => track(codec, AudioDecoder::G711(G711Law::ALaw)),
+            Codec::Pcmu => track(codec, AudioDecoder::G711(G711Law::MuLaw)),
+            Codec::L16 => track(codec, AudioDecoder::Pcm16 { big_endian: true }),
+            Codec::Opus if clock_rate_hz == OPUS_RTP_RATE_HZ => AudioDecoder::opus(channels)
+                .map_err(|e| e.to_string())
+                .and_then(|d| track(codec, d)),
+            Codec::Opus => Err(format!(
+                "an Opus track must run a 48 kHz RTP clock, not {clock_rate_hz} Hz"
+            )),
+            _ => return None,
+        })
     }
 }
+
+/// RFC 7587: Opus RTP timestamps count 48 kHz whatever the coded bandwidth.
+const OPUS_RTP_RATE_HZ: u32 = 48_000;
 
 impl AudioDecode<MediaPayload> for AudioTrackDecoder {
     type Chunk = Pcm;
     fn decode(&mut self, payload: MediaPayload) -> Option<Pcm> {
-        let data = payload.data();
-        let mut pcm = Vec::with_capacity(data.len());
-        // A bad payload is lost audio: the retimer conceals it.
-        self.decoder.decode_first_channel(data, 1, &mut pcm).ok()?;
+        let mut pcm = Vec::new();
+        if let (Some(aac), MediaPayload::Rtp { data, marker }) = (&mut self.aac, &payload) {
+            // A malformed packet is lost audio: the retimer conceals it.
+            aac.push(data, *marker, &mut self.aus).ok()?;
+            for au in self.aus.drain(..) {
+                // A frame that does not decode is lost; the others in the packet still play.
+                let _ = self.decoder.decode_first_channel(&au, 1, &mut pcm);
+            }
+        } else {
+            let data = payload.data();
+            pcm.reserve(data.len());
+            self.decoder.decode_first_channel(data, 1, &mut pcm).ok()?;
+        }
         (!pcm.is_empty()).then_some(Pcm(pcm))
+    }
+
+    fn handle_loss(&mut self) {
+        if let Some(aac) = &mut self.aac {
+            aac.handle_loss();
+        }
+    }
+
+    fn delay_samples(&self) -> u32 {
+        self.delay_samples
     }
 }
 

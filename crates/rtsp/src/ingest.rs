@@ -6,12 +6,11 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lockstep_media::g711::G711Law;
-use lockstep_media::{AudioDecoder, AudioTrackDecoder, H264Track, MediaPayload, MediaSource, Pcm};
+use lockstep_media::{AudioTrackDecoder, H264Track, MediaPayload, MediaSource, Pcm, RtpAudioTrack};
 use lockstep_sync::{LocalInstant, NtpTime, SourceConfig, SourceEvent, SourceInput, TrackKind};
 use retina::client::{
     Credentials, InitialTimestampPolicy, PacketItem, PlayOptions, Playing, Session, SessionOptions,
-    SetupOptions,
+    SetupOptions, Stream,
 };
 use retina::codec::{ParametersRef, VideoParametersCodec};
 
@@ -63,16 +62,16 @@ impl LocalClock {
 pub struct CameraTracks {
     /// The SDP's SPS and PPS, for cameras that send them only there (not before each IDR).
     pub parameter_sets: Option<(Vec<u8>, Vec<u8>)>,
-    /// The audio track's decoder, clock rate and encoding name (lowercase), if we decode it.
-    pub audio: Option<(AudioDecoder, u32, String)>,
+    /// The audio track, if we decode it.
+    pub audio: Option<RtpAudioTrack>,
+    /// Why the camera's audio is not played, when it has audio we cannot read.
+    pub audio_refused: Option<String>,
 }
 
 impl CameraTracks {
     /// The camera's [`MediaSource`]: its H.264 track and, if we decode it, its audio.
     pub fn into_source(self, config: SourceConfig) -> MediaSource {
-        let audio = self
-            .audio
-            .map(|(decoder, rate, _)| (rate, AudioTrackDecoder::new(decoder)));
+        let audio = self.audio.map(|a| (a.rate_hz, a.decoder));
         MediaSource::new(config, Some(H264Track::new(self.parameter_sets)), audio)
     }
 }
@@ -93,14 +92,62 @@ pub enum IngestError {
     Ended { url: String },
 }
 
-/// The decoder for an RTP audio encoding (SDP name, lowercase), if we decode it.
-pub fn rtp_audio_decoder(encoding_name: &str) -> Option<AudioDecoder> {
-    match encoding_name {
-        "pcma" => Some(AudioDecoder::G711(G711Law::ALaw)),
-        "pcmu" => Some(AudioDecoder::G711(G711Law::MuLaw)),
-        "l16" => Some(AudioDecoder::Pcm16 { big_endian: true }),
-        _ => None,
+/// The first audio track of a DESCRIBE that lockstep decodes, with its stream index; or why
+/// none is (the first audio track's reason), if the camera has audio.
+pub fn find_audio_track(
+    streams: &[Stream],
+    sdp: &[u8],
+) -> (Option<(usize, RtpAudioTrack)>, Option<String>) {
+    let sdp = String::from_utf8_lossy(sdp);
+    let mut refused = None;
+    for (i, stream) in streams.iter().enumerate() {
+        if stream.media() != "audio" {
+            continue;
+        }
+        let fmtp = sdp_fmtp(&sdp, streams, i).unwrap_or_default();
+        let channels = stream.channels().map_or(1, |c| c.get().min(2) as u8);
+        let name = stream.encoding_name();
+        match AudioTrackDecoder::for_rtp(name, stream.clock_rate_hz(), channels, &fmtp) {
+            Some(Ok(track)) => return (Some((i, track)), None),
+            Some(Err(reason)) => {
+                refused.get_or_insert(format!("audio {name}: {reason}"));
+            }
+            None => {
+                refused.get_or_insert(format!("audio {name} is not supported"));
+            }
+        }
     }
+    (None, refused)
+}
+
+/// The `a=fmtp` parameters of stream `index`: its media section is the one with the same media
+/// and payload type, counted in order (retina skips sections it cannot parse).
+pub fn sdp_fmtp(sdp: &str, streams: &[Stream], index: usize) -> Option<String> {
+    let stream = streams.get(index)?;
+    let key = |s: &Stream| (s.media().to_owned(), s.rtp_payload_type());
+    let nth = streams[..index]
+        .iter()
+        .filter(|s| key(s) == key(stream))
+        .count();
+    let prefix = format!("a=fmtp:{} ", stream.rtp_payload_type());
+    let mut seen = 0;
+    let mut in_section = false;
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut fields = m.split_whitespace();
+            let media = fields.next();
+            let pt = fields.nth(2).and_then(|p| p.parse::<u8>().ok());
+            in_section = media == Some(stream.media()) && pt == Some(stream.rtp_payload_type());
+            if in_section {
+                seen += 1;
+            }
+        } else if in_section && seen == nth + 1 {
+            if let Some(params) = line.strip_prefix(&prefix) {
+                return Some(params.to_owned());
+            }
+        }
+    }
+    None
 }
 
 /// `rtsp://user:pass@host/…` → the URL without credentials, and the credentials.
@@ -159,11 +206,10 @@ impl CameraSession {
                 url: shown.clone(),
                 reason: "no H.264 video track".into(),
             })?;
-        let audio = streams.iter().enumerate().find_map(|(i, s)| {
-            let decoder =
-                (s.media() == "audio").then(|| rtp_audio_decoder(s.encoding_name()))??;
-            Some((i, decoder, s.clock_rate_hz(), s.encoding_name().to_owned()))
-        });
+        let (audio, audio_refused) = find_audio_track(streams, session.sdp());
+        if let Some(reason) = &audio_refused {
+            tracing::warn!("{shown}: {reason}; the video plays without it");
+        }
         let parameter_sets = match streams[video].parameters() {
             Some(ParametersRef::Video(v)) => match v.codec_params() {
                 VideoParametersCodec::H264 { sps, pps } => Some((sps.to_vec(), pps.to_vec())),
@@ -194,7 +240,8 @@ impl CameraSession {
         };
         let tracks = CameraTracks {
             parameter_sets,
-            audio: audio.map(|(_, decoder, rate, name)| (decoder, rate, name)),
+            audio: audio.map(|(_, track)| track),
+            audio_refused,
         };
         Ok((session, tracks))
     }

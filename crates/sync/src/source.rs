@@ -26,8 +26,16 @@ pub trait AudioDecode<P> {
     /// One packet in sequence order; `None` when it cannot be decoded (the retimer conceals it
     /// like a lost packet).
     fn decode(&mut self, payload: P) -> Option<Self::Chunk>;
+    /// A packet was lost: a frame spread over packets is incomplete.
+    fn handle_loss(&mut self) {}
     /// The stream restarted (new SSRC, timestamp jump).
     fn reset(&mut self) {}
+    /// How many samples decoded audio lags its packets' timestamps: an AAC encoder's priming
+    /// frame, which RTP does not signal. Placed this much earlier, the first real sample
+    /// plays at its capture instant.
+    fn delay_samples(&self) -> u32 {
+        0
+    }
 }
 
 /// A released video packet with its capture time on the source's timeline.
@@ -207,7 +215,12 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
     /// A source with a video track (90 kHz) and/or an audio track at `rate_hz`.
     pub fn new(config: SourceConfig, video: Option<V>, audio: Option<(u32, A)>) -> Self {
         let mut sync = SourceSync::new(config.profile);
-        sync.set_audio_trim_nanos(config.audio_trim_nanos);
+        // The decoder's delay is a trim the codec knows: its audio is placed that much earlier
+        // on the capture timeline, and the playout delay sees how late it really is.
+        let decoder_delay_nanos = audio.as_ref().map_or(0, |(rate_hz, decoder)| {
+            i64::from(decoder.delay_samples()) * 1_000_000_000 / i64::from((*rate_hz).max(1))
+        });
+        sync.set_audio_trim_nanos(config.audio_trim_nanos + decoder_delay_nanos);
         let video = video.map(|assembler| VideoTrack {
             index: sync.add_track(TrackKind::Video, VIDEO_RATE_HZ),
             assembler,
@@ -416,6 +429,9 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
                 SourceOutput::Lost { track, .. } => {
                     if let Some(video) = self.video.as_mut().filter(|v| v.index == track) {
                         video.assembler.handle_loss();
+                    }
+                    if let Some(audio) = self.audio.as_mut().filter(|a| a.index == track) {
+                        audio.decoder.handle_loss();
                     }
                 }
                 SourceOutput::Resync { track, .. } => {

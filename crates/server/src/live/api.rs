@@ -98,7 +98,11 @@ pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
         "url": camera.settings.shown_url,
         "state": status.state,
         "error": status.error,
-        "codecs": { "video": status.video_codec, "audio": status.audio_codec },
+        "codecs": {
+            "video": status.video_codec,
+            "audio": status.audio_codec,
+            "audio_refused": status.audio_refused,
+        },
         "audio": camera.settings.audio,
         "latency": camera.settings.profile.to_string(),
         "sync_offset_ms": camera.settings.sync_offset_ms,

@@ -39,6 +39,8 @@ pub struct CameraStatus {
     pub error: Option<String>,
     pub video_codec: Option<&'static str>,
     pub audio_codec: Option<String>,
+    /// Why the camera's audio track is not played (an encoding lockstep cannot decode).
+    pub audio_refused: Option<String>,
     pub sessions: u64,
     pub sync: Option<SourceStats>,
 }
@@ -77,6 +79,7 @@ pub fn spawn_camera(settings: CameraSettings, clock: LocalClock) -> CameraHandle
         error: None,
         video_codec: None,
         audio_codec: None,
+        audio_refused: None,
         sessions: 0,
         sync: None,
     });
@@ -159,11 +162,13 @@ async fn session(settings: &CameraSettings, sinks: &SourceSinks) -> Result<(), I
     let (mut camera, tracks) = CameraSession::connect(&settings.url).await?;
     let mut config = SourceConfig::new(settings.profile);
     config.audio_trim_nanos = settings.sync_offset_ms * 1_000_000;
-    let audio_codec = tracks.audio.as_ref().map(|(_, _, name)| name.clone());
+    let audio_codec = tracks.audio.as_ref().map(|a| a.codec.as_str().to_owned());
+    let audio_refused = tracks.audio_refused.clone();
     let source = tracks.into_source(config);
     sinks.status.send_modify(|s| {
         s.video_codec = Some(Codec::H264.as_str());
         s.audio_codec = audio_codec;
+        s.audio_refused = audio_refused;
     });
     drive(&mut camera, source, sinks).await
 }

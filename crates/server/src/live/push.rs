@@ -62,6 +62,7 @@ impl PushSource {
             error: None,
             video_codec: None,
             audio_codec: None,
+            audio_refused: None,
             sessions: 0,
             sync: None,
         });

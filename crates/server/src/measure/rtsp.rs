@@ -8,13 +8,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use futures::StreamExt;
 use lockstep_media::beep_flash::{BeepDetector, PictureObservation};
-use lockstep_media::PatternReader;
-use lockstep_rtsp::ingest::{rtp_audio_decoder, split_credentials};
-use lockstep_sync::{NtpTime, SenderReportClock, VIDEO_RATE_HZ};
-use retina::client::{InitialTimestampPolicy, PlayOptions, SessionOptions, SetupOptions};
-use retina::codec::{CodecItem, ParametersRef};
+use lockstep_media::{H264Track, MediaPayload, PatternReader};
+use lockstep_rtsp::ingest::{find_audio_track, split_credentials};
+use lockstep_sync::{
+    AudioDecode as _, LocalInstant, NtpTime, SenderReportClock, VideoAssemble as _, VideoPacket,
+    VIDEO_RATE_HZ,
+};
+use retina::client::{
+    InitialTimestampPolicy, PacketItem, PlayOptions, SessionOptions, SetupOptions,
+};
+use retina::codec::{ParametersRef, VideoParametersCodec};
 
-use super::avc::{parse_avcc, to_annex_b};
 use super::Observations;
 
 fn unix_micros_now() -> i64 {
@@ -48,26 +52,34 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
         .iter()
         .position(|s| s.media() == "video" && s.encoding_name() == "h264")
         .with_context(|| format!("{shown}: no H.264 video track"))?;
-    let (audio, mut audio_decoder) = streams
-        .iter()
-        .enumerate()
-        .find_map(|(i, s)| {
-            let decoder =
-                (s.media() == "audio").then(|| rtp_audio_decoder(s.encoding_name()))??;
-            Some((i, decoder))
-        })
-        .with_context(|| format!("{shown}: no audio track measure can decode (G.711 or L16)"))?;
-    let audio_rate = streams[audio].clock_rate_hz();
+    // The same depacketizers and decoders as the ingest: what measure reads, lockstep plays.
+    let (audio, refused) = find_audio_track(streams, session.sdp());
+    let Some((audio, mut audio_track)) = audio else {
+        bail!(
+            "{shown}: no audio track measure can decode ({})",
+            refused.as_deref().unwrap_or("the camera sends no audio")
+        );
+    };
+    let parameter_sets = match streams[video].parameters() {
+        Some(ParametersRef::Video(v)) => match v.codec_params() {
+            VideoParametersCodec::H264 { sps, pps } => Some((sps.to_vec(), pps.to_vec())),
+            _ => None,
+        },
+        _ => None,
+    };
+    let audio_rate = audio_track.rate_hz;
+    let audio_delay = i64::from(audio_track.decoder.delay_samples());
     session.setup(video, SetupOptions::default()).await?;
     session.setup(audio, SetupOptions::default()).await?;
-    let playing = session
-        .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
-        .await
-        .with_context(|| format!("{shown}: PLAY failed"))?;
-    let mut demuxed = playing.demuxed()?;
+    let mut playing = Box::pin(
+        session
+            .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
+            .await
+            .with_context(|| format!("{shown}: PLAY failed"))?,
+    );
 
     let mut reader = PatternReader::new(audio_rate)?;
-    let mut length_size = 4;
+    let mut h264 = H264Track::new(parameter_sets);
     let mut reports = [
         SenderReportClock::new(VIDEO_RATE_HZ),
         SenderReportClock::new(audio_rate),
@@ -77,7 +89,7 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(duration_secs);
     loop {
         let item = tokio::select! {
-            item = demuxed.next() => item,
+            item = playing.next() => item,
             () = tokio::time::sleep_until(deadline) => break,
         };
         let Some(item) = item else {
@@ -85,39 +97,41 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
         };
         let arrival = unix_micros_now();
         match item.with_context(|| format!("{shown}: stream error"))? {
-            CodecItem::VideoFrame(frame) => {
-                if frame.has_new_parameters() || pictures.is_empty() {
-                    if let Some(ParametersRef::Video(params)) =
-                        demuxed.streams()[video].parameters()
-                    {
-                        let config = parse_avcc(params.extra_data())?;
-                        length_size = config.length_size;
-                        reader.observe(&config.parameter_sets_annex_b);
-                    }
-                }
-                let annex_b = to_annex_b(frame.data(), length_size)?;
-                if let Some(picture) = reader.observe(&annex_b) {
-                    let ts = frame.timestamp();
-                    pictures.push(Timed {
+            PacketItem::Rtp(packet) => {
+                let ts = packet.timestamp();
+                let payload = MediaPayload::Rtp {
+                    data: packet.payload().to_vec(),
+                    marker: packet.mark(),
+                };
+                if packet.stream_id() == video {
+                    let unit = h264.push(VideoPacket {
                         ts_ext: ts.timestamp(),
-                        elapsed_secs: ts.elapsed_secs(),
+                        capture: LocalInstant::ZERO,
+                        payload,
+                    });
+                    if let Some(picture) = unit.and_then(|u| reader.observe(&u.frame)) {
+                        pictures.push(Timed {
+                            ts_ext: ts.timestamp(),
+                            elapsed_secs: ts.elapsed_secs(),
+                            arrival_unix_micros: arrival,
+                            item: picture,
+                        });
+                    }
+                } else if packet.stream_id() == audio {
+                    let Some(pcm) = audio_track.decoder.decode(payload) else {
+                        continue;
+                    };
+                    // Decoded audio lags its timestamp by the decoder's delay (AAC priming).
+                    chunks.push(Timed {
+                        ts_ext: ts.timestamp() - audio_delay,
+                        elapsed_secs: ts.elapsed_secs()
+                            - audio_delay as f64 / f64::from(audio_rate),
                         arrival_unix_micros: arrival,
-                        item: picture,
+                        item: pcm.0.iter().map(|&s| f32::from(s) / 32_768.0).collect(),
                     });
                 }
             }
-            CodecItem::AudioFrame(frame) if frame.stream_id() == audio => {
-                let mut pcm = Vec::new();
-                audio_decoder.decode_first_channel(frame.data(), 1, &mut pcm)?;
-                let ts = frame.timestamp();
-                chunks.push(Timed {
-                    ts_ext: ts.timestamp(),
-                    elapsed_secs: ts.elapsed_secs(),
-                    arrival_unix_micros: arrival,
-                    item: pcm.iter().map(|&s| f32::from(s) / 32_768.0).collect(),
-                });
-            }
-            CodecItem::Rtcp(rtcp) => {
+            PacketItem::Rtcp(rtcp) => {
                 let track = if rtcp.stream_id() == video { 0 } else { 1 };
                 let (Some(ts), Some(Ok(Some(sr)))) = (
                     rtcp.rtp_timestamp(),
