@@ -13,6 +13,8 @@ const SAMPLE_RATES_HZ: [u32; 13] = [
 /// The audio object types whose raw data an AAC-LC decoder reads (Main and LTP decode as LC
 /// where their tools are off; only LC is claimed).
 const OBJECT_TYPE_AAC_LC: u32 = 2;
+/// The sync word of an AudioSpecificConfig's SBR extension.
+const SYNC_EXTENSION_SBR: u32 = 0x2b7;
 
 /// An AAC-LC stream's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,15 +52,19 @@ impl AacConfig {
             ));
         }
         let config = read_audio_specific_config(&mut r)?;
-        let frame_length_type = r.read(3).ok_or_else(short)?;
+        // What follows may be cut short: GStreamer's rtpmp4apay shifts a 5-byte
+        // AudioSpecificConfig (with its sync extension) in and appends no trailer. Missing
+        // fields are the defaults every encoder writes (frame lengths in the payload, no other
+        // data).
+        let frame_length_type = r.read(3).unwrap_or(0);
         if frame_length_type != 0 {
             return Err(format!(
                 "LATM frameLengthType {frame_length_type} is not supported (only 0: lengths in \
                  the payload)"
             ));
         }
-        let _buffer_fullness = r.read(8).ok_or_else(short)?;
-        if r.read_flag().ok_or_else(short)? {
+        let _buffer_fullness = r.read(8);
+        if r.read_flag() == Some(true) {
             return Err("LATM with other data (otherDataPresent) is not supported".into());
         }
         Ok(config)
@@ -106,6 +112,16 @@ fn read_audio_specific_config(r: &mut BitReader<'_>) -> Result<AacConfig, String
         None
     };
     let extension_flag = r.read_flag().ok_or_else(short)?;
+    // Backward-compatible SBR signalling (1.6.5.2): a sync extension may follow. In a
+    // StreamMuxConfig nothing says where the AudioSpecificConfig ends, so it is recognised by
+    // its sync word, as decoders do.
+    let mut peek = r.clone();
+    if peek.read(11) == Some(SYNC_EXTENSION_SBR) {
+        *r = peek;
+        if r.read(5).ok_or_else(short)? == 5 && r.read_flag().ok_or_else(short)? {
+            return Err("HE-AAC (SBR) is not supported: AAC-LC only".into());
+        }
+    }
 
     let mut w = BitWriter::default();
     w.write(object_type, 5);
@@ -170,6 +186,14 @@ mod tests {
             (44_100, 2, 1024)
         );
         assert_eq!(c.audio_specific_config, vec![0x12, 0x10]);
+        // GStreamer's rtpmp4apay for 16 kHz mono: an SBR sync extension saying "no SBR" sits
+        // between the AudioSpecificConfig and frameLengthType.
+        let c = AacConfig::from_stream_mux_config(&hex_bytes("40002810adca00").unwrap()).unwrap();
+        assert_eq!((c.sample_rate_hz, c.channels), (16_000, 1));
+        assert_eq!(c.audio_specific_config, vec![0x14, 0x08]);
+        // The same with SBR present is refused with the reason.
+        let he = AacConfig::from_stream_mux_config(&hex_bytes("40002810adcb00").unwrap());
+        assert!(he.unwrap_err().contains("SBR"));
     }
 
     #[test]
