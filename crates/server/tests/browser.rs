@@ -1,7 +1,7 @@
 //! The live view in real Chromium (Debian `chromium`, npm `playwright-core`; `.ci/run` installs
 //! both): `lockstep demo` serves two simulated cameras, `web/tests/live_view.mjs` opens the UI and
 //! checks that every camera plays (frames decoded, audio energy, no concealment on the clean one)
-//! and that the page's own measurement of rendered flash vs played beep is within ±40 ms (its
+//! and that the page's own measurement of rendered flash vs played beep is within ±80 ms (its
 //! median, and most events: a moment's stall of a busy machine is not a sync failure).
 //! Then the demo's push source is fed by `examples/push_avatar.py` (`web/tests/avatar.mjs`: the
 //! avatar plays in the UI with a moving mouth and sound), and a page publishes a synthetic stream
@@ -42,7 +42,8 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
     let artifacts = root.join("target/artifacts");
     let artifacts_arg = artifacts.to_string_lossy().into_owned();
     let base = format!("{}/", server.base);
-    // The cameras first, on two unloaded cores (their rendered lip sync is bounded at ±40 ms);
+    // The cameras first, on two unloaded cores (their rendered lip sync is bounded at ±80 ms:
+    // Chromium's own player wanders by tens of ms from run to run; see live_view.mjs);
     // the demo's push source waits for a producer meanwhile.
     let result = run_node(
         &tests.join("live_view.mjs"),
@@ -52,7 +53,7 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
     assert_eq!(cameras.len(), 2, "{result:#}");
     for (name, camera) in cameras {
         let offset = camera["abs_p50_ms"].as_f64().expect("an offset");
-        assert!(offset <= 40.0, "{name}: {offset} ms");
+        assert!(offset <= 80.0, "{name}: {offset} ms");
     }
     assert!(artifacts.join("live-view.png").is_file());
 
