@@ -3,7 +3,8 @@
 //! (`elst`: encoder priming, B-frame delay). Every index into the file is checked: a malformed
 //! file is an error that says where, never a panic (fuzzed: `fuzz/fuzz_targets/mp4_reader.rs`).
 
-use mp4_atom::{Atom, Codec, Moof, Moov, StszSamples, Trak};
+use crate::g711::G711Law;
+use mp4_atom::{Atom, Codec, FourCC, Moof, Moov, StszSamples, Trak};
 
 /// What a track carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,13 @@ pub enum TrackCodec {
     Opus {
         channels: u8,
         pre_skip: u16,
+    },
+    /// G.711 (QuickTime `alaw`/`ulaw` sample entries, as `ffmpeg -c copy` writes a camera's
+    /// audio into MOV): one byte per sample.
+    G711 {
+        law: G711Law,
+        sample_rate: u32,
+        channels: u16,
     },
     Other(String),
 }
@@ -411,6 +419,27 @@ fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4T
             channels: opus.dops.output_channel_count,
             pre_skip: opus.dops.pre_skip,
         },
+        Some(Codec::Unknown(four_cc, body))
+            if [FourCC::new(b"alaw"), FourCC::new(b"ulaw")].contains(four_cc) =>
+        {
+            let law = if *four_cc == FourCC::new(b"alaw") {
+                G711Law::ALaw
+            } else {
+                G711Law::MuLaw
+            };
+            // AudioSampleEntry after the 8-byte SampleEntry header: version, revision, vendor,
+            // channel count (16..18), sample size, compression id, packet size, rate 16.16
+            // (24..28).
+            let field = |at: usize, len: usize| body.get(at..at + len);
+            let (Some(channels), Some(rate)) = (field(16, 2), field(24, 4)) else {
+                return Err(bad(format!("a {}-byte G.711 sample entry", body.len())));
+            };
+            TrackCodec::G711 {
+                law,
+                sample_rate: u32::from(u16::from_be_bytes([rate[0], rate[1]])),
+                channels: u16::from_be_bytes([channels[0], channels[1]]),
+            }
+        }
         Some(other) => TrackCodec::Other(format!("{other:?}").chars().take(40).collect()),
         None => return Err(bad("no sample description".into())),
     };

@@ -151,10 +151,16 @@ fn measure_agrees_with_offsets_put_in_by_ffmpeg() {
     for shift_ms in [0i32, 40, -40, 120, -120] {
         let offset = format!("{:.3}", f64::from(shift_ms) / 1e3);
         let input = recording.to_str().expect("utf-8");
-        // Matroska with the camera's G.711 copied, and MP4 with the audio transcoded to AAC (the
-        // encoder's priming is undone by the MP4 edit list, which measure must honour).
-        for (container, audio_codec) in [("mkv", "copy"), ("mp4", "aac")] {
-            let shifted = scratch(&format!("shift{shift_ms}.{container}"));
+        // Matroska and MOV (`alaw` sample entries) with the camera's G.711 copied; MP4 and
+        // Matroska with the audio transcoded to AAC (the encoder's priming is undone by the MP4
+        // edit list and Matroska's CodecDelay, which measure must honour).
+        for (container, audio_codec) in [
+            ("mkv", "copy"),
+            ("mov", "copy"),
+            ("mp4", "aac"),
+            ("mkv", "aac"),
+        ] {
+            let shifted = scratch(&format!("shift{shift_ms}-{audio_codec}.{container}"));
             ffmpeg(&[
                 "-i",
                 input,

@@ -6,6 +6,7 @@ use std::io::BufReader;
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
+use lockstep_media::aac_config::AacConfig;
 use lockstep_media::g711::G711Law;
 use lockstep_media::{AudioDecoder, PatternReader};
 use matroska_demuxer::{Frame, MatroskaFile, TrackType};
@@ -34,10 +35,18 @@ fn audio_decoder(
         "A_PCM/INT/LIT" if bits == 16 => Ok(AudioDecoder::Pcm16 { big_endian: false }),
         "A_PCM/INT/BIG" if bits == 16 => Ok(AudioDecoder::Pcm16 { big_endian: true }),
         "A_OPUS" => Ok(AudioDecoder::opus(u8::try_from(channels).unwrap_or(2))?),
-        other => bail!(
-            "audio codec {other} is not supported yet (G.711, 16-bit PCM and Opus are; AAC comes \
-             with recording)"
-        ),
+        "A_AAC" => {
+            let config = private.context("AAC audio without its AudioSpecificConfig")?;
+            let config =
+                AacConfig::from_audio_specific_config(config).map_err(anyhow::Error::msg)?;
+            Ok(AudioDecoder::aac(
+                &config.audio_specific_config,
+                config.sample_rate_hz,
+            )?)
+        }
+        other => {
+            bail!("audio codec {other} is not supported (G.711, 16-bit PCM, Opus and AAC-LC are)")
+        }
     }
 }
 

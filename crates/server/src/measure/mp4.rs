@@ -20,7 +20,10 @@ fn audio_decoder(track: &Mp4Track) -> anyhow::Result<(AudioDecoder, u32)> {
             ..
         } => Ok((AudioDecoder::aac(config, *sample_rate)?, *sample_rate)),
         TrackCodec::Opus { channels, .. } => Ok((AudioDecoder::opus(*channels)?, 48_000)),
-        other => bail!("audio codec {other:?} is not supported (AAC-LC and Opus are)"),
+        TrackCodec::G711 {
+            law, sample_rate, ..
+        } => Ok((AudioDecoder::G711(*law), *sample_rate)),
+        other => bail!("audio codec {other:?} is not supported (AAC-LC, Opus and G.711 are)"),
     }
 }
 
