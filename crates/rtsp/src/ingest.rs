@@ -120,6 +120,21 @@ pub fn find_audio_track(
     (None, refused)
 }
 
+/// Why a camera without an H.264 track cannot play yet, and what to do.
+fn no_h264_reason(streams: &[Stream]) -> String {
+    match streams.iter().find(|s| s.media() == "video") {
+        Some(s) if s.encoding_name() == "h265" => "this stream is H.265, which lockstep does not \
+            read yet: use the camera's H.264 substream (or set the main stream to H.264 in the \
+            camera)"
+            .into(),
+        Some(s) => format!(
+            "this stream's video is {}, not H.264: use an H.264 stream of the camera",
+            s.encoding_name()
+        ),
+        None => "the camera's stream has no video track".into(),
+    }
+}
+
 /// The `a=fmtp` parameters of stream `index`: its media section is the one with the same media
 /// and payload type, counted in order (retina skips sections it cannot parse).
 pub fn sdp_fmtp(sdp: &str, streams: &[Stream], index: usize) -> Option<String> {
@@ -204,7 +219,7 @@ impl CameraSession {
             .position(|s| s.media() == "video" && s.encoding_name() == "h264")
             .ok_or_else(|| IngestError::Setup {
                 url: shown.clone(),
-                reason: "no H.264 video track".into(),
+                reason: no_h264_reason(streams),
             })?;
         let (audio, audio_refused) = find_audio_track(streams, session.sdp());
         if let Some(reason) = &audio_refused {

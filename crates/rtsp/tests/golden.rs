@@ -204,7 +204,10 @@ async fn h265_main_streams_are_refused_with_the_reason() {
     for name in ["dahua_describe_h265_pcma", "tplink_sdp"] {
         match connect(name).await {
             Err(IngestError::Setup { reason, .. }) => {
-                assert!(reason.contains("H.264"), "{name}: {reason}")
+                assert!(
+                    reason.contains("H.265") && reason.contains("H.264 substream"),
+                    "{name}: {reason}"
+                )
             }
             Err(other) => panic!("{name}: {other}"),
             Ok(_) => panic!("{name}: connected"),
