@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::config_brand::{preset_url, Brand, StreamChoice};
 use lockstep_sync::LatencyProfile;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -163,10 +164,34 @@ pub enum Talkback {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "CameraTable")]
 pub struct CameraConfig {
     pub name: CameraName,
+    /// The camera's URL: given, or made from its brand preset.
     pub url: RedactedUrl,
+    pub audio: bool,
+    pub record: RecordMode,
+    pub record_audio: bool,
+    pub talkback: Talkback,
+    pub sync_offset_ms: i64,
+    pub latency: LatencyProfile,
+}
+
+/// A `[[camera]]` table as written: a `url`, or a `brand` with `host` (and credentials,
+/// `channel`, `stream`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CameraTable {
+    name: CameraName,
+    url: Option<RedactedUrl>,
+    brand: Option<Brand>,
+    host: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    #[serde(default = "first_channel")]
+    channel: u32,
+    #[serde(default)]
+    stream: StreamChoice,
     #[serde(default = "yes")]
     pub audio: bool,
     #[serde(default = "continuous")]
@@ -179,6 +204,54 @@ pub struct CameraConfig {
     pub sync_offset_ms: i64,
     #[serde(default, deserialize_with = "latency")]
     pub latency: LatencyProfile,
+}
+
+fn first_channel() -> u32 {
+    1
+}
+
+impl TryFrom<CameraTable> for CameraConfig {
+    type Error = String;
+    fn try_from(t: CameraTable) -> Result<Self, String> {
+        let preset_keys = t.brand.is_some() || t.host.is_some() || t.username.is_some();
+        let url = match (t.url, t.brand, t.host) {
+            (Some(_), _, _) if preset_keys => {
+                return Err(format!(
+                    "camera {}: give either url or brand + host, not both",
+                    t.name.0
+                ))
+            }
+            (Some(url), ..) => url,
+            (None, Some(brand), Some(host)) => RedactedUrl(
+                preset_url(
+                    brand,
+                    &host,
+                    t.username.as_deref(),
+                    t.password.as_deref(),
+                    t.channel,
+                    t.stream,
+                )
+                .map_err(|e| format!("camera {}: {e}", t.name.0))?,
+            ),
+            (None, Some(_), None) => return Err(format!("camera {}: brand needs host", t.name.0)),
+            (None, None, _) => {
+                return Err(format!(
+                    "camera {}: missing field `url` (or brand + host)",
+                    t.name.0
+                ))
+            }
+        };
+        Ok(CameraConfig {
+            name: t.name,
+            url,
+            audio: t.audio,
+            record: t.record,
+            record_audio: t.record_audio,
+            talkback: t.talkback,
+            sync_offset_ms: t.sync_offset_ms,
+            latency: t.latency,
+        })
+    }
 }
 
 /// A push source: a producer (a talking avatar) sends PCM and frames over a WebSocket.
@@ -595,6 +668,22 @@ url = "rtsp://192.168.1.11/live"
     }
 
     #[test]
+    fn a_brand_preset_makes_the_url() {
+        let text = "[[camera]]\nname = \"door\"\nbrand = \"reolink\"\nhost = \"192.168.1.30\"\n\
+                    username = \"admin\"\npassword = \"s3cret\"\nstream = \"sub\"\n";
+        let config = Config::parse(text, "cams.toml").unwrap();
+        let url = &config.cameras[0].url;
+        assert_eq!(
+            url.for_connecting(),
+            "rtsp://admin:s3cret@192.168.1.30:554/h264Preview_01_sub"
+        );
+        assert_eq!(
+            url.to_string(),
+            "rtsp://***:***@192.168.1.30:554/h264Preview_01_sub"
+        );
+    }
+
+    #[test]
     fn errors_name_the_file_line_and_reason() {
         let cases = [
             ("[server]\nlisten = \"127.0.0.1:8350\"\nport = 1\n", "line 3", "unknown field `port`"),
@@ -604,6 +693,9 @@ url = "rtsp://192.168.1.11/live"
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nsync_offset_ms = 9000\n", "line 4", "beyond"),
             ("[storage]\nmax_disk = \"5 parsecs\"\n", "line 2", "PARSECS"),
             ("[[camera]]\nname = \"a\"\n", "line 1", "missing field `url`"),
+            ("[[camera]]\nname = \"a\"\nbrand = \"hikvision\"\n", "line 1", "brand needs host"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nhost = \"h\"\n", "line 1", "not both"),
+            ("[[camera]]\nname = \"a\"\nbrand = \"acme\"\nhost = \"h\"\n", "line 3", "acme"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://i/\"\n", "line 5", "used twice"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[push]]\nname = \"a\"\n", "line 5", "used twice"),
             ("[server]\nws_ping_secs = 0\n", "server.ws_ping_secs is 0", "1 to 300"),

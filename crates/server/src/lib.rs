@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+mod config_brand;
 pub mod demo;
 pub mod live;
 pub mod measure;
