@@ -459,9 +459,12 @@ impl VideoPath {
                 }
             }
         }
-        // The producer fell silent: show the last picture again, one interval on.
-        if let Some(repeat) = self.repeat_due().filter(|r| *r <= now) {
-            let due = LocalInstant::from_nanos(repeat.as_nanos() - self.interval_nanos / 2);
+        // The producer fell silent: show the last picture again, on the last interval that is
+        // due. Once, however many intervals were missed: a repeat per missed interval would be an
+        // encode each, all at once, and a producer that is late would make itself later.
+        if let (Some(last), true) = (self.last_due, self.repeat_due().is_some_and(|r| r <= now)) {
+            let missed = (now.nanos_since(last) / self.interval_nanos.max(1)).max(1);
+            let due = last.add_nanos(missed * self.interval_nanos);
             self.repeats += 1;
             self.encode(None, due);
         }
