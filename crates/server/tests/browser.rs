@@ -45,10 +45,15 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
     // The cameras first, on two unloaded cores (their rendered lip sync is bounded at ±80 ms:
     // Chromium's own player wanders by tens of ms from run to run; see live_view.mjs);
     // the demo's push source waits for a producer meanwhile.
-    let result = run_node(
-        &tests.join("live_view.mjs"),
-        &[&base, &artifacts_arg, "15", "15"],
-    );
+    // A stall of the machine mid-window (two cores, Chromium decoding two cameras) once threw a
+    // window's offsets by 400 ms while the other camera stayed within 16 ms; a broken stream
+    // fails every window. So a failed window gets one more.
+    let live_view = tests.join("live_view.mjs");
+    let live_args = [base.as_str(), artifacts_arg.as_str(), "15", "15"];
+    let result = try_node(&live_view, &live_args).unwrap_or_else(|first| {
+        eprintln!("first window failed, measuring once more:\n{first:#}");
+        run_node(&live_view, &live_args)
+    });
     let cameras = result["cameras"].as_object().expect("cameras");
     assert_eq!(cameras.len(), 2, "{result:#}");
     for (name, camera) in cameras {
@@ -97,6 +102,14 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
 
 /// Runs a test script with node; its last line of output is the JSON result, `ok` true.
 fn run_node(script: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    try_node(script, args).unwrap_or_else(|result| panic!("{result:#}"))
+}
+
+/// The script's JSON result, `Err` with it when the script failed.
+fn try_node(
+    script: &std::path::Path,
+    args: &[&str],
+) -> Result<serde_json::Value, serde_json::Value> {
     let out = Command::new("node")
         .arg(script)
         .args(args)
@@ -115,6 +128,9 @@ fn run_node(script: &std::path::Path, args: &[&str]) -> serde_json::Value {
             )
         });
     eprintln!("{result:#}");
-    assert!(out.status.success() && result["ok"] == true, "{result:#}");
-    result
+    if out.status.success() && result["ok"] == true && result.get("message").is_none() {
+        Ok(result)
+    } else {
+        Err(result)
+    }
 }
