@@ -16,6 +16,7 @@ export function launchChromium() {
 
 /** Prints the failure (and what was measured so far) as the one JSON line, and exits 1. */
 export function fail(message, extra = {}) {
-  console.log(JSON.stringify({ ok: false, message, ...extra }));
+  // What was measured so far, then the verdict: `extra` (a result begun as ok) cannot hide it.
+  console.log(JSON.stringify({ ...extra, ok: false, message }));
   process.exit(1);
 }

@@ -90,7 +90,7 @@ impl AudioTrackDecoder {
         channels: u8,
         fmtp: &str,
     ) -> Option<Result<RtpAudioTrack, String>> {
-        let track = |codec, decoder| {
+        let track = |codec, decoder| -> Result<RtpAudioTrack, String> {
             Ok(RtpAudioTrack {
                 codec,
                 rate_hz: clock_rate_hz,
@@ -111,18 +111,12 @@ impl AudioTrackDecoder {
                     format.config.sample_rate_hz,
                 )
                 .map_err(|e| e.to_string())?;
-                Ok(RtpAudioTrack {
-                    codec: Codec::Aac,
-                    rate_hz: clock_rate_hz,
-                    decoder: AudioTrackDecoder {
-                        decoder,
-                        aac: Some(AacDepacketizer::new(format.payload)),
-                        // Encoders prime one frame: its samples are played as audio by a
-                        // receiver that does not know, one frame late (+64 ms at 16 kHz).
-                        delay_samples: format.config.frame_samples,
-                        aus: Vec::new(),
-                    },
-                })
+                let mut track = track(Codec::Aac, decoder)?;
+                track.decoder.aac = Some(AacDepacketizer::new(format.payload));
+                // Encoders prime one frame: its samples are played as audio by a receiver that
+                // does not know, one frame late (+64 ms at 16 kHz).
+                track.decoder.delay_samples = format.config.frame_samples;
+                Ok(track)
             }));
         }
         let codec = Codec::from_encoding_name(encoding_name)?;

@@ -120,9 +120,15 @@ pub fn find_audio_track(
     (None, refused)
 }
 
-/// Why a camera without an H.264 track cannot play yet, and what to do.
-fn no_h264_reason(streams: &[Stream]) -> String {
-    match streams.iter().find(|s| s.media() == "video") {
+/// The H.264 video track of a DESCRIBE, or why there is none and what to do.
+pub fn find_h264_track(streams: &[Stream]) -> Result<usize, String> {
+    if let Some(index) = streams
+        .iter()
+        .position(|s| s.media() == "video" && s.encoding_name() == "h264")
+    {
+        return Ok(index);
+    }
+    Err(match streams.iter().find(|s| s.media() == "video") {
         Some(s) if s.encoding_name() == "h265" => "this stream is H.265, which lockstep does not \
             read yet: use the camera's H.264 substream (or set the main stream to H.264 in the \
             camera)"
@@ -132,6 +138,17 @@ fn no_h264_reason(streams: &[Stream]) -> String {
             s.encoding_name()
         ),
         None => "the camera's stream has no video track".into(),
+    })
+}
+
+/// The SPS and PPS an H.264 track's SDP announces (`sprop-parameter-sets`), if any.
+pub fn sdp_parameter_sets(stream: &Stream) -> Option<(Vec<u8>, Vec<u8>)> {
+    match stream.parameters()? {
+        ParametersRef::Video(v) => match v.codec_params() {
+            VideoParametersCodec::H264 { sps, pps } => Some((sps.to_vec(), pps.to_vec())),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -214,24 +231,15 @@ impl CameraSession {
         .await
         .map_err(unreachable)?;
         let streams = session.streams();
-        let video = streams
-            .iter()
-            .position(|s| s.media() == "video" && s.encoding_name() == "h264")
-            .ok_or_else(|| IngestError::Setup {
-                url: shown.clone(),
-                reason: no_h264_reason(streams),
-            })?;
+        let video = find_h264_track(streams).map_err(|reason| IngestError::Setup {
+            url: shown.clone(),
+            reason,
+        })?;
         let (audio, audio_refused) = find_audio_track(streams, session.sdp());
         if let Some(reason) = &audio_refused {
             tracing::warn!("{shown}: {reason}; the video plays without it");
         }
-        let parameter_sets = match streams[video].parameters() {
-            Some(ParametersRef::Video(v)) => match v.codec_params() {
-                VideoParametersCodec::H264 { sps, pps } => Some((sps.to_vec(), pps.to_vec())),
-                _ => None,
-            },
-            _ => None,
-        };
+        let parameter_sets = sdp_parameter_sets(&streams[video]);
         let mut session = session;
         session
             .setup(video, SetupOptions::default())

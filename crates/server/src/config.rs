@@ -193,17 +193,17 @@ struct CameraTable {
     #[serde(default)]
     stream: StreamChoice,
     #[serde(default = "yes")]
-    pub audio: bool,
+    audio: bool,
     #[serde(default = "continuous")]
-    pub record: RecordMode,
+    record: RecordMode,
     #[serde(default = "yes")]
-    pub record_audio: bool,
+    record_audio: bool,
     #[serde(default = "auto")]
-    pub talkback: Talkback,
+    talkback: Talkback,
     #[serde(default, deserialize_with = "sync_offset")]
-    pub sync_offset_ms: i64,
+    sync_offset_ms: i64,
     #[serde(default, deserialize_with = "latency")]
-    pub latency: LatencyProfile,
+    latency: LatencyProfile,
 }
 
 fn first_channel() -> u32 {
@@ -213,7 +213,8 @@ fn first_channel() -> u32 {
 impl TryFrom<CameraTable> for CameraConfig {
     type Error = String;
     fn try_from(t: CameraTable) -> Result<Self, String> {
-        let preset_keys = t.brand.is_some() || t.host.is_some() || t.username.is_some();
+        let preset_keys =
+            t.brand.is_some() || t.host.is_some() || t.username.is_some() || t.password.is_some();
         let url = match (t.url, t.brand, t.host) {
             (Some(_), _, _) if preset_keys => {
                 return Err(format!(
@@ -696,6 +697,7 @@ url = "rtsp://192.168.1.11/live"
             ("[[camera]]\nname = \"a\"\nbrand = \"hikvision\"\n", "line 1", "brand needs host"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nhost = \"h\"\n", "line 1", "not both"),
             ("[[camera]]\nname = \"a\"\nbrand = \"acme\"\nhost = \"h\"\n", "line 3", "acme"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\npassword = \"p\"\n", "line 1", "not both"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://i/\"\n", "line 5", "used twice"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[push]]\nname = \"a\"\n", "line 5", "used twice"),
             ("[server]\nws_ping_secs = 0\n", "server.ws_ping_secs is 0", "1 to 300"),

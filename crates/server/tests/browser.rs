@@ -128,7 +128,7 @@ fn try_node(
             )
         });
     eprintln!("{result:#}");
-    if out.status.success() && result["ok"] == true && result.get("message").is_none() {
+    if out.status.success() && result["ok"] == true {
         Ok(result)
     } else {
         Err(result)

@@ -325,6 +325,14 @@ fn sync_stats(
     }
 }
 
+/// Where a repeat of the picture due at `last` goes at `now`: on the last interval that is due,
+/// once, however many were missed. A repeat per missed interval would be an encode each, all
+/// at once, and a producer that came late would make itself later.
+fn repeat_at(last: LocalInstant, now: LocalInstant, interval_nanos: i64) -> LocalInstant {
+    let missed = (now.nanos_since(last) / interval_nanos.max(1)).max(1);
+    last.add_nanos(missed * interval_nanos)
+}
+
 enum Picture {
     Raw(I420Frame),
     H264 { annex_b: Vec<u8>, keyframe: bool },
@@ -459,12 +467,12 @@ impl VideoPath {
                 }
             }
         }
-        // The producer fell silent: show the last picture again, on the last interval that is
-        // due. Once, however many intervals were missed: a repeat per missed interval would be an
-        // encode each, all at once, and a producer that is late would make itself later.
-        if let (Some(last), true) = (self.last_due, self.repeat_due().is_some_and(|r| r <= now)) {
-            let missed = (now.nanos_since(last) / self.interval_nanos.max(1)).max(1);
-            let due = last.add_nanos(missed * self.interval_nanos);
+        // The producer fell silent: show the last picture again.
+        if let Some(due) = self
+            .last_due
+            .filter(|_| self.repeat_due().is_some_and(|r| r <= now))
+            .map(|last| repeat_at(last, now, self.interval_nanos))
+        {
             self.repeats += 1;
             self.encode(None, due);
         }
@@ -534,5 +542,25 @@ impl Drop for VideoPath {
             drop(encoder);
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_repeat_lands_once_on_the_last_due_interval() {
+        let ms = LocalInstant::from_millis;
+        let interval = 33_333_333;
+        // 1.5 intervals after the last picture: the next interval.
+        assert_eq!(
+            repeat_at(ms(1_000), ms(1_050), interval).as_nanos(),
+            ms(1_000).as_nanos() + interval
+        );
+        // A second behind: one repeat, on the 30th interval, not thirty.
+        let due = repeat_at(ms(1_000), ms(2_010), interval);
+        assert_eq!(due.as_nanos(), ms(1_000).as_nanos() + 30 * interval);
+        assert!(due <= ms(2_010) && ms(2_010).nanos_since(due) < interval);
     }
 }

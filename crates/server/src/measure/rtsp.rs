@@ -9,7 +9,9 @@ use anyhow::{bail, Context as _};
 use futures::StreamExt;
 use lockstep_media::beep_flash::{BeepDetector, PictureObservation};
 use lockstep_media::{H264Track, MediaPayload, PatternReader};
-use lockstep_rtsp::ingest::{find_audio_track, split_credentials};
+use lockstep_rtsp::ingest::{
+    find_audio_track, find_h264_track, sdp_parameter_sets, split_credentials,
+};
 use lockstep_sync::{
     AudioDecode as _, LocalInstant, NtpTime, SenderReportClock, VideoAssemble as _, VideoPacket,
     VIDEO_RATE_HZ,
@@ -17,7 +19,6 @@ use lockstep_sync::{
 use retina::client::{
     InitialTimestampPolicy, PacketItem, PlayOptions, SessionOptions, SetupOptions,
 };
-use retina::codec::{ParametersRef, VideoParametersCodec};
 
 use super::Observations;
 
@@ -48,10 +49,7 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
     .await
     .with_context(|| format!("{shown}: DESCRIBE failed"))?;
     let streams = session.streams();
-    let video = streams
-        .iter()
-        .position(|s| s.media() == "video" && s.encoding_name() == "h264")
-        .with_context(|| format!("{shown}: no H.264 video track"))?;
+    let video = find_h264_track(streams).map_err(|reason| anyhow::anyhow!("{shown}: {reason}"))?;
     // The same depacketizers and decoders as the ingest: what measure reads, lockstep plays.
     let (audio, refused) = find_audio_track(streams, session.sdp());
     let Some((audio, mut audio_track)) = audio else {
@@ -60,13 +58,7 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
             refused.as_deref().unwrap_or("the camera sends no audio")
         );
     };
-    let parameter_sets = match streams[video].parameters() {
-        Some(ParametersRef::Video(v)) => match v.codec_params() {
-            VideoParametersCodec::H264 { sps, pps } => Some((sps.to_vec(), pps.to_vec())),
-            _ => None,
-        },
-        _ => None,
-    };
+    let parameter_sets = sdp_parameter_sets(&streams[video]);
     let audio_rate = audio_track.rate_hz;
     let audio_delay = i64::from(audio_track.decoder.delay_samples());
     session.setup(video, SetupOptions::default()).await?;
