@@ -1,5 +1,6 @@
-//! Reads bit fields most significant bit first, as RFC 3640 AU headers and the MPEG-4 audio
-//! configs (AudioSpecificConfig, StreamMuxConfig) are laid out.
+//! Reads bit fields most significant bit first, as RFC 3640 AU headers, the MPEG-4 audio
+//! configs (AudioSpecificConfig, StreamMuxConfig) and H.265 parameter sets (with exp-Golomb
+//! codes) are laid out.
 
 /// A cursor over bits; every read past the end is `None`, never a panic.
 #[derive(Debug, Clone)]
@@ -30,6 +31,28 @@ impl<'a> BitReader<'a> {
 
     pub fn read_flag(&mut self) -> Option<bool> {
         self.read(1).map(|b| b == 1)
+    }
+
+    /// An unsigned exp-Golomb code (`ue(v)` of H.264/H.265), up to 31 leading zeros.
+    pub fn read_ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while !self.read_flag()? {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        let rest = self.read(zeros)?;
+        Some(((1u64 << zeros) - 1 + u64::from(rest)).min(u64::from(u32::MAX)) as u32)
+    }
+
+    /// Skips `count` bits (any number); `None` past the end.
+    pub fn skip(&mut self, count: usize) -> Option<()> {
+        if self.bit + count > self.data.len() * 8 {
+            return None;
+        }
+        self.bit += count;
+        Some(())
     }
 
     /// Bits read so far.
@@ -79,6 +102,16 @@ mod tests {
         assert_eq!(r.read(7), None, "past the end");
         assert_eq!(r.read(6), Some(0b01_0011));
         assert_eq!(r.read(1), None);
+    }
+
+    #[test]
+    fn reads_exp_golomb_codes() {
+        // 1 → 0, 010 → 1, 011 → 2, 00100 → 3, 0001000 → 7.
+        let mut r = BitReader::new(&[0b1010_0110, 0b0100_0001, 0b0000_0000]);
+        let codes: Vec<_> = (0..5).map(|_| r.read_ue()).collect();
+        assert_eq!(codes, vec![Some(0), Some(1), Some(2), Some(3), Some(7)]);
+        assert_eq!(r.read_ue(), None, "only zeros left");
+        assert_eq!(BitReader::new(&[0, 0, 0, 0, 0]).read_ue(), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     H264,
+    H265,
     Opus,
     Pcma,
     Pcmu,
@@ -19,6 +20,7 @@ impl Codec {
     pub fn as_str(self) -> &'static str {
         match self {
             Codec::H264 => "h264",
+            Codec::H265 => "h265",
             Codec::Opus => "opus",
             Codec::Pcma => "pcma",
             Codec::Pcmu => "pcmu",
@@ -29,9 +31,15 @@ impl Codec {
     }
 
     /// The codec of an RTP encoding name (any case), if lockstep knows it.
+    /// A video codec (H.264, H.265).
+    pub fn is_video(self) -> bool {
+        matches!(self, Codec::H264 | Codec::H265)
+    }
+
     pub fn from_encoding_name(name: &str) -> Option<Codec> {
         [
             Codec::H264,
+            Codec::H265,
             Codec::Opus,
             Codec::Pcma,
             Codec::Pcmu,

@@ -99,9 +99,6 @@ impl H264Packetizer {
     }
 }
 
-/// A keyframe's access unit with the parameter sets in front when it came without them (cameras
-/// that announce SPS/PPS only in the SDP): a decoder joining at this keyframe — a browser, a
-/// recording segment — needs them in the stream.
 /// NAL units (without start codes) as one Annex B access unit.
 pub fn annex_b<N: AsRef<[u8]>>(nals: &[N]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nals.iter().map(|n| n.as_ref().len() + 4).sum());
@@ -109,22 +106,6 @@ pub fn annex_b<N: AsRef<[u8]>>(nals: &[N]) -> Vec<u8> {
         out.extend_from_slice(&[0, 0, 0, 1]);
         out.extend_from_slice(nal.as_ref());
     }
-    out
-}
-
-pub fn with_parameter_sets(annex_b: Vec<u8>, sps: &[u8], pps: &[u8]) -> Vec<u8> {
-    if split_annex_b(&annex_b)
-        .iter()
-        .any(|n| nal_type(n) == NAL_SPS)
-    {
-        return annex_b;
-    }
-    let mut out = Vec::with_capacity(annex_b.len() + sps.len() + pps.len() + 8);
-    for nal in [sps, pps] {
-        out.extend_from_slice(&[0, 0, 0, 1]);
-        out.extend_from_slice(nal);
-    }
-    out.extend_from_slice(&annex_b);
     out
 }
 
@@ -214,17 +195,6 @@ impl H264Depacketizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sdp_parameter_sets_go_in_front_of_keyframes_that_lack_them() {
-        let (sps, pps) = ([103u8, 66, 192, 20], [104u8, 206, 60, 128]);
-        let idr = vec![0, 0, 0, 1, 0x65, 9, 9];
-        let fixed = with_parameter_sets(idr.clone(), &sps, &pps);
-        let types: Vec<u8> = split_annex_b(&fixed).iter().map(|n| nal_type(n)).collect();
-        assert_eq!(types, [NAL_SPS, NAL_PPS, NAL_IDR]);
-        // In-band sets win: nothing added.
-        assert_eq!(with_parameter_sets(fixed.clone(), &sps, &pps), fixed);
-    }
 
     #[test]
     fn splits_three_and_four_byte_start_codes() {

@@ -1,5 +1,5 @@
 //! Codecs and formats for lockstep: G.711, Opus and AAC decoding, H.264 (OpenH264, Annex B, RTP
-//! packetization), MP4 reading, and the beep-flash test pattern that `sim-camera` shows and
+//! packetization), H.265 (RTP depacketization, SPS fields), MP4 reading, and the beep-flash test pattern that `sim-camera` shows and
 //! `measure` reads.
 #![forbid(unsafe_code)]
 
@@ -12,11 +12,14 @@ mod codec;
 pub mod g711;
 pub mod h264;
 mod h264_encoder;
+pub mod h265;
+pub mod h265_sps;
 mod live_audio;
 mod live_feed;
 pub mod mp4_reader;
 pub mod pattern;
 mod pattern_reader;
+mod picture_reader;
 mod push_audio;
 mod raw_video;
 mod source_codecs;
@@ -29,11 +32,12 @@ pub use live_audio::{
 };
 pub use live_feed::{FeedSubscription, LiveFrame, LiveMedia, SourceFeed, FEED_CAPACITY};
 pub use pattern_reader::PatternReader;
+pub use picture_reader::PictureReader;
 pub use push_audio::{
     PcmFormat, Placement, PushAudio, PushAudioCounters, PushAudioError, PushAudioEvent,
     SampleFormat, MAX_QUEUE_SECS,
 };
 pub use raw_video::i420_from_rgb24;
 pub use source_codecs::{
-    AudioTrackDecoder, H264Track, MediaPayload, MediaSource, Pcm, RtpAudioTrack,
+    AudioTrackDecoder, MediaPayload, MediaSource, Pcm, RtpAudioTrack, VideoTrack,
 };

@@ -13,6 +13,8 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
+use crate::Codec;
+
 /// Frames a subscriber may fall behind before it lags (about 4 s of 30 fps video plus audio).
 pub const FEED_CAPACITY: usize = 512;
 /// The keyframe cache gives up (until the next keyframe) beyond these: a camera with a
@@ -22,8 +24,8 @@ const GOP_CACHE_MAX_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveMedia {
-    /// An H.264 access unit in Annex B; `pts` in 90 kHz ticks.
-    H264 { keyframe: bool },
+    /// A video access unit (H.264 or H.265) in Annex B; `pts` in 90 kHz ticks.
+    Video { codec: Codec, keyframe: bool },
     /// One Opus frame; `pts` in 48 kHz ticks.
     Opus,
 }
@@ -40,7 +42,11 @@ pub struct LiveFrame {
 
 impl LiveFrame {
     pub fn is_keyframe(&self) -> bool {
-        matches!(self.media, LiveMedia::H264 { keyframe: true })
+        matches!(self.media, LiveMedia::Video { keyframe: true, .. })
+    }
+
+    pub fn is_video(&self) -> bool {
+        matches!(self.media, LiveMedia::Video { .. })
     }
 }
 
@@ -68,6 +74,8 @@ impl Drop for VideoOnly {
 struct FeedState {
     gop: Vec<LiveFrame>,
     gop_bytes: usize,
+    /// What the source's video is, once known (a viewer negotiates it before any frame).
+    video_codec: Option<Codec>,
 }
 
 /// One source's fan-out. The lock is held only to append to the keyframe cache and to
@@ -93,6 +101,7 @@ impl SourceFeed {
             state: Mutex::new(FeedState {
                 gop: Vec::new(),
                 gop_bytes: 0,
+                video_codec: None,
             }),
             video_only: Arc::new(AtomicUsize::new(0)),
         }
@@ -100,7 +109,8 @@ impl SourceFeed {
 
     pub fn publish(&self, frame: LiveFrame) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let LiveMedia::H264 { keyframe } = frame.media {
+        if let LiveMedia::Video { codec, keyframe } = frame.media {
+            state.video_codec = Some(codec);
             if keyframe {
                 state.gop.clear();
                 state.gop_bytes = 0;
@@ -123,6 +133,22 @@ impl SourceFeed {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.gop.clear();
         state.gop_bytes = 0;
+    }
+
+    /// The source's video codec, as its front end announced it (a camera's DESCRIBE) or its
+    /// last frame was; `None` before either.
+    pub fn video_codec(&self) -> Option<Codec> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .video_codec
+    }
+
+    pub fn set_video_codec(&self, codec: Codec) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .video_codec = Some(codec);
     }
 
     pub fn subscribe(&self) -> FeedSubscription {
@@ -160,6 +186,15 @@ impl SourceFeed {
 mod tests {
     use super::*;
 
+    const VIDEO: LiveMedia = LiveMedia::Video {
+        codec: Codec::H264,
+        keyframe: false,
+    };
+    const KEYFRAME: LiveMedia = LiveMedia::Video {
+        codec: Codec::H264,
+        keyframe: true,
+    };
+
     fn frame(media: LiveMedia, pts: i64) -> LiveFrame {
         LiveFrame {
             media,
@@ -172,14 +207,15 @@ mod tests {
     #[test]
     fn a_new_subscriber_gets_the_gop_then_live_frames_without_gap_or_repeat() {
         let feed = SourceFeed::new();
-        feed.publish(frame(LiveMedia::H264 { keyframe: false }, 0)); // before any keyframe
-        feed.publish(frame(LiveMedia::H264 { keyframe: true }, 1));
+        feed.publish(frame(VIDEO, 0)); // before any keyframe
+        feed.publish(frame(KEYFRAME, 1));
         feed.publish(frame(LiveMedia::Opus, 2));
-        feed.publish(frame(LiveMedia::H264 { keyframe: false }, 3));
+        feed.publish(frame(VIDEO, 3));
         let mut sub = feed.subscribe();
-        feed.publish(frame(LiveMedia::H264 { keyframe: false }, 4));
+        feed.publish(frame(VIDEO, 4));
         let cached: Vec<i64> = sub.cached.iter().map(|f| f.pts).collect();
         assert_eq!(cached, vec![1, 3], "video since the keyframe only");
+        assert_eq!(feed.video_codec(), Some(Codec::H264));
         assert_eq!(sub.live.try_recv().unwrap().pts, 4);
         assert!(sub.live.try_recv().is_err());
         assert_eq!(feed.subscribers(), 1);
@@ -207,12 +243,12 @@ mod tests {
     #[test]
     fn the_cache_gives_up_on_endless_gops() {
         let feed = SourceFeed::new();
-        feed.publish(frame(LiveMedia::H264 { keyframe: true }, 0));
+        feed.publish(frame(KEYFRAME, 0));
         for i in 1..=GOP_CACHE_MAX_FRAMES as i64 {
-            feed.publish(frame(LiveMedia::H264 { keyframe: false }, i));
+            feed.publish(frame(VIDEO, i));
         }
         assert!(feed.subscribe().cached.is_empty());
-        feed.publish(frame(LiveMedia::H264 { keyframe: true }, 1000));
+        feed.publish(frame(KEYFRAME, 1000));
         assert_eq!(feed.subscribe().cached.len(), 1);
     }
 }

@@ -15,6 +15,13 @@ pub enum TrackCodec {
         pps: Vec<Vec<u8>>,
         length_size: usize,
     },
+    /// H.265 (`hvc1` or `hev1`) with its parameter sets and NAL length size.
+    H265 {
+        vps: Vec<Vec<u8>>,
+        sps: Vec<Vec<u8>>,
+        pps: Vec<Vec<u8>>,
+        length_size: usize,
+    },
     /// AAC with its AudioSpecificConfig.
     Aac {
         config: Vec<u8>,
@@ -400,6 +407,22 @@ fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4T
             pps: avc1.avcc.picture_parameter_sets.clone(),
             length_size: usize::from(avc1.avcc.length_size),
         },
+        Some(Codec::Hvc1(mp4_atom::Hvc1 { hvcc, .. }))
+        | Some(Codec::Hev1(mp4_atom::Hev1 { hvcc, .. })) => {
+            let sets = |nal_type: u8| -> Vec<Vec<u8>> {
+                hvcc.arrays
+                    .iter()
+                    .filter(|a| a.nal_unit_type == nal_type)
+                    .flat_map(|a| a.nalus.iter().cloned())
+                    .collect()
+            };
+            TrackCodec::H265 {
+                vps: sets(crate::h265::NAL_VPS),
+                sps: sets(crate::h265::NAL_SPS),
+                pps: sets(crate::h265::NAL_PPS),
+                length_size: usize::from(hvcc.length_size_minus_one) + 1,
+            }
+        }
         Some(Codec::Mp4a(mp4a)) => {
             let config = mp4a
                 .esds

@@ -1,48 +1,35 @@
 //! Reads the beep-flash pattern out of encoded pictures and decoded sound, with their presentation
 //! times: what `lockstep measure` and the ingest tests and benchmarks share.
 
-use crate::beep_flash::{
-    analyze, observe_picture, AnalysisError, BeepDetector, PictureObservation, SyncReport,
-};
-use crate::{CodecError, H264Decoder};
+use crate::beep_flash::{analyze, BeepDetector, PictureObservation, SyncReport};
+use crate::picture_reader::PictureReader;
+use crate::{Codec, CodecError};
 
 #[derive(Debug)]
 pub struct PatternReader {
-    decoder: H264Decoder,
-    pictures: Vec<PictureObservation>,
+    pictures: PictureReader<f64>,
     beeps: BeepDetector,
 }
 
 impl PatternReader {
+    /// A reader of H.264 video.
     pub fn new(audio_rate_hz: u32) -> Result<Self, CodecError> {
+        PatternReader::with_codec(Codec::H264, audio_rate_hz)
+    }
+
+    pub fn with_codec(video: Codec, audio_rate_hz: u32) -> Result<Self, CodecError> {
         Ok(PatternReader {
-            decoder: H264Decoder::new()?,
-            pictures: Vec::new(),
+            pictures: PictureReader::new(video)?,
             beeps: BeepDetector::new(audio_rate_hz),
         })
     }
 
-    /// Decodes an access unit (Annex B) and looks at its picture, without recording it. A damaged
-    /// picture is skipped, not fatal: it shows in the dropped-frame count.
-    pub fn observe(&mut self, annex_b: &[u8]) -> Option<PictureObservation> {
-        let luma = self.decoder.decode(annex_b).ok()??;
-        Some(observe_picture(
-            0.0,
-            &luma.y,
-            luma.stride,
-            luma.width,
-            luma.height,
-        ))
-    }
-
-    /// Decodes and records an access unit presented at `presented_secs`.
+    /// Decodes an access unit presented at `presented_secs`; its observation when it is decoded
+    /// at once (H.264). Parameter sets alone are fine: they prime the decoder.
     pub fn video(&mut self, presented_secs: f64, annex_b: &[u8]) -> Option<&PictureObservation> {
-        let picture = self.observe(annex_b)?;
-        self.pictures.push(PictureObservation {
-            presented_secs,
-            ..picture
-        });
-        self.pictures.last()
+        self.pictures
+            .push(presented_secs, annex_b)
+            .map(|(_, picture)| picture)
     }
 
     /// Sound in [-1, 1] whose first sample is presented at `first_secs`.
@@ -56,11 +43,23 @@ impl PatternReader {
         self.beeps.push(first_secs, &samples);
     }
 
-    pub fn report(&self) -> Result<SyncReport, AnalysisError> {
-        analyze(&self.pictures, self.beeps.onsets())
+    /// The offsets; panics-free, but an H.265 track ffmpeg cannot decode is an error.
+    pub fn report(self) -> Result<SyncReport, String> {
+        let (pictures, beeps) = self.into_parts()?;
+        analyze(&pictures, beeps.onsets()).map_err(|e| e.to_string())
     }
 
-    pub fn into_parts(self) -> (Vec<PictureObservation>, BeepDetector) {
-        (self.pictures, self.beeps)
+    /// The pictures with their presentation times, and the beeps.
+    pub fn into_parts(self) -> Result<(Vec<PictureObservation>, BeepDetector), String> {
+        let pictures = self
+            .pictures
+            .finish()?
+            .into_iter()
+            .map(|(presented_secs, picture)| PictureObservation {
+                presented_secs,
+                ..picture
+            })
+            .collect();
+        Ok((pictures, self.beeps))
     }
 }

@@ -1,5 +1,5 @@
 //! The codec work a [`Source`](lockstep_sync::Source) hands out, for every source kind: RTP
-//! payloads of a camera (H.264 depacketized, with the SDP's parameter sets put in front of
+//! payloads of a camera (H.264 or H.265 depacketized, with the SDP's parameter sets put in front of
 //! keyframes that come without them; G.711, L16 decoded) and a WebRTC publisher's frames (H.264
 //! access units passed on, Opus decoded).
 
@@ -9,11 +9,12 @@ use lockstep_sync::{AudioChunk, AudioDecode, Source, VideoAssemble, VideoPacket,
 
 use crate::aac_rtp::{AacDepacketizer, AacTrackFormat};
 use crate::g711::G711Law;
-use crate::h264::{split_annex_b, with_parameter_sets, H264Depacketizer, NAL_IDR};
+use crate::h264::{self, split_annex_b, H264Depacketizer};
+use crate::h265::{self, H265Depacketizer};
 use crate::{AudioDecoder, Codec};
 
-/// A source with lockstep's codecs: H.264 video, decoded audio.
-pub type MediaSource = Source<MediaPayload, AudioTrackDecoder, H264Track>;
+/// A source with lockstep's codecs: H.264 or H.265 video, decoded audio.
+pub type MediaSource = Source<MediaPayload, AudioTrackDecoder, VideoTrack>;
 
 /// What a source's jitter buffer holds, whatever the front end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,33 +169,84 @@ impl AudioDecode<MediaPayload> for AudioTrackDecoder {
     }
 }
 
-/// An H.264 track as a source stage, from RTP packets or from whole access units.
-#[derive(Debug, Default)]
-pub struct H264Track {
-    depacketizer: H264Depacketizer,
-    /// The SDP's SPS and PPS, for cameras that send them only there (not before each IDR).
-    parameter_sets: Option<(Vec<u8>, Vec<u8>)>,
+/// A video track as a source stage, from RTP packets or from whole access units: H.264
+/// (RFC 6184) or H.265 (RFC 7798), both handed on as Annex B access units.
+#[derive(Debug)]
+pub struct VideoTrack {
+    codec: Codec,
+    depacketizer: Depacketizer,
+    /// The SDP's parameter sets (SPS, PPS; H.265 also VPS), for cameras that send them only
+    /// there (not before each keyframe).
+    parameter_sets: Vec<Vec<u8>>,
     /// Frames after a gap: passed on only from the next keyframe (the reference chain broke).
     need_keyframe: bool,
 }
 
-impl H264Track {
-    pub fn new(parameter_sets: Option<(Vec<u8>, Vec<u8>)>) -> Self {
-        H264Track {
+#[derive(Debug)]
+enum Depacketizer {
+    H264(H264Depacketizer),
+    H265(H265Depacketizer),
+}
+
+impl VideoTrack {
+    /// `codec` must be a video codec; anything else is read as H.264.
+    pub fn new(codec: Codec, parameter_sets: Vec<Vec<u8>>) -> Self {
+        let (codec, depacketizer) = match codec {
+            Codec::H265 => (codec, Depacketizer::H265(H265Depacketizer::default())),
+            _ => (Codec::H264, Depacketizer::H264(H264Depacketizer::default())),
+        };
+        VideoTrack {
+            codec,
+            depacketizer,
             parameter_sets,
             need_keyframe: true,
-            ..H264Track::default()
         }
+    }
+
+    /// An H.264 track (push producers, WHIP publishers, the simulator).
+    pub fn h264(sps_pps: Option<(Vec<u8>, Vec<u8>)>) -> Self {
+        let sets = sps_pps.map_or_else(Vec::new, |(sps, pps)| vec![sps, pps]);
+        VideoTrack::new(Codec::H264, sets)
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The NAL unit is a keyframe's (IDR for H.264, an intra random access point for H.265).
+    fn is_keyframe_nal(&self, nal: &[u8]) -> bool {
+        match self.codec {
+            Codec::H265 => h265::is_keyframe_nal(h265::nal_type(nal)),
+            _ => h264::nal_type(nal) == h264::NAL_IDR,
+        }
+    }
+
+    /// A keyframe with the SDP's parameter sets in front when it came without them: a decoder
+    /// joining at this keyframe — a browser, a recording segment — needs them in the stream.
+    fn with_parameter_sets(&self, annex_b: Vec<u8>) -> Vec<u8> {
+        let is_sps = |nal: &[u8]| match self.codec {
+            Codec::H265 => h265::nal_type(nal) == h265::NAL_SPS,
+            _ => h264::nal_type(nal) == h264::NAL_SPS,
+        };
+        if self.parameter_sets.is_empty() || split_annex_b(&annex_b).iter().any(|n| is_sps(n)) {
+            return annex_b;
+        }
+        let mut out = h264::annex_b(&self.parameter_sets);
+        out.extend_from_slice(&annex_b);
+        out
     }
 }
 
-impl VideoAssemble<MediaPayload> for H264Track {
+impl VideoAssemble<MediaPayload> for VideoTrack {
     type Frame = Vec<u8>;
 
     fn push(&mut self, packet: VideoPacket<MediaPayload>) -> Option<VideoUnit<Vec<u8>>> {
         let (annex_b, keyframe) = match packet.payload {
             MediaPayload::Rtp { data, marker } => {
-                let unit = self.depacketizer.push(&data, marker)?;
+                let unit = match &mut self.depacketizer {
+                    Depacketizer::H264(d) => d.push(&data, marker),
+                    Depacketizer::H265(d) => d.push(&data, marker),
+                }?;
                 (unit.annex_b, unit.keyframe)
             }
             MediaPayload::Frame {
@@ -205,10 +257,8 @@ impl VideoAssemble<MediaPayload> for H264Track {
                 if !contiguous {
                     self.need_keyframe = true;
                 }
-                let keyframe = keyframe
-                    || split_annex_b(&data)
-                        .iter()
-                        .any(|nal| nal.first().is_some_and(|b| b & 0x1f == NAL_IDR));
+                let keyframe =
+                    keyframe || split_annex_b(&data).iter().any(|n| self.is_keyframe_nal(n));
                 if self.need_keyframe && !keyframe {
                     return None;
                 }
@@ -216,9 +266,10 @@ impl VideoAssemble<MediaPayload> for H264Track {
                 (data.to_vec(), keyframe)
             }
         };
-        let annex_b = match &self.parameter_sets {
-            Some((sps, pps)) if keyframe => with_parameter_sets(annex_b, sps, pps),
-            _ => annex_b,
+        let annex_b = if keyframe {
+            self.with_parameter_sets(annex_b)
+        } else {
+            annex_b
         };
         Some(VideoUnit {
             capture: packet.capture,
@@ -228,12 +279,14 @@ impl VideoAssemble<MediaPayload> for H264Track {
     }
 
     fn handle_loss(&mut self) {
-        self.depacketizer.handle_loss();
+        match &mut self.depacketizer {
+            Depacketizer::H264(d) => d.handle_loss(),
+            Depacketizer::H265(d) => d.handle_loss(),
+        }
     }
 
     fn reset(&mut self) {
-        self.depacketizer = H264Depacketizer::default();
-        self.need_keyframe = true;
+        *self = VideoTrack::new(self.codec, std::mem::take(&mut self.parameter_sets));
     }
 }
 
@@ -256,7 +309,7 @@ mod tests {
 
     #[test]
     fn frames_after_a_gap_wait_for_a_keyframe() {
-        let mut track = H264Track::new(None);
+        let mut track = VideoTrack::h264(None);
         let delta = [0, 0, 0, 1, 0x41, 7];
         let idr = [0, 0, 0, 1, 0x65, 7];
         assert!(
@@ -276,8 +329,58 @@ mod tests {
     }
 
     #[test]
+    fn in_band_parameter_sets_win_over_the_sdp_ones() {
+        let mut track = VideoTrack::h264(Some((vec![0x67, 1], vec![0x68, 2])));
+        let in_band = [
+            0, 0, 0, 1, 0x67, 7, 0, 0, 0, 1, 0x68, 8, 0, 0, 0, 1, 0x65, 9,
+        ];
+        let unit = track.push(frame(&in_band, true, true)).unwrap();
+        assert_eq!(unit.frame, in_band, "nothing added");
+    }
+
+    #[test]
+    fn an_h265_keyframe_gets_the_sdp_vps_sps_pps_in_front() {
+        let sets = vec![
+            vec![0x40, 0x01, 1],
+            vec![0x42, 0x01, 2],
+            vec![0x44, 0x01, 3],
+        ];
+        let mut track = VideoTrack::new(Codec::H265, sets.clone());
+        let mut payloads = Vec::new();
+        let cra = [0x2a, 0x01, 5, 6, 7]; // type 21, CRA
+        h265::packetize(&[&cra], 3, &mut payloads);
+        let count = payloads.len();
+        let mut unit = None;
+        for (i, data) in payloads.into_iter().enumerate() {
+            unit = track.push(VideoPacket {
+                ts_ext: 0,
+                capture: LocalInstant::ZERO,
+                payload: MediaPayload::Rtp {
+                    data,
+                    marker: i + 1 == count,
+                },
+            });
+        }
+        let unit = unit.expect("the marker ends the unit");
+        assert!(unit.keyframe);
+        let nals = split_annex_b(&unit.frame);
+        assert_eq!(nals[..3], [&sets[0][..], &sets[1][..], &sets[2][..]]);
+        assert_eq!(nals[3], cra);
+        // A trailing picture is not a keyframe and gets nothing.
+        let trail = track.push(VideoPacket {
+            ts_ext: 0,
+            capture: LocalInstant::ZERO,
+            payload: MediaPayload::Rtp {
+                data: vec![0x02, 0x01, 9],
+                marker: true,
+            },
+        });
+        assert!(trail.is_some_and(|u| !u.keyframe && u.frame == [0, 0, 0, 1, 0x02, 0x01, 9]));
+    }
+
+    #[test]
     fn rtp_single_nal_units_pass_with_the_sdp_parameter_sets() {
-        let mut track = H264Track::new(Some((vec![0x67, 1], vec![0x68, 2])));
+        let mut track = VideoTrack::h264(Some((vec![0x67, 1], vec![0x68, 2])));
         let unit = track
             .push(VideoPacket {
                 ts_ext: 0,

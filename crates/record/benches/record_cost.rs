@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use lockstep_media::Codec;
 use lockstep_record::{plan_export, FrameKind, Index, RecordFrame, SegmentWriter};
 
 /// OpenH264's 320x240 parameter sets (the writer needs parseable ones; sizes below are 1080p's).
@@ -109,7 +110,14 @@ fn record(root: &Path, camera: &str, secs: u32, audio: bool) -> Recorded {
                 &frames[(v % 8) as usize]
             };
             v += 1;
-            (FrameKind::Video { keyframe: key }, (v - 1) * 3000, data)
+            (
+                FrameKind::Video {
+                    codec: Codec::H264,
+                    keyframe: key,
+                },
+                (v - 1) * 3000,
+                data,
+            )
         } else {
             a += 1;
             (FrameKind::Audio, (a - 1) * 960, &packet)

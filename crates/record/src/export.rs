@@ -18,7 +18,7 @@ use crate::mp4_boxes::{
     self, SampleEntry, TrackTable, VideoConfig, AUDIO_TIMESCALE, AUDIO_TRACK, VIDEO_TIMESCALE,
     VIDEO_TRACK,
 };
-use crate::parameter_sets::config_from;
+use crate::parameter_sets::{config_from, h265_config_from};
 use crate::utc::{div_round, samples_end_us, ticks_to_us};
 
 /// The longest range one export may cover: the plan holds every sample's table row (about
@@ -339,7 +339,12 @@ fn read_segment(root: &Path, row: &SegmentRow) -> Result<Segment, String> {
             .zip(pps.first())
             .and_then(|(sps, pps)| config_from(sps, pps))
             .ok_or("unreadable parameter sets")?,
-        other => return Err(format!("video is {other:?}, not H.264")),
+        TrackCodec::H265 { vps, sps, pps, .. } => match (vps.first(), sps.first(), pps.first()) {
+            (Some(vps), Some(sps), Some(pps)) => h265_config_from(vps, sps, pps),
+            _ => None,
+        }
+        .ok_or("unreadable parameter sets")?,
+        other => return Err(format!("video is {other:?}, not H.264 or H.265")),
     };
     let has_audio = index.tracks.iter().any(|t| t.track_id == AUDIO_TRACK);
     Ok(Segment {

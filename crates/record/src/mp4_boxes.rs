@@ -2,11 +2,13 @@
 //! fragmented recording segments (empty sample tables + `mvex`) and the progressive export
 //! (full sample tables). Video is track 1 at 90 kHz, audio (Opus) track 2 at 48 kHz.
 
+use lockstep_media::h265::{NAL_PPS, NAL_SPS, NAL_VPS};
+use lockstep_media::h265_sps::H265Sps;
 use mp4_atom::{
     Audio, Avc1, Avcc, Co64, Codec, Dinf, Dops, Dref, Edts, Elst, ElstEntry, Encode, FourCC, Ftyp,
-    Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mvex, Mvhd, Opus, Smhd, Stbl, Stco, Stsc, StscEntry,
-    Stsd, Stss, Stsz, StszSamples, Stts, SttsEntry, Tfdt, Tfhd, Tkhd, Traf, Trex, Trun, TrunEntry,
-    TrunSamples, Url, Visual, Vmhd,
+    Hdlr, Hvc1, HvcCArray, Hvcc, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mvex, Mvhd, Opus, Smhd, Stbl,
+    Stco, Stsc, StscEntry, Stsd, Stss, Stsz, StszSamples, Stts, SttsEntry, Tfdt, Tfhd, Tkhd, Traf,
+    Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
 };
 
 pub const VIDEO_TRACK: u32 = 1;
@@ -19,13 +21,25 @@ const MOVIE_TIMESCALE: u32 = 1_000;
 const SYNC_FLAGS: u32 = 0x0200_0000;
 const NON_SYNC_FLAGS: u32 = 0x0101_0000;
 
-/// What the video track carries: H.264 with its parameter sets.
+/// What the video track carries: its codec with the parameter sets, and the picture size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoConfig {
-    pub sps: Vec<u8>,
-    pub pps: Vec<u8>,
+    pub parameter_sets: ParameterSets,
     pub width: u16,
     pub height: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParameterSets {
+    /// H.264 (`avc1` + `avcC`).
+    H264 { sps: Vec<u8>, pps: Vec<u8> },
+    /// H.265 (`hvc1` + `hvcC`): the SPS's fields fill the record's header.
+    H265 {
+        vps: Vec<u8>,
+        sps: Vec<u8>,
+        pps: Vec<u8>,
+        fields: H265Sps,
+    },
 }
 
 /// One sample as a table row: its size, decode duration and whether it is a keyframe.
@@ -232,23 +246,69 @@ fn movie_duration(table: &TrackTable, timescale: u32) -> u64 {
         / u64::from(timescale)
 }
 
+/// The `hvcC` record of ISO/IEC 14496-15 8.3.3: the SPS's profile, tier and level, and the
+/// three parameter sets (complete: samples need no others).
+fn hvcc(vps: &[u8], sps: &[u8], pps: &[u8], fields: &H265Sps) -> Hvcc {
+    let array = |nal_unit_type, nal: &[u8]| HvcCArray {
+        completeness: true,
+        nal_unit_type,
+        nalus: vec![nal.to_vec()],
+    };
+    Hvcc {
+        configuration_version: 1,
+        general_profile_space: fields.profile_space,
+        general_tier_flag: fields.tier_flag,
+        general_profile_idc: fields.profile_idc,
+        general_profile_compatibility_flags: fields.profile_compatibility_flags,
+        general_constraint_indicator_flags: fields.constraint_indicator_flags,
+        general_level_idc: fields.level_idc,
+        min_spatial_segmentation_idc: 0,
+        parallelism_type: 0,
+        chroma_format_idc: fields.chroma_format_idc,
+        bit_depth_luma_minus8: fields.bit_depth_luma_minus8,
+        bit_depth_chroma_minus8: fields.bit_depth_chroma_minus8,
+        avg_frame_rate: 0,
+        constant_frame_rate: 0,
+        num_temporal_layers: fields.max_sub_layers_minus1 + 1,
+        temporal_id_nested: fields.temporal_id_nesting,
+        length_size_minus_one: 3,
+        arrays: vec![
+            array(NAL_VPS, vps),
+            array(NAL_SPS, sps),
+            array(NAL_PPS, pps),
+        ],
+    }
+}
+
 fn video_trak(video: &VideoConfig, table: &TrackTable) -> Result<mp4_atom::Trak, BoxError> {
-    let avcc = Avcc::new(&video.sps, &video.pps).map_err(|e| BoxError(format!("avcC: {e}")))?;
-    let codec = Codec::Avc1(Avc1 {
-        visual: Visual {
-            data_reference_index: 1,
-            width: video.width,
-            height: video.height,
+    let visual = Visual {
+        data_reference_index: 1,
+        width: video.width,
+        height: video.height,
+        ..Default::default()
+    };
+    let codec = match &video.parameter_sets {
+        ParameterSets::H264 { sps, pps } => Codec::Avc1(Avc1 {
+            visual,
+            avcc: Avcc::new(sps, pps).map_err(|e| BoxError(format!("avcC: {e}")))?,
+            btrt: None,
+            colr: None,
+            pasp: None,
+            taic: None,
+            fiel: None,
+            spatial: None,
+        }),
+        ParameterSets::H265 {
+            vps,
+            sps,
+            pps,
+            fields,
+        } => Codec::Hvc1(Hvc1 {
+            visual,
+            hvcc: hvcc(vps, sps, pps, fields),
             ..Default::default()
-        },
-        avcc,
-        btrt: None,
-        colr: None,
-        pasp: None,
-        taic: None,
-        fiel: None,
-        spatial: None,
-    });
+        }),
+    };
     let mut trak = trak(VIDEO_TRACK, b"vide", VIDEO_TIMESCALE, codec, table);
     trak.tkhd.width = video.width.into();
     trak.tkhd.height = video.height.into();
@@ -416,8 +476,10 @@ mod tests {
     /// `fuzz/seeds/mp4_reader/fragmented.mp4`).
     pub(crate) fn tiny_segment() -> Vec<u8> {
         let video = VideoConfig {
-            sps: SPS.to_vec(),
-            pps: PPS.to_vec(),
+            parameter_sets: ParameterSets::H264 {
+                sps: SPS.to_vec(),
+                pps: PPS.to_vec(),
+            },
             width: 320,
             height: 240,
         };

@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use lockstep_media::h264::{nal_type, split_annex_b};
+use lockstep_media::{h265, Codec};
 
 use crate::mp4_boxes::{
     self, FragmentRun, SampleEntry, VideoConfig, AUDIO_TIMESCALE, AUDIO_TRACK, VIDEO_TIMESCALE,
@@ -38,8 +39,8 @@ pub const AUDIO_PREROLL_48K: i64 = 3_840;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
-    /// An H.264 access unit (Annex B); `pts` in 90 kHz ticks.
-    Video { keyframe: bool },
+    /// A video access unit (H.264 or H.265, Annex B); `pts` in 90 kHz ticks.
+    Video { codec: Codec, keyframe: bool },
     /// One Opus packet; `pts` in 48 kHz ticks.
     Audio,
 }
@@ -163,7 +164,7 @@ impl SegmentWriter {
         events: &mut Vec<SegmentEvent>,
     ) -> Result<(), WriteError> {
         match frame.kind {
-            FrameKind::Video { keyframe } => self.push_video(frame, keyframe, events),
+            FrameKind::Video { codec, keyframe } => self.push_video(frame, codec, keyframe, events),
             FrameKind::Audio if self.record_audio => self.push_audio(frame, events),
             FrameKind::Audio => Ok(()),
         }
@@ -207,11 +208,12 @@ impl SegmentWriter {
     fn push_video(
         &mut self,
         frame: &RecordFrame<'_>,
+        codec: Codec,
         keyframe: bool,
         events: &mut Vec<SegmentEvent>,
     ) -> Result<(), WriteError> {
         let config = if keyframe {
-            video_config(frame.data)
+            video_config(codec, frame.data)
         } else {
             None
         };
@@ -241,7 +243,7 @@ impl SegmentWriter {
                     seg.video.push(PendingSample {
                         pts: frame.pts,
                         sync: keyframe,
-                        data: length_prefixed(frame.data),
+                        data: length_prefixed(codec, frame.data),
                     });
                     seg.last_video_pts = frame.pts;
                     return Ok(());
@@ -276,7 +278,7 @@ impl SegmentWriter {
         seg.video.push(PendingSample {
             pts: frame.pts,
             sync: true,
-            data: length_prefixed(frame.data),
+            data: length_prefixed(codec, frame.data),
         });
         self.open = Some(seg);
         Ok(())
@@ -477,10 +479,15 @@ fn entries(
 
 /// Annex B → 4-byte length prefixes, without the parameter sets (they live in `avcC`) and
 /// access unit delimiters.
-fn length_prefixed(annex_b: &[u8]) -> Vec<u8> {
+fn length_prefixed(codec: Codec, annex_b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(annex_b.len() + 16);
     for nal in split_annex_b(annex_b) {
-        if matches!(nal_type(nal), 7..=9) {
+        // Parameter sets live in the sample entry; access unit delimiters say nothing in MP4.
+        let out_of_band = match codec {
+            Codec::H265 => matches!(h265::nal_type(nal), 32..=35),
+            _ => matches!(nal_type(nal), 7..=9),
+        };
+        if out_of_band {
             continue;
         }
         out.extend_from_slice(&(nal.len() as u32).to_be_bytes());

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use lockstep_media::mp4_reader::{Mp4File, Mp4Index, TrackCodec};
 use lockstep_media::pattern::{I420Frame, StripeData};
-use lockstep_media::H264Encoder;
+use lockstep_media::{Codec, H264Encoder};
 use lockstep_opus::{Application, OpusEncoder};
 mod ffmpeg_check;
 use ffmpeg_check::ffmpeg_check;
@@ -62,6 +62,7 @@ fn stream_with_audio_lead(secs: u32, lead_ms: i64) -> Vec<(FrameKind, i64, Vec<u
             }
             out.push((
                 FrameKind::Video {
+                    codec: Codec::H264,
                     keyframe: encoded.keyframe,
                 },
                 video_pts,
@@ -325,7 +326,7 @@ fn parameter_sets_sent_once_still_start_every_segment() {
     let frames: Vec<_> = stream(5)
         .into_iter()
         .map(|(kind, pts, data)| {
-            if !matches!(kind, FrameKind::Video { keyframe: true }) {
+            if !matches!(kind, FrameKind::Video { keyframe: true, .. }) {
                 return (kind, pts, data);
             }
             if !seen_first {

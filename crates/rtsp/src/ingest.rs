@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lockstep_media::{AudioTrackDecoder, H264Track, MediaPayload, MediaSource, Pcm, RtpAudioTrack};
+use lockstep_media::{
+    h265, AudioTrackDecoder, Codec, MediaPayload, MediaSource, Pcm, RtpAudioTrack, VideoTrack,
+};
 use lockstep_sync::{LocalInstant, NtpTime, SourceConfig, SourceEvent, SourceInput, TrackKind};
 use retina::client::{
     Credentials, InitialTimestampPolicy, PacketItem, PlayOptions, Playing, Session, SessionOptions,
@@ -60,8 +62,7 @@ impl LocalClock {
 /// What a camera sends, as its DESCRIBE told.
 #[derive(Debug)]
 pub struct CameraTracks {
-    /// The SDP's SPS and PPS, for cameras that send them only there (not before each IDR).
-    pub parameter_sets: Option<(Vec<u8>, Vec<u8>)>,
+    pub video: VideoFormat,
     /// The audio track, if we decode it.
     pub audio: Option<RtpAudioTrack>,
     /// Why the camera's audio is not played, when it has audio we cannot read.
@@ -69,17 +70,30 @@ pub struct CameraTracks {
 }
 
 impl CameraTracks {
-    /// The camera's [`MediaSource`]: its H.264 track and, if we decode it, its audio.
+    /// The camera's [`MediaSource`]: its video track and, if we decode it, its audio.
     pub fn into_source(self, config: SourceConfig) -> MediaSource {
         let audio = self.audio.map(|a| (a.rate_hz, a.decoder));
-        MediaSource::new(config, Some(H264Track::new(self.parameter_sets)), audio)
+        let video = VideoTrack::new(self.video.codec, self.video.parameter_sets);
+        MediaSource::new(config, Some(video), audio)
     }
+}
+
+/// A camera's video track, as its DESCRIBE told.
+#[derive(Debug, Clone)]
+pub struct VideoFormat {
+    /// The track's index among the DESCRIBE's streams.
+    pub index: usize,
+    /// H.264 or H.265.
+    pub codec: Codec,
+    /// The SDP's parameter sets (SPS, PPS; H.265 also VPS first), for cameras that send them
+    /// only there (not before each keyframe); empty if the SDP has none.
+    pub parameter_sets: Vec<Vec<u8>>,
 }
 
 /// Why a camera stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// The camera cannot be read as configured (no H.264, a refused track): retrying will not
+    /// The camera cannot be read as configured (no video we read, a refused track): retrying will not
     /// help until it is changed.
     #[error("{url}: {reason}")]
     Setup { url: String, reason: String },
@@ -120,36 +134,48 @@ pub fn find_audio_track(
     (None, refused)
 }
 
-/// The H.264 video track of a DESCRIBE, or why there is none and what to do.
-pub fn find_h264_track(streams: &[Stream]) -> Result<usize, String> {
-    if let Some(index) = streams
-        .iter()
-        .position(|s| s.media() == "video" && s.encoding_name() == "h264")
-    {
-        return Ok(index);
+/// The video track of a DESCRIBE lockstep reads (the first H.264 one, else the first H.265
+/// one), or why there is none and what to do.
+pub fn find_video_track(streams: &[Stream], sdp: &[u8]) -> Result<VideoFormat, String> {
+    let first = |name: &str| {
+        streams
+            .iter()
+            .position(|s| s.media() == "video" && s.encoding_name() == name)
+    };
+    if let Some(index) = first("h264") {
+        let parameter_sets = match streams[index].parameters() {
+            Some(ParametersRef::Video(v)) => match v.codec_params() {
+                VideoParametersCodec::H264 { sps, pps } => vec![sps.to_vec(), pps.to_vec()],
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        return Ok(VideoFormat {
+            index,
+            codec: Codec::H264,
+            parameter_sets,
+        });
+    }
+    if let Some(index) = first("h265") {
+        let sdp = String::from_utf8_lossy(sdp);
+        let fmtp = sdp_fmtp(&sdp, streams, index).unwrap_or_default();
+        let refused = |reason: String| format!("the H.265 track cannot be read: {reason}");
+        h265::check_decoding_order(&fmtp).map_err(refused)?;
+        let parameter_sets = h265::sdp_parameter_sets(&fmtp).map_err(refused)?;
+        return Ok(VideoFormat {
+            index,
+            codec: Codec::H265,
+            parameter_sets,
+        });
     }
     Err(match streams.iter().find(|s| s.media() == "video") {
-        Some(s) if s.encoding_name() == "h265" => "this stream is H.265, which lockstep does not \
-            read yet: use the camera's H.264 substream (or set the main stream to H.264 in the \
-            camera)"
-            .into(),
         Some(s) => format!(
-            "this stream's video is {}, not H.264: use an H.264 stream of the camera",
+            "this stream's video is {}, which lockstep does not read: use an H.264 or H.265 \
+             stream of the camera",
             s.encoding_name()
         ),
         None => "the camera's stream has no video track".into(),
     })
-}
-
-/// The SPS and PPS an H.264 track's SDP announces (`sprop-parameter-sets`), if any.
-pub fn sdp_parameter_sets(stream: &Stream) -> Option<(Vec<u8>, Vec<u8>)> {
-    match stream.parameters()? {
-        ParametersRef::Video(v) => match v.codec_params() {
-            VideoParametersCodec::H264 { sps, pps } => Some((sps.to_vec(), pps.to_vec())),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 /// The `a=fmtp` parameters of stream `index`: its media section is the one with the same media
@@ -211,7 +237,7 @@ impl std::fmt::Debug for CameraSession {
 }
 
 impl CameraSession {
-    /// DESCRIBE, SETUP of the H.264 track and the first audio track we decode, PLAY.
+    /// DESCRIBE, SETUP of the video track and the first audio track we decode, PLAY.
     pub async fn connect(url: &str) -> Result<(CameraSession, CameraTracks), IngestError> {
         let (url, creds) = split_credentials(url).map_err(|reason| IngestError::Setup {
             url: "(camera url)".into(),
@@ -231,18 +257,18 @@ impl CameraSession {
         .await
         .map_err(unreachable)?;
         let streams = session.streams();
-        let video = find_h264_track(streams).map_err(|reason| IngestError::Setup {
-            url: shown.clone(),
-            reason,
-        })?;
+        let video =
+            find_video_track(streams, session.sdp()).map_err(|reason| IngestError::Setup {
+                url: shown.clone(),
+                reason,
+            })?;
         let (audio, audio_refused) = find_audio_track(streams, session.sdp());
         if let Some(reason) = &audio_refused {
             tracing::warn!("{shown}: {reason}; the video plays without it");
         }
-        let parameter_sets = sdp_parameter_sets(&streams[video]);
         let mut session = session;
         session
-            .setup(video, SetupOptions::default())
+            .setup(video.index, SetupOptions::default())
             .await
             .map_err(unreachable)?;
         if let Some((index, ..)) = &audio {
@@ -257,12 +283,12 @@ impl CameraSession {
             .map_err(unreachable)?;
         let session = CameraSession {
             playing: Box::pin(playing),
-            video,
+            video: video.index,
             audio: audio.as_ref().map(|(i, ..)| *i),
             shown,
         };
         let tracks = CameraTracks {
-            parameter_sets,
+            video,
             audio: audio.map(|(_, track)| track),
             audio_refused,
         };

@@ -131,6 +131,7 @@ fn replay(listener: TcpListener, answer: String) {
 struct Connected {
     audio: Option<(Codec, u32)>,
     refused: Option<String>,
+    video: Codec,
     has_sdp_parameter_sets: bool,
 }
 
@@ -166,7 +167,8 @@ async fn connect(name: &str) -> Result<Connected, IngestError> {
     Ok(Connected {
         audio: tracks.audio.as_ref().map(|a| (a.codec, a.rate_hz)),
         refused: tracks.audio_refused.clone(),
-        has_sdp_parameter_sets: tracks.parameter_sets.is_some(),
+        video: tracks.video.codec,
+        has_sdp_parameter_sets: !tracks.video.parameter_sets.is_empty(),
     })
 }
 
@@ -193,6 +195,7 @@ async fn vendor_answers_connect_with_the_right_tracks() {
         let connected = connect(name)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(connected.video, Codec::H264, "{name}");
         assert_eq!(connected.audio, audio, "{name}: {:?}", connected.refused);
         assert_eq!(connected.refused, None, "{name}");
         assert_eq!(connected.has_sdp_parameter_sets, parameter_sets, "{name}");
@@ -200,17 +203,17 @@ async fn vendor_answers_connect_with_the_right_tracks() {
 }
 
 #[tokio::test]
-async fn h265_main_streams_are_refused_with_the_reason() {
-    for name in ["dahua_describe_h265_pcma", "tplink_sdp"] {
-        match connect(name).await {
-            Err(IngestError::Setup { reason, .. }) => {
-                assert!(
-                    reason.contains("H.265") && reason.contains("H.264 substream"),
-                    "{name}: {reason}"
-                )
-            }
-            Err(other) => panic!("{name}: {other}"),
-            Ok(_) => panic!("{name}: connected"),
-        }
+async fn h265_main_streams_connect_with_their_sdp_parameter_sets() {
+    // (file, audio): a Dahua main stream and a TP-Link one, both H.265 with PCMA.
+    for (name, audio) in [
+        ("dahua_describe_h265_pcma", Some((Codec::Pcma, 8_000))),
+        ("tplink_sdp", Some((Codec::Pcma, 8_000))),
+    ] {
+        let connected = connect(name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(connected.video, Codec::H265, "{name}");
+        assert_eq!(connected.audio, audio, "{name}");
+        assert!(connected.has_sdp_parameter_sets, "{name}: VPS, SPS, PPS");
     }
 }

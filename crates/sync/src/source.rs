@@ -212,6 +212,11 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> std::fmt::Debug for Source<P, A,
 }
 
 impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
+    /// The video track's assembler (what codec it reads), if the source has video.
+    pub fn video_assembler(&self) -> Option<&V> {
+        self.video.as_ref().map(|v| &v.assembler)
+    }
+
     /// A source with a video track (90 kHz) and/or an audio track at `rate_hz`.
     pub fn new(config: SourceConfig, video: Option<V>, audio: Option<(u32, A)>) -> Self {
         let mut sync = SourceSync::new(config.profile);

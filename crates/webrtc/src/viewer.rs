@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lockstep_media::{LiveFrame, LiveMedia, SourceFeed};
+use lockstep_media::{Codec as MediaCodec, LiveFrame, LiveMedia, SourceFeed};
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::rtp::AbsCaptureTime;
@@ -42,6 +42,8 @@ pub(crate) struct Viewer {
     pub zero_playout_delay: bool,
     /// Send the feed's audio (off: the camera's live audio is disabled).
     pub audio: bool,
+    /// The video codec negotiated (the source's when the viewer came).
+    pub video_codec: MediaCodec,
     pub epoch: WallclockEpoch,
 }
 
@@ -120,7 +122,7 @@ impl Viewer {
                         if frame.is_keyframe() {
                             awaiting_keyframe = false;
                         }
-                        let skip = awaiting_keyframe && matches!(frame.media, LiveMedia::H264 { .. });
+                        let skip = awaiting_keyframe && frame.is_video();
                         if skip {
                             self.counters.frames_skipped.fetch_add(1, Ordering::Relaxed);
                         } else {
@@ -169,7 +171,7 @@ impl Viewer {
                             MediaKind::Audio => &mut tracks.audio,
                         };
                         *slot = Some((media.mid, None));
-                        tracks.choose_payload_types(&mut self.rtc);
+                        tracks.choose_payload_types(&mut self.rtc, self.video_codec);
                     }
                     Event::Closed => return None,
                     _ => {}
@@ -184,7 +186,13 @@ impl Viewer {
 
     fn write(&mut self, tracks: &Tracks, frame: &LiveFrame) {
         let (slot, frequency) = match frame.media {
-            LiveMedia::H264 { .. } => (tracks.video, Frequency::NINETY_KHZ),
+            // The source changed codec under this viewer (a camera re-configured): what it
+            // negotiated cannot carry the new one; a new viewer gets it.
+            LiveMedia::Video { codec, .. } if codec != self.video_codec => {
+                self.counters.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            LiveMedia::Video { .. } => (tracks.video, Frequency::NINETY_KHZ),
             LiveMedia::Opus if self.audio => (tracks.audio, Frequency::FORTY_EIGHT_KHZ),
             LiveMedia::Opus => return,
         };
@@ -192,7 +200,7 @@ impl Viewer {
         let Some(mut writer) = self.rtc.writer(mid) else {
             return;
         };
-        if self.zero_playout_delay && matches!(frame.media, LiveMedia::H264 { .. }) {
+        if self.zero_playout_delay && frame.is_video() {
             writer = writer.playout_delay(MediaTime::ZERO, MediaTime::from_millis(400));
         }
         // The same instant the sender reports map this frame to, for receivers that negotiate
@@ -253,22 +261,28 @@ impl Tracks {
             .all(|slot| matches!(slot, Some((_, Some(_)))))
     }
 
-    /// H.264 with packetization mode 1 (the browser's constrained-baseline entry first), and
-    /// Opus. The media-added events come after `Connected`, so this runs on each of them.
-    pub fn choose_payload_types(&mut self, rtc: &mut Rtc) {
+    /// H.264 with packetization mode 1 (the browser's constrained-baseline entry first) or
+    /// H.265, and Opus. The media-added events come after `Connected`, so this runs on each.
+    pub fn choose_payload_types(&mut self, rtc: &mut Rtc, video: MediaCodec) {
         if let Some((mid, pt @ None)) = &mut self.video {
             if let Some(writer) = rtc.writer(*mid) {
-                let h264: Vec<_> = writer
-                    .payload_params()
-                    .filter(|p| p.spec().codec == Codec::H264)
-                    .filter(|p| p.spec().format.packetization_mode == Some(1))
-                    .map(|p| (p.pt(), p.spec().format.profile_level_id))
-                    .collect();
-                *pt = h264
-                    .iter()
-                    .find(|(_, profile)| *profile == Some(0x42e01f))
-                    .or_else(|| h264.first())
-                    .map(|(pt, _)| *pt);
+                *pt = if video == MediaCodec::H265 {
+                    writer
+                        .payload_params()
+                        .find(|p| p.spec().codec == Codec::H265)
+                        .map(|p| p.pt())
+                } else {
+                    let h264: Vec<_> = writer
+                        .payload_params()
+                        .filter(|p| p.spec().codec == Codec::H264)
+                        .filter(|p| p.spec().format.packetization_mode == Some(1))
+                        .map(|p| (p.pt(), p.spec().format.profile_level_id))
+                        .collect();
+                    h264.iter()
+                        .find(|(_, profile)| *profile == Some(0x42e01f))
+                        .or_else(|| h264.first())
+                        .map(|(pt, _)| *pt)
+                };
             }
         }
         if let Some((mid, pt @ None)) = &mut self.audio {
@@ -291,7 +305,10 @@ mod tests {
         let t0 = Instant::now();
         let frames: Vec<LiveFrame> = (0..3)
             .map(|i| LiveFrame {
-                media: LiveMedia::H264 { keyframe: i == 0 },
+                media: LiveMedia::Video {
+                    codec: MediaCodec::H264,
+                    keyframe: i == 0,
+                },
                 due: t0 + Duration::from_millis(33 * i as u64),
                 pts: 1_000_000 + 3000 * i,
                 data: Arc::from(vec![i as u8]),

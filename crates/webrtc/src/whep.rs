@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use lockstep_media::SourceFeed;
+use lockstep_media::{Codec, SourceFeed};
 use str0m::change::SdpOffer;
 use str0m::config::CryptoProvider;
 use str0m::rtp::Extension;
@@ -115,7 +115,10 @@ impl WhepHost {
         feed: Arc<SourceFeed>,
         options: ViewerOptions,
     ) -> Result<(String, String), WhepError> {
-        let (rtc, ufrag, answer) = self.answer(offer_sdp, true)?;
+        // A camera that has not said yet is read as H.264 (every source kind but H.265
+        // cameras), and says before its first frame.
+        let video_codec = feed.video_codec().unwrap_or(Codec::H264);
+        let (rtc, ufrag, answer) = self.answer(offer_sdp, Some(video_codec))?;
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(ViewerCounters::default());
         let candidates = self.candidates.clone();
@@ -129,6 +132,7 @@ impl WhepHost {
             counters: counters.clone(),
             zero_playout_delay: options.zero_playout_delay,
             audio: options.audio,
+            video_codec,
             epoch: WallclockEpoch::now(),
         };
         let session = Session {
@@ -148,7 +152,7 @@ impl WhepHost {
         source: &str,
         offer_sdp: &str,
     ) -> Result<(String, String, mpsc::Receiver<Received>), WhepError> {
-        let (rtc, ufrag, answer) = self.answer(offer_sdp, false)?;
+        let (rtc, ufrag, answer) = self.answer(offer_sdp, None)?;
         let (stop, stop_rx) = watch::channel(false);
         let (out, frames) = mpsc::channel(PUBLISHED_FRAMES);
         let candidates = self.candidates.clone();
@@ -170,12 +174,19 @@ impl WhepHost {
         Ok((ufrag, answer, frames))
     }
 
-    /// A str0m peer answering `offer_sdp` (ICE-lite, our host candidates, H.264 and Opus);
-    /// `sending` adds what viewers need (playout delay, capture times, reports every second).
-    fn answer(&self, offer_sdp: &str, sending: bool) -> Result<(Rtc, String, String), WhepError> {
+    /// A str0m peer answering `offer_sdp` (ICE-lite, our host candidates, Opus and H.264).
+    /// `sending`: the video codec a viewer is sent (H.264 or H.265, the only one answered), and
+    /// what viewers need (playout delay, capture times, reports every second); `None` for a
+    /// publisher (H.264).
+    fn answer(
+        &self,
+        offer_sdp: &str,
+        sending: Option<Codec>,
+    ) -> Result<(Rtc, String, String), WhepError> {
         let offer = SdpOffer::from_sdp_string(offer_sdp)
             .map_err(|e| WhepError::MalformedOffer(e.to_string()))?;
-        check_codecs(offer_sdp)?;
+        let video = sending.unwrap_or(Codec::H264);
+        check_codecs(offer_sdp, video)?;
         let creds = IceCreds::new();
         let ufrag = creds.ufrag.clone();
         let mut config = RtcConfig::new()
@@ -183,9 +194,10 @@ impl WhepHost {
             .set_local_ice_credentials(creds)
             .set_ice_lite(true)
             .clear_codecs()
-            .enable_h264(true)
+            .enable_h264(video == Codec::H264)
+            .enable_h265(video == Codec::H265)
             .enable_opus(true, false);
-        if sending {
+        if sending.is_some() {
             config = config
                 .set_extension(6, Extension::PlayoutDelay)
                 .set_extension(15, Extension::AbsoluteCaptureTime)
@@ -265,27 +277,35 @@ impl WhepHost {
     }
 }
 
-/// The offer must carry H.264 (packetization mode 1) video or Opus audio.
-pub fn check_codecs(sdp: &str) -> Result<(), WhepError> {
+/// The offer must carry the source's video codec, or Opus audio for an H.264 source (an
+/// audio-only viewer). A browser that cannot receive an H.265 camera is told so, with what to do.
+pub fn check_codecs(sdp: &str, video: Codec) -> Result<(), WhepError> {
     let lower = sdp.to_ascii_lowercase();
     let has_h264 = lower.contains(" h264/90000");
+    let has_h265 = lower.contains(" h265/90000");
     let has_opus = lower.contains(" opus/48000");
-    if has_h264 || has_opus {
-        return Ok(());
-    }
     let offered: Vec<&str> = sdp
         .lines()
         .filter_map(|l| l.trim().strip_prefix("a=rtpmap:"))
         .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
-    Err(WhepError::NoCompatibleCodec(format!(
-        "we take H.264 video and Opus audio; the offer has {}",
-        if offered.is_empty() {
-            "no codecs".to_owned()
-        } else {
-            offered.join(", ")
-        }
-    )))
+    let offered = if offered.is_empty() {
+        "no codecs".to_owned()
+    } else {
+        offered.join(", ")
+    };
+    match video {
+        Codec::H265 if has_h265 => Ok(()),
+        Codec::H265 => Err(WhepError::NoCompatibleCodec(format!(
+            "this camera sends H.265 video, and the offer has {offered}: this browser cannot \
+             receive H.265 over WebRTC. Watch the camera's H.264 substream instead (configure \
+             it as a camera of its own, or set the camera's main stream to H.264)"
+        ))),
+        _ if has_h264 || has_opus => Ok(()),
+        _ => Err(WhepError::NoCompatibleCodec(format!(
+            "we take H.264 video and Opus audio; the offer has {offered}"
+        ))),
+    }
 }
 
 /// Puts every track of the answer in one MediaStream. str0m gives each answered m-line a
@@ -358,10 +378,21 @@ mod tests {
     #[test]
     fn offers_without_our_codecs_are_refused_with_what_they_had() {
         let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n";
-        let err = check_codecs(sdp).unwrap_err().to_string();
+        let err = check_codecs(sdp, Codec::H264).unwrap_err().to_string();
         assert!(err.contains("VP8/90000"), "{err}");
-        assert!(check_codecs("a=rtpmap:102 H264/90000\r\n").is_ok());
-        assert!(check_codecs("a=rtpmap:111 opus/48000/2\r\n").is_ok());
+        assert!(check_codecs("a=rtpmap:102 H264/90000\r\n", Codec::H264).is_ok());
+        assert!(check_codecs("a=rtpmap:111 opus/48000/2\r\n", Codec::H264).is_ok());
+    }
+
+    #[test]
+    fn an_h265_camera_needs_h265_in_the_offer_and_says_what_to_do() {
+        let browser = "a=rtpmap:102 H264/90000\r\na=rtpmap:111 opus/48000/2\r\n";
+        let err = check_codecs(browser, Codec::H265).unwrap_err().to_string();
+        assert!(
+            err.contains("H.265") && err.contains("H264/90000") && err.contains("substream"),
+            "{err}"
+        );
+        assert!(check_codecs("a=rtpmap:104 H265/90000\r\n", Codec::H265).is_ok());
     }
 
     #[test]

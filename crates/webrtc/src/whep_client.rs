@@ -1,5 +1,5 @@
 //! A WHEP viewer in Rust (str0m), for `lockstep measure` and the load benchmark: it offers to
-//! receive H.264 and Opus, POSTs the offer over plain HTTP/1.1, and hands out what a browser
+//! receive H.264, H.265 and Opus, POSTs the offer over plain HTTP/1.1, and hands out what a browser
 //! would get — depacketized frames with their RTP times, and the sender reports.
 
 use std::collections::VecDeque;
@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use str0m::change::SdpAnswer;
+use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
@@ -36,7 +37,7 @@ pub enum Track {
 #[derive(Debug)]
 pub enum ClientEvent {
     Connected,
-    /// One depacketized frame (H.264 Annex B or an Opus packet); `contiguous` is false after a
+    /// One depacketized frame (H.264 or H.265 in Annex B, or an Opus packet); `contiguous` is false after a
     /// gap in the RTP sequence.
     Media {
         track: Track,
@@ -59,6 +60,8 @@ pub struct WhepClient {
     local: SocketAddr,
     video: Mid,
     audio: Mid,
+    /// The video codec the server answered with (H.264 until a frame says otherwise).
+    video_codec: lockstep_media::Codec,
     events: VecDeque<ClientEvent>,
     buf: Vec<u8>,
 }
@@ -76,7 +79,7 @@ pub struct PendingClient {
     offer: String,
 }
 
-/// A client's str0m peer (H.264 and Opus, one host candidate) and its UDP socket: on loopback
+/// A client's str0m peer (H.264, H.265 and Opus, one host candidate) and its UDP socket: on loopback
 /// for a server on loopback.
 pub(crate) async fn client_peer(
     server: SocketAddr,
@@ -91,6 +94,7 @@ pub(crate) async fn client_peer(
     let mut rtc = RtcConfig::new()
         .clear_codecs()
         .enable_h264(true)
+        .enable_h265(true)
         .enable_opus(true, false)
         .build(Instant::now());
     let candidate = Candidate::host(local, "udp")
@@ -163,6 +167,7 @@ impl PendingClient {
             local: self.local,
             video: self.video,
             audio: self.audio,
+            video_codec: lockstep_media::Codec::H264,
             events: VecDeque::new(),
             buf: vec![0; 2048],
         })
@@ -216,6 +221,9 @@ impl WhepClient {
                         return Err(WhepClientError::Disconnected)
                     }
                     Event::MediaData(data) => {
+                        if data.mid == self.video && data.params.spec().codec == Codec::H265 {
+                            self.video_codec = lockstep_media::Codec::H265;
+                        }
                         if let Some(track) = self.track(data.mid) {
                             self.events.push_back(ClientEvent::Media {
                                 track,
@@ -249,6 +257,11 @@ impl WhepClient {
         } else {
             None
         }
+    }
+
+    /// The video codec the frames are in (known from the first video frame on).
+    pub fn video_codec(&self) -> lockstep_media::Codec {
+        self.video_codec
     }
 
     pub fn disconnect(&mut self) {

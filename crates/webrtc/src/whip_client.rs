@@ -126,7 +126,8 @@ impl WhipClient {
                 Output::Event(event) => match event {
                     Event::Connected => {
                         self.connected = true;
-                        self.tracks.choose_payload_types(&mut self.rtc);
+                        self.tracks
+                            .choose_payload_types(&mut self.rtc, lockstep_media::Codec::H264);
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         return Err(WhepClientError::Disconnected)

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lockstep_media::{Codec, SourceFeed};
+use lockstep_media::SourceFeed;
 use lockstep_rtsp::ingest::{split_credentials, CameraSession, IngestError, LocalClock};
 use lockstep_sync::{LatencyProfile, SourceConfig, SourceStats};
 use serde::Serialize;
@@ -162,11 +162,12 @@ async fn session(settings: &CameraSettings, sinks: &SourceSinks) -> Result<(), I
     let (mut camera, tracks) = CameraSession::connect(&settings.url).await?;
     let mut config = SourceConfig::new(settings.profile);
     config.audio_trim_nanos = settings.sync_offset_ms * 1_000_000;
+    let video_codec = tracks.video.codec;
     let audio_codec = tracks.audio.as_ref().map(|a| a.codec.as_str().to_owned());
     let audio_refused = tracks.audio_refused.clone();
     let source = tracks.into_source(config);
     sinks.status.send_modify(|s| {
-        s.video_codec = Some(Codec::H264.as_str());
+        s.video_codec = Some(video_codec.as_str());
         s.audio_codec = audio_codec;
         s.audio_refused = audio_refused;
     });

@@ -459,7 +459,10 @@ impl VideoPath {
                     self.frames += 1;
                     self.last_due = Some(due);
                     self.feed.publish(LiveFrame {
-                        media: LiveMedia::H264 { keyframe },
+                        media: LiveMedia::Video {
+                            codec: Codec::H264,
+                            keyframe,
+                        },
                         due: self.clock.instant(due),
                         pts: ticks(due, VIDEO_RATE_HZ),
                         data: Arc::from(annex_b),
@@ -520,7 +523,8 @@ fn spawn_encoder(
                 };
                 match encoder.encode(picture) {
                     Ok(encoded) => feed.publish(LiveFrame {
-                        media: LiveMedia::H264 {
+                        media: LiveMedia::Video {
+                            codec: Codec::H264,
                             keyframe: encoded.keyframe,
                         },
                         due: clock.instant(job.due),

@@ -195,7 +195,7 @@ async fn feed_loop(
 fn to_writer(frame: &LiveFrame, utc_us: i64) -> ToWriter {
     ToWriter::Frame {
         kind: match frame.media {
-            LiveMedia::H264 { keyframe } => FrameKind::Video { keyframe },
+            LiveMedia::Video { codec, keyframe } => FrameKind::Video { codec, keyframe },
             LiveMedia::Opus => FrameKind::Audio,
         },
         pts: frame.pts,

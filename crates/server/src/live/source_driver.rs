@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lockstep_media::{
-    LiveAudioEncoder, LiveFrame, LiveMedia, MediaPayload, MediaSource, OpusPacket, SourceFeed,
-    LIVE_RATE_HZ,
+    Codec, LiveAudioEncoder, LiveFrame, LiveMedia, MediaPayload, MediaSource, OpusPacket,
+    SourceFeed, VideoTrack, LIVE_RATE_HZ,
 };
 use lockstep_rtsp::ingest::{CameraSession, IngestError, LocalClock};
 use lockstep_sync::{LocalInstant, ReleaseLag, SourceEvent, SourceInput, VIDEO_RATE_HZ};
@@ -97,15 +97,23 @@ struct SourceDriver<'a> {
     source: MediaSource,
     sinks: &'a SourceSinks,
     audio: AudioPath,
+    /// H.264 or H.265, as the source's video track reads it.
+    video_codec: Codec,
     live: bool,
     next_stats: LocalInstant,
 }
 
 impl<'a> SourceDriver<'a> {
     fn new(source: MediaSource, sinks: &'a SourceSinks) -> Self {
+        let video_codec = source
+            .video_assembler()
+            .map_or(Codec::H264, VideoTrack::codec);
+        // Viewers negotiate the codec before the first frame comes.
+        sinks.feed.set_video_codec(video_codec);
         SourceDriver {
             source,
             sinks,
+            video_codec,
             audio: AudioPath::new(sinks.audio),
             live: false,
             next_stats: sinks.clock.now(),
@@ -124,7 +132,10 @@ impl<'a> SourceDriver<'a> {
                 } => {
                     self.went_live();
                     self.sinks.pacer.schedule(LiveFrame {
-                        media: LiveMedia::H264 { keyframe },
+                        media: LiveMedia::Video {
+                            codec: self.video_codec,
+                            keyframe,
+                        },
                         due: clock.instant(out),
                         pts: ticks(out, VIDEO_RATE_HZ),
                         data: Arc::from(frame),

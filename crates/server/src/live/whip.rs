@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lockstep_media::{
-    AudioDecoder, AudioTrackDecoder, Codec, H264Track, MediaPayload, MediaSource, LIVE_RATE_HZ,
+    AudioDecoder, AudioTrackDecoder, Codec, MediaPayload, MediaSource, VideoTrack, LIVE_RATE_HZ,
 };
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_sync::{LocalInstant, NtpTime, SourceConfig, SourceInput, TrackKind, FRAME_SSRC};
@@ -141,7 +141,7 @@ async fn run(source: ProducerSlot, frames: mpsc::Receiver<Received>) {
     };
     let media = MediaSource::new(
         SourceConfig::new(settings.profile),
-        Some(H264Track::new(None)),
+        Some(VideoTrack::h264(None)),
         audio,
     );
     let mut front = WhipFrontEnd {

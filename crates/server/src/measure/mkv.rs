@@ -85,7 +85,7 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
     let audio_delay_secs = audio.codec_delay().unwrap_or(0) as f64 * 1e-9;
 
     let mut reader = PatternReader::new(rate)?;
-    reader.observe(&avc.parameter_sets_annex_b);
+    reader.video(0.0, &avc.parameter_sets_annex_b);
     let mut samples = Vec::new();
     let mut frame = Frame::default();
     let limit = duration.map(|d| d * 1e9 / ns_per_tick);
@@ -103,5 +103,5 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
             reader.audio_i16(secs - audio_delay_secs, &samples);
         }
     }
-    Ok(Observations::from_file(reader))
+    Observations::from_file(reader)
 }

@@ -36,16 +36,16 @@ pub struct Observations {
 
 impl Observations {
     /// What a file gives: container timestamps, no latency.
-    fn from_file(reader: PatternReader) -> Self {
-        let (pictures, beeps) = reader.into_parts();
-        Observations {
+    fn from_file(reader: PatternReader) -> anyhow::Result<Self> {
+        let (pictures, beeps) = reader.into_parts().map_err(anyhow::Error::msg)?;
+        Ok(Observations {
             pictures,
             beeps,
             timing: "container timestamps",
             video_latency_ms: Vec::new(),
             audio_latency_ms: Vec::new(),
             audio_pacing_ms: Vec::new(),
-        }
+        })
     }
 }
 

@@ -56,7 +56,7 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
         parameter_sets.extend_from_slice(&[0, 0, 0, 1]);
         parameter_sets.extend_from_slice(nal);
     }
-    reader.observe(&parameter_sets);
+    reader.video(0.0, &parameter_sets);
     let within = |secs: f64| duration.is_none_or(|d| secs <= d);
     for sample in &video.samples {
         let secs = video.pts_secs(sample);
@@ -76,5 +76,5 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
         decoder.decode_first_channel(file.sample_data(sample), 1, &mut samples)?;
         reader.audio_i16(secs, &samples);
     }
-    Ok(Observations::from_file(reader))
+    Observations::from_file(reader)
 }

@@ -8,10 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use futures::StreamExt;
 use lockstep_media::beep_flash::{BeepDetector, PictureObservation};
-use lockstep_media::{H264Track, MediaPayload, PatternReader};
-use lockstep_rtsp::ingest::{
-    find_audio_track, find_h264_track, sdp_parameter_sets, split_credentials,
-};
+use lockstep_media::{MediaPayload, PictureReader, VideoTrack};
+use lockstep_rtsp::ingest::{find_audio_track, find_video_track, split_credentials};
 use lockstep_sync::{
     AudioDecode as _, LocalInstant, NtpTime, SenderReportClock, VideoAssemble as _, VideoPacket,
     VIDEO_RATE_HZ,
@@ -49,7 +47,8 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
     .await
     .with_context(|| format!("{shown}: DESCRIBE failed"))?;
     let streams = session.streams();
-    let video = find_h264_track(streams).map_err(|reason| anyhow::anyhow!("{shown}: {reason}"))?;
+    let video = find_video_track(streams, session.sdp())
+        .map_err(|reason| anyhow::anyhow!("{shown}: {reason}"))?;
     // The same depacketizers and decoders as the ingest: what measure reads, lockstep plays.
     let (audio, refused) = find_audio_track(streams, session.sdp());
     let Some((audio, mut audio_track)) = audio else {
@@ -58,10 +57,9 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
             refused.as_deref().unwrap_or("the camera sends no audio")
         );
     };
-    let parameter_sets = sdp_parameter_sets(&streams[video]);
     let audio_rate = audio_track.rate_hz;
     let audio_delay = i64::from(audio_track.decoder.delay_samples());
-    session.setup(video, SetupOptions::default()).await?;
+    session.setup(video.index, SetupOptions::default()).await?;
     session.setup(audio, SetupOptions::default()).await?;
     let mut playing = Box::pin(
         session
@@ -70,13 +68,13 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
             .with_context(|| format!("{shown}: PLAY failed"))?,
     );
 
-    let mut reader = PatternReader::new(audio_rate)?;
-    let mut h264 = H264Track::new(parameter_sets);
+    let mut pictures = PictureReader::new(video.codec)?;
+    let mut video_track = VideoTrack::new(video.codec, video.parameter_sets);
+    let video = video.index;
     let mut reports = [
         SenderReportClock::new(VIDEO_RATE_HZ),
         SenderReportClock::new(audio_rate),
     ];
-    let mut pictures: Vec<Timed<PictureObservation>> = Vec::new();
     let mut chunks: Vec<Timed<Vec<f32>>> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(duration_secs);
     loop {
@@ -96,18 +94,14 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
                     marker: packet.mark(),
                 };
                 if packet.stream_id() == video {
-                    let unit = h264.push(VideoPacket {
+                    let unit = video_track.push(VideoPacket {
                         ts_ext: ts.timestamp(),
                         capture: LocalInstant::ZERO,
                         payload,
                     });
-                    if let Some(picture) = unit.and_then(|u| reader.observe(&u.frame)) {
-                        pictures.push(Timed {
-                            ts_ext: ts.timestamp(),
-                            elapsed_secs: ts.elapsed_secs(),
-                            arrival_unix_micros: arrival,
-                            item: picture,
-                        });
+                    if let Some(unit) = unit {
+                        let tag = (ts.timestamp(), ts.elapsed_secs(), arrival);
+                        pictures.push(tag, &unit.frame);
                     }
                 } else if packet.stream_id() == audio {
                     let Some(pcm) = audio_track.decoder.decode(payload) else {
@@ -137,7 +131,30 @@ pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observa
             _ => {}
         }
     }
+    let pictures = timed_pictures(pictures)?;
     Ok(finish(pictures, chunks, &reports, audio_rate))
+}
+
+/// What a picture's tag holds: its extended RTP timestamp, its stream time (s) and its arrival
+/// (µs since the Unix epoch).
+pub(super) type PictureTag = (i64, f64, i64);
+
+/// The decoded pictures with their timing.
+pub(super) fn timed_pictures(
+    reader: PictureReader<PictureTag>,
+) -> anyhow::Result<Vec<Timed<PictureObservation>>> {
+    let pictures = reader.finish().map_err(anyhow::Error::msg)?;
+    Ok(pictures
+        .into_iter()
+        .map(
+            |((ts_ext, elapsed_secs, arrival_unix_micros), item)| Timed {
+                ts_ext,
+                elapsed_secs,
+                arrival_unix_micros,
+                item,
+            },
+        )
+        .collect())
 }
 
 /// Gives every item its presentation time (sender-report wallclock when both tracks have

@@ -6,13 +6,12 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
-use lockstep_media::beep_flash::PictureObservation;
-use lockstep_media::PatternReader;
+use lockstep_media::PictureReader;
 use lockstep_opus::OpusDecoder;
 use lockstep_sync::{NtpTime, SenderReportClock, TimestampUnwrapper, VIDEO_RATE_HZ};
 use lockstep_webrtc::whep_client::{ClientEvent, Track, WhepClient};
 
-use super::rtsp::{finish, Timed};
+use super::rtsp::{finish, timed_pictures, Timed};
 use super::Observations;
 
 const AUDIO_RATE: u32 = 48_000;
@@ -24,7 +23,6 @@ fn unix_micros(t: SystemTime) -> i64 {
 
 pub async fn observe(endpoint: &str, duration_secs: f64) -> anyhow::Result<Observations> {
     let mut client = WhepClient::connect(endpoint).await?;
-    let mut reader = PatternReader::new(AUDIO_RATE)?;
     let mut opus = OpusDecoder::new(AUDIO_RATE, 1)?;
     let mut reports = [
         SenderReportClock::new(VIDEO_RATE_HZ),
@@ -35,7 +33,7 @@ pub async fn observe(endpoint: &str, duration_secs: f64) -> anyhow::Result<Obser
         Track::Video => 0,
         Track::Audio => 1,
     };
-    let mut pictures: Vec<Timed<PictureObservation>> = Vec::new();
+    let mut pictures: Option<PictureReader<_>> = None;
     let mut chunks: Vec<Timed<Vec<f32>>> = Vec::new();
     let mut pacing_ms = Vec::new();
     let mut last_audio: Option<(Instant, i64)> = None;
@@ -71,14 +69,11 @@ pub async fn observe(endpoint: &str, duration_secs: f64) -> anyhow::Result<Obser
                 let arrival = unix_micros(SystemTime::now());
                 let elapsed_secs = received.duration_since(started).as_secs_f64();
                 if track == Track::Video {
-                    if let Some(picture) = reader.observe(&data) {
-                        pictures.push(Timed {
-                            ts_ext,
-                            elapsed_secs,
-                            arrival_unix_micros: arrival,
-                            item: picture,
-                        });
-                    }
+                    let reader = match &mut pictures {
+                        Some(reader) => reader,
+                        None => pictures.insert(PictureReader::new(client.video_codec())?),
+                    };
+                    reader.push((ts_ext, elapsed_secs, arrival), &data);
                     continue;
                 }
                 if let Some((at, ts)) = last_audio {
@@ -112,6 +107,10 @@ pub async fn observe(endpoint: &str, duration_secs: f64) -> anyhow::Result<Obser
         }
     }
     client.disconnect();
+    let pictures = match pictures {
+        Some(reader) => timed_pictures(reader)?,
+        None => Vec::new(),
+    };
     let mut observations = finish(pictures, chunks, &reports, AUDIO_RATE);
     if observations.timing != "sender reports" {
         bail!("{endpoint}: no sender reports for both tracks in {duration_secs} s");
