@@ -1,7 +1,8 @@
 //! Cameras lockstep did not write: GStreamer's gst-rtsp-server (`tests/peers/gst_camera.py`)
-//! re-encodes the beep-flash simulator into the audio real cameras send — AAC as
-//! `mpeg4-generic` (RFC 3640) and as `MP4A-LATM` (RFC 6416), Opus — with its own packetizers,
-//! clocks and sender reports. Each is served by `lockstep serve` and watched over WHEP.
+//! re-encodes the beep-flash simulator into what real cameras send — AAC as `mpeg4-generic`
+//! (RFC 3640) and as `MP4A-LATM` (RFC 6416), Opus, G.711; H.264 or H.265 (x265) — with its own
+//! packetizers, clocks and sender reports. Each is served by `lockstep serve` and watched over
+//! WHEP.
 
 use std::net::TcpListener;
 use std::process::{Child, Command};
@@ -21,6 +22,10 @@ struct GstCamera {
 
 impl GstCamera {
     fn start(source: &Camera, audio: &str) -> GstCamera {
+        GstCamera::start_with(source, audio, "h264")
+    }
+
+    fn start_with(source: &Camera, audio: &str, video: &str) -> GstCamera {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -35,6 +40,8 @@ impl GstCamera {
             &port.to_string(),
             "--audio",
             audio,
+            "--video",
+            video,
         ]));
         let url = line
             .trim()
@@ -169,4 +176,93 @@ fn an_aac_camera_is_recorded_and_exported_in_sync() {
     let offsets = settled_offsets(&report, 0.0);
     assert!(offsets.len() >= 5, "{report}");
     assert!(worst(&offsets) <= 5.0, "recorded AAC camera: {offsets:?}");
+}
+
+/// A browser-shaped offer that receives H.264 (and no H.265) video.
+const H264_ONLY_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
+a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
+a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\n\
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+/// An H.265 main stream with G.711 (as Dahua and TP-Link send): live in sync at a viewer that
+/// receives H.265, refused with what to do for one that cannot, recorded as `hvc1` and
+/// exported in sync.
+#[test]
+fn an_h265_camera_plays_records_and_exports_in_sync() {
+    let source = Camera::start(&[]);
+    let camera = GstCamera::start_with(&source, "pcma", "h265");
+    let dir = tempdir::Dir::new();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndir = '{}'\nsegment_secs = 2\n\n\
+         [[camera]]\nname = \"cam\"\nurl = \"{}\"\n",
+        dir.path().join("recordings").display(),
+        camera.url
+    );
+    let server = Server::with_config_in(&dir, &config);
+    let cam = server.wait_json("/api/cameras/cam", 30, |c| {
+        c["state"] == "live" && !c["sync"].is_null()
+    });
+    assert_eq!(cam["codecs"]["video"], "h265", "{cam}");
+    assert_eq!(cam["codecs"]["audio"], "pcma", "{cam}");
+
+    let refused = server.request("POST", "/api/whep/cam", "application/sdp", H264_ONLY_OFFER);
+    assert_eq!(refused.status, 406, "{}", refused.body);
+    assert!(
+        refused.body.contains("H.265") && refused.body.contains("substream"),
+        "{}",
+        refused.body
+    );
+
+    let report = measure(
+        &format!("{}/api/whep/cam", server.base),
+        &["--duration", "20"],
+    );
+    let offsets = settled_offsets(&report, 4.0);
+    assert!(offsets.len() >= 12, "{report}");
+    assert!(
+        worst(&offsets) <= 5.0,
+        "H.265 at the viewer: worst {} ms: {offsets:?}",
+        worst(&offsets)
+    );
+
+    let timeline = server.wait_json("/api/recordings/cam", 60, |t| {
+        t["segments"]
+            .as_array()
+            .is_some_and(|s| s.iter().filter(|s| s["writing"] == false).count() >= 6)
+    });
+    let segments = timeline["segments"].as_array().expect("segments");
+    let mut files = mp4_files(&dir.path().join("recordings"));
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    assert_eq!(ffmpeg_check(&files[2]), ["hevc", "opus"], "a segment");
+    let from = segments[2]["start"].as_str().expect("start");
+    let to = segments[5]["end"].as_str().expect("end");
+    let (status, headers, body) = download(
+        &server.base,
+        &format!("/api/recordings/cam/export.mp4?from={from}&to={to}"),
+    );
+    assert_eq!(status, 200, "{headers}");
+    let file = dir.path().join("h265-export.mp4");
+    std::fs::write(&file, body).expect("export written");
+    assert_eq!(ffmpeg_check(&file), ["hevc", "opus"]);
+    let report = measure(file.to_str().expect("utf-8"), &[]);
+    let offsets = settled_offsets(&report, 0.0);
+    assert!(offsets.len() >= 5, "{report}");
+    assert!(worst(&offsets) <= 5.0, "recorded H.265 camera: {offsets:?}");
+}
+
+/// The `.mp4` files under `dir`, at any depth.
+fn mp4_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(mp4_files(&path));
+        } else if path.extension().is_some_and(|e| e == "mp4") {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -1,12 +1,12 @@
-//! Progressive MP4 files (camera SD cards, NVR exports, `ffmpeg … out.mp4`): H.264 video, AAC or
-//! Opus audio. Presentation times come from the sample tables, composition offsets and edit
-//! lists — the edit list is where an AAC encoder's priming delay is undone.
+//! Progressive MP4 files (camera SD cards, NVR exports, `ffmpeg … out.mp4`): H.264 or H.265
+//! video, AAC, Opus or G.711 audio. Presentation times come from the sample tables, composition
+//! offsets and edit lists — the edit list is where an AAC encoder's priming delay is undone.
 
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use lockstep_media::mp4_reader::{Mp4File, Mp4Track, TrackCodec};
-use lockstep_media::{AudioDecoder, PatternReader};
+use lockstep_media::{AudioDecoder, Codec, PatternReader};
 
 use super::avc::to_annex_b;
 use super::Observations;
@@ -34,36 +34,43 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
     let video = file
         .tracks
         .iter()
-        .find(|t| matches!(t.codec, TrackCodec::H264 { .. }))
-        .context("no H.264 video track")?;
+        .find(|t| matches!(t.codec, TrackCodec::H264 { .. } | TrackCodec::H265 { .. }))
+        .context("no H.264 or H.265 video track")?;
     let audio = file
         .tracks
         .iter()
         .find(|t| t.handler == "soun")
         .context("no audio track: measure needs the beeps")?;
-    let TrackCodec::H264 {
-        sps,
-        pps,
-        length_size,
-    } = &video.codec
-    else {
-        bail!("no H.264 video track");
+    let (codec, sets, length_size): (Codec, Vec<&Vec<u8>>, usize) = match &video.codec {
+        TrackCodec::H264 {
+            sps,
+            pps,
+            length_size,
+        } => (Codec::H264, sps.iter().chain(pps).collect(), *length_size),
+        TrackCodec::H265 {
+            vps,
+            sps,
+            pps,
+            length_size,
+        } => (
+            Codec::H265,
+            vps.iter().chain(sps).chain(pps).collect(),
+            *length_size,
+        ),
+        _ => bail!("no H.264 or H.265 video track"),
     };
     let (mut decoder, rate) = audio_decoder(audio)?;
-    let mut reader = PatternReader::new(rate)?;
-    let mut parameter_sets = Vec::new();
-    for nal in sps.iter().chain(pps) {
-        parameter_sets.extend_from_slice(&[0, 0, 0, 1]);
-        parameter_sets.extend_from_slice(nal);
-    }
-    reader.video(0.0, &parameter_sets);
+    let mut reader = PatternReader::with_codec(codec, rate)?;
+    // The sample entry's parameter sets go in front of the first picture: a decoder starts there.
+    let mut parameter_sets = lockstep_media::h264::annex_b(&sets);
     let within = |secs: f64| duration.is_none_or(|d| secs <= d);
     for sample in &video.samples {
         let secs = video.pts_secs(sample);
         if !within(secs) {
             break;
         }
-        let annex_b = to_annex_b(file.sample_data(sample), *length_size)?;
+        let mut annex_b = std::mem::take(&mut parameter_sets);
+        annex_b.extend_from_slice(&to_annex_b(file.sample_data(sample), length_size)?);
         reader.video(secs, &annex_b);
     }
     let mut samples = Vec::new();

@@ -30,7 +30,10 @@ VIDEO = {
     # The simulator's H.264 passes through (its own packetizer, GStreamer's timing).
     "h264": "rtph264depay ! h264parse ! rtph264pay config-interval=-1",
     "h265": (
+        # The depayloaded stream has no frame rate, which x265 refuses to open without: the
+        # simulator's 30 fps is set (the buffers keep their own times).
         "rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! "
+        'capssetter caps="video/x-raw,framerate=30/1" ! '
         "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! "
         "h265parse ! rtph265pay config-interval=-1"
     ),
