@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command};
 
 mod common;
-use common::{download, measure, number, spawn_first_line, tempdir, Camera, Server};
+use common::{download, measure, number, one_at_a_time, spawn_first_line, tempdir, Camera, Server};
 
 #[path = "../../record/tests/ffmpeg_check/mod.rs"]
 mod ffmpeg_check;
@@ -82,6 +82,7 @@ fn worst(offsets: &[f64]) -> f64 {
 
 /// One camera through lockstep: live with the right codecs, in sync at a WebRTC viewer.
 fn plays_in_sync(audio: &str, codec: &str) {
+    let _serial = one_at_a_time();
     let source = Camera::start(&[]);
     let camera = GstCamera::start(&source, audio);
     let config = format!(
@@ -118,6 +119,7 @@ fn plays_in_sync(audio: &str, codec: &str) {
 /// priming frame (64 ms at 16 kHz) is not heard as a late beep.
 #[test]
 fn an_aac_camera_measures_in_sync_without_its_priming_delay() {
+    let _serial = one_at_a_time();
     let source = Camera::start(&[]);
     let camera = GstCamera::start(&source, "aac-generic");
     let report = measure(&camera.url, &["--duration", "12"]);
@@ -145,6 +147,7 @@ fn opus_camera_plays_in_sync() {
 /// sync (its audio is the live path's, re-timed, as Opus).
 #[test]
 fn an_aac_camera_is_recorded_and_exported_in_sync() {
+    let _serial = one_at_a_time();
     let source = Camera::start(&[]);
     let camera = GstCamera::start(&source, "aac-generic");
     let dir = tempdir::Dir::new();
@@ -191,6 +194,7 @@ a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01
 /// exported in sync.
 #[test]
 fn an_h265_camera_plays_records_and_exports_in_sync() {
+    let _serial = one_at_a_time();
     let source = Camera::start(&[]);
     let camera = GstCamera::start_with(&source, "pcma", "h265");
     let dir = tempdir::Dir::new();

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 mod common;
-use common::{measure, number, Camera, Server};
+use common::{measure, number, one_at_a_time, Camera, Server};
 
 fn camera_config(cameras: &[(&str, &str)]) -> String {
     let mut toml = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
@@ -17,15 +17,6 @@ fn camera_config(cameras: &[(&str, &str)]) -> String {
         ));
     }
     toml
-}
-
-/// These tests run real cameras, encoders and servers on two cores: one at a time, so that what
-/// they time is the pipeline's, not a neighbouring test's encoder (the drifting camera's ±5 ms
-/// bound once saw a packet held up past the jitter buffer while the reconnect test's camera ran).
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn wait_live(server: &Server, name: &str) -> serde_json::Value {

@@ -6,6 +6,17 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Tests that run real cameras, encoders and servers on two cores take turns within their test
+/// binary, so that what they time is the pipeline's, not a neighbouring test's encoder (a
+/// camera's ±5 ms bound once saw packets held up past the jitter buffer while another test's
+/// camera started, and five GStreamer cameras with an x265 encoder starting together moved
+/// each other's first seconds by 20 ms).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Starts `lockstep <args>` and returns it with the first line it prints (where it serves).
 pub fn spawn_lockstep(args: &[&str]) -> (Child, String) {
     spawn_first_line(Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args))
