@@ -1,5 +1,5 @@
 // What the browser tests share: headless Debian Chromium with the flags that let it play
-// WebRTC from localhost with sound (FIELD-NOTES), and how a test reports failure.
+// WebRTC from localhost with sound, and how a test reports failure.
 
 import { chromium } from 'playwright-core';
 
