@@ -29,7 +29,14 @@ function card(camera) {
     if (!video.muted) video.play().catch(() => {});
   });
   grid.appendChild(el);
-  c = { el, video, session: null, stream: null, playing: false };
+  // A camera with a substream plays it in the grid; the button asks for the main stream
+  // (`auto`: the server still sends the substream to a browser that cannot play the main one).
+  c = { el, video, session: null, stream: null, playing: false, want: camera.substream ? 'sub' : 'auto' };
+  const quality = el.querySelector('.quality');
+  quality.addEventListener('click', () => {
+    c.want = c.want === 'sub' ? 'auto' : 'sub';
+    retry(c);
+  });
   c.playback = el.querySelector('video.playback');
   const back = el.querySelector('.back-live');
   c.timeline = new Timeline(el.querySelector('.recordings'), camera.name, (url) => {
@@ -56,9 +63,15 @@ function card(camera) {
 
 async function play(c, camera) {
   if (c.session) return;
-  c.session = new WhepSession(new URL(camera.whep, location.href).toString(), signalling, camera.name);
+  c.session = new WhepSession(new URL(camera.whep, location.href).toString(), signalling, camera.name, c.want);
   try {
     c.stream = await c.session.start();
+    const quality = c.el.querySelector('.quality');
+    quality.hidden = !camera.substream;
+    quality.textContent = c.session.playing === 'sub' ? 'SD' : 'HD';
+    quality.title = c.session.playing !== 'sub' ? 'Playing the main stream: click for the substream'
+      : c.want === 'sub' ? 'Playing the substream: click for the main stream'
+        : `This browser cannot receive the main stream (${camera.codecs.video}): playing the substream`;
     c.video.srcObject = c.stream;
     c.video.onplaying = () => { c.playing = true; c.el.classList.add('playing'); };
     await c.video.play().catch(() => {});

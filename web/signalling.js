@@ -50,17 +50,20 @@ export class Signalling {
     } else if ((m.type === 'answer' || m.type === 'error') && this.waiting.has(m.camera)) {
       const w = this.waiting.get(m.camera);
       this.waiting.delete(m.camera);
-      if (m.type === 'answer') w.resolve({ viewer: m.viewer, sdp: m.sdp });
+      if (m.type === 'answer') w.resolve({ viewer: m.viewer, sdp: m.sdp, stream: m.stream });
       else w.reject(new Error(m.error));
     }
   }
 
-  /** An SDP offer for `camera` → { viewer, sdp } (the answer). */
-  watch(camera, sdp) {
+  /**
+   * An SDP offer for `camera` → { viewer, sdp, stream } (the answer, and which of the camera's
+   * streams it carries: `main` | `sub`). `stream` asks for one: `main`, `sub` or `auto`.
+   */
+  watch(camera, sdp, stream = 'auto') {
     if (!this.open) return Promise.reject(new Error('signalling is not connected'));
     return new Promise((resolve, reject) => {
       this.waiting.set(camera, { resolve, reject });
-      this.ws.send(JSON.stringify({ type: 'watch', camera, sdp }));
+      this.ws.send(JSON.stringify({ type: 'watch', camera, sdp, stream }));
     });
   }
 

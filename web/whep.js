@@ -5,11 +5,15 @@ export class WhepSession {
   /**
    * `signalling` (optional): a connected `Signalling` to set up through instead of an HTTP POST
    * (the viewer then survives a dropped socket by resume); `camera` names the source for it.
+   * `stream`: which of the camera's streams (`main`, `sub`, or `auto`: the main one unless this
+   * browser cannot receive its codec); `this.playing` says which one the answer carries.
    */
-  constructor(endpoint, signalling = null, camera = null) {
+  constructor(endpoint, signalling = null, camera = null, stream = 'auto') {
     this.endpoint = endpoint;
     this.signalling = signalling;
     this.camera = camera;
+    this.stream = stream;
+    this.playing = null;
     this.resource = null;
     this.viewer = null;
     this.pc = null;
@@ -28,8 +32,10 @@ export class WhepSession {
     await gatheringComplete(pc, 2000);
     if (this.signalling && this.signalling.open) {
       try {
-        const { viewer, sdp } = await this.signalling.watch(this.camera, pc.localDescription.sdp);
+        const { viewer, sdp, stream: playing } =
+          await this.signalling.watch(this.camera, pc.localDescription.sdp, this.stream);
         this.viewer = viewer;
+        this.playing = playing;
         await pc.setRemoteDescription({ type: 'answer', sdp });
         return stream;
       } catch (e) {
@@ -38,8 +44,11 @@ export class WhepSession {
       }
     }
     try {
-      const { resource, answer } = await postOffer(this.endpoint, pc.localDescription.sdp);
+      const endpoint = new URL(this.endpoint);
+      endpoint.searchParams.set('stream', this.stream);
+      const { resource, answer, headers } = await postOffer(endpoint.toString(), pc.localDescription.sdp);
       this.resource = resource;
+      this.playing = headers.get('X-Lockstep-Stream');
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     } catch (e) {
       pc.close();
@@ -88,6 +97,7 @@ export async function postOffer(endpoint, sdp) {
   return {
     resource: new URL(response.headers.get('Location'), endpoint).toString(),
     answer: await response.text(),
+    headers: response.headers,
   };
 }
 

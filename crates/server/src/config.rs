@@ -169,6 +169,9 @@ pub struct CameraConfig {
     pub name: CameraName,
     /// The camera's URL: given, or made from its brand preset.
     pub url: RedactedUrl,
+    /// Its substream (a smaller, usually H.264 stream of the same camera): what the grid and
+    /// browsers that cannot play the main stream watch. Never recorded.
+    pub substream_url: Option<RedactedUrl>,
     pub audio: bool,
     pub record: RecordMode,
     pub record_audio: bool,
@@ -178,12 +181,16 @@ pub struct CameraConfig {
 }
 
 /// A `[[camera]]` table as written: a `url`, or a `brand` with `host` (and credentials,
-/// `channel`, `stream`).
+/// `channel`, `stream`, `substream`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CameraTable {
     name: CameraName,
     url: Option<RedactedUrl>,
+    substream_url: Option<RedactedUrl>,
+    /// With a brand preset: also read the preset's substream.
+    #[serde(default)]
+    substream: bool,
     brand: Option<Brand>,
     host: Option<String>,
     username: Option<String>,
@@ -215,6 +222,7 @@ impl TryFrom<CameraTable> for CameraConfig {
     fn try_from(t: CameraTable) -> Result<Self, String> {
         let preset_keys =
             t.brand.is_some() || t.host.is_some() || t.username.is_some() || t.password.is_some();
+        let substream_url = substream_url(&t)?;
         let url = match (t.url, t.brand, t.host) {
             (Some(_), _, _) if preset_keys => {
                 return Err(format!(
@@ -245,6 +253,7 @@ impl TryFrom<CameraTable> for CameraConfig {
         Ok(CameraConfig {
             name: t.name,
             url,
+            substream_url,
             audio: t.audio,
             record: t.record,
             record_audio: t.record_audio,
@@ -252,6 +261,37 @@ impl TryFrom<CameraTable> for CameraConfig {
             sync_offset_ms: t.sync_offset_ms,
             latency: t.latency,
         })
+    }
+}
+
+/// The substream's URL: `substream_url` as given, or the brand preset's substream when
+/// `substream = true`.
+fn substream_url(t: &CameraTable) -> Result<Option<RedactedUrl>, String> {
+    let name = &t.name.0;
+    match (&t.substream_url, t.substream, t.brand, &t.host) {
+        (Some(_), true, ..) => Err(format!(
+            "camera {name}: give substream_url or substream = true, not both"
+        )),
+        (Some(url), false, ..) => Ok(Some(url.clone())),
+        (None, false, ..) => Ok(None),
+        (None, true, _, _) if t.stream == StreamChoice::Sub => Err(format!(
+            "camera {name}: substream = true reads the substream beside the main stream, and \
+             stream = \"sub\" already makes the substream the camera's stream"
+        )),
+        (None, true, Some(brand), Some(host)) => preset_url(
+            brand,
+            host,
+            t.username.as_deref(),
+            t.password.as_deref(),
+            t.channel,
+            StreamChoice::Sub,
+        )
+        .map(|url| Some(RedactedUrl(url)))
+        .map_err(|e| format!("camera {name}: {e}")),
+        (None, true, ..) => Err(format!(
+            "camera {name}: substream = true takes the substream from a brand preset (brand + \
+             host); with url, give substream_url"
+        )),
     }
 }
 
@@ -489,9 +529,14 @@ impl Config {
             self.storage.max_disk.0
         );
         for c in &self.cameras {
+            let substream = c
+                .substream_url
+                .as_ref()
+                .map(|u| format!(" (substream {u})"))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "camera {} at {}: audio {}, record {:?}{}, talkback {:?}, sync offset {} ms, \
-                 latency {}\n",
+                "camera {} at {}{substream}: audio {}, record {:?}{}, talkback {:?}, sync offset \
+                 {} ms, latency {}\n",
                 c.name,
                 c.url,
                 if c.audio { "on" } else { "off" },
@@ -685,6 +730,33 @@ url = "rtsp://192.168.1.11/live"
     }
 
     #[test]
+    fn a_substream_comes_from_its_url_or_the_brand_preset() {
+        let text = "[[camera]]\nname = \"door\"\nbrand = \"hikvision\"\nhost = \"192.168.1.31\"\n\
+                    username = \"admin\"\npassword = \"s3cret\"\nsubstream = true\n\
+                    [[camera]]\nname = \"yard\"\nurl = \"rtsp://h/main\"\n\
+                    substream_url = \"rtsp://u:p@h/sub\"\n[[camera]]\nname = \"gate\"\n\
+                    url = \"rtsp://h/\"\n";
+        let config = Config::parse(text, "cams.toml").unwrap();
+        let sub = |i: usize| config.cameras[i].substream_url.as_ref();
+        assert_eq!(
+            config.cameras[0].url.for_connecting(),
+            "rtsp://admin:s3cret@192.168.1.31:554/Streaming/Channels/101"
+        );
+        assert_eq!(
+            sub(0).map(RedactedUrl::for_connecting),
+            Some("rtsp://admin:s3cret@192.168.1.31:554/Streaming/Channels/102")
+        );
+        assert_eq!(
+            sub(1).map(ToString::to_string).as_deref(),
+            Some("rtsp://***:***@h/sub")
+        );
+        assert!(sub(2).is_none());
+        assert!(config
+            .summary()
+            .contains("(substream rtsp://***:***@h/sub)"));
+    }
+
+    #[test]
     fn errors_name_the_file_line_and_reason() {
         let cases = [
             ("[server]\nlisten = \"127.0.0.1:8350\"\nport = 1\n", "line 3", "unknown field `port`"),
@@ -698,6 +770,10 @@ url = "rtsp://192.168.1.11/live"
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nhost = \"h\"\n", "line 1", "not both"),
             ("[[camera]]\nname = \"a\"\nbrand = \"acme\"\nhost = \"h\"\n", "line 3", "acme"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\npassword = \"p\"\n", "line 1", "not both"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nsubstream = true\n", "line 1", "give substream_url"),
+            ("[[camera]]\nname = \"a\"\nbrand = \"tapo\"\nhost = \"h\"\nstream = \"sub\"\nsubstream = true\n", "line 1", "already makes"),
+            ("[[camera]]\nname = \"a\"\nbrand = \"tapo\"\nhost = \"h\"\nsubstream = true\nsubstream_url = \"rtsp://h/2\"\n", "line 1", "not both"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nsubstream_url = \"http://h/2\"\n", "line 4", "scheme"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://i/\"\n", "line 5", "used twice"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[push]]\nname = \"a\"\n", "line 5", "used twice"),
             ("[server]\nws_ping_secs = 0\n", "server.ws_ping_secs is 0", "1 to 300"),

@@ -189,8 +189,15 @@ a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:3
 a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\n\
 a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
 
-/// An H.265 main stream with G.711 (as Dahua and TP-Link send): live in sync at a viewer that
-/// receives H.265, refused with what to do for one that cannot, recorded as `hvc1` and
+/// The same offer that also receives H.265.
+fn h264_and_h265_offer() -> String {
+    H264_ONLY_OFFER.replace(" 102\r\n", " 102 104\r\n")
+        + "a=rtpmap:104 H265/90000\r\na=fmtp:104 level-id=93;profile-id=1;tier-flag=0\r\n"
+}
+
+/// An H.265 main stream with G.711 (as Dahua and TP-Link send), and its H.264 substream: live in
+/// sync at a viewer that receives H.265; a viewer that cannot gets the substream, or a 406 with
+/// what to do when it asks for the main stream; the main stream is recorded as `hvc1` and
 /// exported in sync.
 #[test]
 fn an_h265_camera_plays_records_and_exports_in_sync() {
@@ -198,26 +205,52 @@ fn an_h265_camera_plays_records_and_exports_in_sync() {
     let source = Camera::start(&[]);
     let camera = GstCamera::start_with(&source, "pcma", "h265");
     let dir = tempdir::Dir::new();
+    // The substream is the simulator the GStreamer camera re-encodes: H.264 + PCMA.
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndir = '{}'\nsegment_secs = 2\n\n\
-         [[camera]]\nname = \"cam\"\nurl = \"{}\"\n",
+         [[camera]]\nname = \"cam\"\nurl = \"{}\"\nsubstream_url = \"{}\"\n",
         dir.path().join("recordings").display(),
-        camera.url
+        camera.url,
+        source.url
     );
     let server = Server::with_config_in(&dir, &config);
     let cam = server.wait_json("/api/cameras/cam", 30, |c| {
-        c["state"] == "live" && !c["sync"].is_null()
+        c["state"] == "live" && !c["sync"].is_null() && c["substream"]["state"] == "live"
     });
     assert_eq!(cam["codecs"]["video"], "h265", "{cam}");
     assert_eq!(cam["codecs"]["audio"], "pcma", "{cam}");
+    assert_eq!(cam["substream"]["codecs"]["video"], "h264", "{cam}");
+    assert!(!cam["substream"]["sync"].is_null(), "{cam}");
 
-    let refused = server.request("POST", "/api/whep/cam", "application/sdp", H264_ONLY_OFFER);
+    let whep = |query: &str, offer: &str| {
+        let r = server.request(
+            "POST",
+            &format!("/api/whep/cam{query}"),
+            "application/sdp",
+            offer,
+        );
+        if r.status == 201 {
+            let location = r.header("location").expect("Location").to_owned();
+            assert_eq!(server.request("DELETE", &location, "", "").status, 200);
+        }
+        r
+    };
+    let h264_only = whep("", H264_ONLY_OFFER);
+    assert_eq!(h264_only.status, 201, "{}", h264_only.body);
+    assert_eq!(h264_only.header("x-lockstep-stream"), Some("sub"));
+    assert!(h264_only.body.contains("H264/90000"), "{}", h264_only.body);
+    let both = whep("", &h264_and_h265_offer());
+    assert_eq!(both.status, 201, "{}", both.body);
+    assert_eq!(both.header("x-lockstep-stream"), Some("main"));
+    assert!(both.body.contains("H265/90000"), "{}", both.body);
+    let refused = whep("?stream=main", H264_ONLY_OFFER);
     assert_eq!(refused.status, 406, "{}", refused.body);
     assert!(
-        refused.body.contains("H.265") && refused.body.contains("substream"),
+        refused.body.contains("H.265") && refused.body.contains("substream_url"),
         "{}",
         refused.body
     );
+    assert_eq!(whep("?stream=hd", H264_ONLY_OFFER).status, 400);
 
     let report = measure(
         &format!("{}/api/whep/cam", server.base),
@@ -230,6 +263,14 @@ fn an_h265_camera_plays_records_and_exports_in_sync() {
         "H.265 at the viewer: worst {} ms: {offsets:?}",
         worst(&offsets)
     );
+    // The substream plays in sync too (the simulator's own stream, re-stamped by lockstep).
+    let report = measure(
+        &format!("{}/api/whep/cam?stream=sub", server.base),
+        &["--duration", "12"],
+    );
+    let offsets = settled_offsets(&report, 4.0);
+    assert!(offsets.len() >= 6, "{report}");
+    assert!(worst(&offsets) <= 5.0, "the substream: {offsets:?}");
 
     let timeline = server.wait_json("/api/recordings/cam", 60, |t| {
         t["segments"]

@@ -298,8 +298,9 @@ pub fn check_codecs(sdp: &str, video: Codec) -> Result<(), WhepError> {
         Codec::H265 if has_h265 => Ok(()),
         Codec::H265 => Err(WhepError::NoCompatibleCodec(format!(
             "this camera sends H.265 video, and the offer has {offered}: this browser cannot \
-             receive H.265 over WebRTC. Watch the camera's H.264 substream instead (configure \
-             it as a camera of its own, or set the camera's main stream to H.264)"
+             receive H.265 over WebRTC. Give the camera its H.264 substream (substream_url, or \
+             substream = true with a brand preset) and this browser is sent that, or set the \
+             camera's main stream to H.264"
         ))),
         _ if has_h264 || has_opus => Ok(()),
         _ => Err(WhepError::NoCompatibleCodec(format!(

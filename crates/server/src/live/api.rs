@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use super::camera::{CameraHandle, CameraStatus};
 use super::recordings::{self, recorder_json};
 use super::signalling;
 use super::state::{ApiError, AppState};
+use super::viewer_stream::{choose_stream, StreamRequest};
 use super::{metrics, push, web, whip};
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -77,19 +78,14 @@ async fn get_camera(
 /// A camera as the API shows it: the contract's `sync` object plus state and codecs.
 pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
     let status: CameraStatus = camera.status.borrow().clone();
-    let sync = status.sync.as_ref().map(|s| {
+    let substream = camera.substream.as_ref().map(|sub| {
+        let status: CameraStatus = sub.status.borrow().clone();
         json!({
-            "offset_ms": s.offset_ms.map(round2),
-            "audio_drift_ppm": s.audio_drift_ppm.map(round2),
-            "video_drift_ppm": s.video_drift_ppm.map(round2),
-            "jitter_ms": round2(s.jitter_ms),
-            "loss_ratio": (s.loss_ratio * 1e5).round() / 1e5,
-            "latency_ms": round2(s.latency_ms),
-            "clock_source": s.clock_source,
-            "video_frames": s.video_frames,
-            "dropped_frames": s.dropped_frames,
-            "concealed_ms": round2(s.concealed_ms),
-            "corrections": s.corrections,
+            "url": sub.shown_url,
+            "state": status.state,
+            "error": status.error,
+            "codecs": codecs_json(&status),
+            "sync": sync_json(&status),
         })
     });
     json!({
@@ -98,17 +94,14 @@ pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
         "url": camera.settings.shown_url,
         "state": status.state,
         "error": status.error,
-        "codecs": {
-            "video": status.video_codec,
-            "audio": status.audio_codec,
-            "audio_refused": status.audio_refused,
-        },
+        "codecs": codecs_json(&status),
+        "substream": substream,
         "audio": camera.settings.audio,
         "latency": camera.settings.profile.to_string(),
         "sync_offset_ms": camera.settings.sync_offset_ms,
         "sessions": status.sessions,
         "viewers": state.whep.viewer_totals(&camera.settings.name).viewers,
-        "sync": sync,
+        "sync": sync_json(&status),
         "whep": format!("/api/whep/{}", camera.settings.name),
         "recording": recorder_json(
             state
@@ -121,6 +114,34 @@ pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
     })
 }
 
+fn codecs_json(status: &CameraStatus) -> Value {
+    json!({
+        "video": status.video_codec,
+        "audio": status.audio_codec,
+        "audio_refused": status.audio_refused,
+    })
+}
+
+/// The contract's `sync` object while the stream is live, else `null`.
+fn sync_json(status: &CameraStatus) -> Value {
+    let Some(s) = status.sync.as_ref() else {
+        return Value::Null;
+    };
+    json!({
+        "offset_ms": s.offset_ms.map(round2),
+        "audio_drift_ppm": s.audio_drift_ppm.map(round2),
+        "video_drift_ppm": s.video_drift_ppm.map(round2),
+        "jitter_ms": round2(s.jitter_ms),
+        "loss_ratio": (s.loss_ratio * 1e5).round() / 1e5,
+        "latency_ms": round2(s.latency_ms),
+        "clock_source": s.clock_source,
+        "video_frames": s.video_frames,
+        "dropped_frames": s.dropped_frames,
+        "concealed_ms": round2(s.concealed_ms),
+        "corrections": s.corrections,
+    })
+}
+
 fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
@@ -128,20 +149,23 @@ fn round2(v: f64) -> f64 {
 async fn whep_offer(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     state.camera(&name)?;
+    let request = StreamRequest::from_query(query.as_deref())?;
     let offer = sdp_offer("WHEP", &headers, &body)?;
-    let (session, answer) = open_viewer(&state, &name, offer)?;
-    let location = format!("/api/whep/{name}/{session}");
+    let viewer = open_viewer(&state, &name, offer, request)?;
+    let location = format!("/api/whep/{name}/{}", viewer.session);
     Ok((
         StatusCode::CREATED,
         [
             (header::CONTENT_TYPE, "application/sdp".to_owned()),
             (header::LOCATION, location),
+            (STREAM_HEADER, viewer.stream.to_owned()),
         ],
-        answer,
+        viewer.answer,
     )
         .into_response())
 }
@@ -167,27 +191,44 @@ pub fn sdp_offer<'a>(
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8"))
 }
 
-/// A WebRTC viewer of camera `name` for an SDP offer (WHEP or the signalling WebSocket):
-/// its session id and the SDP answer.
+/// Which of the camera's streams a WHEP answer carries (`main` | `sub`).
+const STREAM_HEADER: header::HeaderName = header::HeaderName::from_static("x-lockstep-stream");
+
+/// A viewer opened: its session id, the SDP answer, and which stream it gets.
+#[derive(Debug)]
+pub struct OpenedViewer {
+    pub session: String,
+    pub answer: String,
+    pub stream: &'static str,
+}
+
+/// A WebRTC viewer of camera `name` for an SDP offer (WHEP or the signalling WebSocket).
 pub fn open_viewer(
     state: &AppState,
     name: &str,
     offer: &str,
-) -> Result<(String, String), ApiError> {
+    request: StreamRequest,
+) -> Result<OpenedViewer, ApiError> {
     let camera = state.camera(name)?;
+    let (feed, stream) = choose_stream(camera, offer, request)?;
     let options = ViewerOptions {
         zero_playout_delay: camera.settings.profile.zero_playout_hint(),
         audio: camera.settings.audio,
     };
-    state
+    let (session, answer) = state
         .whep
-        .offer(name, offer, camera.feed.clone(), options)
+        .offer(name, offer, feed, options)
         .map_err(|e| match e {
             WhepError::MalformedOffer(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
             WhepError::NoCompatibleCodec(_) => {
                 ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string())
             }
-        })
+        })?;
+    Ok(OpenedViewer {
+        session,
+        answer,
+        stream,
+    })
 }
 
 /// DELETE on a WHEP viewer's or a WHIP publisher's resource (one session map holds both).
@@ -247,7 +288,7 @@ async fn allow_any_origin(mut response: Response) -> Response {
     );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("location, link, etag"),
+        HeaderValue::from_static("location, link, etag, x-lockstep-stream"),
     );
     response
 }

@@ -68,11 +68,56 @@ pub struct CameraHandle {
     pub settings: Arc<CameraSettings>,
     pub feed: Arc<SourceFeed>,
     pub status: watch::Receiver<CameraStatus>,
+    pub substream: Option<Substream>,
 }
 
-/// Starts the camera's task.
-pub fn spawn_camera(settings: CameraSettings, clock: LocalClock) -> CameraHandle {
+/// A camera's substream: its own RTSP session and sync, watched, never recorded.
+#[derive(Debug, Clone)]
+pub struct Substream {
+    /// The URL as shown (credentials redacted).
+    pub shown_url: String,
+    pub feed: Arc<SourceFeed>,
+    pub status: watch::Receiver<CameraStatus>,
+}
+
+/// Starts the camera's task, and its substream's when it has one (`(url, shown_url)`).
+pub fn spawn_camera(
+    settings: CameraSettings,
+    substream: Option<(String, String)>,
+    clock: LocalClock,
+) -> CameraHandle {
     let settings = Arc::new(settings);
+    let substream = substream.map(|(url, shown_url)| {
+        let (feed, status) = spawn_stream(
+            CameraSettings {
+                name: format!("{}/sub", settings.name),
+                url,
+                shown_url: shown_url.clone(),
+                record_audio: false,
+                ..(*settings).clone()
+            },
+            clock,
+        );
+        Substream {
+            shown_url,
+            feed,
+            status,
+        }
+    });
+    let (feed, status) = spawn_stream(settings.as_ref().clone(), clock);
+    CameraHandle {
+        settings,
+        feed,
+        status,
+        substream,
+    }
+}
+
+/// One RTSP stream's task: its feed and its status.
+fn spawn_stream(
+    settings: CameraSettings,
+    clock: LocalClock,
+) -> (Arc<SourceFeed>, watch::Receiver<CameraStatus>) {
     let feed = Arc::new(SourceFeed::new());
     let (status_tx, status) = watch::channel(CameraStatus {
         state: CameraState::Connecting,
@@ -83,12 +128,13 @@ pub fn spawn_camera(settings: CameraSettings, clock: LocalClock) -> CameraHandle
         sessions: 0,
         sync: None,
     });
-    tokio::spawn(run_camera(settings.clone(), feed.clone(), status_tx, clock));
-    CameraHandle {
-        settings,
-        feed,
-        status,
-    }
+    tokio::spawn(run_camera(
+        Arc::new(settings),
+        feed.clone(),
+        status_tx,
+        clock,
+    ));
+    (feed, status)
 }
 
 async fn run_camera(

@@ -15,6 +15,7 @@ pub mod recordings;
 pub mod signalling;
 mod source_driver;
 pub mod state;
+pub mod viewer_stream;
 mod web;
 mod whip;
 pub mod ws;
@@ -101,6 +102,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                     profile: c.latency,
                     sync_offset_ms: c.sync_offset_ms,
                 },
+                c.substream_url
+                    .as_ref()
+                    .map(|u| (u.for_connecting().to_owned(), u.to_string())),
                 clock,
             )
         })

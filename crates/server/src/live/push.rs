@@ -80,6 +80,7 @@ impl PushSource {
                 }),
                 feed,
                 status: status_rx,
+                substream: None,
             },
             status,
             clock,

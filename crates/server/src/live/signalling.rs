@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use super::api::{camera_json, open_viewer};
 use super::state::AppState;
+use super::viewer_stream::StreamRequest;
 use super::ws::{
     await_peer_close, close_code, close_message, read_error_code, spawn_writer, Beat, Heartbeat,
     Permit,
@@ -200,8 +201,15 @@ pub async fn upgrade(
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 enum Request {
-    Watch { camera: String, sdp: String },
-    Stop { viewer: String },
+    Watch {
+        camera: String,
+        sdp: String,
+        /// `main` | `sub` | `auto` (the default): which of the camera's streams.
+        stream: Option<String>,
+    },
+    Stop {
+        viewer: String,
+    },
 }
 
 async fn run(socket: WebSocket, state: Arc<AppState>, resume: Option<String>, _permit: Permit) {
@@ -270,10 +278,17 @@ async fn run(socket: WebSocket, state: Arc<AppState>, resume: Option<String>, _p
 
 fn answer(state: &AppState, token: &str, request: Request) -> Value {
     match request {
-        Request::Watch { camera, sdp } => match open_viewer(state, &camera, &sdp) {
-            Ok((viewer, answer)) => {
-                state.signalling.add_viewer(token, &camera, &viewer);
-                json!({"type": "answer", "camera": camera, "viewer": viewer, "sdp": answer})
+        Request::Watch {
+            camera,
+            sdp,
+            stream,
+        } => match StreamRequest::parse(stream.as_deref())
+            .and_then(|request| open_viewer(state, &camera, &sdp, request))
+        {
+            Ok(viewer) => {
+                state.signalling.add_viewer(token, &camera, &viewer.session);
+                json!({"type": "answer", "camera": camera, "viewer": viewer.session,
+                       "sdp": viewer.answer, "stream": viewer.stream})
             }
             Err(e) => json!({"type": "error", "camera": camera, "error": e.message()}),
         },
