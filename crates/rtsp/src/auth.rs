@@ -1,4 +1,6 @@
-//! RTSP authentication as cameras do it: Digest (RFC 2617, MD5, no qop) and Basic.
+//! RTSP authentication as cameras do it: Digest (RFC 2617, MD5, with or without `qop=auth`) and
+//! Basic — the simulator's side (challenges, verification) and the camera client's (answering a
+//! challenge).
 
 use base64::Engine;
 use md5::{Digest, Md5};
@@ -120,6 +122,125 @@ pub fn digest_authorization(
     )
 }
 
+/// What a camera's 401 asks for: the strongest scheme we answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Digest {
+        realm: String,
+        nonce: String,
+        opaque: Option<String>,
+        /// `qop` offers `auth`: the response covers a client nonce and a count.
+        qop_auth: bool,
+        /// `algorithm=MD5` was written (echoed back, as some cameras require).
+        algorithm_named: bool,
+    },
+    Basic,
+}
+
+impl Challenge {
+    /// The best challenge among a 401's `WWW-Authenticate` values (Digest MD5 over Basic), or
+    /// why none can be answered.
+    pub fn choose<'a>(values: impl Iterator<Item = &'a str>) -> Result<Challenge, String> {
+        let mut basic = false;
+        let mut refused = None;
+        for value in values {
+            let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+            if scheme.eq_ignore_ascii_case("Basic") {
+                basic = true;
+                continue;
+            }
+            if !scheme.eq_ignore_ascii_case("Digest") {
+                refused.get_or_insert(format!("the camera asks for {scheme} authentication"));
+                continue;
+            }
+            let p = params(rest);
+            let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let algorithm = get("algorithm");
+            if algorithm
+                .as_deref()
+                .is_some_and(|a| !a.eq_ignore_ascii_case("MD5"))
+            {
+                refused.get_or_insert(format!(
+                    "the camera asks for Digest with {}, lockstep answers MD5",
+                    algorithm.as_deref().unwrap_or_default()
+                ));
+                continue;
+            }
+            let (Some(realm), Some(nonce)) = (get("realm"), get("nonce")) else {
+                refused.get_or_insert("the camera's Digest challenge has no realm or nonce".into());
+                continue;
+            };
+            let qop = get("qop").unwrap_or_default();
+            return Ok(Challenge::Digest {
+                realm,
+                nonce,
+                opaque: get("opaque"),
+                qop_auth: qop.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")),
+                algorithm_named: algorithm.is_some(),
+            });
+        }
+        if basic {
+            return Ok(Challenge::Basic);
+        }
+        Err(refused.unwrap_or_else(|| "the camera's 401 carries no challenge".into()))
+    }
+
+    /// The `Authorization` value for a request; `count` numbers the requests answered with
+    /// this challenge's nonce (from 1), `cnonce` is the client's nonce for `qop=auth`.
+    pub fn authorization(
+        &self,
+        credentials: &Credentials,
+        method: &str,
+        uri: &str,
+        count: u32,
+        cnonce: &str,
+    ) -> String {
+        let Challenge::Digest {
+            realm,
+            nonce,
+            opaque,
+            qop_auth,
+            algorithm_named,
+        } = self
+        else {
+            let pair = format!("{}:{}", credentials.user, credentials.password);
+            return format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            );
+        };
+        if !qop_auth {
+            let mut header = digest_authorization(credentials, method, uri, realm, nonce);
+            if let Some(opaque) = opaque {
+                header.push_str(&format!(", opaque=\"{opaque}\""));
+            }
+            if *algorithm_named {
+                header.push_str(", algorithm=MD5");
+            }
+            return header;
+        }
+        let ha1 = md5_hex(&format!(
+            "{}:{realm}:{}",
+            credentials.user, credentials.password
+        ));
+        let ha2 = md5_hex(&format!("{method}:{uri}"));
+        let nc = format!("{count:08x}");
+        let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+        let mut header = format!(
+            "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{response}\", qop=auth, nc={nc}, cnonce=\"{cnonce}\"",
+            credentials.user
+        );
+        if let Some(opaque) = opaque {
+            header.push_str(&format!(", opaque=\"{opaque}\""));
+        }
+        if *algorithm_named {
+            header.push_str(", algorithm=MD5");
+        }
+        header
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +289,58 @@ mod tests {
         assert!(!verify(&c, Some(&wrong), "DESCRIBE", "abc"));
         assert!(!verify(&c, None, "DESCRIBE", "abc"));
         assert!(!verify(&c, Some("Bearer x"), "DESCRIBE", "abc"));
+    }
+
+    #[test]
+    fn a_client_answers_the_strongest_challenge() {
+        let c = creds();
+        let digest = Challenge::choose(
+            [
+                "Basic realm=\"cam\"",
+                "Digest realm=\"IP Camera(C6583)\", nonce=\"8a7c\", stale=\"FALSE\"",
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        let header = digest.authorization(&c, "DESCRIBE", "rtsp://h/cam", 1, "c0ffee");
+        // Our own verifier (the simulator's) accepts it; so would the camera.
+        let verifier = Credentials { ..c.clone() };
+        let p = params(header.strip_prefix("Digest ").unwrap());
+        let realm = &p.iter().find(|(k, _)| k == "realm").unwrap().1;
+        assert_eq!(realm, "IP Camera(C6583)");
+        let expected = digest_authorization(&verifier, "DESCRIBE", "rtsp://h/cam", realm, "8a7c");
+        assert_eq!(header, expected);
+        assert_eq!(
+            Challenge::choose(["Basic realm=\"x\""].into_iter()).unwrap(),
+            Challenge::Basic
+        );
+        let err = Challenge::choose(["Digest realm=\"x\", nonce=\"n\", algorithm=SHA-256"].into_iter())
+            .unwrap_err();
+        assert!(err.contains("SHA-256"), "{err}");
+        assert!(Challenge::choose(std::iter::empty()).is_err());
+    }
+
+    #[test]
+    fn qop_auth_follows_rfc2617() {
+        // RFC 2617 section 3.5, with qop=auth: the published response.
+        let c = Credentials {
+            user: "Mufasa".into(),
+            password: "Circle Of Life".into(),
+        };
+        let challenge = Challenge::choose(
+            ["Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", \
+              nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", \
+              opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""]
+            .into_iter(),
+        )
+        .unwrap();
+        let header = challenge.authorization(&c, "GET", "/dir/index.html", 1, "0a4f113b");
+        assert!(
+            header.contains("response=\"6629fae49393a05397450978507c4ef1\""),
+            "{header}"
+        );
+        assert!(header.contains("nc=00000001") && header.contains("opaque=\"5ccc069c"));
+        assert!(verify(&c, Some(&header), "GET", "dcd98b7102dd2f0e8b11d0f600bfb0c093"));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! behaving like a real IP camera), and the wire formats they share.
 
 pub mod auth;
+pub mod client;
 pub mod ingest;
 pub mod message;
 pub mod rtp;
+pub mod sdp;
 pub mod sim_camera;
 pub mod transport;

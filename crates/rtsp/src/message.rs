@@ -1,5 +1,6 @@
-//! RTSP/1.0 messages (RFC 2326): parsing requests off a TCP stream that also carries interleaved
-//! RTP (`$` frames), and writing responses. Our own small parser: it is what faces the network,
+//! RTSP/1.0 messages (RFC 2326): parsing requests (the simulator's side) and responses (the
+//! camera client's side) off a TCP stream that also carries interleaved RTP (`$` frames), and
+//! writing responses. Our own small parser: it is what faces the network,
 //! so it is strict, bounded, and fuzzed (`fuzz/fuzz_targets/rtsp_request.rs`).
 
 use std::fmt;
@@ -19,13 +20,45 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+/// The first header of that name (case-insensitive), trimmed.
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A parsed response (what a camera answers the client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub reason: String,
+    headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// Every header of that name (`WWW-Authenticate` comes once per scheme).
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn cseq(&self) -> Option<u32> {
+        self.header("CSeq")?.trim().parse().ok()
+    }
+}
+
 impl Request {
     /// The first header of that name (case-insensitive), trimmed.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// The CSeq, which every request must carry.
@@ -38,6 +71,7 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     Request(Request),
+    Response(Reply),
     /// An interleaved binary frame: `$`, channel, 16-bit length, payload.
     Interleaved {
         channel: u8,
@@ -120,19 +154,8 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame, usize)>, ParseError> {
     }
     let head = std::str::from_utf8(&rest[..head_end]).map_err(|_| ParseError::NotUtf8)?;
     let mut lines = head.split("\r\n").flat_map(|l| l.split('\n'));
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ').filter(|p| !p.is_empty());
-    let (Some(method), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ParseError::BadRequestLine(shorten(request_line)));
-    };
-    if !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_') {
-        return Err(ParseError::BadRequestLine(shorten(request_line)));
-    }
-    if version != "RTSP/1.0" {
-        return Err(ParseError::UnsupportedVersion(shorten(version)));
-    }
+    let start_line = lines.next().unwrap_or_default();
+    let start = parse_start_line(start_line)?;
     let mut headers = Vec::new();
     for line in lines.filter(|l| !l.is_empty()) {
         let Some((name, value)) = line.split_once(':') else {
@@ -162,15 +185,63 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame, usize)>, ParseError> {
     if buf.len() < head_total + body_len {
         return Ok(None);
     }
-    Ok(Some((
-        Frame::Request(Request {
-            method: method.to_owned(),
-            uri: uri.to_owned(),
+    let body = buf[head_total..head_total + body_len].to_vec();
+    let frame = match start {
+        StartLine::Request { method, uri } => Frame::Request(Request {
+            method,
+            uri,
             headers,
-            body: buf[head_total..head_total + body_len].to_vec(),
+            body,
         }),
-        head_total + body_len,
-    )))
+        StartLine::Response { status, reason } => Frame::Response(Reply {
+            status,
+            reason,
+            headers,
+            body,
+        }),
+    };
+    Ok(Some((frame, head_total + body_len)))
+}
+
+enum StartLine {
+    Request { method: String, uri: String },
+    Response { status: u16, reason: String },
+}
+
+/// `METHOD URI RTSP/1.0` or `RTSP/1.0 STATUS REASON`.
+fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
+    if let Some(rest) = line.strip_prefix("RTSP/") {
+        let (version, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        if version != "1.0" {
+            return Err(ParseError::UnsupportedVersion(shorten(line)));
+        }
+        let (code, reason) = rest.trim_start().split_once(' ').unwrap_or((rest.trim(), ""));
+        let status = code
+            .parse::<u16>()
+            .ok()
+            .filter(|s| (100..=999).contains(s))
+            .ok_or_else(|| ParseError::BadRequestLine(shorten(line)))?;
+        return Ok(StartLine::Response {
+            status,
+            reason: reason.trim().to_owned(),
+        });
+    }
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseError::BadRequestLine(shorten(line)));
+    };
+    if !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_') {
+        return Err(ParseError::BadRequestLine(shorten(line)));
+    }
+    if version != "RTSP/1.0" {
+        return Err(ParseError::UnsupportedVersion(shorten(version)));
+    }
+    Ok(StartLine::Request {
+        method: method.to_owned(),
+        uri: uri.to_owned(),
+    })
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {

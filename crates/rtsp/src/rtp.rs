@@ -1,5 +1,5 @@
-//! RTP and RTCP wire formats (RFC 3550): what the camera simulator writes, and the RTP header it
-//! reads from backchannel clients.
+//! RTP and RTCP wire formats (RFC 3550): what the camera simulator writes, and what the camera
+//! client (and the simulator, from backchannel clients) reads.
 
 use lockstep_sync::NtpTime;
 
@@ -103,6 +103,40 @@ pub fn parse_rtp(packet: &[u8]) -> Result<RtpHeader, &'static str> {
     })
 }
 
+/// A sender report's clock pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderReportInfo {
+    pub ssrc: u32,
+    pub ntp: NtpTime,
+    pub rtp_timestamp: u32,
+}
+
+/// The first sender report of an RTCP compound packet, if it has one (RFC 3550 §6.4.1). Packets
+/// are walked by their length fields; anything malformed ends the walk.
+pub fn parse_sender_report(compound: &[u8]) -> Option<SenderReportInfo> {
+    let mut rest = compound;
+    while rest.len() >= 4 {
+        if rest[0] >> 6 != 2 {
+            return None;
+        }
+        let len = 4 * (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1);
+        let packet = rest.get(..len)?;
+        if packet[1] == 200 && packet.len() >= 28 {
+            let word = |at: usize| {
+                u32::from_be_bytes([packet[at], packet[at + 1], packet[at + 2], packet[at + 3]])
+            };
+            let ntp = (u64::from(word(8)) << 32) | u64::from(word(12));
+            return Some(SenderReportInfo {
+                ssrc: word(4),
+                ntp: NtpTime::from_bits(ntp),
+                rtp_timestamp: word(16),
+            });
+        }
+        rest = &rest[len..];
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +161,21 @@ mod tests {
         p[0] |= 0x10;
         p.extend_from_slice(&[0, 0, 0, 9]);
         assert!(parse_rtp(&p).is_err());
+    }
+
+    #[test]
+    fn sender_reports_are_found_in_compound_packets() {
+        let sr = sender_report(7, NtpTime::from_parts(1, 2), 3, 4, 5, "cam");
+        let info = parse_sender_report(&sr).unwrap();
+        assert_eq!((info.ssrc, info.rtp_timestamp), (7, 3));
+        assert_eq!(info.ntp, NtpTime::from_parts(1, 2));
+        // Behind a receiver report (PT 201, no blocks).
+        let mut compound = vec![0x80, 201, 0, 1, 0, 0, 0, 9];
+        compound.extend_from_slice(&sr);
+        assert_eq!(parse_sender_report(&compound), Some(info));
+        // Truncated, or only a receiver report: none.
+        assert_eq!(parse_sender_report(&sr[..20]), None);
+        assert_eq!(parse_sender_report(&compound[..8]), None);
     }
 
     #[test]

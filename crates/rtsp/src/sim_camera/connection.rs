@@ -118,6 +118,10 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>
                         Frame::Interleaved { channel, payload } => {
                             conn.interleaved(channel, &payload)
                         }
+                        // A camera is not asked anything by its clients' answers.
+                        Frame::Response(reply) => {
+                            tracing::debug!("sim-camera: {peer}: ignored a response {}", reply.status)
+                        }
                     }
                 }
                 Err(e) => {
