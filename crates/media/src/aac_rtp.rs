@@ -81,7 +81,7 @@ impl AacTrackFormat {
     /// From the rtpmap encoding name (any case) and the `a=fmtp` parameters (`key=value;…`).
     /// `None` if the encoding is not AAC; `Err` says why an AAC track cannot be read.
     pub fn from_sdp(encoding_name: &str, fmtp: &str) -> Option<Result<AacTrackFormat, String>> {
-        let params = fmtp_params(fmtp);
+        let params = crate::fmtp::params(fmtp);
         let get = |key: &str| param(&params, key);
         let config_bytes = || {
             let hex = get("config").ok_or("the SDP has no AAC config")?;
@@ -166,16 +166,6 @@ fn generic_layout(params: &[(String, String)]) -> Result<AuHeaderLayout, String>
         return Err("the SDP gives neither sizelength nor constantsize for AAC".into());
     }
     Ok(layout)
-}
-
-/// `a=fmtp` parameters as (key, value) pairs, in order; cameras add spaces and trailing `;`.
-pub fn fmtp_params(fmtp: &str) -> Vec<(String, String)> {
-    fmtp.split(';')
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            Some((k.trim().to_owned(), v.trim().to_owned()))
-        })
-        .collect()
 }
 
 /// Why a packet's audio was dropped.

@@ -40,6 +40,17 @@ pub fn split_annex_b(stream: &[u8]) -> Vec<&[u8]> {
     nals
 }
 
+/// The SPS and PPS an H.264 track's SDP announces (`sprop-parameter-sets`), SPS first; empty
+/// when it has none or they cannot be read (the camera then sends them in band).
+pub fn sdp_parameter_sets(fmtp: &str) -> Vec<Vec<u8>> {
+    let nals = crate::fmtp::base64_nal_units(fmtp, "sprop-parameter-sets").unwrap_or_default();
+    let first = |kind: u8| nals.iter().find(|n| n[0] & 0x1f == kind).cloned();
+    match (first(NAL_SPS), first(NAL_PPS)) {
+        (Some(sps), Some(pps)) => vec![sps, pps],
+        _ => Vec::new(),
+    }
+}
+
 /// The SDP `fmtp` values for a stream with this SPS and PPS: `profile-level-id` (hex of the
 /// SPS's profile, constraints and level bytes) and `sprop-parameter-sets`.
 pub fn sdp_fmtp(sps: &[u8], pps: &[u8]) -> String {
@@ -267,5 +278,14 @@ mod tests {
         let fmtp = sdp_fmtp(&[0x67, 0x42, 0xc0, 0x1e, 0xab], &[0x68, 0xce]);
         assert!(fmtp.contains("profile-level-id=42c01e"));
         assert!(fmtp.contains("sprop-parameter-sets=Z0LAHqs=,aM4="));
+        // Read back, whatever order the camera lists them in; unreadable ones are none.
+        let sets = vec![vec![0x67, 0x42, 0xc0, 0x1e, 0xab], vec![0x68, 0xce]];
+        assert_eq!(sdp_parameter_sets(&fmtp), sets);
+        assert_eq!(
+            sdp_parameter_sets("sprop-parameter-sets=aM4=,Z0LAHqs="),
+            sets
+        );
+        assert!(sdp_parameter_sets("sprop-parameter-sets=aM4=").is_empty());
+        assert!(sdp_parameter_sets("sprop-parameter-sets=%%").is_empty());
     }
 }

@@ -4,8 +4,7 @@
 //! Access units come out in Annex B, as H.264's do, so everything after the depacketizer (the
 //! sync core, the live feed, the recorder) handles both codecs the same way.
 
-use base64::Engine;
-
+use crate::fmtp;
 use crate::h264::{annex_b, AccessUnit};
 
 pub const NAL_VPS: u8 = 32;
@@ -30,20 +29,9 @@ pub fn is_keyframe_nal(nal_type: u8) -> bool {
 /// each a comma-separated base64 list), in decoding order; `Err` names a value that is not
 /// base64. Empty if the SDP has none (the camera sends them in-band).
 pub fn sdp_parameter_sets(fmtp: &str) -> Result<Vec<Vec<u8>>, String> {
-    let b64 = base64::engine::general_purpose::STANDARD;
     let mut sets = Vec::new();
     for key in ["sprop-vps", "sprop-sps", "sprop-pps"] {
-        let Some(value) = fmtp_value(fmtp, key) else {
-            continue;
-        };
-        for item in value.split(',').filter(|v| !v.is_empty()) {
-            let nal = b64
-                .decode(item.trim())
-                .map_err(|e| format!("{key} is not base64 ({e})"))?;
-            if !nal.is_empty() {
-                sets.push(nal);
-            }
-        }
+        sets.extend(fmtp::base64_nal_units(fmtp, key)?);
     }
     Ok(sets)
 }
@@ -51,7 +39,7 @@ pub fn sdp_parameter_sets(fmtp: &str) -> Result<Vec<Vec<u8>>, String> {
 /// `sprop-max-don-diff` > 0 means NAL units carry a decoding order number (DONL) and may come
 /// out of order; cameras do not do this, and we refuse it rather than misread every packet.
 pub fn check_decoding_order(fmtp: &str) -> Result<(), String> {
-    match fmtp_value(fmtp, "sprop-max-don-diff").map(str::parse::<u32>) {
+    match fmtp::value(fmtp, "sprop-max-don-diff").map(str::parse::<u32>) {
         None | Some(Ok(0)) => Ok(()),
         Some(_) => Err(
             "the H.265 track sends decoding order numbers (sprop-max-don-diff), \
@@ -59,13 +47,6 @@ pub fn check_decoding_order(fmtp: &str) -> Result<(), String> {
                 .into(),
         ),
     }
-}
-
-fn fmtp_value<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
-    fmtp.split(';').find_map(|param| {
-        let (k, v) = param.split_once('=')?;
-        k.trim().eq_ignore_ascii_case(key).then(|| v.trim())
-    })
 }
 
 /// Reassembles access units from RTP payloads. Feed payloads in sequence order; a lost packet

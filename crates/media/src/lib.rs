@@ -9,6 +9,7 @@ mod audio_decoder;
 pub mod beep_flash;
 mod bit_reader;
 mod codec;
+pub mod fmtp;
 pub mod g711;
 pub mod h264;
 mod h264_encoder;

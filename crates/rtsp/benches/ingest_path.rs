@@ -1,5 +1,5 @@
 //! The camera ingest path measured end to end on loopback: sim-camera (−300 ppm audio clock,
-//! 40 ms jitter) → retina → the production `Source`. Prints a Markdown row: audio-video offset on
+//! 40 ms jitter) → lockstep's RTSP client → the production `Source`. Prints a Markdown row: audio-video offset on
 //! the output timeline, capture → output latency (from the stripe's capture wallclock), and the
 //! CPU of the ingest thread alone.
 //!

@@ -175,7 +175,9 @@ impl Challenge {
                 realm,
                 nonce,
                 opaque: get("opaque"),
-                qop_auth: qop.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")),
+                qop_auth: qop
+                    .split(',')
+                    .any(|q| q.trim().eq_ignore_ascii_case("auth")),
                 algorithm_named: algorithm.is_some(),
             });
         }
@@ -314,8 +316,9 @@ mod tests {
             Challenge::choose(["Basic realm=\"x\""].into_iter()).unwrap(),
             Challenge::Basic
         );
-        let err = Challenge::choose(["Digest realm=\"x\", nonce=\"n\", algorithm=SHA-256"].into_iter())
-            .unwrap_err();
+        let err =
+            Challenge::choose(["Digest realm=\"x\", nonce=\"n\", algorithm=SHA-256"].into_iter())
+                .unwrap_err();
         assert!(err.contains("SHA-256"), "{err}");
         assert!(Challenge::choose(std::iter::empty()).is_err());
     }
@@ -328,9 +331,11 @@ mod tests {
             password: "Circle Of Life".into(),
         };
         let challenge = Challenge::choose(
-            ["Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", \
+            [
+                "Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", \
               nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", \
-              opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""]
+              opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"",
+            ]
             .into_iter(),
         )
         .unwrap();
@@ -340,7 +345,12 @@ mod tests {
             "{header}"
         );
         assert!(header.contains("nc=00000001") && header.contains("opaque=\"5ccc069c"));
-        assert!(verify(&c, Some(&header), "GET", "dcd98b7102dd2f0e8b11d0f600bfb0c093"));
+        assert!(verify(
+            &c,
+            Some(&header),
+            "GET",
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093"
+        ));
     }
 
     #[test]

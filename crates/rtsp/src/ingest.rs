@@ -1,20 +1,21 @@
-//! A camera's front end: retina keeps the RTSP session (auth, keepalives, transport) and hands
-//! over raw RTP and RTCP, which become [`SourceInput`]s of the camera's
-//! [`Source`](lockstep_sync::Source) — the one pipeline every source kind goes through. Nothing
-//! here times or decodes anything; [`CameraTracks`] says what the codecs are.
+//! A camera's front end: lockstep's own RTSP client ([`crate::client`]) keeps the session
+//! (auth, keepalives, TCP-interleaved transport) and hands over raw RTP and RTCP, which become
+//! [`SourceInput`]s of the camera's [`Source`](lockstep_sync::Source) — the one pipeline every
+//! source kind goes through. Packets pass in arrival order, reordered or not: the sync core's
+//! jitter buffer puts them back in order. Nothing here times or decodes anything;
+//! [`CameraTracks`] says what the codecs are.
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use lockstep_media::{
-    h265, AudioTrackDecoder, Codec, MediaPayload, MediaSource, Pcm, RtpAudioTrack, VideoTrack,
+    h264, h265, AudioTrackDecoder, Codec, MediaPayload, MediaSource, Pcm, RtpAudioTrack, VideoTrack,
 };
 use lockstep_sync::{LocalInstant, NtpTime, SourceConfig, SourceEvent, SourceInput, TrackKind};
-use retina::client::{
-    Credentials, InitialTimestampPolicy, PacketItem, PlayOptions, Playing, Session, SessionOptions,
-    SetupOptions, Stream,
-};
-use retina::codec::{ParametersRef, VideoParametersCodec};
+
+use crate::auth::Credentials;
+use crate::client::{ClientError, RtpInfo, RtspClient};
+use crate::rtp::{parse_rtp, parse_sender_report};
+use crate::sdp::{Sdp, SdpMedia};
 
 /// The process's one origin for [`LocalInstant`]: the sync core never reads a clock itself.
 #[derive(Debug, Clone, Copy)]
@@ -106,22 +107,19 @@ pub enum IngestError {
     Ended { url: String },
 }
 
-/// The first audio track of a DESCRIBE that lockstep decodes, with its stream index; or why
-/// none is (the first audio track's reason), if the camera has audio.
-pub fn find_audio_track(
-    streams: &[Stream],
-    sdp: &[u8],
-) -> (Option<(usize, RtpAudioTrack)>, Option<String>) {
-    let sdp = String::from_utf8_lossy(sdp);
+/// The first audio track of a DESCRIBE that lockstep decodes, with its section index; or why
+/// none is (the first audio track's reason), if the camera has audio. ONVIF backchannel
+/// sections (the client sends) are not candidates.
+pub fn find_audio_track(sdp: &Sdp) -> (Option<(usize, RtpAudioTrack)>, Option<String>) {
     let mut refused = None;
-    for (i, stream) in streams.iter().enumerate() {
-        if stream.media() != "audio" {
+    for (i, section) in sdp.media.iter().enumerate() {
+        if section.media != "audio" || section.sendonly {
             continue;
         }
-        let fmtp = sdp_fmtp(&sdp, streams, i).unwrap_or_default();
-        let channels = stream.channels().map_or(1, |c| c.get().min(2) as u8);
-        let name = stream.encoding_name();
-        match AudioTrackDecoder::for_rtp(name, stream.clock_rate_hz(), channels, &fmtp) {
+        let fmtp = section.fmtp.clone().unwrap_or_default();
+        let channels = section.channels.map_or(1, |c| c.clamp(1, 2) as u8);
+        let name = section.encoding.as_str();
+        match AudioTrackDecoder::for_rtp(name, section.clock_rate_hz, channels, &fmtp) {
             Some(Ok(track)) => return (Some((i, track)), None),
             Some(Err(reason)) => {
                 refused.get_or_insert(format!("audio {name}: {reason}"));
@@ -136,29 +134,22 @@ pub fn find_audio_track(
 
 /// The video track of a DESCRIBE lockstep reads (the first H.264 one, else the first H.265
 /// one), or why there is none and what to do.
-pub fn find_video_track(streams: &[Stream], sdp: &[u8]) -> Result<VideoFormat, String> {
+pub fn find_video_track(sdp: &Sdp) -> Result<VideoFormat, String> {
     let first = |name: &str| {
-        streams
+        sdp.media
             .iter()
-            .position(|s| s.media() == "video" && s.encoding_name() == name)
+            .position(|s| s.media == "video" && s.encoding == name)
     };
+    let fmtp = |index: usize| sdp.media[index].fmtp.clone().unwrap_or_default();
     if let Some(index) = first("h264") {
-        let parameter_sets = match streams[index].parameters() {
-            Some(ParametersRef::Video(v)) => match v.codec_params() {
-                VideoParametersCodec::H264 { sps, pps } => vec![sps.to_vec(), pps.to_vec()],
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
         return Ok(VideoFormat {
             index,
             codec: Codec::H264,
-            parameter_sets,
+            parameter_sets: h264::sdp_parameter_sets(&fmtp(index)),
         });
     }
     if let Some(index) = first("h265") {
-        let sdp = String::from_utf8_lossy(sdp);
-        let fmtp = sdp_fmtp(&sdp, streams, index).unwrap_or_default();
+        let fmtp = fmtp(index);
         let refused = |reason: String| format!("the H.265 track cannot be read: {reason}");
         h265::check_decoding_order(&fmtp).map_err(refused)?;
         let parameter_sets = h265::sdp_parameter_sets(&fmtp).map_err(refused)?;
@@ -168,53 +159,39 @@ pub fn find_video_track(streams: &[Stream], sdp: &[u8]) -> Result<VideoFormat, S
             parameter_sets,
         });
     }
-    Err(match streams.iter().find(|s| s.media() == "video") {
+    Err(match sdp.media.iter().find(|s| s.media == "video") {
+        Some(s) if s.encoding.is_empty() => format!(
+            "this stream's video (payload type {}) has no encoding lockstep reads: use an H.264 \
+             or H.265 stream of the camera",
+            s.payload_type
+        ),
         Some(s) => format!(
             "this stream's video is {}, which lockstep does not read: use an H.264 or H.265 \
              stream of the camera",
-            s.encoding_name()
+            s.encoding
         ),
         None => "the camera's stream has no video track".into(),
     })
 }
 
-/// The `a=fmtp` parameters of stream `index`: its media section is the one with the same media
-/// and payload type, counted in order (retina skips sections it cannot parse).
-pub fn sdp_fmtp(sdp: &str, streams: &[Stream], index: usize) -> Option<String> {
-    let stream = streams.get(index)?;
-    let key = |s: &Stream| (s.media().to_owned(), s.rtp_payload_type());
-    let nth = streams[..index]
-        .iter()
-        .filter(|s| key(s) == key(stream))
-        .count();
-    let prefix = format!("a=fmtp:{} ", stream.rtp_payload_type());
-    let mut seen = 0;
-    let mut in_section = false;
-    for line in sdp.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("m=") {
-            let mut fields = m.split_whitespace();
-            let media = fields.next();
-            let pt = fields.nth(2).and_then(|p| p.parse::<u8>().ok());
-            in_section = media == Some(stream.media()) && pt == Some(stream.rtp_payload_type());
-            if in_section {
-                seen += 1;
-            }
-        } else if in_section && seen == nth + 1 {
-            if let Some(params) = line.strip_prefix(&prefix) {
-                return Some(params.to_owned());
-            }
-        }
-    }
-    None
-}
-
-/// `rtsp://user:pass@host/…` → the URL without credentials, and the credentials.
+/// `rtsp://user:pass@host/…` → the URL without credentials, and the credentials, decoded
+/// (`p%40ss` is the password `p@ss`).
 pub fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), String> {
     let mut url = url::Url::parse(url).map_err(|e| format!("not a valid URL ({e})"))?;
-    let creds = (!url.username().is_empty()).then(|| Credentials {
-        username: url.username().to_owned(),
-        password: url.password().unwrap_or_default().to_owned(),
-    });
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|d| d.into_owned())
+            .map_err(|_| "the URL's user or password is not UTF-8 once decoded".to_owned())
+    };
+    let creds = if url.username().is_empty() {
+        None
+    } else {
+        Some(Credentials {
+            user: decode(url.username())?,
+            password: decode(url.password().unwrap_or_default())?,
+        })
+    };
     let _ = url.set_username("");
     let _ = url.set_password(None);
     Ok((url, creds))
@@ -222,9 +199,12 @@ pub fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), S
 
 /// One playing RTSP session: its packets as source inputs.
 pub struct CameraSession {
-    playing: std::pin::Pin<Box<Session<Playing>>>,
-    video: usize,
-    audio: Option<usize>,
+    client: RtspClient,
+    /// The RTP channel of the video track and of the audio track (RTCP on the next one).
+    video_channel: u8,
+    audio_channel: Option<u8>,
+    /// The PLAY answer's RTP-Info, per track.
+    rtp_info: Vec<(TrackKind, u32)>,
     shown: String,
 }
 
@@ -237,54 +217,85 @@ impl std::fmt::Debug for CameraSession {
 }
 
 impl CameraSession {
-    /// DESCRIBE, SETUP of the video track and the first audio track we decode, PLAY.
+    /// OPTIONS, DESCRIBE, SETUP of the video track and the first audio track we decode, PLAY.
     pub async fn connect(url: &str) -> Result<(CameraSession, CameraTracks), IngestError> {
+        CameraSession::connect_as(url, "lockstep").await
+    }
+
+    /// The same, naming the client (`lockstep-measure` for the instrument).
+    pub async fn connect_as(
+        url: &str,
+        user_agent: &'static str,
+    ) -> Result<(CameraSession, CameraTracks), IngestError> {
         let (url, creds) = split_credentials(url).map_err(|reason| IngestError::Setup {
             url: "(camera url)".into(),
             reason,
         })?;
         let shown = url.to_string();
-        let unreachable = |e: retina::Error| IngestError::Unreachable {
+        let unreachable = |e: ClientError| IngestError::Unreachable {
             url: shown.clone(),
             reason: e.to_string(),
         };
-        let session = Session::describe(
-            url.clone(),
-            SessionOptions::default()
-                .creds(creds)
-                .user_agent("lockstep".into()),
-        )
-        .await
-        .map_err(unreachable)?;
-        let streams = session.streams();
-        let video =
-            find_video_track(streams, session.sdp()).map_err(|reason| IngestError::Setup {
-                url: shown.clone(),
-                reason,
-            })?;
-        let (audio, audio_refused) = find_audio_track(streams, session.sdp());
+        let setup_error = |reason: String| IngestError::Setup {
+            url: shown.clone(),
+            reason,
+        };
+        let mut client = RtspClient::connect(&url, creds, user_agent)
+            .await
+            .map_err(unreachable)?;
+        // Some cameras answer OPTIONS with an error and serve the rest: it only picks the
+        // keepalive.
+        if let Err(e @ ClientError::Connection(_)) = client.options(url.as_str()).await {
+            return Err(unreachable(e));
+        }
+        let (sdp_text, base) = client.describe(&url).await.map_err(unreachable)?;
+        let sdp = Sdp::parse(&sdp_text);
+        for why in &sdp.skipped {
+            tracing::debug!("{shown}: a media section left out: {why}");
+        }
+        let video = find_video_track(&sdp).map_err(setup_error)?;
+        let (audio, audio_refused) = find_audio_track(&sdp);
         if let Some(reason) = &audio_refused {
             tracing::warn!("{shown}: {reason}; the video plays without it");
         }
-        let mut session = session;
-        session
-            .setup(video.index, SetupOptions::default())
+        let video_section = &sdp.media[video.index];
+        let video_url = video_section.setup_url(&base);
+        let video_channel = client
+            .setup_interleaved(&video_url, 0)
             .await
-            .map_err(unreachable)?;
-        if let Some((index, ..)) = &audio {
-            session
-                .setup(*index, SetupOptions::default())
-                .await
-                .map_err(unreachable)?;
-        }
-        let playing: Session<Playing> = session
-            .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
-            .await
-            .map_err(unreachable)?;
+            .map_err(unreachable)?
+            .rtp;
+        let mut setups = vec![(TrackKind::Video, video_url, video_section)];
+        let audio_channel = match &audio {
+            Some((index, _)) => {
+                let section = &sdp.media[*index];
+                let audio_url = section.setup_url(&base);
+                let channel = client
+                    .setup_interleaved(&audio_url, video_channel.wrapping_add(2))
+                    .await
+                    .map_err(unreachable)?
+                    .rtp;
+                setups.push((TrackKind::Audio, audio_url, section));
+                Some(channel)
+            }
+            None => None,
+        };
+        // PLAY the aggregate (the session's control) when the SDP names one, else the track.
+        let play_url = match sdp.control.as_deref() {
+            Some(control) if !control.is_empty() => SdpMedia {
+                control: Some(control.to_owned()),
+                ..video_section.clone()
+            }
+            .setup_url(&base),
+            _ => setups[0].1.clone(),
+        };
+        let rtp_info = client.play(&play_url).await.map_err(unreachable)?;
+        let rtp_info = rtp_info_per_track(&rtp_info, &setups);
         let session = CameraSession {
-            playing: Box::pin(playing),
-            video: video.index,
-            audio: audio.as_ref().map(|(i, ..)| *i),
+            client,
+            video_channel,
+            audio_channel,
+            rtp_info,
             shown,
         };
         let tracks = CameraTracks {
@@ -295,14 +306,24 @@ impl CameraSession {
         Ok((session, tracks))
     }
 
-    fn kind_of(&self, stream_id: usize) -> Option<TrackKind> {
-        if stream_id == self.video {
-            Some(TrackKind::Video)
-        } else if self.audio == Some(stream_id) {
-            Some(TrackKind::Audio)
-        } else {
-            None
+    /// The `rtptime` the PLAY answer's RTP-Info gives each track (none when it has none for
+    /// every track). Not fed to the sync core: GStreamer's shared media answers a second
+    /// client with RTP-Info that its first sender reports then contradict, and the step from
+    /// one mapping to the other concealed a second of audio on an AAC camera. The instrument
+    /// uses it as retina did, for stream time without reports.
+    pub fn rtp_info(&self) -> &[(TrackKind, u32)] {
+        &self.rtp_info
+    }
+
+    /// The track and whether it is RTCP, for an interleaved channel.
+    fn channel_of(&self, channel: u8) -> Option<(TrackKind, bool)> {
+        let of =
+            |rtp: u8| (channel == rtp || channel == rtp.wrapping_add(1)).then_some(channel != rtp);
+        if let Some(rtcp) = of(self.video_channel) {
+            return Some((TrackKind::Video, rtcp));
         }
+        let rtcp = of(self.audio_channel?)?;
+        Some((TrackKind::Audio, rtcp))
     }
 
     /// The next media packet or sender report, when it arrived; `Err` when the session ends.
@@ -311,61 +332,90 @@ impl CameraSession {
         clock: &LocalClock,
     ) -> Result<(LocalInstant, SourceInput<MediaPayload>), IngestError> {
         loop {
-            let item = match self.playing.next().await {
-                None => {
-                    return Err(IngestError::Ended {
+            let (channel, data) = self.client.next_frame().await.map_err(|e| match e {
+                ClientError::Connection(reason) if reason.contains("closed") => {
+                    IngestError::Ended {
                         url: self.shown.clone(),
-                    })
+                    }
                 }
-                Some(Err(e)) => {
-                    return Err(IngestError::Stream {
-                        url: self.shown.clone(),
-                        reason: e.to_string(),
-                    })
-                }
-                Some(Ok(item)) => item,
-            };
+                other => IngestError::Stream {
+                    url: self.shown.clone(),
+                    reason: other.to_string(),
+                },
+            })?;
             let now = clock.now();
-            match item {
-                PacketItem::Rtp(packet) => {
-                    let Some(kind) = self.kind_of(packet.stream_id()) else {
-                        continue;
-                    };
-                    let input = SourceInput::Rtp {
+            let Some((kind, rtcp)) = self.channel_of(channel) else {
+                continue;
+            };
+            if rtcp {
+                if let Some(sr) = parse_sender_report(&data) {
+                    let input = SourceInput::SenderReport {
                         kind,
-                        ssrc: packet.ssrc(),
-                        seq: packet.sequence_number(),
-                        ts: packet.timestamp().timestamp() as u32,
-                        payload: MediaPayload::Rtp {
-                            data: packet.payload().to_vec(),
-                            marker: packet.mark(),
-                        },
+                        ssrc: sr.ssrc,
+                        rtp_ts: sr.rtp_timestamp,
+                        ntp: NtpTime::from_bits(sr.ntp.as_bits()),
                     };
                     return Ok((now, input));
                 }
-                PacketItem::Rtcp(rtcp) => {
-                    let Some(kind) = self.kind_of(rtcp.stream_id()) else {
-                        continue;
-                    };
-                    let report = rtcp
-                        .pkts()
-                        .next()
-                        .and_then(|p| p.as_sender_report().ok().flatten());
-                    if let Some(sr) = report {
-                        let input = SourceInput::SenderReport {
-                            kind,
-                            ssrc: sr.ssrc(),
-                            rtp_ts: sr.rtp_timestamp(),
-                            ntp: NtpTime::from_bits(sr.ntp_timestamp().0),
-                        };
-                        return Ok((now, input));
-                    }
-                }
-                // PacketItem is non-exhaustive: whatever else retina may report is not media.
-                _ => {}
+                continue;
             }
+            // A malformed packet is dropped (the sequence gap shows as loss), never the session.
+            let Ok(header) = parse_rtp(&data) else {
+                continue;
+            };
+            // Geovision cameras interleave payload type 50 packets that carry nothing.
+            if header.payload_type == 50 {
+                continue;
+            }
+            let input = SourceInput::Rtp {
+                kind,
+                ssrc: header.ssrc,
+                seq: header.seq,
+                ts: header.timestamp,
+                payload: MediaPayload::Rtp {
+                    data: data[header.payload_offset..header.payload_end].to_vec(),
+                    marker: header.marker,
+                },
+            };
+            return Ok((now, input));
         }
     }
+}
+
+/// The PLAY answer's `RTP-Info` per track set up, matched by URL (the entry's URL is the
+/// track's, or ends with its control), else by order when every track has one. Only entries
+/// with an `rtptime` count.
+fn rtp_info_per_track(
+    entries: &[RtpInfo],
+    setups: &[(TrackKind, url::Url, &SdpMedia)],
+) -> Vec<(TrackKind, u32)> {
+    let matched: Vec<Option<u32>> = setups
+        .iter()
+        .map(|(_, url, section)| {
+            entries
+                .iter()
+                .find(|e| {
+                    e.url == url.as_str()
+                        || section
+                            .control
+                            .as_deref()
+                            .is_some_and(|c| c != "*" && e.url.ends_with(c))
+                })
+                .and_then(|e| e.rtptime)
+        })
+        .collect();
+    let rtptimes: Vec<Option<u32>> = if matched.iter().all(Option::is_some) {
+        matched
+    } else if entries.len() == setups.len() {
+        entries.iter().map(|e| e.rtptime).collect()
+    } else {
+        Vec::new()
+    };
+    setups
+        .iter()
+        .zip(rtptimes)
+        .filter_map(|((kind, ..), rtptime)| Some((*kind, rtptime?)))
+        .collect()
 }
 
 /// Plays a camera through the production [`Source`] and codecs until `until`, handing every
@@ -405,17 +455,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_leave_the_url() {
+    fn credentials_leave_the_url_decoded() {
         let (url, creds) = split_credentials("rtsp://admin:s3cret@127.0.0.1:8554/cam").unwrap();
         assert_eq!(url.as_str(), "rtsp://127.0.0.1:8554/cam");
         let creds = creds.unwrap();
         assert_eq!(
-            (creds.username.as_str(), creds.password.as_str()),
+            (creds.user.as_str(), creds.password.as_str()),
             ("admin", "s3cret")
         );
         assert!(split_credentials("rtsp://h/cam").unwrap().1.is_none());
+        // Percent-encoded as a URL must hold them: the camera is sent the password itself.
+        let (_, creds) =
+            split_credentials("rtsp://ad%20min:p%40ss%3Aw%2Frd%25%23%3F@h/cam").unwrap();
+        let creds = creds.unwrap();
+        assert_eq!(
+            (creds.user.as_str(), creds.password.as_str()),
+            ("ad min", "p@ss:w/rd%#?")
+        );
         // The error does not echo the input (it may hold a password).
         let err = split_credentials("rtsp://admin:s3cret@[bad").unwrap_err();
         assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn rtp_info_reaches_each_track_by_url_or_order() {
+        let sdp = Sdp::parse(
+            "m=video 0 RTP/AVP 96\r\na=control:trackID=0\r\na=rtpmap:96 H264/90000\r\n\
+             m=audio 0 RTP/AVP 8\r\na=control:trackID=1\r\n",
+        );
+        let base = url::Url::parse("rtsp://h/cam").unwrap();
+        let setups: Vec<_> = [TrackKind::Video, TrackKind::Audio]
+            .into_iter()
+            .zip(&sdp.media)
+            .map(|(kind, m)| (kind, m.setup_url(&base), m))
+            .collect();
+        let entry = |url: &str, rtptime| RtpInfo {
+            url: url.into(),
+            seq: None,
+            rtptime: Some(rtptime),
+        };
+        // Listed audio first, by their full URLs.
+        let got = rtp_info_per_track(
+            &[
+                entry("rtsp://h/cam/trackID=1", 80),
+                entry("rtsp://h/cam/trackID=0", 900),
+            ],
+            &setups,
+        );
+        assert_eq!(got, [(TrackKind::Video, 900), (TrackKind::Audio, 80)]);
+        // URLs the camera rewrote: by order.
+        let got = rtp_info_per_track(&[entry("rtsp://10.0.0.1/x", 1), entry("y", 2)], &setups);
+        assert_eq!(got, [(TrackKind::Video, 1), (TrackKind::Audio, 2)]);
+        // One entry for two tracks: none (half an alignment would mislead).
+        assert!(rtp_info_per_track(&[entry("z", 1)], &setups).is_empty());
     }
 }

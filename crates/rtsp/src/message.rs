@@ -215,7 +215,10 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
         if version != "1.0" {
             return Err(ParseError::UnsupportedVersion(shorten(line)));
         }
-        let (code, reason) = rest.trim_start().split_once(' ').unwrap_or((rest.trim(), ""));
+        let (code, reason) = rest
+            .trim_start()
+            .split_once(' ')
+            .unwrap_or((rest.trim(), ""));
         let status = code
             .parse::<u16>()
             .ok()

@@ -31,6 +31,8 @@ pub struct Sdp {
     /// The session-level `a=control`.
     pub control: Option<String>,
     pub media: Vec<SdpMedia>,
+    /// Sections left out, with why (TP-Link writes `m=application/TP-LINK 0 RTP/AVP smart/1/…`).
+    pub skipped: Vec<String>,
 }
 
 /// The RFC 3551 static payload types a camera may leave without `rtpmap`.
@@ -47,10 +49,13 @@ fn static_payload(pt: u8) -> Option<(&'static str, u32, Option<u16>)> {
 }
 
 impl Sdp {
-    /// Parses `text`; an error says which line is wrong.
-    pub fn parse(text: &str) -> Result<Sdp, String> {
+    /// Parses `text`. A section that cannot be read is left out (and listed in `skipped`), as
+    /// players do: the camera's other tracks still play.
+    pub fn parse(text: &str) -> Sdp {
         let mut sdp = Sdp::default();
         let mut rtpmaps: Vec<Option<(String, u32, Option<u16>)>> = Vec::new();
+        // Inside a section that was left out: its attributes are not the previous section's.
+        let mut skipping = false;
         for (number, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if let Some(m) = line.strip_prefix("m=") {
@@ -59,13 +64,19 @@ impl Sdp {
                 }
                 let mut fields = m.split_whitespace();
                 let media = fields.next().unwrap_or_default().to_ascii_lowercase();
-                let payload_type = fields
+                let Some(payload_type) = fields
                     .nth(2)
                     .and_then(|p| p.parse::<u8>().ok())
                     .filter(|p| *p < 128)
-                    .ok_or_else(|| {
-                        format!("SDP line {}: no payload type in {line:?}", number + 1)
-                    })?;
+                else {
+                    sdp.skipped.push(format!(
+                        "SDP line {}: no payload type in {line:?}",
+                        number + 1
+                    ));
+                    skipping = true;
+                    continue;
+                };
+                skipping = false;
                 sdp.media.push(SdpMedia {
                     media,
                     payload_type,
@@ -82,6 +93,9 @@ impl Sdp {
             let Some(attribute) = line.strip_prefix("a=") else {
                 continue;
             };
+            if skipping {
+                continue;
+            }
             let (name, value) = attribute.split_once(':').unwrap_or((attribute, ""));
             let value = value.trim();
             let Some(section) = sdp.media.last_mut() else {
@@ -128,7 +142,7 @@ impl Sdp {
                 section.channels = channels;
             }
         }
-        Ok(sdp)
+        sdp
     }
 }
 
@@ -170,12 +184,16 @@ mod tests {
 
     #[test]
     fn sections_carry_their_codec_control_and_direction() {
-        let sdp = Sdp::parse(DAHUA).unwrap();
+        let sdp = Sdp::parse(DAHUA);
         assert_eq!(sdp.control.as_deref(), Some("*"));
         assert_eq!(sdp.media.len(), 3);
         let video = &sdp.media[0];
         assert_eq!(
-            (video.media.as_str(), video.payload_type, video.encoding.as_str()),
+            (
+                video.media.as_str(),
+                video.payload_type,
+                video.encoding.as_str()
+            ),
             ("video", 96, "h264")
         );
         assert_eq!(video.clock_rate_hz, 90_000);
@@ -185,25 +203,30 @@ mod tests {
         );
         // A static payload type without rtpmap.
         let audio = &sdp.media[1];
-        assert_eq!((audio.encoding.as_str(), audio.clock_rate_hz), ("pcma", 8_000));
+        assert_eq!(
+            (audio.encoding.as_str(), audio.clock_rate_hz),
+            ("pcma", 8_000)
+        );
         assert!(!audio.sendonly);
         assert!(sdp.media[2].sendonly, "the ONVIF backchannel");
     }
 
     #[test]
     fn control_urls_resolve_as_cameras_mean_them() {
-        let base = url::Url::parse("rtsp://10.0.0.5:554/cam/realmonitor?channel=1&subtype=0")
-            .unwrap();
+        let base =
+            url::Url::parse("rtsp://10.0.0.5:554/cam/realmonitor?channel=1&subtype=0").unwrap();
         let media = |control: Option<&str>| SdpMedia {
             control: control.map(str::to_owned),
-            ..Sdp::parse(DAHUA).unwrap().media[0].clone()
+            ..Sdp::parse(DAHUA).media[0].clone()
         };
         assert_eq!(
             media(Some("trackID=0")).setup_url(&base).as_str(),
             "rtsp://10.0.0.5:554/cam/realmonitor?channel=1&subtype=0/trackID=0"
         );
         assert_eq!(
-            media(Some("rtsp://10.0.0.9/other/track1")).setup_url(&base).as_str(),
+            media(Some("rtsp://10.0.0.9/other/track1"))
+                .setup_url(&base)
+                .as_str(),
             "rtsp://10.0.0.9/other/track1"
         );
         assert_eq!(media(Some("*")).setup_url(&base), base);
@@ -216,11 +239,20 @@ mod tests {
     }
 
     #[test]
-    fn garbage_is_an_error_or_nothing_never_a_panic() {
-        assert!(Sdp::parse("m=video 0 RTP/AVP x\r\n").unwrap_err().contains("line 1"));
-        assert!(Sdp::parse("").unwrap().media.is_empty());
-        let odd = Sdp::parse("a=rtpmap:96\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 /\r\na=fmtp:\r\n")
-            .unwrap();
+    fn unreadable_sections_are_left_out_never_a_panic() {
+        let tplink = Sdp::parse(
+            "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\n\
+             m=application/TP-LINK 0 RTP/AVP smart/1/90000\r\na=rtpmap:95 TP-LINK/90000\r\n\
+             a=control:track3\r\n",
+        );
+        assert_eq!(tplink.media.len(), 1);
+        assert_eq!(
+            tplink.media[0].control, None,
+            "track3 is the skipped section's"
+        );
+        assert!(tplink.skipped[0].contains("line 3"), "{:?}", tplink.skipped);
+        assert!(Sdp::parse("").media.is_empty());
+        let odd = Sdp::parse("a=rtpmap:96\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 /\r\na=fmtp:\r\n");
         assert_eq!(odd.media[0].encoding, "");
     }
 }

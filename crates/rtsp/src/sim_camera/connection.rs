@@ -120,7 +120,10 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>
                         }
                         // A camera is not asked anything by its clients' answers.
                         Frame::Response(reply) => {
-                            tracing::debug!("sim-camera: {peer}: ignored a response {}", reply.status)
+                            tracing::debug!(
+                                "sim-camera: {peer}: ignored a response {}",
+                                reply.status
+                            )
                         }
                     }
                 }

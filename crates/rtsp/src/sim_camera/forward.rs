@@ -1,6 +1,7 @@
 //! Sends the live stream to one playing client, through the impaired network in front of the
 //! camera: on UDP packets may be delayed, lost, reordered or duplicated; on TCP (a byte stream)
-//! they can only be delayed, and stay in order.
+//! they are never lost, but may be delayed and, with `--reorder`, sent out of sequence order —
+//! as a packetizer that interleaves tracks badly or a relay in between does.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -92,11 +93,14 @@ pub async fn run(
                 for _ in 0..copies {
                     let jitter = impairments.jitter.mul_f64(rng.unit());
                     let mut due = now + jitter;
-                    if udp && rng.chance(impairments.reorder) {
+                    let reordered = rng.chance(impairments.reorder);
+                    if udp && reordered {
                         due += REORDER_HOLD + impairments.jitter;
-                    }
-                    if !udp {
-                        // A byte stream cannot overtake itself.
+                    } else if reordered {
+                        // Held back behind the packets that follow it.
+                        due = due.max(last_tcp_due) + REORDER_HOLD;
+                    } else if !udp {
+                        // Otherwise a byte stream keeps its order.
                         due = due.max(last_tcp_due);
                         last_tcp_due = due;
                     }

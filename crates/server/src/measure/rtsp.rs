@@ -1,21 +1,18 @@
-//! A live RTSP camera, read with retina. Each track's timestamps are mapped to the sender's
-//! wallclock through its RTCP sender reports (the same least-squares clock the sync core uses), so
-//! the measurement is the camera's true offset; without reports, RTP-Info alignment is all there
-//! is, and the figure is what a report-blind relay would show.
+//! A live RTSP camera, read with lockstep's RTSP client (the transport only: timing is done
+//! here). Each track's timestamps are mapped to the sender's wallclock through its RTCP sender
+//! reports (the same least-squares clock the sync core uses), so the measurement is the camera's
+//! true offset; without reports, RTP-Info alignment is all there is, and the figure is what a
+//! report-blind relay would show.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context as _};
-use futures::StreamExt;
+use anyhow::bail;
 use lockstep_media::beep_flash::{BeepDetector, PictureObservation};
-use lockstep_media::{MediaPayload, PictureReader, VideoTrack};
-use lockstep_rtsp::ingest::{find_audio_track, find_video_track, split_credentials};
+use lockstep_media::{PictureReader, VideoTrack};
+use lockstep_rtsp::ingest::{CameraSession, LocalClock};
 use lockstep_sync::{
-    AudioDecode as _, LocalInstant, NtpTime, SenderReportClock, VideoAssemble as _, VideoPacket,
-    VIDEO_RATE_HZ,
-};
-use retina::client::{
-    InitialTimestampPolicy, PacketItem, PlayOptions, SessionOptions, SetupOptions,
+    AudioDecode as _, LocalInstant, SenderReportClock, SourceInput, TrackKind, VideoAssemble as _,
+    VideoPacket, VIDEO_RATE_HZ,
 };
 
 use super::Observations;
@@ -34,101 +31,117 @@ pub(super) struct Timed<T> {
     pub item: T,
 }
 
+/// One track's RTP clock: timestamps extended past their 32-bit wrap, and stream time from
+/// the RTP-Info `rtptime` (or the first packet).
+struct TrackClock {
+    rate_hz: u32,
+    start: Option<i64>,
+    last: Option<i64>,
+}
+
+impl TrackClock {
+    fn new(rate_hz: u32) -> Self {
+        TrackClock {
+            rate_hz,
+            start: None,
+            last: None,
+        }
+    }
+
+    /// `ts` extended to be the nearest to the last one.
+    fn extend(&mut self, ts: u32) -> i64 {
+        let ext = match self.last {
+            None => i64::from(ts),
+            Some(last) => last + i64::from(ts.wrapping_sub(last as u32) as i32),
+        };
+        self.last = Some(ext);
+        self.start.get_or_insert(ext);
+        ext
+    }
+
+    fn start_at(&mut self, rtptime: u32) {
+        if self.start.is_none() {
+            self.start = Some(self.extend(rtptime));
+        }
+    }
+
+    fn elapsed_secs(&self, ts_ext: i64) -> f64 {
+        (ts_ext - self.start.unwrap_or(ts_ext)) as f64 / f64::from(self.rate_hz)
+    }
+}
+
 pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observations> {
-    let (url, creds) = split_credentials(source).map_err(anyhow::Error::msg)?;
-    // Errors name the URL without its credentials.
-    let shown = url.to_string();
-    let mut session = retina::client::Session::describe(
-        url,
-        SessionOptions::default()
-            .creds(creds)
-            .user_agent("lockstep-measure".into()),
-    )
-    .await
-    .with_context(|| format!("{shown}: DESCRIBE failed"))?;
-    let streams = session.streams();
-    let video = find_video_track(streams, session.sdp())
-        .map_err(|reason| anyhow::anyhow!("{shown}: {reason}"))?;
+    let (mut session, tracks) = CameraSession::connect_as(source, "lockstep-measure").await?;
     // The same depacketizers and decoders as the ingest: what measure reads, lockstep plays.
-    let (audio, refused) = find_audio_track(streams, session.sdp());
-    let Some((audio, mut audio_track)) = audio else {
+    let Some(mut audio_track) = tracks.audio else {
         bail!(
-            "{shown}: no audio track measure can decode ({})",
-            refused.as_deref().unwrap_or("the camera sends no audio")
+            "no audio track measure can decode ({})",
+            tracks
+                .audio_refused
+                .as_deref()
+                .unwrap_or("the camera sends no audio")
         );
     };
     let audio_rate = audio_track.rate_hz;
     let audio_delay = i64::from(audio_track.decoder.delay_samples());
-    session.setup(video.index, SetupOptions::default()).await?;
-    session.setup(audio, SetupOptions::default()).await?;
-    let mut playing = Box::pin(
-        session
-            .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
-            .await
-            .with_context(|| format!("{shown}: PLAY failed"))?,
-    );
-
+    let video = tracks.video;
     let mut pictures = PictureReader::new(video.codec)?;
     let mut video_track = VideoTrack::new(video.codec, video.parameter_sets);
-    let video = video.index;
+    let mut clocks = [TrackClock::new(VIDEO_RATE_HZ), TrackClock::new(audio_rate)];
     let mut reports = [
         SenderReportClock::new(VIDEO_RATE_HZ),
         SenderReportClock::new(audio_rate),
     ];
+    let index = |kind: TrackKind| usize::from(kind == TrackKind::Audio);
+    for (kind, rtptime) in session.rtp_info() {
+        clocks[index(*kind)].start_at(*rtptime);
+    }
+    let clock = LocalClock::new();
     let mut chunks: Vec<Timed<Vec<f32>>> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(duration_secs);
     loop {
-        let item = tokio::select! {
-            item = playing.next() => item,
+        let input = tokio::select! {
+            input = session.next_input(&clock) => input?.1,
             () = tokio::time::sleep_until(deadline) => break,
         };
-        let Some(item) = item else {
-            bail!("{shown}: the stream ended");
-        };
         let arrival = unix_micros_now();
-        match item.with_context(|| format!("{shown}: stream error"))? {
-            PacketItem::Rtp(packet) => {
-                let ts = packet.timestamp();
-                let payload = MediaPayload::Rtp {
-                    data: packet.payload().to_vec(),
-                    marker: packet.mark(),
-                };
-                if packet.stream_id() == video {
+        match input {
+            SourceInput::Rtp {
+                kind, ts, payload, ..
+            } => {
+                let track = index(kind);
+                let ts_ext = clocks[track].extend(ts);
+                let elapsed = clocks[track].elapsed_secs(ts_ext);
+                if kind == TrackKind::Video {
                     let unit = video_track.push(VideoPacket {
-                        ts_ext: ts.timestamp(),
+                        ts_ext,
                         capture: LocalInstant::ZERO,
                         payload,
                     });
                     if let Some(unit) = unit {
-                        let tag = (ts.timestamp(), ts.elapsed_secs(), arrival);
-                        pictures.push(tag, &unit.frame);
+                        pictures.push((ts_ext, elapsed, arrival), &unit.frame);
                     }
-                } else if packet.stream_id() == audio {
+                } else {
                     let Some(pcm) = audio_track.decoder.decode(payload) else {
                         continue;
                     };
                     // Decoded audio lags its timestamp by the decoder's delay (AAC priming).
                     chunks.push(Timed {
-                        ts_ext: ts.timestamp() - audio_delay,
-                        elapsed_secs: ts.elapsed_secs()
-                            - audio_delay as f64 / f64::from(audio_rate),
+                        ts_ext: ts_ext - audio_delay,
+                        elapsed_secs: elapsed - audio_delay as f64 / f64::from(audio_rate),
                         arrival_unix_micros: arrival,
                         item: pcm.0.iter().map(|&s| f32::from(s) / 32_768.0).collect(),
                     });
                 }
             }
-            PacketItem::Rtcp(rtcp) => {
-                let track = if rtcp.stream_id() == video { 0 } else { 1 };
-                let (Some(ts), Some(Ok(Some(sr)))) = (
-                    rtcp.rtp_timestamp(),
-                    rtcp.pkts().next().map(|p| p.as_sender_report()),
-                ) else {
-                    continue;
-                };
-                let ntp = NtpTime::from_bits(sr.ntp_timestamp().0);
-                let _ = reports[track].handle_sender_report(ts.timestamp(), ntp);
+            SourceInput::SenderReport {
+                kind, rtp_ts, ntp, ..
+            } => {
+                let track = index(kind);
+                let ts_ext = clocks[track].extend(rtp_ts);
+                let _ = reports[track].handle_sender_report(ts_ext, ntp);
             }
-            _ => {}
+            SourceInput::RtpInfo { .. } | SourceInput::Frame { .. } => {}
         }
     }
     let pictures = timed_pictures(pictures)?;
