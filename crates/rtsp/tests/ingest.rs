@@ -108,3 +108,48 @@ async fn comes_out_in_sync(impairments: Impairments) {
     assert!(frames >= 10 * 30, "{frames} frames in 14 s");
     println!("offsets after convergence (ms): {settled:?}");
 }
+
+/// A camera password with every character that must be escaped in a URL logs in (Digest), as it
+/// does with ffmpeg; a wrong one and none are refused with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_of_any_characters_logs_in() {
+    use lockstep_rtsp::auth::Credentials;
+    use lockstep_rtsp::ingest::{CameraSession, IngestError};
+    let camera = SimCamera::start(SimCameraConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        width: 160,
+        height: 120,
+        credentials: Some(Credentials {
+            user: "ad min".into(),
+            password: "p@ss:w/rd%#?".into(),
+        }),
+        ..SimCameraConfig::default()
+    })
+    .await
+    .expect("camera starts");
+    let addr = camera.local_addr();
+    let url = |userinfo: &str| format!("rtsp://{userinfo}{addr}/cam");
+    let (mut session, tracks) =
+        CameraSession::connect(&url("ad%20min:p%40ss%3Aw%2Frd%25%23%3F@"))
+            .await
+            .expect("the escaped password logs in");
+    assert_eq!(tracks.video.codec, lockstep_media::Codec::H264);
+    let clock = LocalClock::new();
+    tokio::time::timeout(Duration::from_secs(10), session.next_input(&clock))
+        .await
+        .expect("media in time")
+        .expect("media");
+    for (userinfo, expected) in [
+        ("ad%20min:wrong@", "refused the credentials"),
+        ("", "asks for credentials"),
+    ] {
+        match CameraSession::connect(&url(userinfo)).await {
+            Err(IngestError::Unreachable { reason, .. }) => {
+                assert!(reason.contains("401") && reason.contains(expected), "{reason}");
+                assert!(!reason.contains("wrong"), "the password stays out: {reason}");
+            }
+            other => panic!("{userinfo}: {other:?}"),
+        }
+    }
+    camera.shutdown();
+}
