@@ -3,6 +3,10 @@
 //! the same connection after PLAY, and keepalives while it plays. It passes packets on in the
 //! order they arrive — reordering and loss are the sync core's jitter buffer's job — and times
 //! nothing.
+//!
+//! [`RtspClient::next_frame`] is cancel-safe (callers select on it beside their timers): bytes
+//! read are kept in the client before the next await, and what it writes goes through a buffer
+//! that records every partial write, so a dropped call never loses or half-sends anything.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -58,7 +62,11 @@ pub struct RtpInfo {
 /// A connection to a camera.
 pub struct RtspClient {
     stream: TcpStream,
+    /// Bytes read and not parsed yet start at `buf_start` (compacted when reading more).
     buf: Vec<u8>,
+    buf_start: usize,
+    /// Bytes to write, sent before anything else happens.
+    outgoing: Vec<u8>,
     cseq: u32,
     credentials: Option<Credentials>,
     challenge: Option<Challenge>,
@@ -107,6 +115,8 @@ impl RtspClient {
         Ok(RtspClient {
             stream,
             buf: Vec::with_capacity(64 << 10),
+            buf_start: 0,
+            outgoing: Vec::new(),
             cseq: 0,
             credentials,
             challenge: None,
@@ -214,21 +224,34 @@ impl RtspClient {
             text.push_str(&format!("{name}: {value}\r\n"));
         }
         text.push_str("\r\n");
-        self.stream
-            .write_all(text.as_bytes())
-            .await
-            .map_err(|e| ClientError::Connection(format!("cannot send {method}: {e}")))?;
+        self.outgoing.extend_from_slice(text.as_bytes());
+        self.flush().await?;
         Ok(self.cseq)
+    }
+
+    /// Writes what is queued; each completed write is taken off the queue at once.
+    async fn flush(&mut self) -> Result<(), ClientError> {
+        while !self.outgoing.is_empty() {
+            let n =
+                self.stream.write(&self.outgoing).await.map_err(|e| {
+                    ClientError::Connection(format!("cannot write to the camera: {e}"))
+                })?;
+            if n == 0 {
+                return Err(ClientError::Connection(
+                    "the camera closed the connection".into(),
+                ));
+            }
+            self.outgoing.drain(..n);
+        }
+        Ok(())
     }
 
     /// A camera's own request (some send SET_PARAMETER or ANNOUNCE): not something we serve.
     async fn refuse(&mut self, request: &crate::message::Request) -> Result<(), ClientError> {
         let cseq = request.cseq().unwrap_or(0);
         let answer = format!("RTSP/1.0 501 Not Implemented\r\nCSeq: {cseq}\r\n\r\n");
-        self.stream
-            .write_all(answer.as_bytes())
-            .await
-            .map_err(|e| ClientError::Connection(format!("cannot answer the camera: {e}")))
+        self.outgoing.extend_from_slice(answer.as_bytes());
+        self.flush().await
     }
 
     fn keep(&mut self, channel: u8, payload: Vec<u8>) {
@@ -241,9 +264,9 @@ impl RtspClient {
     /// The next frame off the connection.
     async fn read_frame(&mut self) -> Result<Frame, ClientError> {
         loop {
-            match parse_frame(&self.buf) {
+            match parse_frame(&self.buf[self.buf_start..]) {
                 Ok(Some((frame, used))) => {
-                    self.buf.drain(..used);
+                    self.buf_start += used;
                     return Ok(frame);
                 }
                 Ok(None) => {}
@@ -253,10 +276,14 @@ impl RtspClient {
                     )))
                 }
             }
-            let mut chunk = [0u8; 16 << 10];
+            // One move of the unparsed tail per read, not one per frame.
+            self.buf.drain(..self.buf_start);
+            self.buf_start = 0;
+            self.buf.reserve(32 << 10);
+            // Cancel-safe: the bytes are in `buf` when it returns, or nothing was read.
             let n = self
                 .stream
-                .read(&mut chunk)
+                .read_buf(&mut self.buf)
                 .await
                 .map_err(|e| ClientError::Connection(format!("connection lost: {e}")))?;
             if n == 0 {
@@ -264,7 +291,6 @@ impl RtspClient {
                     "the camera closed the connection".into(),
                 ));
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
@@ -368,6 +394,8 @@ impl RtspClient {
             if let Some(frame) = self.pending.pop_front() {
                 return Ok(frame);
             }
+            // A keepalive queued by a call that was dropped goes out first.
+            self.flush().await?;
             if Instant::now() >= self.next_keepalive {
                 self.next_keepalive = Instant::now() + self.session_timeout / 2;
                 let (method, uri) = (self.keepalive_method, self.keepalive_uri.clone());

@@ -367,13 +367,17 @@ impl CameraSession {
             if header.payload_type == 50 {
                 continue;
             }
+            // The payload keeps the frame's allocation (no second copy).
+            let mut data = data;
+            data.truncate(header.payload_end);
+            data.drain(..header.payload_offset);
             let input = SourceInput::Rtp {
                 kind,
                 ssrc: header.ssrc,
                 seq: header.seq,
                 ts: header.timestamp,
                 payload: MediaPayload::Rtp {
-                    data: data[header.payload_offset..header.payload_end].to_vec(),
+                    data,
                     marker: header.marker,
                 },
             };

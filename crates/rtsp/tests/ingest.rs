@@ -129,10 +129,9 @@ async fn a_password_of_any_characters_logs_in() {
     .expect("camera starts");
     let addr = camera.local_addr();
     let url = |userinfo: &str| format!("rtsp://{userinfo}{addr}/cam");
-    let (mut session, tracks) =
-        CameraSession::connect(&url("ad%20min:p%40ss%3Aw%2Frd%25%23%3F@"))
-            .await
-            .expect("the escaped password logs in");
+    let (mut session, tracks) = CameraSession::connect(&url("ad%20min:p%40ss%3Aw%2Frd%25%23%3F@"))
+        .await
+        .expect("the escaped password logs in");
     assert_eq!(tracks.video.codec, lockstep_media::Codec::H264);
     let clock = LocalClock::new();
     tokio::time::timeout(Duration::from_secs(10), session.next_input(&clock))
@@ -145,8 +144,14 @@ async fn a_password_of_any_characters_logs_in() {
     ] {
         match CameraSession::connect(&url(userinfo)).await {
             Err(IngestError::Unreachable { reason, .. }) => {
-                assert!(reason.contains("401") && reason.contains(expected), "{reason}");
-                assert!(!reason.contains("wrong"), "the password stays out: {reason}");
+                assert!(
+                    reason.contains("401") && reason.contains(expected),
+                    "{reason}"
+                );
+                assert!(
+                    !reason.contains("wrong"),
+                    "the password stays out: {reason}"
+                );
             }
             other => panic!("{userinfo}: {other:?}"),
         }
