@@ -143,8 +143,9 @@ impl RtspClient {
         if reply.status == 401 && self.credentials.is_some() {
             let challenge = Challenge::choose(reply.headers_named("WWW-Authenticate"))
                 .map_err(ClientError::Protocol)?;
-            let stale = self.challenge.as_ref() == Some(&challenge);
-            if !stale {
+            // The challenge we already answered: the credentials themselves were refused.
+            let already_answered = self.challenge.as_ref() == Some(&challenge);
+            if !already_answered {
                 self.challenge = Some(challenge);
                 self.challenge_uses = 0;
                 reply = self.exchange(method, uri, headers).await?;
