@@ -30,9 +30,12 @@ const MAX_PENDING_FRAMES: usize = 4096;
 /// Why a request or the session failed, for the camera's state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    /// No TCP connection, or the camera closed it.
+    /// No TCP connection, or it failed.
     #[error("{0}")]
     Connection(String),
+    /// The camera closed the connection (a camera ending its stream).
+    #[error("the camera closed the connection")]
+    Closed,
     /// The camera answered with an error status.
     #[error("{method} answered {status} {reason}")]
     Status {
@@ -96,15 +99,8 @@ impl RtspClient {
         credentials: Option<Credentials>,
         user_agent: &'static str,
     ) -> Result<RtspClient, ClientError> {
-        let host = url
-            .host_str()
+        let address = socket_address(url)
             .ok_or_else(|| ClientError::Connection("the URL has no host".into()))?;
-        let port = url.port().unwrap_or(554);
-        let address = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
         let stream = timeout(ANSWER_TIMEOUT, TcpStream::connect(&address))
             .await
             .map_err(|_| {
@@ -238,9 +234,7 @@ impl RtspClient {
                     ClientError::Connection(format!("cannot write to the camera: {e}"))
                 })?;
             if n == 0 {
-                return Err(ClientError::Connection(
-                    "the camera closed the connection".into(),
-                ));
+                return Err(ClientError::Closed);
             }
             self.outgoing.drain(..n);
         }
@@ -265,17 +259,8 @@ impl RtspClient {
     /// The next frame off the connection.
     async fn read_frame(&mut self) -> Result<Frame, ClientError> {
         loop {
-            match parse_frame(&self.buf[self.buf_start..]) {
-                Ok(Some((frame, used))) => {
-                    self.buf_start += used;
-                    return Ok(frame);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(ClientError::Protocol(format!(
-                        "the camera sent something that is not RTSP: {e}"
-                    )))
-                }
+            if let Some(frame) = self.parse_buffered()? {
+                return Ok(frame);
             }
             // One move of the unparsed tail per read, not one per frame.
             self.buf.drain(..self.buf_start);
@@ -288,10 +273,22 @@ impl RtspClient {
                 .await
                 .map_err(|e| ClientError::Connection(format!("connection lost: {e}")))?;
             if n == 0 {
-                return Err(ClientError::Connection(
-                    "the camera closed the connection".into(),
-                ));
+                return Err(ClientError::Closed);
             }
+        }
+    }
+
+    /// The next whole frame already read, if there is one (no await, no timer).
+    fn parse_buffered(&mut self) -> Result<Option<Frame>, ClientError> {
+        match parse_frame(&self.buf[self.buf_start..]) {
+            Ok(Some((frame, used))) => {
+                self.buf_start += used;
+                Ok(Some(frame))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(ClientError::Protocol(format!(
+                "the camera sent something that is not RTSP: {e}"
+            ))),
         }
     }
 
@@ -403,17 +400,24 @@ impl RtspClient {
                 // Its answer is read (and skipped) with the media.
                 self.send(method, &uri, &[]).await?;
             }
-            let deadline = (Instant::now() + SILENCE_TIMEOUT).min(self.next_keepalive);
-            let Some(frame) = timeout_at(deadline, self.read_frame()).await else {
-                if Instant::now() >= self.next_keepalive {
-                    continue;
+            // Frames already read need no timer (most packets: one socket read holds several).
+            let frame = match self.parse_buffered()? {
+                Some(frame) => frame,
+                None => {
+                    let deadline = (Instant::now() + SILENCE_TIMEOUT).min(self.next_keepalive);
+                    let Some(frame) = timeout_at(deadline, self.read_frame()).await else {
+                        if Instant::now() >= self.next_keepalive {
+                            continue;
+                        }
+                        return Err(ClientError::Connection(format!(
+                            "the camera sent nothing for {} s",
+                            SILENCE_TIMEOUT.as_secs()
+                        )));
+                    };
+                    frame?
                 }
-                return Err(ClientError::Connection(format!(
-                    "the camera sent nothing for {} s",
-                    SILENCE_TIMEOUT.as_secs()
-                )));
             };
-            match frame? {
+            match frame {
                 Frame::Interleaved { channel, payload } => return Ok((channel, payload)),
                 Frame::Response(reply)
                     if reply.status >= 400 && reply.status != 405 && reply.status != 501 =>
@@ -429,6 +433,13 @@ impl RtspClient {
             }
         }
     }
+}
+
+/// `host:port` of an RTSP URL (554 when none is given), IPv6 in brackets.
+pub fn socket_address(url: &url::Url) -> Option<String> {
+    // `host_str` keeps an IPv6 address's brackets.
+    let host = url.host_str().filter(|h| !h.is_empty())?;
+    Some(format!("{host}:{}", url.port().unwrap_or(554)))
 }
 
 /// `url=…;seq=…;rtptime=…, url=…` (RFC 2326 §12.33). Entries split at `,url=` only: URLs may
@@ -502,6 +513,15 @@ mod tests {
         assert_eq!(info[1].url, "rtsp://h/a,b/trackID=1");
         assert_eq!((info[1].seq, info[1].rtptime), (None, Some(u32::MAX)));
         assert!(parse_rtp_info("").is_empty());
+        let address = |u: &str| socket_address(&url::Url::parse(u).unwrap());
+        assert_eq!(
+            address("rtsp://[fe80::1]/cam").as_deref(),
+            Some("[fe80::1]:554")
+        );
+        assert_eq!(
+            address("rtsp://cam.local:8554/").as_deref(),
+            Some("cam.local:8554")
+        );
         assert_eq!(parse_rtp_info("url=x;seq=banana")[0].seq, None);
     }
 }

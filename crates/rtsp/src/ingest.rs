@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use lockstep_media::{
     h264, h265, AudioTrackDecoder, Codec, MediaPayload, MediaSource, Pcm, RtpAudioTrack, VideoTrack,
 };
-use lockstep_sync::{LocalInstant, NtpTime, SourceConfig, SourceEvent, SourceInput, TrackKind};
+use lockstep_sync::{LocalInstant, SourceConfig, SourceEvent, SourceInput, TrackKind};
 
 use crate::auth::Credentials;
 use crate::client::{ClientError, RtpInfo, RtspClient};
 use crate::rtp::{parse_rtp, parse_sender_report};
-use crate::sdp::{Sdp, SdpMedia};
+use crate::sdp::{resolve_control, Sdp, SdpMedia};
 
 /// The process's one origin for [`LocalInstant`]: the sync core never reads a clock itself.
 #[derive(Debug, Clone, Copy)]
@@ -282,11 +282,7 @@ impl CameraSession {
         };
         // PLAY the aggregate (the session's control) when the SDP names one, else the track.
         let play_url = match sdp.control.as_deref() {
-            Some(control) if !control.is_empty() => SdpMedia {
-                control: Some(control.to_owned()),
-                ..video_section.clone()
-            }
-            .setup_url(&base),
+            Some(control) if !control.is_empty() => resolve_control(&base, Some(control)),
             _ => setups[0].1.clone(),
         };
         let rtp_info = client.play(&play_url).await.map_err(unreachable)?;
@@ -333,11 +329,9 @@ impl CameraSession {
     ) -> Result<(LocalInstant, SourceInput<MediaPayload>), IngestError> {
         loop {
             let (channel, data) = self.client.next_frame().await.map_err(|e| match e {
-                ClientError::Connection(reason) if reason.contains("closed") => {
-                    IngestError::Ended {
-                        url: self.shown.clone(),
-                    }
-                }
+                ClientError::Closed => IngestError::Ended {
+                    url: self.shown.clone(),
+                },
                 other => IngestError::Stream {
                     url: self.shown.clone(),
                     reason: other.to_string(),
@@ -353,7 +347,7 @@ impl CameraSession {
                         kind,
                         ssrc: sr.ssrc,
                         rtp_ts: sr.rtp_timestamp,
-                        ntp: NtpTime::from_bits(sr.ntp.as_bits()),
+                        ntp: sr.ntp,
                     };
                     return Ok((now, input));
                 }

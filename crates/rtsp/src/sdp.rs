@@ -148,27 +148,33 @@ impl Sdp {
 
 impl SdpMedia {
     /// The URL to SETUP this section at: its control resolved against `base` (the
-    /// Content-Base, else the DESCRIBE URL). A relative control is appended to the whole base,
-    /// query included, after a `/` (as ffmpeg and live555 do, and as cameras whose URL has a
-    /// query — Dahua's `…realmonitor?channel=1&subtype=0` — expect).
+    /// Content-Base, else the DESCRIBE URL).
     pub fn setup_url(&self, base: &url::Url) -> url::Url {
-        let control = match self.control.as_deref() {
-            None | Some("*") | Some("") => return base.clone(),
-            Some(control) => control,
-        };
-        if let Ok(absolute) = url::Url::parse(control) {
-            if absolute.has_host() {
-                return absolute;
-            }
-        }
-        let base_text = base.as_str();
-        let joined = if base_text.ends_with('/') {
-            format!("{base_text}{}", control.trim_start_matches('/'))
-        } else {
-            format!("{base_text}/{}", control.trim_start_matches('/'))
-        };
-        url::Url::parse(&joined).unwrap_or_else(|_| base.clone())
+        resolve_control(base, self.control.as_deref())
     }
+}
+
+/// A control attribute (a track's, or the session's for PLAY) resolved against `base`. A
+/// relative control is appended to the whole base, query included, after a `/` (as ffmpeg and
+/// live555 do, and as cameras whose URL has a query — Dahua's `…realmonitor?channel=1&subtype=0`
+/// — expect); `*` or none is the base itself.
+pub fn resolve_control(base: &url::Url, control: Option<&str>) -> url::Url {
+    let control = match control {
+        None | Some("*") | Some("") => return base.clone(),
+        Some(control) => control,
+    };
+    if let Ok(absolute) = url::Url::parse(control) {
+        if absolute.has_host() {
+            return absolute;
+        }
+    }
+    let base_text = base.as_str();
+    let joined = if base_text.ends_with('/') {
+        format!("{base_text}{}", control.trim_start_matches('/'))
+    } else {
+        format!("{base_text}/{}", control.trim_start_matches('/'))
+    };
+    url::Url::parse(&joined).unwrap_or_else(|_| base.clone())
 }
 
 #[cfg(test)]

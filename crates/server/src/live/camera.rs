@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lockstep_media::SourceFeed;
+use lockstep_rtsp::client::socket_address;
 use lockstep_rtsp::ingest::{split_credentials, CameraSession, IngestError, LocalClock};
 use lockstep_sync::{LatencyProfile, SourceConfig, SourceStats};
 use serde::Serialize;
@@ -246,14 +247,8 @@ async fn reachable(addr: &str) -> bool {
     )
 }
 
-/// `host:port` of an RTSP URL (554 when none is given), for the reachability probe.
+/// `host:port` of an RTSP URL, for the reachability probe.
 fn probe_address(url: &str) -> Option<String> {
     let (url, _) = split_credentials(url).ok()?;
-    let host = url.host_str()?;
-    let port = url.port().unwrap_or(554);
-    Some(if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    })
+    socket_address(&url)
 }
