@@ -394,6 +394,30 @@ fn read_fragment(
     Ok(())
 }
 
+/// An H.265 track's codec from its decoder configuration record (`hvcC`'s body; Matroska's
+/// `CodecPrivate` for `V_MPEGH/ISO/HEVC`).
+pub fn h265_from_configuration_record(record: &[u8]) -> Result<TrackCodec, String> {
+    let hvcc = mp4_atom::Hvcc::decode_body(&mut &record[..])
+        .map_err(|e| format!("the HEVC configuration record cannot be read: {e}"))?;
+    Ok(h265_codec(&hvcc))
+}
+
+fn h265_codec(hvcc: &mp4_atom::Hvcc) -> TrackCodec {
+    let sets = |nal_type: u8| -> Vec<Vec<u8>> {
+        hvcc.arrays
+            .iter()
+            .filter(|a| a.nal_unit_type == nal_type)
+            .flat_map(|a| a.nalus.iter().cloned())
+            .collect()
+    };
+    TrackCodec::H265 {
+        vps: sets(crate::h265::NAL_VPS),
+        sps: sets(crate::h265::NAL_SPS),
+        pps: sets(crate::h265::NAL_PPS),
+        length_size: usize::from(hvcc.length_size_minus_one) + 1,
+    }
+}
+
 fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4Track, Mp4Error> {
     let track_id = trak.tkhd.track_id;
     let bad = |reason: String| Mp4Error::Track {
@@ -408,21 +432,7 @@ fn read_track(trak: &Trak, movie_timescale: u32, file_len: usize) -> Result<Mp4T
             length_size: usize::from(avc1.avcc.length_size),
         },
         Some(Codec::Hvc1(mp4_atom::Hvc1 { hvcc, .. }))
-        | Some(Codec::Hev1(mp4_atom::Hev1 { hvcc, .. })) => {
-            let sets = |nal_type: u8| -> Vec<Vec<u8>> {
-                hvcc.arrays
-                    .iter()
-                    .filter(|a| a.nal_unit_type == nal_type)
-                    .flat_map(|a| a.nalus.iter().cloned())
-                    .collect()
-            };
-            TrackCodec::H265 {
-                vps: sets(crate::h265::NAL_VPS),
-                sps: sets(crate::h265::NAL_SPS),
-                pps: sets(crate::h265::NAL_PPS),
-                length_size: usize::from(hvcc.length_size_minus_one) + 1,
-            }
-        }
+        | Some(Codec::Hev1(mp4_atom::Hev1 { hvcc, .. })) => h265_codec(hvcc),
         Some(Codec::Mp4a(mp4a)) => {
             let config = mp4a
                 .esds

@@ -53,7 +53,7 @@ impl PatternReader {
     pub fn into_parts(self) -> Result<(Vec<PictureObservation>, BeepDetector), String> {
         let pictures = self
             .pictures
-            .finish()?
+            .finish_by_presentation()?
             .into_iter()
             .map(|(presented_secs, picture)| PictureObservation {
                 presented_secs,

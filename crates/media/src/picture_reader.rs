@@ -4,7 +4,8 @@
 //! H.264 is decoded at once by the bundled OpenH264. Lockstep has no H.265 decoder of its own
 //! (it never decodes camera video to serve it), so the instruments hand H.265 to `ffmpeg` on the
 //! PATH: the access units are kept from the first keyframe and decoded in one run at the end,
-//! one picture out for each unit in (the tracks measured have no B-frames to reorder).
+//! one picture out for each unit in, in presentation order: callers whose tags are presentation
+//! times use [`PictureReader::finish_by_presentation`] to match B-frames to their pictures.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -87,13 +88,33 @@ impl<T> PictureReader<T> {
 
     /// Every observation, in the order the units came.
     pub fn finish(self) -> Result<Vec<(T, PictureObservation)>, String> {
+        self.finish_with(|_| {})
+    }
+
+    /// The same for tags that are presentation times: ffmpeg puts out H.265 pictures in
+    /// presentation order, so the tags (in decoding order, B-frames after the pictures they
+    /// refer to) are sorted before they are matched.
+    pub fn finish_by_presentation(self) -> Result<Vec<(T, PictureObservation)>, String>
+    where
+        T: PartialOrd,
+    {
+        self.finish_with(|tags| {
+            tags.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal))
+        })
+    }
+
+    fn finish_with(
+        self,
+        order: impl FnOnce(&mut Vec<T>),
+    ) -> Result<Vec<(T, PictureObservation)>, String> {
         match self.decoder {
             Decoder::H264(_) => Ok(self.done),
             Decoder::H265 {
                 stream,
-                tags,
+                mut tags,
                 size: Some((width, height)),
             } => {
+                order(&mut tags);
                 let pictures = decode_with_ffmpeg(stream, width, height)?;
                 if pictures.len() != tags.len() {
                     return Err(format!(

@@ -1,5 +1,5 @@
-//! Matroska files (what `ffmpeg -c copy` makes of a camera stream): H.264 video, G.711 or PCM
-//! audio. Presentation times are the container's timestamps.
+//! Matroska files (what `ffmpeg -c copy` makes of a camera stream): H.264 or H.265 video;
+//! G.711, PCM, Opus or AAC audio. Presentation times are the container's timestamps.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -8,10 +8,12 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use lockstep_media::aac_config::AacConfig;
 use lockstep_media::g711::G711Law;
-use lockstep_media::{AudioDecoder, PatternReader};
+use lockstep_media::mp4_reader::h265_from_configuration_record;
+use lockstep_media::{AudioDecoder, Codec, PatternReader};
 use matroska_demuxer::{Frame, MatroskaFile, TrackType};
 
 use super::avc::{parse_avcc, to_annex_b};
+use super::mp4::video_format;
 use super::Observations;
 
 fn audio_decoder(
@@ -60,13 +62,20 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
         .iter()
         .find(|t| t.track_type() == TrackType::Video)
         .context("no video track")?;
-    if video.codec_id() != "V_MPEG4/ISO/AVC" {
-        bail!(
-            "video codec {} is not supported (H.264 is)",
-            video.codec_id()
-        );
-    }
-    let avc = parse_avcc(video.codec_private().context("H.264 track without avcC")?)?;
+    let (codec, parameter_sets, length_size) = match video.codec_id() {
+        "V_MPEG4/ISO/AVC" => {
+            let avc = parse_avcc(video.codec_private().context("H.264 track without avcC")?)?;
+            (Codec::H264, avc.parameter_sets_annex_b, avc.length_size)
+        }
+        "V_MPEGH/ISO/HEVC" => {
+            let record = video
+                .codec_private()
+                .context("H.265 track without its configuration record")?;
+            let track = h265_from_configuration_record(record).map_err(anyhow::Error::msg)?;
+            video_format(&track)?
+        }
+        other => bail!("video codec {other} is not supported (H.264 and H.265 are)"),
+    };
     let video_track = video.track_number().get();
     let audio = mkv
         .tracks()
@@ -84,8 +93,9 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
     // Matroska: a codec's built-in delay (Opus pre-skip) is decoded but not presented.
     let audio_delay_secs = audio.codec_delay().unwrap_or(0) as f64 * 1e-9;
 
-    let mut reader = PatternReader::new(rate)?;
-    reader.video(0.0, &avc.parameter_sets_annex_b);
+    let mut reader = PatternReader::with_codec(codec, rate)?;
+    // The track's parameter sets go in front of the first picture: a decoder starts there.
+    let mut parameter_sets = parameter_sets;
     let mut samples = Vec::new();
     let mut frame = Frame::default();
     let limit = duration.map(|d| d * 1e9 / ns_per_tick);
@@ -95,7 +105,8 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
         }
         let secs = frame.timestamp as f64 * ns_per_tick * 1e-9;
         if frame.track == video_track {
-            let annex_b = to_annex_b(&frame.data, avc.length_size)?;
+            let mut annex_b = std::mem::take(&mut parameter_sets);
+            annex_b.extend_from_slice(&to_annex_b(&frame.data, length_size)?);
             reader.video(secs, &annex_b);
         } else if frame.track == audio_track {
             samples.clear();

@@ -27,21 +27,9 @@ fn audio_decoder(track: &Mp4Track) -> anyhow::Result<(AudioDecoder, u32)> {
     }
 }
 
-pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observations> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let file = Mp4File::parse(bytes)
-        .with_context(|| format!("{} is not a readable MP4", path.display()))?;
-    let video = file
-        .tracks
-        .iter()
-        .find(|t| matches!(t.codec, TrackCodec::H264 { .. } | TrackCodec::H265 { .. }))
-        .context("no H.264 or H.265 video track")?;
-    let audio = file
-        .tracks
-        .iter()
-        .find(|t| t.handler == "soun")
-        .context("no audio track: measure needs the beeps")?;
-    let (codec, sets, length_size): (Codec, Vec<&Vec<u8>>, usize) = match &video.codec {
+/// A video track's codec, its parameter sets as Annex B and its NAL length size.
+pub(super) fn video_format(codec: &TrackCodec) -> anyhow::Result<(Codec, Vec<u8>, usize)> {
+    let (codec, sets, length_size): (Codec, Vec<&Vec<u8>>, usize) = match codec {
         TrackCodec::H264 {
             sps,
             pps,
@@ -59,10 +47,28 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
         ),
         _ => bail!("no H.264 or H.265 video track"),
     };
+    Ok((codec, lockstep_media::h264::annex_b(&sets), length_size))
+}
+
+pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observations> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = Mp4File::parse(bytes)
+        .with_context(|| format!("{} is not a readable MP4", path.display()))?;
+    let video = file
+        .tracks
+        .iter()
+        .find(|t| matches!(t.codec, TrackCodec::H264 { .. } | TrackCodec::H265 { .. }))
+        .context("no H.264 or H.265 video track")?;
+    let audio = file
+        .tracks
+        .iter()
+        .find(|t| t.handler == "soun")
+        .context("no audio track: measure needs the beeps")?;
+    let (codec, parameter_sets, length_size) = video_format(&video.codec)?;
     let (mut decoder, rate) = audio_decoder(audio)?;
     let mut reader = PatternReader::with_codec(codec, rate)?;
     // The sample entry's parameter sets go in front of the first picture: a decoder starts there.
-    let mut parameter_sets = lockstep_media::h264::annex_b(&sets);
+    let mut parameter_sets = parameter_sets;
     let within = |secs: f64| duration.is_none_or(|d| secs <= d);
     for sample in &video.samples {
         let secs = video.pts_secs(sample);
