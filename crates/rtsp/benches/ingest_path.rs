@@ -1,5 +1,6 @@
 //! The camera ingest path measured end to end on loopback: sim-camera (−300 ppm audio clock,
-//! 40 ms jitter) → lockstep's RTSP client → the production `Source`. Prints a Markdown row: audio-video offset on
+//! 40 ms jitter; over UDP also 1 % loss and 2 % reordering) → lockstep's RTSP client (TCP
+//! or UDP) → the production `Source`. Prints a Markdown row: audio-video offset on
 //! the output timeline, capture → output latency (from the stripe's capture wallclock), and the
 //! CPU of the ingest thread alone.
 //!
@@ -8,7 +9,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lockstep_media::PatternReader;
-use lockstep_rtsp::ingest::{self, LocalClock};
+use lockstep_rtsp::ingest::{self, LocalClock, RtpTransport};
 use lockstep_rtsp::sim_camera::{Impairments, SimCamera, SimCameraConfig};
 use lockstep_sync::{LatencyProfile, SourceConfig, SourceEvent};
 
@@ -34,27 +35,47 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
 
 fn main() {
     println!(
-        "| camera (640x360, 30 fps, PCMA, TCP, {SECONDS} s) | events | |A−V offset| p50 / p99 / \
+        "| camera (640x360, 30 fps, PCMA, {SECONDS} s) | events | |A−V offset| p50 / p99 / \
          max (ms) | capture → output p50 / p99 (ms) | ingest CPU (% of a core) |"
     );
     println!("|---|---|---|---|---|");
-    for (name, jitter_ms) in [("clean link", 0), ("−300 ppm audio, 40 ms jitter", 40)] {
-        row(name, jitter_ms);
+    let jittery = Impairments {
+        jitter: Duration::from_millis(40),
+        ..Impairments::default()
+    };
+    let lossy = Impairments {
+        loss: 0.01,
+        reorder: 0.02,
+        ..jittery
+    };
+    let rows = [
+        ("TCP, clean link", RtpTransport::Tcp, Impairments::default()),
+        (
+            "TCP, −300 ppm audio, 40 ms jitter",
+            RtpTransport::Tcp,
+            jittery,
+        ),
+        ("UDP, clean link", RtpTransport::Udp, Impairments::default()),
+        (
+            "UDP, −300 ppm audio, 40 ms jitter, 1 % loss, 2 % reordered",
+            RtpTransport::Udp,
+            lossy,
+        ),
+    ];
+    for (name, transport, impairments) in rows {
+        row(name, transport, impairments);
     }
 }
 
 // A bench reads real clocks.
 #[allow(clippy::disallowed_methods)]
-fn row(name: &str, jitter_ms: u64) {
+fn row(name: &str, transport: RtpTransport, impairments: Impairments) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let camera = runtime
         .block_on(SimCamera::start(SimCameraConfig {
             listen: "127.0.0.1:0".parse().expect("address"),
-            audio_clock_ppm: if jitter_ms > 0 { -300.0 } else { 0.0 },
-            impairments: Impairments {
-                jitter: Duration::from_millis(jitter_ms),
-                ..Impairments::default()
-            },
+            audio_clock_ppm: if impairments.is_none() { 0.0 } else { -300.0 },
+            impairments,
             ..SimCameraConfig::default()
         }))
         .expect("camera");
@@ -73,9 +94,14 @@ fn row(name: &str, jitter_ms: u64) {
         let mut outputs = Vec::new();
         let until = std::time::Instant::now() + Duration::from_secs(SECONDS);
         let config = SourceConfig::new(LatencyProfile::Low);
-        let played = rt.block_on(ingest::play_until(&url, config, clock, until, |event| {
-            outputs.push(event)
-        }));
+        let played = rt.block_on(ingest::play_until(
+            &url,
+            transport,
+            config,
+            clock,
+            until,
+            |event| outputs.push(event),
+        ));
         played.expect("the camera plays");
         (thread_cpu_secs() - start, outputs)
     });

@@ -21,7 +21,7 @@ use crate::message::{parse_frame, Frame, Reply};
 /// How long a camera may take to answer a request.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a playing camera may stay silent before the session is given up.
-const SILENCE_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The session timeout a camera that names none is assumed to have (RFC 2326 §12.37).
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Media frames kept while a request waits for its answer (a keepalive while playing).
@@ -54,6 +54,13 @@ pub struct Interleaved {
     pub rtp: u8,
 }
 
+/// What the camera answered to a SETUP over UDP: the ports it sends from (RTP, RTCP), when
+/// it said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpSetup {
+    pub server_ports: Option<(u16, u16)>,
+}
+
 /// One stream's `RTP-Info` entry from PLAY.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtpInfo {
@@ -82,6 +89,9 @@ pub struct RtspClient {
     next_keepalive: Instant,
     pending: VecDeque<(u8, Vec<u8>)>,
     user_agent: &'static str,
+    /// Media comes on this connection (false over UDP: then only answers do, and silence
+    /// here is normal).
+    media_interleaved: bool,
 }
 
 impl std::fmt::Debug for RtspClient {
@@ -124,6 +134,7 @@ impl RtspClient {
             next_keepalive: Instant::now() + DEFAULT_SESSION_TIMEOUT / 2,
             pending: VecDeque::new(),
             user_agent,
+            media_interleaved: true,
         })
     }
 
@@ -343,33 +354,91 @@ impl RtspClient {
         let reply = self
             .request("SETUP", url.as_str(), &[("Transport", transport)])
             .await?;
-        if let Some(session) = reply.header("Session") {
-            let mut parts = session.split(';');
-            let id = parts.next().unwrap_or_default().trim();
-            if id.is_empty() {
-                return Err(ClientError::Protocol(
-                    "SETUP answered an empty Session".into(),
-                ));
-            }
-            self.session = Some(id.to_owned());
-            if let Some(secs) = parts
-                .filter_map(|p| p.trim().strip_prefix("timeout="))
-                .find_map(|t| t.trim().parse::<u64>().ok())
-            {
-                self.session_timeout = Duration::from_secs(secs.clamp(5, 3600));
-            }
-        } else if self.session.is_none() {
-            return Err(ClientError::Protocol("SETUP answered no Session".into()));
-        }
-        let chosen = reply
-            .header("Transport")
-            .and_then(|t| {
-                t.split(';')
-                    .find_map(|p| p.trim().strip_prefix("interleaved="))
-                    .and_then(|c| c.split('-').next()?.trim().parse::<u8>().ok())
-            })
+        self.take_session(&reply)?;
+        let chosen = transport_param(&reply, "interleaved")
+            .and_then(|c| c.split('-').next()?.trim().parse::<u8>().ok())
             .unwrap_or(channel);
         Ok(Interleaved { rtp: chosen })
+    }
+
+    /// SETUP over UDP to our `client_ports` (RTP, RTCP). A camera that cannot answers an
+    /// error status (461 Unsupported Transport, usually); one that answers TCP instead is
+    /// refused here, since nothing would come to the ports.
+    pub async fn setup_udp(
+        &mut self,
+        url: &url::Url,
+        client_ports: (u16, u16),
+    ) -> Result<UdpSetup, ClientError> {
+        let transport = format!(
+            "RTP/AVP;unicast;client_port={}-{}",
+            client_ports.0, client_ports.1
+        );
+        let reply = self
+            .request("SETUP", url.as_str(), &[("Transport", transport)])
+            .await?;
+        self.take_session(&reply)?;
+        if reply
+            .header("Transport")
+            .is_some_and(|t| t.to_ascii_uppercase().contains("RTP/AVP/TCP"))
+        {
+            return Err(ClientError::Protocol(
+                "SETUP over UDP was answered with TCP interleaving".into(),
+            ));
+        }
+        self.media_interleaved = false;
+        let server_ports = transport_param(&reply, "server_port").and_then(|p| {
+            let (rtp, rtcp) = p.split_once('-').unwrap_or((p, ""));
+            let rtp: u16 = rtp.trim().parse().ok()?;
+            let rtcp = rtcp.trim().parse().unwrap_or(rtp.wrapping_add(1));
+            Some((rtp, rtcp))
+        });
+        Ok(UdpSetup { server_ports })
+    }
+
+    /// The session id (and timeout) a SETUP answer gives; every later SETUP must keep it.
+    fn take_session(&mut self, reply: &Reply) -> Result<(), ClientError> {
+        let Some(session) = reply.header("Session") else {
+            return match self.session {
+                Some(_) => Ok(()),
+                None => Err(ClientError::Protocol("SETUP answered no Session".into())),
+            };
+        };
+        let mut parts = session.split(';');
+        let id = parts.next().unwrap_or_default().trim();
+        if id.is_empty() {
+            return Err(ClientError::Protocol(
+                "SETUP answered an empty Session".into(),
+            ));
+        }
+        self.session = Some(id.to_owned());
+        if let Some(secs) = parts
+            .filter_map(|p| p.trim().strip_prefix("timeout="))
+            .find_map(|t| t.trim().parse::<u64>().ok())
+        {
+            self.session_timeout = Duration::from_secs(secs.clamp(5, 3600));
+        }
+        Ok(())
+    }
+
+    /// TEARDOWN of the session, waiting at most `wait` for the answer (ending a UDP session
+    /// stops the camera sending to ports nobody reads).
+    pub async fn teardown(&mut self, url: &url::Url, wait: Duration) {
+        if self.session.is_some() {
+            let _ = timeout(wait, self.request("TEARDOWN", url.as_str(), &[])).await;
+        }
+    }
+
+    /// The camera's address and ours on this connection: UDP media is received on the
+    /// interface that reaches the camera, from the camera's address.
+    pub fn addresses(&self) -> Result<(std::net::IpAddr, std::net::IpAddr), ClientError> {
+        let peer = self.stream.peer_addr();
+        let local = self.stream.local_addr();
+        match (peer, local) {
+            (Ok(peer), Ok(local)) => Ok((peer.ip(), local.ip())),
+            (Err(e), _) | (_, Err(e)) => {
+                Err(ClientError::Connection(format!("connection lost: {e}")))
+            }
+        }
     }
 
     /// PLAY from now; returns the `RTP-Info` entries (empty when the camera sends none).
@@ -404,7 +473,14 @@ impl RtspClient {
             let frame = match self.parse_buffered()? {
                 Some(frame) => frame,
                 None => {
-                    let deadline = (Instant::now() + SILENCE_TIMEOUT).min(self.next_keepalive);
+                    let silence_ends = if self.media_interleaved {
+                        Instant::now() + SILENCE_TIMEOUT
+                    } else {
+                        // Over UDP the connection is quiet between answers; the media's own
+                        // silence is watched where it arrives.
+                        self.next_keepalive
+                    };
+                    let deadline = silence_ends.min(self.next_keepalive);
                     let Some(frame) = timeout_at(deadline, self.read_frame()).await else {
                         if Instant::now() >= self.next_keepalive {
                             continue;
@@ -433,6 +509,16 @@ impl RtspClient {
             }
         }
     }
+}
+
+/// One parameter of a reply's `Transport` header (`interleaved`, `server_port`).
+fn transport_param<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+    reply.header("Transport")?.split(';').find_map(|p| {
+        let (key, value) = p.trim().split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then_some(value.trim())
+    })
 }
 
 /// `host:port` of an RTSP URL (554 when none is given), IPv6 in brackets.

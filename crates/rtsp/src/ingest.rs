@@ -1,5 +1,6 @@
 //! A camera's front end: lockstep's own RTSP client ([`crate::client`]) keeps the session
-//! (auth, keepalives, TCP-interleaved transport) and hands over raw RTP and RTCP, which become
+//! (auth, keepalives), media comes interleaved on its TCP connection or over UDP
+//! ([`crate::udp_media`]), and raw RTP and RTCP become
 //! [`SourceInput`]s of the camera's [`Source`](lockstep_sync::Source) — the one pipeline every
 //! source kind goes through. Packets pass in arrival order, reordered or not: the sync core's
 //! jitter buffer puts them back in order. Nothing here times or decodes anything;
@@ -13,9 +14,50 @@ use lockstep_media::{
 use lockstep_sync::{LocalInstant, SourceConfig, SourceEvent, SourceInput, TrackKind};
 
 use crate::auth::Credentials;
-use crate::client::{ClientError, RtpInfo, RtspClient};
+use crate::client::{ClientError, RtpInfo, RtspClient, SILENCE_TIMEOUT};
 use crate::rtp::{parse_rtp, parse_sender_report};
 use crate::sdp::{resolve_control, Sdp, SdpMedia};
+use crate::udp_media::{UdpMedia, UdpTrack};
+
+/// How long `auto` waits for the first packet over UDP before it asks for TCP.
+const AUTO_UDP_WAIT: Duration = Duration::from_secs(3);
+
+/// How a camera's media travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RtpTransport {
+    /// Interleaved on the RTSP connection: passes any firewall, never loses a packet (a camera
+    /// that cannot send in time drops its own).
+    #[default]
+    Tcp,
+    /// UDP to ports we open: the lowest latency, loss and reordering are the jitter buffer's.
+    Udp,
+    /// UDP when the camera agrees and its packets arrive within 3 s, else TCP.
+    Auto,
+}
+
+impl std::str::FromStr for RtpTransport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(RtpTransport::Tcp),
+            "udp" => Ok(RtpTransport::Udp),
+            "auto" => Ok(RtpTransport::Auto),
+            other => Err(format!(
+                "transport \"{other}\" is not one of \"tcp\", \"udp\", \"auto\""
+            )),
+        }
+    }
+}
+
+impl RtpTransport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtpTransport::Tcp => "tcp",
+            RtpTransport::Udp => "udp",
+            RtpTransport::Auto => "auto",
+        }
+    }
+}
 
 /// The process's one origin for [`LocalInstant`]: the sync core never reads a clock itself.
 #[derive(Debug, Clone, Copy)]
@@ -197,12 +239,22 @@ pub fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), S
     Ok((url, creds))
 }
 
+/// Where a playing session's media comes from.
+#[derive(Debug)]
+enum MediaPath {
+    /// The RTP channel of the video track and of the audio track (RTCP on the next one).
+    Interleaved {
+        video_channel: u8,
+        audio_channel: Option<u8>,
+    },
+    Udp(UdpMedia),
+}
+
 /// One playing RTSP session: its packets as source inputs.
 pub struct CameraSession {
     client: RtspClient,
-    /// The RTP channel of the video track and of the audio track (RTCP on the next one).
-    video_channel: u8,
-    audio_channel: Option<u8>,
+    media: MediaPath,
+    play_url: url::Url,
     /// The PLAY answer's RTP-Info, per track.
     rtp_info: Vec<(TrackKind, u32)>,
     shown: String,
@@ -217,28 +269,103 @@ impl std::fmt::Debug for CameraSession {
 }
 
 impl CameraSession {
-    /// OPTIONS, DESCRIBE, SETUP of the video track and the first audio track we decode, PLAY.
+    /// OPTIONS, DESCRIBE, SETUP of the video track and the first audio track we decode, PLAY,
+    /// over TCP.
     pub async fn connect(url: &str) -> Result<(CameraSession, CameraTracks), IngestError> {
-        CameraSession::connect_as(url, "lockstep").await
+        CameraSession::connect_with(url, RtpTransport::Tcp, "lockstep").await
     }
 
-    /// The same, naming the client (`lockstep-measure` for the instrument).
-    pub async fn connect_as(
+    /// The same over `transport`, naming the client (`lockstep-measure` for the instrument).
+    /// `Auto` tries UDP and starts again over TCP when the camera refuses UDP or nothing
+    /// arrives in 3 s.
+    pub async fn connect_with(
         url: &str,
+        transport: RtpTransport,
         user_agent: &'static str,
     ) -> Result<(CameraSession, CameraTracks), IngestError> {
-        let (url, creds) = split_credentials(url).map_err(|reason| IngestError::Setup {
-            url: "(camera url)".into(),
-            reason,
+        let failed = |attempt: Attempt| match attempt {
+            Attempt::Failed(e) | Attempt::UdpRefused(e) => e,
+        };
+        match transport {
+            RtpTransport::Tcp => Self::connect_once(url, false, user_agent)
+                .await
+                .map_err(failed),
+            RtpTransport::Udp => Self::connect_once(url, true, user_agent)
+                .await
+                .map_err(failed),
+            RtpTransport::Auto => match Self::connect_once(url, true, user_agent).await {
+                Ok((mut session, tracks)) => {
+                    if session.udp_arrives().await {
+                        return Ok((session, tracks));
+                    }
+                    tracing::info!(
+                        "{}: nothing arrived over UDP in {} s: using TCP",
+                        session.shown,
+                        AUTO_UDP_WAIT.as_secs()
+                    );
+                    session.close().await;
+                    Self::connect_once(url, false, user_agent)
+                        .await
+                        .map_err(failed)
+                }
+                Err(Attempt::UdpRefused(e)) => {
+                    tracing::info!("{e}: using TCP");
+                    Self::connect_once(url, false, user_agent)
+                        .await
+                        .map_err(failed)
+                }
+                Err(Attempt::Failed(e)) => Err(e),
+            },
+        }
+    }
+
+    /// Whether the first video packet over UDP comes within [`AUTO_UDP_WAIT`] (kept for
+    /// [`CameraSession::next_input`]). Always true over TCP.
+    async fn udp_arrives(&mut self) -> bool {
+        match &mut self.media {
+            MediaPath::Udp(udp) => udp.first_packet_within(AUTO_UDP_WAIT).await,
+            MediaPath::Interleaved { .. } => true,
+        }
+    }
+
+    /// Ends the session with a TEARDOWN (waiting a second at most): a camera sending over UDP
+    /// otherwise keeps sending until its session times out.
+    pub async fn close(mut self) {
+        let url = self.play_url.clone();
+        self.client.teardown(&url, Duration::from_secs(1)).await;
+    }
+
+    /// The transport the session plays over (`Tcp` or `Udp`).
+    pub fn transport(&self) -> RtpTransport {
+        match self.media {
+            MediaPath::Interleaved { .. } => RtpTransport::Tcp,
+            MediaPath::Udp(_) => RtpTransport::Udp,
+        }
+    }
+
+    async fn connect_once(
+        url: &str,
+        udp: bool,
+        user_agent: &'static str,
+    ) -> Result<(CameraSession, CameraTracks), Attempt> {
+        let (url, creds) = split_credentials(url).map_err(|reason| {
+            Attempt::Failed(IngestError::Setup {
+                url: "(camera url)".into(),
+                reason,
+            })
         })?;
         let shown = url.to_string();
-        let unreachable = |e: ClientError| IngestError::Unreachable {
-            url: shown.clone(),
-            reason: e.to_string(),
+        let unreachable = |e: ClientError| {
+            Attempt::Failed(IngestError::Unreachable {
+                url: shown.clone(),
+                reason: e.to_string(),
+            })
         };
-        let setup_error = |reason: String| IngestError::Setup {
-            url: shown.clone(),
-            reason,
+        let setup_error = |reason: String| {
+            Attempt::Failed(IngestError::Setup {
+                url: shown.clone(),
+                reason,
+            })
         };
         let mut client = RtspClient::connect(&url, creds, user_agent)
             .await
@@ -258,27 +385,32 @@ impl CameraSession {
         if let Some(reason) = &audio_refused {
             tracing::warn!("{shown}: {reason}; the video plays without it");
         }
-        let video_section = &sdp.media[video.index];
-        let video_url = video_section.setup_url(&base);
-        let video_channel = client
-            .setup_interleaved(&video_url, 0)
-            .await
-            .map_err(unreachable)?
-            .rtp;
-        let mut setups = vec![(TrackKind::Video, video_url, video_section)];
-        let audio_channel = match &audio {
-            Some((index, _)) => {
-                let section = &sdp.media[*index];
-                let audio_url = section.setup_url(&base);
-                let channel = client
-                    .setup_interleaved(&audio_url, video_channel.wrapping_add(2))
-                    .await
-                    .map_err(unreachable)?
-                    .rtp;
-                setups.push((TrackKind::Audio, audio_url, section));
-                Some(channel)
-            }
-            None => None,
+        let mut setups = vec![(TrackKind::Video, &sdp.media[video.index])];
+        if let Some((index, _)) = &audio {
+            setups.push((TrackKind::Audio, &sdp.media[*index]));
+        }
+        let setups: Vec<_> = setups
+            .into_iter()
+            .map(|(kind, section)| (kind, section.setup_url(&base), section))
+            .collect();
+        let media = if udp {
+            setup_udp(&mut client, &setups).await.map_err(|e| match e {
+                // The camera's answer, not the network's: it will not change by retrying.
+                ClientError::Status { .. } | ClientError::Protocol(_) => {
+                    Attempt::UdpRefused(IngestError::Setup {
+                        url: shown.clone(),
+                        reason: format!(
+                            "the camera refused RTP over UDP ({e}): use transport = \"tcp\" \
+                             or \"auto\""
+                        ),
+                    })
+                }
+                other => unreachable(other),
+            })?
+        } else {
+            setup_interleaved(&mut client, &setups)
+                .await
+                .map_err(unreachable)?
         };
         // PLAY the aggregate (the session's control) when the SDP names one, else the track.
         let play_url = match sdp.control.as_deref() {
@@ -289,8 +421,8 @@ impl CameraSession {
         let rtp_info = rtp_info_per_track(&rtp_info, &setups);
         let session = CameraSession {
             client,
-            video_channel,
-            audio_channel,
+            media,
+            play_url,
             rtp_info,
             shown,
         };
@@ -311,73 +443,168 @@ impl CameraSession {
         &self.rtp_info
     }
 
-    /// The track and whether it is RTCP, for an interleaved channel.
-    fn channel_of(&self, channel: u8) -> Option<(TrackKind, bool)> {
-        let of =
-            |rtp: u8| (channel == rtp || channel == rtp.wrapping_add(1)).then_some(channel != rtp);
-        if let Some(rtcp) = of(self.video_channel) {
-            return Some((TrackKind::Video, rtcp));
-        }
-        let rtcp = of(self.audio_channel?)?;
-        Some((TrackKind::Audio, rtcp))
-    }
-
     /// The next media packet or sender report, when it arrived; `Err` when the session ends.
     pub async fn next_input(
         &mut self,
         clock: &LocalClock,
     ) -> Result<(LocalInstant, SourceInput<MediaPayload>), IngestError> {
         loop {
-            let (channel, data) = self.client.next_frame().await.map_err(|e| match e {
-                ClientError::Closed => IngestError::Ended {
-                    url: self.shown.clone(),
-                },
-                other => IngestError::Stream {
-                    url: self.shown.clone(),
-                    reason: other.to_string(),
-                },
-            })?;
-            let now = clock.now();
-            let Some((kind, rtcp)) = self.channel_of(channel) else {
-                continue;
-            };
-            if rtcp {
-                if let Some(sr) = parse_sender_report(&data) {
-                    let input = SourceInput::SenderReport {
-                        kind,
-                        ssrc: sr.ssrc,
-                        rtp_ts: sr.rtp_timestamp,
-                        ntp: sr.ntp,
+            let (kind, rtcp, data, arrived) = match &mut self.media {
+                MediaPath::Interleaved {
+                    video_channel,
+                    audio_channel,
+                } => {
+                    let (channel, data) = self
+                        .client
+                        .next_frame()
+                        .await
+                        .map_err(|e| session_error(&self.shown, e))?;
+                    let now = clock.now();
+                    let Some((kind, rtcp)) = channel_of(channel, *video_channel, *audio_channel)
+                    else {
+                        continue;
                     };
-                    return Ok((now, input));
+                    (kind, rtcp, data, now)
                 }
-                continue;
-            }
-            // A malformed packet is dropped (the sequence gap shows as loss), never the session.
-            let Ok(header) = parse_rtp(&data) else {
-                continue;
+                MediaPath::Udp(udp) => {
+                    // The connection carries keepalives and their answers; its end or an error
+                    // status ends the session.
+                    tokio::select! {
+                        frame = self.client.next_frame() => {
+                            frame.map_err(|e| session_error(&self.shown, e))?;
+                            continue;
+                        }
+                        datagram = tokio::time::timeout(SILENCE_TIMEOUT, udp.recv()) => {
+                            let datagram = datagram
+                                .map_err(|_| IngestError::Stream {
+                                    url: self.shown.clone(),
+                                    reason: format!(
+                                        "the camera sent nothing over UDP for {} s (a \
+                                         firewall or NAT in between? transport = \"auto\" \
+                                         falls back to TCP)",
+                                        SILENCE_TIMEOUT.as_secs()
+                                    ),
+                                })?
+                                .map_err(|e| IngestError::Stream {
+                                    url: self.shown.clone(),
+                                    reason: format!("UDP receive failed: {e}"),
+                                })?;
+                            let arrived = clock.local(datagram.arrived);
+                            (datagram.kind, datagram.rtcp, datagram.data, arrived)
+                        }
+                    }
+                }
             };
-            // Geovision cameras interleave payload type 50 packets that carry nothing.
-            if header.payload_type == 50 {
-                continue;
+            if let Some(input) = source_input(kind, rtcp, data) {
+                return Ok((arrived, input));
             }
-            // The payload keeps the frame's allocation (no second copy).
-            let mut data = data;
-            data.truncate(header.payload_end);
-            data.drain(..header.payload_offset);
-            let input = SourceInput::Rtp {
-                kind,
-                ssrc: header.ssrc,
-                seq: header.seq,
-                ts: header.timestamp,
-                payload: MediaPayload::Rtp {
-                    data,
-                    marker: header.marker,
-                },
-            };
-            return Ok((now, input));
         }
     }
+}
+
+/// Why one connection attempt failed: `UdpRefused` when the camera answered SETUP over UDP
+/// with an error (`auto` then tries TCP).
+enum Attempt {
+    Failed(IngestError),
+    UdpRefused(IngestError),
+}
+
+/// The session's end, as the camera's state says it.
+fn session_error(shown: &str, e: ClientError) -> IngestError {
+    match e {
+        ClientError::Closed => IngestError::Ended { url: shown.into() },
+        other => IngestError::Stream {
+            url: shown.into(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The track and whether it is RTCP, for an interleaved channel.
+fn channel_of(channel: u8, video: u8, audio: Option<u8>) -> Option<(TrackKind, bool)> {
+    let of = |rtp: u8| (channel == rtp || channel == rtp.wrapping_add(1)).then_some(channel != rtp);
+    if let Some(rtcp) = of(video) {
+        return Some((TrackKind::Video, rtcp));
+    }
+    let rtcp = of(audio?)?;
+    Some((TrackKind::Audio, rtcp))
+}
+
+/// A packet as the source's input: RTP, or the sender report of an RTCP packet (other RTCP
+/// and malformed packets give none — a sequence gap shows the loss, the session goes on).
+fn source_input(kind: TrackKind, rtcp: bool, data: Vec<u8>) -> Option<SourceInput<MediaPayload>> {
+    if rtcp {
+        let sr = parse_sender_report(&data)?;
+        return Some(SourceInput::SenderReport {
+            kind,
+            ssrc: sr.ssrc,
+            rtp_ts: sr.rtp_timestamp,
+            ntp: sr.ntp,
+        });
+    }
+    let header = parse_rtp(&data).ok()?;
+    // Geovision cameras interleave payload type 50 packets that carry nothing; a firewall
+    // pinhole packet of ours echoed back carries nothing either.
+    if header.payload_type == 50 || header.payload_offset == header.payload_end {
+        return None;
+    }
+    // The payload keeps the packet's allocation (no second copy).
+    let mut data = data;
+    data.truncate(header.payload_end);
+    data.drain(..header.payload_offset);
+    Some(SourceInput::Rtp {
+        kind,
+        ssrc: header.ssrc,
+        seq: header.seq,
+        ts: header.timestamp,
+        payload: MediaPayload::Rtp {
+            data,
+            marker: header.marker,
+        },
+    })
+}
+
+/// SETUP of each track over TCP interleaving: video on channels 0–1, audio on 2–3 (or what
+/// the camera picks).
+async fn setup_interleaved(
+    client: &mut RtspClient,
+    setups: &[(TrackKind, url::Url, &SdpMedia)],
+) -> Result<MediaPath, ClientError> {
+    let mut channels = Vec::new();
+    let mut next = 0u8;
+    for (_, url, _) in setups {
+        let chosen = client.setup_interleaved(url, next).await?.rtp;
+        channels.push(chosen);
+        next = chosen.wrapping_add(2);
+    }
+    Ok(MediaPath::Interleaved {
+        video_channel: channels[0],
+        audio_channel: channels.get(1).copied(),
+    })
+}
+
+/// SETUP of each track over UDP to a port pair of ours on the interface that reaches the
+/// camera; then the first packets out, so a firewall here lets the camera's in.
+async fn setup_udp(
+    client: &mut RtspClient,
+    setups: &[(TrackKind, url::Url, &SdpMedia)],
+) -> Result<MediaPath, ClientError> {
+    let (camera_ip, local_ip) = client.addresses()?;
+    let mut tracks = Vec::new();
+    let mut camera_rtp_ports = Vec::new();
+    for (kind, url, section) in setups {
+        let clock_rate_hz = section.clock_rate_hz;
+        let track = UdpTrack::bind(*kind, local_ip, clock_rate_hz)
+            .await
+            .map_err(|e| ClientError::Connection(format!("cannot open UDP ports: {e}")))?;
+        let answer = client.setup_udp(url, track.ports()).await?;
+        camera_rtp_ports.push(answer.server_ports.map(|p| p.0));
+        tracks.push((track, answer.server_ports.map(|p| p.1)));
+    }
+    let our_ssrc = 0x4c53_0000 | u32::from(tracks[0].0.ports().0);
+    let media = UdpMedia::new(tracks, camera_ip, our_ssrc);
+    media.open_pinholes(&camera_rtp_ports).await;
+    Ok(MediaPath::Udp(media))
 }
 
 /// The PLAY answer's `RTP-Info` per track set up, matched by URL (the entry's URL is the
@@ -421,12 +648,13 @@ fn rtp_info_per_track(
 /// (which runs the same source through its driver, encoder and pacer).
 pub async fn play_until(
     url: &str,
+    transport: RtpTransport,
     config: SourceConfig,
     clock: LocalClock,
     until: Instant,
     mut sink: impl FnMut(SourceEvent<Pcm, Vec<u8>>),
 ) -> Result<(), IngestError> {
-    let (mut session, tracks) = CameraSession::connect(url).await?;
+    let (mut session, tracks) = CameraSession::connect_with(url, transport, "lockstep").await?;
     let mut source = tracks.into_source(config);
     let mut wakeup: Option<LocalInstant> = None;
     while Instant::now() < until {

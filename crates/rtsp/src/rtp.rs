@@ -39,19 +39,63 @@ pub fn sender_report(
     p.extend_from_slice(&rtp_timestamp.to_be_bytes());
     p.extend_from_slice(&packet_count.to_be_bytes());
     p.extend_from_slice(&octet_count.to_be_bytes());
-    // SDES: one chunk, CNAME item, null-terminated and padded to 32 bits.
+    push_sdes_cname(&mut p, ssrc, cname);
+    p
+}
+
+/// One report block of a receiver report (RFC 3550 §6.4.1): how a source's packets arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReportBlock {
+    /// The source reported on.
+    pub ssrc: u32,
+    /// Packets lost since the previous report, as a fraction of 256.
+    pub fraction_lost: u8,
+    /// Packets lost since the start (24 bits, signed: duplicates can make it negative).
+    pub cumulative_lost: i32,
+    /// The highest sequence number received, with the wrap count in the upper 16 bits.
+    pub extended_highest_seq: u32,
+    /// Interarrival jitter in the source's RTP clock units.
+    pub jitter: u32,
+    /// The middle 32 bits of the last sender report's NTP time (0: none yet).
+    pub last_sr: u32,
+    /// Since that report arrived, in 1/65536 s.
+    pub delay_since_last_sr: u32,
+}
+
+/// Writes an RTCP compound packet: a receiver report with `blocks` and an SDES with the CNAME.
+pub fn receiver_report(ssrc: u32, blocks: &[ReportBlock], cname: &str) -> Vec<u8> {
+    let blocks = &blocks[..blocks.len().min(31)];
+    let mut p = Vec::with_capacity(8 + 24 * blocks.len() + 12 + cname.len());
+    p.extend_from_slice(&[0x80 | blocks.len() as u8, 201]);
+    p.extend_from_slice(&(1 + 6 * blocks.len() as u16).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    for b in blocks {
+        p.extend_from_slice(&b.ssrc.to_be_bytes());
+        let lost = (b.cumulative_lost.clamp(-0x80_0000, 0x7f_ffff) as u32) & 0x00ff_ffff;
+        p.extend_from_slice(&((u32::from(b.fraction_lost) << 24) | lost).to_be_bytes());
+        p.extend_from_slice(&b.extended_highest_seq.to_be_bytes());
+        p.extend_from_slice(&b.jitter.to_be_bytes());
+        p.extend_from_slice(&b.last_sr.to_be_bytes());
+        p.extend_from_slice(&b.delay_since_last_sr.to_be_bytes());
+    }
+    push_sdes_cname(&mut p, ssrc, cname);
+    p
+}
+
+/// Appends an SDES packet with one chunk: the CNAME item, null-terminated and padded to 32 bits.
+fn push_sdes_cname(p: &mut Vec<u8>, ssrc: u32, cname: &str) {
     let cname = &cname.as_bytes()[..cname.len().min(255)];
     let item_len = 2 + cname.len() + 1;
     let chunk_len = (4 + item_len).div_ceil(4) * 4;
     let words = chunk_len / 4;
+    let start = p.len();
     p.extend_from_slice(&[0x81, 202]);
     p.extend_from_slice(&(words as u16).to_be_bytes());
     p.extend_from_slice(&ssrc.to_be_bytes());
     p.push(1);
     p.push(cname.len() as u8);
     p.extend_from_slice(cname);
-    p.resize(28 + 4 + chunk_len, 0);
-    p
+    p.resize(start + 4 + chunk_len, 0);
 }
 
 /// The fields of an RTP header we use.
@@ -137,6 +181,45 @@ pub fn parse_sender_report(compound: &[u8]) -> Option<SenderReportInfo> {
     None
 }
 
+/// The report blocks of every receiver report in an RTCP compound packet (what a camera reads
+/// from its clients). Malformed packets end the walk.
+pub fn parse_receiver_reports(compound: &[u8]) -> Vec<ReportBlock> {
+    let mut blocks = Vec::new();
+    let mut rest = compound;
+    while rest.len() >= 4 && rest[0] >> 6 == 2 {
+        let len = 4 * (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1);
+        let Some(packet) = rest.get(..len) else {
+            break;
+        };
+        if packet[1] == 201 {
+            let count = usize::from(packet[0] & 0x1f);
+            for block in packet
+                .get(8..)
+                .unwrap_or_default()
+                .chunks_exact(24)
+                .take(count)
+            {
+                let word = |at: usize| {
+                    u32::from_be_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]])
+                };
+                // 24-bit two's complement.
+                let lost = ((word(4) << 8) as i32) >> 8;
+                blocks.push(ReportBlock {
+                    ssrc: word(0),
+                    fraction_lost: block[4],
+                    cumulative_lost: lost,
+                    extended_highest_seq: word(8),
+                    jitter: word(12),
+                    last_sr: word(16),
+                    delay_since_last_sr: word(20),
+                });
+            }
+        }
+        rest = &rest[len..];
+    }
+    blocks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +259,30 @@ mod tests {
         // Truncated, or only a receiver report: none.
         assert_eq!(parse_sender_report(&sr[..20]), None);
         assert_eq!(parse_sender_report(&compound[..8]), None);
+    }
+
+    #[test]
+    fn receiver_reports_round_trip() {
+        let block = ReportBlock {
+            ssrc: 0xcafe_f00d,
+            fraction_lost: 3,
+            cumulative_lost: -2,
+            extended_highest_seq: 0x0001_0005,
+            jitter: 450,
+            last_sr: 0x0001_0002,
+            delay_since_last_sr: 65_536,
+        };
+        let rr = receiver_report(9, &[block, ReportBlock::default()], "lockstep");
+        assert_eq!(rr.len() % 4, 0);
+        assert_eq!(&rr[..4], &[0x82, 201, 0, 13]);
+        assert_eq!(parse_receiver_reports(&rr), [block, ReportBlock::default()]);
+        // A sender report carries no receiver blocks here; truncation ends the walk.
+        assert!(
+            parse_receiver_reports(&sender_report(7, NtpTime::from_parts(1, 2), 3, 4, 5, "c"))
+                .is_empty()
+        );
+        assert!(parse_receiver_reports(&rr[..20]).is_empty());
+        assert_eq!(parse_sender_report(&rr), None);
     }
 
     #[test]

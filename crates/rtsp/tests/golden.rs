@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 use lockstep_media::Codec;
-use lockstep_rtsp::ingest::{CameraSession, IngestError, LocalClock};
+use lockstep_rtsp::ingest::{CameraSession, IngestError, LocalClock, RtpTransport};
 use lockstep_sync::{SourceInput, TrackKind};
 
 /// A golden file: the recorded answer, or only its SDP, without our `#` header lines.
@@ -46,10 +46,17 @@ fn video_payload_type(sdp: &str) -> u8 {
         .expect("a video section")
 }
 
-/// Serves one session of the golden camera on `listener`.
+/// Serves the golden camera on `listener`, one connection after another.
 fn replay(listener: TcpListener, answer: String) {
-    let (stream, _) = listener.accept().expect("a client");
-    let (headers, sdp) = split_answer(&answer);
+    while let Ok((stream, _)) = listener.accept() {
+        serve(stream, &answer);
+    }
+}
+
+/// One session of the golden camera. Every SETUP is answered with TCP interleaving, as
+/// cameras that do not serve UDP answer an offer of it.
+fn serve(stream: std::net::TcpStream, answer: &str) {
+    let (headers, sdp) = split_answer(answer);
     let video_pt = video_payload_type(&sdp);
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
@@ -136,12 +143,17 @@ struct Connected {
 }
 
 async fn connect(name: &str) -> Result<Connected, IngestError> {
+    connect_with(name, RtpTransport::Tcp).await
+}
+
+async fn connect_with(name: &str, transport: RtpTransport) -> Result<Connected, IngestError> {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let answer = golden(name);
     std::thread::spawn(move || replay(listener, answer));
     let url = format!("rtsp://127.0.0.1:{port}/stream");
-    let (mut session, tracks) = CameraSession::connect(&url).await?;
+    let (mut session, tracks) = CameraSession::connect_with(&url, transport, "lockstep").await?;
+    assert_eq!(session.transport(), RtpTransport::Tcp, "{name}");
     let clock = LocalClock::new();
     let (_, input) = tokio::time::timeout(
         std::time::Duration::from_secs(10),
@@ -215,5 +227,22 @@ async fn h265_main_streams_connect_with_their_sdp_parameter_sets() {
         assert_eq!(connected.video, Codec::H265, "{name}");
         assert_eq!(connected.audio, audio, "{name}");
         assert!(connected.has_sdp_parameter_sets, "{name}: VPS, SPS, PPS");
+    }
+}
+
+/// A camera that answers an offer of UDP with TCP interleaving: `udp` is refused with what to
+/// do (a retry would get the same answer), `auto` starts again over TCP and plays.
+#[tokio::test]
+async fn a_camera_without_udp_is_read_over_tcp_by_auto() {
+    let connected = connect_with("hikvision_describe", RtpTransport::Auto)
+        .await
+        .expect("auto plays over TCP");
+    assert_eq!(connected.video, Codec::H264);
+    match connect_with("hikvision_describe", RtpTransport::Udp).await {
+        Err(IngestError::Setup { reason, .. }) => {
+            assert!(reason.contains("refused RTP over UDP"), "{reason}");
+            assert!(reason.contains("transport = \"tcp\""), "{reason}");
+        }
+        other => panic!("udp: {:?}", other.map(|c| c.video)),
     }
 }

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use lockstep_media::PatternReader;
-use lockstep_rtsp::ingest::{self, LocalClock};
+use lockstep_rtsp::ingest::{self, LocalClock, RtpTransport};
+use lockstep_rtsp::rtp::ReportBlock;
 use lockstep_rtsp::sim_camera::{Impairments, SimCamera, SimCameraConfig};
 use lockstep_sync::{LatencyProfile, LocalInstant, SourceConfig, SourceEvent};
 
@@ -23,6 +24,49 @@ async fn a_drifting_jittery_camera_comes_out_in_sync() {
             jitter: Duration::from_millis(40),
             ..Impairments::default()
         },
+        RtpTransport::Tcp,
+        0,
+    )
+    .await;
+}
+
+/// Over UDP the network's loss and reordering reach the jitter buffer as they happen: 40 ms
+/// of jitter (which reorders packets by itself), 1 % loss and 2 % of packets held back
+/// further. Sync holds, the frames the loss leaves come out, and the camera hears how its
+/// packets arrived (receiver reports with the loss counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_over_udp_with_loss_and_reordering_comes_out_in_sync() {
+    let reports = comes_out_in_sync(
+        Impairments {
+            jitter: Duration::from_millis(40),
+            loss: 0.01,
+            reorder: 0.02,
+            ..Impairments::default()
+        },
+        RtpTransport::Udp,
+        0,
+    )
+    .await;
+    // Every 5 s per track: at least the first round of both tracks in 14 s.
+    assert!(reports.len() >= 2, "{reports:?}");
+    let last = reports.last().expect("a report");
+    assert!(last.extended_highest_seq > 100, "{last:?}");
+    assert!(
+        reports.iter().any(|r| r.cumulative_lost > 0),
+        "1 % loss shows in the reports: {reports:?}"
+    );
+}
+
+/// `auto` over a network that loses every UDP packet: nothing arrives in 3 s, the session
+/// starts again over TCP and plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_falls_back_to_tcp_when_udp_does_not_arrive() {
+    comes_out_in_sync(
+        Impairments {
+            loss: 1.0,
+            ..Impairments::default()
+        },
+        RtpTransport::Auto,
         0,
     )
     .await;
@@ -42,15 +86,21 @@ async fn a_camera_reordering_over_tcp_keeps_playing() {
             reorder: 0.03,
             ..Impairments::default()
         },
+        RtpTransport::Tcp,
         usize::MAX,
     )
     .await;
 }
 
-/// The camera (RTSP over TCP) behind `impairments`, 14 s through the production source: every
-/// event after the first 4 s in sync but `late_allowed` (each within ±25 ms), every frame out. One at a time: two cameras encoding on
-/// two cores moved each other's timing by 7 ms.
-async fn comes_out_in_sync(impairments: Impairments, late_allowed: usize) {
+/// The camera behind `impairments` over `transport`, 14 s through the production source: every
+/// event after the first 4 s in sync but `late_allowed` (each within ±25 ms), every frame out
+/// (but what loss takes). One at a time: two cameras encoding on two cores moved each other's
+/// timing by 7 ms. Returns the receiver reports the camera got.
+async fn comes_out_in_sync(
+    impairments: Impairments,
+    transport: RtpTransport,
+    late_allowed: usize,
+) -> Vec<ReportBlock> {
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _serial = ONE_AT_A_TIME.lock().await;
     let camera = SimCamera::start(SimCameraConfig {
@@ -70,13 +120,21 @@ async fn comes_out_in_sync(impairments: Impairments, late_allowed: usize) {
     let mut outputs = Vec::new();
     let until = std::time::Instant::now() + Duration::from_secs(14);
     let config = SourceConfig::new(LatencyProfile::Low);
-    ingest::play_until(&camera.url(), config, clock, until, |event| match event {
-        SourceEvent::Video { out, frame, .. } => outputs.push(Out::Video(out, frame)),
-        SourceEvent::Audio { out, chunk, .. } => outputs.push(Out::Audio(out, chunk.0)),
-        SourceEvent::Conceal { .. } | SourceEvent::Drained { .. } => {}
-    })
+    ingest::play_until(
+        &camera.url(),
+        transport,
+        config,
+        clock,
+        until,
+        |event| match event {
+            SourceEvent::Video { out, frame, .. } => outputs.push(Out::Video(out, frame)),
+            SourceEvent::Audio { out, chunk, .. } => outputs.push(Out::Audio(out, chunk.0)),
+            SourceEvent::Conceal { .. } | SourceEvent::Drained { .. } => {}
+        },
+    )
     .await
     .expect("the camera plays");
+    let reports = camera.receiver_reports();
     camera.shutdown();
 
     let secs = |t: lockstep_sync::LocalInstant| t.as_nanos() as f64 * 1e-9;
@@ -111,13 +169,20 @@ async fn comes_out_in_sync(impairments: Impairments, late_allowed: usize) {
         late <= late_allowed && settled.iter().all(|o| o.abs() <= 25.0),
         "{late} events beyond ±5 ms in {settled:?}"
     );
-    // No frame lost to the reordering (30 fps; the first ones wait for a keyframe).
+    // No frame lost to reordering (30 fps; the first ones wait for a keyframe); loss takes
+    // the frames up to the next keyframe.
     let frames = outputs
         .iter()
         .filter(|o| matches!(o, Out::Video(..)))
         .count();
-    assert!(frames >= 10 * 30, "{frames} frames in 14 s");
-    println!("offsets after convergence (ms): {settled:?}");
+    let expected = if impairments.loss > 0.0 && impairments.loss < 1.0 {
+        5
+    } else {
+        10
+    };
+    assert!(frames >= expected * 30, "{frames} frames in 14 s");
+    println!("offsets after convergence (ms): {settled:?}, {frames} frames");
+    reports
 }
 
 /// A camera password with every character that must be escaped in a URL logs in (Digest), as it
@@ -167,5 +232,36 @@ async fn a_password_of_any_characters_logs_in() {
             other => panic!("{userinfo}: {other:?}"),
         }
     }
+    camera.shutdown();
+}
+
+/// `auto` on a camera whose UDP arrives keeps UDP, and the packets it read while it waited
+/// for the first video packet come out first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_keeps_udp_when_it_arrives() {
+    use lockstep_rtsp::ingest::CameraSession;
+    use lockstep_sync::{SourceInput, TrackKind};
+    let camera = SimCamera::start(SimCameraConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        width: 160,
+        height: 120,
+        ..SimCameraConfig::default()
+    })
+    .await
+    .expect("camera starts");
+    let (mut session, _) = CameraSession::connect_with(&camera.url(), RtpTransport::Auto, "t")
+        .await
+        .expect("connects");
+    assert_eq!(session.transport(), RtpTransport::Udp);
+    let clock = LocalClock::new();
+    let mut kinds = Vec::new();
+    while !kinds.contains(&TrackKind::Video) {
+        let (_, input) = session.next_input(&clock).await.expect("plays");
+        if let SourceInput::Rtp { kind, .. } = input {
+            kinds.push(kind);
+        }
+    }
+    assert!(kinds.len() < 50, "{kinds:?}");
+    session.close().await;
     camera.shutdown();
 }

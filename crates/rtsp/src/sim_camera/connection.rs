@@ -8,7 +8,7 @@ use std::sync::{Arc, PoisonError};
 use lockstep_media::g711::G711Law;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -34,6 +34,8 @@ struct Session {
     tracks: BTreeMap<usize, SetupTrack>,
     forwarder: Option<JoinHandle<()>>,
     backchannel_udp: Option<JoinHandle<()>>,
+    /// Read the client's RTCP over UDP, one per media track.
+    report_readers: Vec<JoinHandle<()>>,
 }
 
 impl Session {
@@ -42,6 +44,9 @@ impl Session {
             task.abort();
         }
         if let Some(task) = self.backchannel_udp.take() {
+            task.abort();
+        }
+        for task in self.report_readers.drain(..) {
             task.abort();
         }
     }
@@ -334,6 +339,7 @@ impl Connection {
                     tracks,
                     forwarder: None,
                     backchannel_udp: None,
+                    report_readers: Vec::new(),
                 });
                 id
             }
@@ -347,28 +353,13 @@ impl Connection {
     }
 
     async fn bind_udp(&self, client_rtp: u16, client_rtcp: u16) -> std::io::Result<UdpPair> {
-        let ip = self.local.ip();
-        // RTP on an even port and RTCP on the next, as clients expect.
-        let mut last_error = None;
-        for _ in 0..32 {
-            let rtp = UdpSocket::bind((ip, 0)).await?;
-            let port = rtp.local_addr()?.port();
-            if port % 2 != 0 || port == u16::MAX {
-                continue;
-            }
-            match UdpSocket::bind((ip, port + 1)).await {
-                Ok(rtcp) => {
-                    return Ok(UdpPair {
-                        rtp,
-                        rtcp,
-                        client_rtp: SocketAddr::new(self.peer.ip(), client_rtp),
-                        client_rtcp: SocketAddr::new(self.peer.ip(), client_rtcp),
-                    })
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| std::io::Error::other("no free even/odd port pair")))
+        let (rtp, rtcp) = crate::udp_media::bind_rtp_pair(self.local.ip()).await?;
+        Ok(UdpPair {
+            rtp,
+            rtcp,
+            client_rtp: SocketAddr::new(self.peer.ip(), client_rtp),
+            client_rtcp: SocketAddr::new(self.peer.ip(), client_rtcp),
+        })
     }
 
     async fn play(&mut self) -> Response {
@@ -389,7 +380,12 @@ impl Connection {
                 continue;
             }
             routes[track] = Some(match (setup.transport, &setup.udp) {
-                (_, Some(pair)) => Route::Udp(Arc::clone(pair)),
+                (_, Some(pair)) => {
+                    let live = Arc::clone(&self.ctx.live);
+                    let reader = read_receiver_reports(Arc::clone(pair), live);
+                    session.report_readers.push(tokio::spawn(reader));
+                    Route::Udp(Arc::clone(pair))
+                }
                 (
                     Transport::Tcp {
                         rtp_channel,
@@ -488,4 +484,22 @@ fn play_backchannel(ctx: &Context, packet: &[u8]) {
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .play(now, &samples);
+}
+
+/// Keeps the receiver reports a client sends to a track's RTCP port (the latest 1 000).
+async fn read_receiver_reports(pair: Arc<UdpPair>, live: Arc<super::live::Live>) {
+    let mut buf = vec![0u8; 2_048];
+    while let Ok((n, _)) = pair.rtcp.recv_from(&mut buf).await {
+        let blocks = crate::rtp::parse_receiver_reports(&buf[..n]);
+        let mut reports = live
+            .receiver_reports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for block in blocks {
+            if reports.len() == 1_000 {
+                reports.pop_front();
+            }
+            reports.push_back(block);
+        }
+    }
 }

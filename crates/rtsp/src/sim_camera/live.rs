@@ -89,6 +89,8 @@ pub struct Live {
     pub tracks: Vec<TrackInfo>,
     published: Mutex<Published>,
     pub speaker: Mutex<Speaker>,
+    /// The report blocks of the receiver reports clients sent over UDP (the latest kept).
+    pub receiver_reports: Mutex<std::collections::VecDeque<crate::rtp::ReportBlock>>,
     started: Instant,
     stop: AtomicBool,
 }
@@ -303,6 +305,7 @@ pub fn start(cfg: &SimCameraConfig) -> Result<Arc<Live>, String> {
         }),
         tracks,
         speaker: Mutex::new(Speaker::new()),
+        receiver_reports: Mutex::new(std::collections::VecDeque::new()),
         started: Instant::now(),
         stop: AtomicBool::new(false),
     });

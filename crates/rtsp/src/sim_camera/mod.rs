@@ -152,6 +152,17 @@ impl SimCamera {
             .packets
     }
 
+    /// The report blocks of the receiver reports clients sent over UDP, oldest first.
+    pub fn receiver_reports(&self) -> Vec<crate::rtp::ReportBlock> {
+        self.live
+            .receiver_reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
+    }
+
     pub fn shutdown(self) {
         self.live.stop();
         self.accept.abort();
