@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::config_brand::{preset_url, Brand, StreamChoice};
+use lockstep_rtsp::ingest::RtpTransport;
 use lockstep_sync::LatencyProfile;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -178,6 +179,9 @@ pub struct CameraConfig {
     pub talkback: Talkback,
     pub sync_offset_ms: i64,
     pub latency: LatencyProfile,
+    /// How the camera's media travels: TCP interleaved (default), UDP, or UDP with TCP as
+    /// the fallback.
+    pub transport: RtpTransport,
 }
 
 /// A `[[camera]]` table as written: a `url`, or a `brand` with `host` (and credentials,
@@ -211,6 +215,8 @@ struct CameraTable {
     sync_offset_ms: i64,
     #[serde(default, deserialize_with = "latency")]
     latency: LatencyProfile,
+    #[serde(default, deserialize_with = "transport")]
+    transport: RtpTransport,
 }
 
 fn first_channel() -> u32 {
@@ -260,6 +266,7 @@ impl TryFrom<CameraTable> for CameraConfig {
             talkback: t.talkback,
             sync_offset_ms: t.sync_offset_ms,
             latency: t.latency,
+            transport: t.transport,
         })
     }
 }
@@ -338,6 +345,10 @@ fn sync_offset<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
 }
 
 fn latency<'de, D: Deserializer<'de>>(d: D) -> Result<LatencyProfile, D::Error> {
+    String::deserialize(d)?.parse().map_err(de::Error::custom)
+}
+
+fn transport<'de, D: Deserializer<'de>>(d: D) -> Result<RtpTransport, D::Error> {
     String::deserialize(d)?.parse().map_err(de::Error::custom)
 }
 
@@ -536,7 +547,7 @@ impl Config {
                 .unwrap_or_default();
             out.push_str(&format!(
                 "camera {} at {}{substream}: audio {}, record {:?}{}, talkback {:?}, sync offset \
-                 {} ms, latency {}\n",
+                 {} ms, latency {}, transport {}\n",
                 c.name,
                 c.url,
                 if c.audio { "on" } else { "off" },
@@ -548,7 +559,8 @@ impl Config {
                 },
                 c.talkback,
                 c.sync_offset_ms,
-                c.latency
+                c.latency,
+                c.transport.as_str()
             ));
         }
         for p in &self.pushes {
@@ -668,6 +680,7 @@ record_audio = false
 talkback = "onvif"
 sync_offset_ms = -40
 latency = "balanced"
+transport = "udp"
 [[camera]]
 name = "garage"
 url = "rtsp://192.168.1.11/live"
@@ -684,8 +697,10 @@ url = "rtsp://192.168.1.11/live"
         assert_eq!(front.talkback, Talkback::Onvif);
         assert_eq!(front.sync_offset_ms, -40);
         assert_eq!(front.latency, LatencyProfile::Balanced);
+        assert_eq!(front.transport, RtpTransport::Udp);
         let garage = &c.cameras[1];
         assert!(garage.audio && garage.record_audio);
+        assert_eq!(garage.transport, RtpTransport::Tcp);
         assert_eq!(garage.record, RecordMode::Continuous);
         assert_eq!(garage.latency, LatencyProfile::Low);
         let empty = Config::parse("", "x.toml").unwrap();
@@ -763,6 +778,7 @@ url = "rtsp://192.168.1.11/live"
             ("[[camera]]\nname = \"Front Door\"\nurl = \"rtsp://h/\"\n", "line 2", "a-z"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nlatency = \"fast\"\n", "line 4", "\"fast\""),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nrecord = \"always\"\n", "line 4", "always"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\ntransport = \"quic\"\n", "line 4", "\"quic\" is not one of"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nsync_offset_ms = 9000\n", "line 4", "beyond"),
             ("[storage]\nmax_disk = \"5 parsecs\"\n", "line 2", "PARSECS"),
             ("[[camera]]\nname = \"a\"\n", "line 1", "missing field `url`"),

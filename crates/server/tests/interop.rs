@@ -191,6 +191,66 @@ fn measure_agrees_with_offsets_put_in_by_ffmpeg() {
     }
 }
 
+/// What people record from an H.265 camera with ffmpeg, in Matroska (G.711 copied) and MP4
+/// (AAC), with B-frames (x265's default): measure reads both and finds the offset ffmpeg put in.
+/// The transcode itself moves the video onto ffmpeg's 30 fps grid (7 ms here), so the offset is
+/// taken against the H.265 file before the shift.
+#[test]
+fn measure_reads_h265_recordings() {
+    let camera = Camera::start(&[]);
+    let recording = scratch("h265-source.mkv");
+    record(&camera.url, 8, &recording);
+    drop(camera);
+    let h265 = scratch("h265.mkv");
+    ffmpeg(&[
+        "-i",
+        recording.to_str().expect("utf-8"),
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-x265-params",
+        "log-level=error",
+        "-c:a",
+        "copy",
+        "-y",
+        h265.to_str().expect("utf-8"),
+    ]);
+    let input = h265.to_str().expect("utf-8");
+    let before = number(&measure(input, &[]), "mean_ms");
+    for (container, audio_codec) in [("mkv", "copy"), ("mp4", "aac")] {
+        let shifted = scratch(&format!("h265-shift40.{container}"));
+        ffmpeg(&[
+            "-i",
+            input,
+            "-itsoffset",
+            "0.040",
+            "-i",
+            input,
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "copy",
+            "-c:a",
+            audio_codec,
+            "-y",
+            shifted.to_str().expect("utf-8"),
+        ]);
+        let report = measure(shifted.to_str().expect("utf-8"), &[]);
+        let mean = number(&report, "mean_ms");
+        assert!(
+            (mean - before - 40.0).abs() <= 1.0,
+            "{container}: {before} ms before the shift, {mean} ms after"
+        );
+        assert!(
+            report["events"].as_array().is_some_and(|e| e.len() >= 5),
+            "{report}"
+        );
+    }
+}
+
 #[test]
 fn opus_audio_records_and_measures_in_sync() {
     let camera = Camera::start(&["--audio", "opus"]);

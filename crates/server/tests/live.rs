@@ -87,6 +87,44 @@ fn a_whep_viewer_sees_a_drifting_jittery_camera_in_sync() {
     assert_eq!(server.get_json("/api/health")["status"], "ok");
 }
 
+/// The same camera over RTSP/UDP behind 40 ms of jitter, 1 % loss and 2 % reordering: the
+/// loss reaches the jitter buffer (and shows in `loss_ratio`), and the viewer still gets every
+/// flash/beep pair it can within ±5 ms.
+#[test]
+fn a_camera_over_udp_with_loss_stays_in_sync_at_the_viewer() {
+    let _serial = one_at_a_time();
+    let camera = Camera::start(&[
+        "--audio-clock-ppm",
+        "-300",
+        "--jitter-ms",
+        "40",
+        "--loss",
+        "0.01",
+        "--reorder",
+        "0.02",
+    ]);
+    let config = camera_config(&[("cam", &camera.url)]) + "transport = \"udp\"\n";
+    let (server, _dir) = Server::with_config(&config);
+    let cam = wait_live(&server, "cam");
+    assert_eq!(cam["transport"]["configured"], "udp", "{cam}");
+    assert_eq!(cam["transport"]["active"], "udp", "{cam}");
+    let endpoint = format!("{}/api/whep/cam", server.base);
+    let report = measure(&endpoint, &["--duration", "30"]);
+    let events = report["events"].as_array().expect("events");
+    assert!(events.len() >= 20, "{} events in 30 s", events.len());
+    let first = number(&events[0], "flash_s");
+    let settled: Vec<f64> = events
+        .iter()
+        .filter(|e| number(e, "flash_s") >= first + 5.0)
+        .map(|e| number(e, "offset_ms"))
+        .collect();
+    let worst = settled.iter().fold(0.0f64, |w, o| w.max(o.abs()));
+    assert!(worst <= 5.0, "worst offset {worst} ms: {settled:?}");
+    let cam = server.get_json("/api/cameras/cam");
+    let loss = number(&cam["sync"], "loss_ratio");
+    assert!(loss > 0.001 && loss < 0.05, "1 % loss shows: {cam}");
+}
+
 /// A VP8-only browser offer (a minimal but valid SDP).
 const VP8_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 a=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\

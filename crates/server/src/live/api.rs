@@ -99,6 +99,7 @@ pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
         "audio": camera.settings.audio,
         "latency": camera.settings.profile.to_string(),
         "sync_offset_ms": camera.settings.sync_offset_ms,
+        "transport": transport_json(camera, &status),
         "sessions": status.sessions,
         "viewers": state.whep.viewer_totals(&camera.settings.name).viewers,
         "sync": sync_json(&status),
@@ -111,6 +112,18 @@ pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
                 .map(|s| s.borrow().clone())
                 .as_ref()
         ),
+    })
+}
+
+/// `{configured, active}` for an RTSP camera (`active` is what the playing session uses, `null`
+/// when none plays); `null` for a push source.
+fn transport_json(camera: &CameraHandle, status: &CameraStatus) -> Value {
+    if camera.settings.kind != "camera" {
+        return Value::Null;
+    }
+    json!({
+        "configured": camera.settings.transport.as_str(),
+        "active": status.transport,
     })
 }
 

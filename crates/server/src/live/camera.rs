@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use lockstep_media::SourceFeed;
 use lockstep_rtsp::client::socket_address;
-use lockstep_rtsp::ingest::{split_credentials, CameraSession, IngestError, LocalClock};
+use lockstep_rtsp::ingest::{
+    split_credentials, CameraSession, IngestError, LocalClock, RtpTransport,
+};
 use lockstep_sync::{LatencyProfile, SourceConfig, SourceStats};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -44,6 +46,25 @@ pub struct CameraStatus {
     pub audio_refused: Option<String>,
     pub sessions: u64,
     pub sync: Option<SourceStats>,
+    /// How the playing session's media travels (`"tcp"`, `"udp"`); none when not playing
+    /// an RTSP session.
+    pub transport: Option<&'static str>,
+}
+
+impl CameraStatus {
+    /// A camera in `state` that has told nothing yet.
+    pub fn new(state: CameraState) -> Self {
+        CameraStatus {
+            state,
+            error: None,
+            video_codec: None,
+            audio_codec: None,
+            audio_refused: None,
+            sessions: 0,
+            sync: None,
+            transport: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +82,8 @@ pub struct CameraSettings {
     pub record_audio: bool,
     pub profile: LatencyProfile,
     pub sync_offset_ms: i64,
+    /// How an RTSP camera's media is asked to travel.
+    pub transport: RtpTransport,
 }
 
 /// A camera as the rest of the server sees it.
@@ -120,15 +143,7 @@ fn spawn_stream(
     clock: LocalClock,
 ) -> (Arc<SourceFeed>, watch::Receiver<CameraStatus>) {
     let feed = Arc::new(SourceFeed::new());
-    let (status_tx, status) = watch::channel(CameraStatus {
-        state: CameraState::Connecting,
-        error: None,
-        video_codec: None,
-        audio_codec: None,
-        audio_refused: None,
-        sessions: 0,
-        sync: None,
-    });
+    let (status_tx, status) = watch::channel(CameraStatus::new(CameraState::Connecting));
     tokio::spawn(run_camera(
         Arc::new(settings),
         feed.clone(),
@@ -198,6 +213,7 @@ async fn run_camera(
             s.state = state;
             s.error = Some(reason);
             s.sync = None;
+            s.transport = None;
         });
         let probe_while_down = probe_addr.as_deref().filter(|_| !answers);
         wait_to_retry(backoff.next_delay(), probe_while_down).await;
@@ -206,19 +222,27 @@ async fn run_camera(
 
 /// One RTSP session: connect, then the shared driver until it ends.
 async fn session(settings: &CameraSettings, sinks: &SourceSinks) -> Result<(), IngestError> {
-    let (mut camera, tracks) = CameraSession::connect(&settings.url).await?;
+    let (mut camera, tracks) =
+        CameraSession::connect_with(&settings.url, settings.transport, "lockstep").await?;
     let mut config = SourceConfig::new(settings.profile);
     config.audio_trim_nanos = settings.sync_offset_ms * 1_000_000;
     let video_codec = tracks.video.codec;
     let audio_codec = tracks.audio.as_ref().map(|a| a.codec.as_str().to_owned());
     let audio_refused = tracks.audio_refused.clone();
     let source = tracks.into_source(config);
+    let transport = camera.transport();
     sinks.status.send_modify(|s| {
         s.video_codec = Some(video_codec.as_str());
         s.audio_codec = audio_codec;
         s.audio_refused = audio_refused;
+        s.transport = Some(transport.as_str());
     });
-    drive(&mut camera, source, sinks).await
+    let ended = drive(&mut camera, source, sinks).await;
+    // Over UDP the camera would keep sending to ports nobody reads until its session times out.
+    if transport == RtpTransport::Udp {
+        camera.close().await;
+    }
+    ended
 }
 
 /// Waits `delay` before the next attempt, but no longer than it takes the camera to become

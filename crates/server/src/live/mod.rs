@@ -101,6 +101,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                     record_audio: c.record == RecordMode::Continuous && c.record_audio,
                     profile: c.latency,
                     sync_offset_ms: c.sync_offset_ms,
+                    transport: c.transport,
                 },
                 c.substream_url
                     .as_ref()

@@ -57,15 +57,7 @@ impl PushSource {
     pub fn new(config: &PushConfig, clock: LocalClock) -> std::io::Result<Arc<Self>> {
         let feed = Arc::new(SourceFeed::new());
         let pacer = Arc::new(Pacer::spawn(config.name.as_str(), feed.clone())?);
-        let (status, status_rx) = watch::channel(CameraStatus {
-            state: CameraState::Waiting,
-            error: None,
-            video_codec: None,
-            audio_codec: None,
-            audio_refused: None,
-            sessions: 0,
-            sync: None,
-        });
+        let (status, status_rx) = watch::channel(CameraStatus::new(CameraState::Waiting));
         Ok(Arc::new(PushSource {
             handle: CameraHandle {
                 settings: Arc::new(CameraSettings {
@@ -77,6 +69,7 @@ impl PushSource {
                     record_audio: config.record == RecordMode::Continuous && config.record_audio,
                     profile: config.latency,
                     sync_offset_ms: 0,
+                    transport: lockstep_rtsp::ingest::RtpTransport::Tcp,
                 }),
                 feed,
                 status: status_rx,

@@ -114,13 +114,8 @@ mod tests {
     fn camera(main: Codec, sub: Option<Codec>) -> CameraHandle {
         let status = |_| {
             tokio::sync::watch::channel(CameraStatus {
-                state: CameraState::Live,
-                error: None,
-                video_codec: None,
-                audio_codec: None,
-                audio_refused: None,
                 sessions: 1,
-                sync: None,
+                ..CameraStatus::new(CameraState::Live)
             })
             .1
         };
@@ -139,6 +134,7 @@ mod tests {
                 record_audio: true,
                 profile: lockstep_sync::LatencyProfile::Low,
                 sync_offset_ms: 0,
+                transport: lockstep_rtsp::ingest::RtpTransport::Tcp,
             }),
             feed: feed(main),
             status: status(()),

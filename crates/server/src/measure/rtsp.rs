@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::bail;
 use lockstep_media::beep_flash::{BeepDetector, PictureObservation};
 use lockstep_media::{PictureReader, VideoTrack};
-use lockstep_rtsp::ingest::{CameraSession, LocalClock};
+use lockstep_rtsp::ingest::{CameraSession, LocalClock, RtpTransport};
 use lockstep_sync::{
     AudioDecode as _, LocalInstant, SenderReportClock, SourceInput, TrackKind, VideoAssemble as _,
     VideoPacket, VIDEO_RATE_HZ,
@@ -71,7 +71,10 @@ impl TrackClock {
 }
 
 pub async fn observe(source: &str, duration_secs: f64) -> anyhow::Result<Observations> {
-    let (mut session, tracks) = CameraSession::connect_as(source, "lockstep-measure").await?;
+    // Over TCP: the instrument reads packets in arrival order, with no jitter buffer to put
+    // UDP's reordering back.
+    let (mut session, tracks) =
+        CameraSession::connect_with(source, RtpTransport::Tcp, "lockstep-measure").await?;
     // The same depacketizers and decoders as the ingest: what measure reads, lockstep plays.
     let Some(mut audio_track) = tracks.audio else {
         bail!(
