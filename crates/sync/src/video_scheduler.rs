@@ -23,6 +23,9 @@ pub enum DropReason {
     Late,
     /// Depends on a dropped frame: waiting for a keyframe.
     AwaitingKeyframe,
+    /// Before the stream's first keyframe (a session joined mid-GOP): nothing was lost, the
+    /// picture has not begun.
+    BeforeFirstKeyframe,
 }
 
 /// Outputs of [`VideoScheduler::poll_output`], polled until `Drained`.
@@ -50,6 +53,8 @@ pub struct VideoStats {
     pub frames: u64,
     pub dropped_late: u64,
     pub dropped_awaiting_keyframe: u64,
+    /// Frames before the first keyframe, which no decoder could use: not counted as dropped.
+    pub skipped_before_first_keyframe: u64,
     /// Frames whose stamp was moved forward to keep stamps increasing.
     pub restamped: u64,
 }
@@ -69,6 +74,8 @@ pub struct VideoScheduler<T> {
     queue: VecDeque<Pending<T>>,
     last_out: Option<LocalInstant>,
     awaiting_keyframe: bool,
+    /// A keyframe has gone out (or been dropped late): later waits are losses.
+    started: bool,
     stats: VideoStats,
 }
 
@@ -84,6 +91,7 @@ impl<T> VideoScheduler<T> {
             queue: VecDeque::new(),
             last_out: None,
             awaiting_keyframe: mode == VideoMode::Passthrough,
+            started: mode == VideoMode::Decoded,
             stats: VideoStats::default(),
         }
     }
@@ -111,14 +119,18 @@ impl<T> VideoScheduler<T> {
         let (target, keyframe) = (head.target, head.keyframe);
         if keyframe {
             self.awaiting_keyframe = false;
+            self.started = true;
         }
         if self.awaiting_keyframe {
             self.queue.pop_front();
-            self.stats.dropped_awaiting_keyframe += 1;
-            return VideoOutput::Dropped {
-                target,
-                reason: DropReason::AwaitingKeyframe,
+            let reason = if self.started {
+                self.stats.dropped_awaiting_keyframe += 1;
+                DropReason::AwaitingKeyframe
+            } else {
+                self.stats.skipped_before_first_keyframe += 1;
+                DropReason::BeforeFirstKeyframe
             };
+            return VideoOutput::Dropped { target, reason };
         }
         if now.nanos_since(target) > self.max_late_nanos {
             self.queue.pop_front();
@@ -220,6 +232,53 @@ mod tests {
                 DropReason::AwaitingKeyframe,
                 DropReason::AwaitingKeyframe
             ]
+        );
+    }
+
+    #[test]
+    fn frames_before_the_first_keyframe_are_skipped_not_dropped() {
+        // A session joined mid-GOP: two frames that need an earlier keyframe, then one.
+        let mut s = VideoScheduler::new(VideoMode::Passthrough, Duration::from_millis(80));
+        for (i, keyframe) in [false, false, true, false, false, true]
+            .into_iter()
+            .enumerate()
+        {
+            s.handle_frame(ms(i as i64 * 33), keyframe, i);
+        }
+        let mut seen = Vec::new();
+        let mut now = 0;
+        while seen.len() < 6 {
+            match s.poll_output(ms(now)) {
+                VideoOutput::Frame { payload, .. } => seen.push(Ok(payload)),
+                VideoOutput::Dropped { reason, .. } => seen.push(Err(reason)),
+                VideoOutput::Drained { .. } => {
+                    now += 33;
+                    // Frame 3 is lost on the way: the chain breaks until frame 5.
+                    if now == 99 {
+                        s.handle_loss();
+                    }
+                }
+            }
+        }
+        use DropReason::*;
+        assert_eq!(
+            seen,
+            vec![
+                Err(BeforeFirstKeyframe),
+                Err(BeforeFirstKeyframe),
+                Ok(2),
+                Err(AwaitingKeyframe),
+                Err(AwaitingKeyframe),
+                Ok(5)
+            ]
+        );
+        let stats = s.stats();
+        assert_eq!(
+            (
+                stats.skipped_before_first_keyframe,
+                stats.dropped_awaiting_keyframe
+            ),
+            (2, 2)
         );
     }
 
