@@ -33,6 +33,13 @@ const RESTART_SAMPLES: i64 = 48_000;
 /// measurable pitch change (at most [`MAX_TRIM`]).
 const POSITION_LOOP_SECS: f64 = 0.5;
 const MAX_TRIM: f64 = 0.002;
+/// The sinc filter: 64 taps, its table (256 points per tap) interpolated linearly. Measured on a
+/// 3.4 kHz tone at 8 kHz (the telephone band's edge) under a 300 ppm ratio: 108 dB signal to
+/// noise, against 136 dB for the 128 cubic taps used before at a quarter of the cost — both far
+/// beyond 16-bit audio (96 dB) and G.711 (~38 dB). 32 taps fall to 34 dB there.
+const SINC_LEN: usize = 64;
+const SINC_INTERPOLATION: SincInterpolationType = SincInterpolationType::Linear;
+const SINC_OVERSAMPLING: usize = 256;
 /// The resampler's input block: 10 ms at the input rate.
 const INPUT_BLOCK_MS: u32 = 10;
 /// The ratio may move this far from nominal (the retimer's ±0.5 % plus our trim, with margin).
@@ -213,6 +220,26 @@ impl LiveAudioEncoder {
     }
 }
 
+/// A band-limited resampler taking `block` input samples at a time, `ratio` output per input.
+fn resampler(ratio: f64, block: usize) -> Result<Async<f32>, LiveAudioError> {
+    let params = SincInterpolationParameters {
+        sinc_len: SINC_LEN,
+        f_cutoff: 0.95,
+        interpolation: SINC_INTERPOLATION,
+        oversampling_factor: SINC_OVERSAMPLING,
+        window: WindowFunction::BlackmanHarris2,
+    };
+    Async::<f32>::new_sinc(
+        ratio,
+        MAX_RELATIVE_RATIO,
+        &params,
+        block,
+        1,
+        FixedAsync::Input,
+    )
+    .map_err(|e| LiveAudioError::Resampler(e.to_string()))
+}
+
 /// The lowest rate Opus codes at that keeps all of a `rate_hz` source's bandwidth.
 fn coding_rate_hz(rate_hz: u32) -> u32 {
     OPUS_CODING_RATES_HZ
@@ -240,23 +267,8 @@ impl Stream {
         let mut opus = opus_encoder(coding_rate_hz)?;
         // Opus delays by 2.5 ms plus 4 ms at every rate: one constant in output ticks.
         debug_assert_eq!(i64::from(opus.lookahead()?) * ticks_per_sample, lookahead);
-        let params = SincInterpolationParameters {
-            sinc_len: 128,
-            f_cutoff: 0.95,
-            interpolation: SincInterpolationType::Cubic,
-            oversampling_factor: 128,
-            window: WindowFunction::BlackmanHarris2,
-        };
         let block = (rate_hz * INPUT_BLOCK_MS / 1000).max(1) as usize;
-        let resampler = Async::<f32>::new_sinc(
-            ratio / ticks_per_sample as f64,
-            MAX_RELATIVE_RATIO,
-            &params,
-            block,
-            1,
-            FixedAsync::Input,
-        )
-        .map_err(|e| LiveAudioError::Resampler(e.to_string()))?;
+        let resampler = resampler(ratio / ticks_per_sample as f64, block)?;
         // The filter delay: the first output samples are the filter filling up, so the stream
         // starts that much before the first chunk's position.
         let delay = resampler.output_delay() as i64 * ticks_per_sample;
@@ -342,6 +354,48 @@ mod tests {
             enc.push_audio(pts, 8000, &pcm, 6.0, &mut out).unwrap();
         }
         out
+    }
+
+    #[test]
+    fn the_resampler_is_clean_far_beyond_what_cameras_send() {
+        // A sine at the telephone band's edge (3.4 kHz at 8 kHz) through a 300 ppm ratio: 16-bit
+        // audio is 96 dB signal to noise and G.711 ~38 dB; the resampler must not be what
+        // limits either.
+        const TONE_HZ: f64 = 3400.0;
+        let ratio = 1.0 + 300e-6;
+        let mut r = resampler(ratio, 80).unwrap();
+        let tone = |t: f64| (t * TONE_HZ * std::f64::consts::TAU).sin() * 0.5;
+        let input: Vec<f32> = (0..8000 * 4)
+            .map(|i| tone(i as f64 / 8000.0) as f32)
+            .collect();
+        let mut output = Vec::new();
+        let mut scratch = vec![0.0f32; r.output_frames_max()];
+        for block in input.chunks_exact(80) {
+            let inp = SequentialSlice::new(block, 1, 80).unwrap();
+            let frames = scratch.len();
+            let mut out = SequentialSlice::new_mut(&mut scratch, 1, frames).unwrap();
+            let (_, produced) = r.process_into_buffer(&inp, &mut out, None).unwrap();
+            output.extend_from_slice(&scratch[..produced]);
+        }
+        // The best sine of the output's frequency through the settled part (least squares on
+        // its sine and cosine), whatever its phase: what is left is noise and distortion.
+        let w = TONE_HZ * std::f64::consts::TAU / (8000.0 * ratio);
+        let settled = &output[8000..output.len() - 800];
+        let (mut ss, mut cc, mut sc, mut ys, mut yc) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (n, &y) in settled.iter().enumerate() {
+            let (s, c, y) = ((w * n as f64).sin(), (w * n as f64).cos(), f64::from(y));
+            (ss, cc, sc, ys, yc) = (ss + s * s, cc + c * c, sc + s * c, ys + y * s, yc + y * c);
+        }
+        let det = ss * cc - sc * sc;
+        let (a, b) = ((ys * cc - yc * sc) / det, (yc * ss - ys * sc) / det);
+        let (mut signal, mut noise) = (0.0, 0.0);
+        for (n, &y) in settled.iter().enumerate() {
+            let fit = a * (w * n as f64).sin() + b * (w * n as f64).cos();
+            signal += fit * fit;
+            noise += (f64::from(y) - fit).powi(2);
+        }
+        let snr_db = 10.0 * (signal / noise).log10();
+        assert!(snr_db > 90.0, "resampler SNR {snr_db:.1} dB");
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct OpusEncoder {
     state: NonNull<unsafe_libopus::OpusEncoder>,
     rate: u32,
     channels: u8,
+    /// Where packets are encoded (the largest a packet can be), then copied out at their size:
+    /// one allocation per packet instead of a zeroed 4 kB one that the packet kept.
+    scratch: Vec<u8>,
 }
 
 // SAFETY: the encoder state is plain memory owned by this value alone; libopus keeps no
@@ -89,6 +92,7 @@ impl OpusEncoder {
                 state,
                 rate,
                 channels,
+                scratch: vec![0; MAX_PACKET_BYTES],
             }),
             _ => Err(OpusError::Library {
                 action: "encoder create",
@@ -165,7 +169,7 @@ impl OpusEncoder {
                 rate: self.rate,
             });
         }
-        let mut out = vec![0u8; MAX_PACKET_BYTES];
+        let out = &mut self.scratch;
         // SAFETY: `pcm` holds exactly `samples × channels` values; `out` has MAX_PACKET_BYTES
         // writable bytes and we pass that length.
         let written = unsafe {
@@ -183,8 +187,7 @@ impl OpusEncoder {
                 code: written,
             });
         }
-        out.truncate(written as usize);
-        Ok(out)
+        Ok(out[..written as usize].to_vec())
     }
 }
 
