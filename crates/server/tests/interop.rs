@@ -161,24 +161,7 @@ fn measure_agrees_with_offsets_put_in_by_ffmpeg() {
             ("mkv", "aac"),
         ] {
             let shifted = scratch(&format!("shift{shift_ms}-{audio_codec}.{container}"));
-            ffmpeg(&[
-                "-i",
-                input,
-                "-itsoffset",
-                &offset,
-                "-i",
-                input,
-                "-map",
-                "0:v",
-                "-map",
-                "1:a",
-                "-c:v",
-                "copy",
-                "-c:a",
-                audio_codec,
-                "-y",
-                shifted.to_str().expect("utf-8"),
-            ]);
+            shift_audio(input, &offset, audio_codec, &shifted);
             let report = measure(shifted.to_str().expect("utf-8"), &[]);
             let mean = number(&report, "mean_ms");
             assert!(
@@ -189,6 +172,29 @@ fn measure_agrees_with_offsets_put_in_by_ffmpeg() {
             assert_eq!(number(&report, "dropped_frames"), 0.0);
         }
     }
+}
+
+/// `input` again as `output` with its audio `offset_secs` later (ffmpeg `-itsoffset`), the video
+/// copied and the audio as `audio_codec` (`copy` or an encoder).
+fn shift_audio(input: &str, offset_secs: &str, audio_codec: &str, output: &Path) {
+    ffmpeg(&[
+        "-i",
+        input,
+        "-itsoffset",
+        offset_secs,
+        "-i",
+        input,
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "copy",
+        "-c:a",
+        audio_codec,
+        "-y",
+        output.to_str().expect("utf-8"),
+    ]);
 }
 
 /// What people record from an H.265 camera with ffmpeg, in Matroska (G.711 copied) and MP4
@@ -220,24 +226,7 @@ fn measure_reads_h265_recordings() {
     let before = number(&measure(input, &[]), "mean_ms");
     for (container, audio_codec) in [("mkv", "copy"), ("mp4", "aac")] {
         let shifted = scratch(&format!("h265-shift40.{container}"));
-        ffmpeg(&[
-            "-i",
-            input,
-            "-itsoffset",
-            "0.040",
-            "-i",
-            input,
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-c:v",
-            "copy",
-            "-c:a",
-            audio_codec,
-            "-y",
-            shifted.to_str().expect("utf-8"),
-        ]);
+        shift_audio(input, "0.040", audio_codec, &shifted);
         let report = measure(shifted.to_str().expect("utf-8"), &[]);
         let mean = number(&report, "mean_ms");
         assert!(

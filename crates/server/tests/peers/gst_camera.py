@@ -48,23 +48,29 @@ def main():
     args.add_argument("--video", choices=sorted(VIDEO), default="h264")
     opts = args.parse_args()
 
-    Gst.init(None)
     launch = (
         f"( rtspsrc location={opts.source} protocols=tcp latency=200 buffer-mode=none name=src "
         f"src. ! {VIDEO[opts.video]} name=pay0 pt=96 "
         f"src. ! rtppcmadepay ! alawdec ! audioconvert ! audioresample ! "
         f"{AUDIO[opts.audio]} name=pay1 pt=97 )"
     )
+    serve(launch, opts.port, "gst_camera")
+
+
+def serve(launch, port, who):
+    """Serves the `launch` pipeline (payloaders pay0, pay1) at rtsp://127.0.0.1:PORT/cam, one
+    media shared by every client; prints "ready URL" and runs until killed."""
+    Gst.init(None)
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
     factory.set_shared(True)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
-    server.set_service(str(opts.port))
+    server.set_service(str(port))
     server.get_mount_points().add_factory("/cam", factory)
     if server.attach(None) == 0:
-        sys.exit(f"gst_camera: cannot listen on 127.0.0.1:{opts.port}")
-    print(f"ready rtsp://127.0.0.1:{opts.port}/cam", flush=True)
+        sys.exit(f"{who}: cannot listen on 127.0.0.1:{port}")
+    print(f"ready rtsp://127.0.0.1:{port}/cam", flush=True)
     GLib.MainLoop().run()
 
 
