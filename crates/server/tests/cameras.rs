@@ -8,7 +8,10 @@ use std::net::TcpListener;
 use std::process::{Child, Command};
 
 mod common;
-use common::{download, measure, number, one_at_a_time, spawn_first_line, tempdir, Camera, Server};
+use common::{
+    download, measure, number, one_at_a_time, settled_offsets, spawn_first_line, tempdir, worst,
+    Camera, Server,
+};
 
 #[path = "../../record/tests/ffmpeg_check/mod.rs"]
 mod ffmpeg_check;
@@ -66,20 +69,6 @@ impl Drop for GstCamera {
 
 /// Offsets of the events after the first `skip_s` seconds (GStreamer's relay moves its own
 /// lip sync once, at its first sender reports).
-fn settled_offsets(report: &serde_json::Value, skip_s: f64) -> Vec<f64> {
-    let events = report["events"].as_array().expect("events");
-    let first = events.first().map_or(0.0, |e| number(e, "flash_s"));
-    events
-        .iter()
-        .filter(|e| number(e, "flash_s") >= first + skip_s)
-        .map(|e| number(e, "offset_ms"))
-        .collect()
-}
-
-fn worst(offsets: &[f64]) -> f64 {
-    offsets.iter().fold(0.0f64, |w, o| w.max(o.abs()))
-}
-
 /// What a viewer rebuilt from sender reports: every event within ±5 ms but at most one, and that
 /// one within ±25 ms. The one is the 2-core CI machine running a GStreamer camera, a debug
 /// server and a debug meter decoding in real time: one late event (12 ms, once in 16) was seen

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 mod common;
-use common::{measure, number, one_at_a_time, Camera, Server};
+use common::{measure, number, one_at_a_time, settled_offsets, worst, Camera, Server};
 
 fn camera_config(cameras: &[(&str, &str)]) -> String {
     let mut toml = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
@@ -39,13 +39,8 @@ fn a_whep_viewer_sees_a_drifting_jittery_camera_in_sync() {
     assert_eq!(report["timing"], "WebRTC sender reports", "{report}");
     let events = report["events"].as_array().expect("events");
     assert!(events.len() >= 50, "{} events in 60 s", events.len());
-    let first = number(&events[0], "flash_s");
-    let settled: Vec<f64> = events
-        .iter()
-        .filter(|e| number(e, "flash_s") >= first + 5.0)
-        .map(|e| number(e, "offset_ms"))
-        .collect();
-    let worst = settled.iter().fold(0.0f64, |w, o| w.max(o.abs()));
+    let settled = settled_offsets(&report, 5.0);
+    let worst = worst(&settled);
     assert!(worst <= 5.0, "worst offset {worst} ms: {settled:?}");
     assert!(
         number(&report, "dropped_frames") <= 3.0,
@@ -114,13 +109,8 @@ fn a_camera_over_udp_with_loss_stays_in_sync_at_the_viewer() {
     // A lost video packet costs its frame and the rest of the GOP (1 s here): about a third of
     // the flashes have no picture (bench: 17 of 25 came out; runs here have had fewer than 20).
     assert!(events.len() >= 10, "{} events in 30 s", events.len());
-    let first = number(&events[0], "flash_s");
-    let settled: Vec<f64> = events
-        .iter()
-        .filter(|e| number(e, "flash_s") >= first + 5.0)
-        .map(|e| number(e, "offset_ms"))
-        .collect();
-    let worst = settled.iter().fold(0.0f64, |w, o| w.max(o.abs()));
+    let settled = settled_offsets(&report, 5.0);
+    let worst = worst(&settled);
     assert!(worst <= 5.0, "worst offset {worst} ms: {settled:?}");
     let cam = server.get_json("/api/cameras/cam");
     let loss = number(&cam["sync"], "loss_ratio");

@@ -134,6 +134,24 @@ pub fn measure(source: &str, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
+/// The offsets (ms) of a `measure` report's events from `skip_s` after its first flash on.
+#[allow(dead_code)] // each test binary compiles this module; not all use it
+pub fn settled_offsets(report: &serde_json::Value, skip_s: f64) -> Vec<f64> {
+    let events = report["events"].as_array().expect("events");
+    let first = events.first().map_or(0.0, |e| number(e, "flash_s"));
+    events
+        .iter()
+        .filter(|e| number(e, "flash_s") >= first + skip_s)
+        .map(|e| number(e, "offset_ms"))
+        .collect()
+}
+
+/// The largest |offset|.
+#[allow(dead_code)]
+pub fn worst(offsets: &[f64]) -> f64 {
+    offsets.iter().fold(0.0f64, |w, o| w.max(o.abs()))
+}
+
 pub fn number(v: &serde_json::Value, key: &str) -> f64 {
     v[key]
         .as_f64()
