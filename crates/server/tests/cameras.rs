@@ -9,8 +9,8 @@ use std::process::{Child, Command};
 
 mod common;
 use common::{
-    download, measure, number, one_at_a_time, settled_offsets, spawn_first_line, tempdir, worst,
-    Camera, Server,
+    assert_viewer_in_sync, download, measure, number, one_at_a_time, settled_offsets,
+    spawn_first_line, tempdir, worst, Camera, Server,
 };
 
 #[path = "../../record/tests/ffmpeg_check/mod.rs"]
@@ -69,20 +69,6 @@ impl Drop for GstCamera {
 
 /// Offsets of the events after the first `skip_s` seconds (GStreamer's relay moves its own
 /// lip sync once, at its first sender reports).
-/// What a viewer rebuilt from sender reports: every event within ±5 ms but at most one, and that
-/// one within ±25 ms. The one is the 2-core CI machine running a GStreamer camera, a debug
-/// server and a debug meter decoding in real time: one late event (12 ms, once in 16) was seen
-/// there and not in a dozen runs alone. A sync fault — AAC priming (+64 ms), a wrong clock —
-/// moves every event, not one. The release figures are in bench/RESULTS.md.
-fn assert_viewer_in_sync(label: &str, offsets: &[f64]) {
-    let beyond: Vec<f64> = offsets.iter().copied().filter(|o| o.abs() > 5.0).collect();
-    assert!(
-        beyond.len() <= 1 && worst(offsets) <= 25.0,
-        "{label}: {} events beyond ±5 ms at the viewer: {offsets:?}",
-        beyond.len()
-    );
-}
-
 /// One camera through lockstep over `transport`: live with the right codecs, in sync at a
 /// WebRTC viewer.
 fn plays_in_sync(audio: &str, codec: &str, transport: &str) {

@@ -146,6 +146,21 @@ pub fn settled_offsets(report: &serde_json::Value, skip_s: f64) -> Vec<f64> {
         .collect()
 }
 
+/// What a viewer rebuilt from sender reports: every event within ±5 ms but at most one, and that
+/// one within ±25 ms. The one is the 2-core CI machine running a GStreamer camera, a debug
+/// server and a debug meter decoding in real time: one late event (12 ms, once in 16) was seen
+/// there and not in a dozen runs alone. A sync fault — AAC priming (+64 ms), a wrong clock —
+/// moves every event, not one. The release figures are in bench/RESULTS.md.
+#[allow(dead_code)]
+pub fn assert_viewer_in_sync(label: &str, offsets: &[f64]) {
+    let beyond: Vec<f64> = offsets.iter().copied().filter(|o| o.abs() > 5.0).collect();
+    assert!(
+        beyond.len() <= 1 && worst(offsets) <= 25.0,
+        "{label}: {} events beyond ±5 ms at the viewer: {offsets:?}",
+        beyond.len()
+    );
+}
+
 /// The largest |offset|.
 #[allow(dead_code)]
 pub fn worst(offsets: &[f64]) -> f64 {
