@@ -15,13 +15,17 @@ size="${3:-640x360}"
 record="${RECORD:-continuous}"
 settle="${SETTLE:-20}"
 measure="${MEASURE:-30}"
+# PIN=1: the camera on CPU 0, the server on CPU 1, so the camera is never starved by the server
+# (then the server has one core: the target is under 100 % of it).
+pin_camera=(); pin_server=()
+if [ "${PIN:-0}" = 1 ]; then pin_camera=(taskset -c 0); pin_server=(taskset -c 1); fi
 cargo build --release -q -p lockstep
 bin=target/release/lockstep
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
 port=$((20000 + RANDOM % 20000))
-/usr/bin/python3 bench/noise_camera.py --port "$port" --size "$size" --kbps "$kbps" > "$tmp/cam.out" &
+"${pin_camera[@]}" /usr/bin/python3 bench/noise_camera.py --port "$port" --size "$size" --kbps "$kbps" > "$tmp/cam.out" &
 cam_pid=$!
 for _ in $(seq 50); do grep -q ready "$tmp/cam.out" && break; sleep 0.2; done
 url=$(sed -n 's/^ready //p' "$tmp/cam.out")
@@ -38,7 +42,7 @@ url=$(sed -n 's/^ready //p' "$tmp/cam.out")
     esac
   done
 } > "$tmp/lockstep.toml"
-$bin serve --config "$tmp/lockstep.toml" > "$tmp/serve.out" 2> "$tmp/serve.err" &
+"${pin_server[@]}" $bin serve --config "$tmp/lockstep.toml" > "$tmp/serve.out" 2> "$tmp/serve.err" &
 pid=$!
 for _ in $(seq 50); do [ -s "$tmp/serve.out" ] && break; sleep 0.2; done
 base=$(head -1 "$tmp/serve.out")
@@ -60,6 +64,13 @@ sleep "$measure"
 b=$(ticks $pid); d=$(ticks $cam_pid); w1=$(written $pid); t1=$(date +%s.%N)
 read -r drop1 live1 < <(dropped)
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+# How the cameras' sync saw the camera: delay (capture to output), arrival jitter, concealed audio.
+curl -s "${base}api/cameras" | /usr/bin/python3 -c '
+import json, statistics, sys
+cams = [c.get("sync") or {} for c in json.load(sys.stdin)]
+for key in ("latency_ms", "jitter_ms", "concealed_ms", "dropped_frames"):
+    v = sorted(c.get(key, 0) or 0 for c in cams)
+    print(f"{key}: min {v[0]:.1f} median {statistics.median(v):.1f} max {v[-1]:.1f}")'
 kill $pid; wait $pid 2>/dev/null || true
 
 printf '| cameras (live) | kbit/s | recording | server CPU %% of a core | per camera | RSS MiB | written MB/s | frames dropped: first %ss / next %ss | camera CPU %% |\n|---|---|---|---|---|---|---|---|---|\n' "$settle" "$measure"

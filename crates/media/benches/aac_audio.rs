@@ -1,7 +1,8 @@
 //! The live audio path of an AAC camera with a listener, beside the G.711 one (`live_audio`):
-//! RFC 3640 depacketize, AAC-LC decode (symphonia), resample 16 kHz → 48 kHz, Opus encode, per
-//! 64 ms AU (1024 samples at 16 kHz), reported per 20 ms of audio. The AUs are real: ffmpeg's
-//! AAC encoder makes 60 s of a 1 kHz tone at 32 kbit/s (ADTS), as a camera's encoder would.
+//! RFC 3640 depacketize, AAC-LC decode (symphonia), resample at 16 kHz for drift, Opus encode at
+//! 16 kHz, per 64 ms AU (1024 samples at 16 kHz), reported per 20 ms of audio. The AUs are real:
+//! ffmpeg's AAC encoder makes 60 s of a 1 kHz tone at 32 kbit/s (ADTS), as a camera's encoder
+//! would.
 //!
 //! `cargo bench -p lockstep-media --bench aac_audio` (needs ffmpeg)
 
@@ -103,7 +104,7 @@ fn main() {
         per_20ms(decode_ns as f64)
     );
     println!(
-        "| resample 16→48 kHz + Opus 32 kbit/s encode | {:.1} |",
+        "| resample (16 kHz, drift only) + Opus 32 kbit/s encode | {:.1} |",
         whole - per_20ms((unpack_ns + decode_ns) as f64)
     );
     println!("| whole audio path | {whole:.1} |");

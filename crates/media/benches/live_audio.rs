@@ -1,5 +1,6 @@
-//! The live audio path per camera with a listener: G.711 decode, resample 8 kHz → 48 kHz (rubato
-//! sinc, ratio trimmed per chunk as the retimer does), Opus encode, per 20 ms of audio.
+//! The live audio path per camera with a listener: G.711 decode, resample at 8 kHz for drift
+//! (rubato sinc, ratio trimmed per chunk as the retimer does), Opus encode at 8 kHz, per 20 ms of
+//! audio.
 //! Prints a Markdown table.
 //!
 //! `cargo bench -p lockstep-media --bench live_audio`
@@ -45,7 +46,7 @@ fn main() {
     println!("| step (per 20 ms of audio) | µs |\n|---|---|");
     println!("| G.711 decode | {decode_us:.2} |");
     println!(
-        "| resample 8→48 kHz + Opus 32 kbit/s encode | {:.1} |",
+        "| resample (8 kHz, drift only) + Opus 32 kbit/s encode | {:.1} |",
         per_chunk_us - decode_us
     );
     println!("| whole audio path | {per_chunk_us:.1} |");
