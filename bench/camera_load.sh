@@ -36,6 +36,7 @@ url=$(sed -n 's/^ready //p' "$tmp/cam.out")
   printf '[storage]\ndir = "%s/recordings"\n' "$tmp"
   for i in $(seq 1 "$n"); do
     printf '[[camera]]\nname = "cam-%d"\nurl = "%s"\n' "$i" "$url"
+    [ -n "${TRANSPORT:-}" ] && printf 'transport = "%s"\n' "$TRANSPORT"
     case "$record" in
       off) echo 'record = "off"' ;;
       silent) echo 'record_audio = false' ;;

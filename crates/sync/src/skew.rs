@@ -23,6 +23,11 @@ pub const SKEW_SAMPLE_INTERVAL_NANOS: i64 = 1_000_000_000;
 pub const SKEW_FIT_SAMPLES: usize = 120;
 /// Below this many samples the line has no slope yet.
 const MIN_FIT_SAMPLES: usize = 4;
+/// A window minimum this far off the line is a step, not drift: a sender that stalled and went
+/// on behind (or skipped ahead), a route that changed. The floor moves there at once and the
+/// line keeps its slope; fitted through, a 1 s step read as −240,000 ppm and held every frame
+/// late for 10 s. Jitter cannot do it: the fastest packet of a whole window is off by this much.
+pub const SKEW_STEP_NANOS: i64 = 100_000_000;
 
 #[derive(Debug, Clone, Copy)]
 struct WindowEntry {
@@ -73,6 +78,7 @@ pub struct SkewEstimator {
     samples: VecDeque<(f64, f64)>,
     last_sample_send_nanos: Option<i64>,
     line: Option<TransitLine>,
+    steps: u64,
 }
 
 impl SkewEstimator {
@@ -128,6 +134,14 @@ impl SkewEstimator {
             self.smoothed_transit_nanos = window_min;
             return;
         }
+        let expected = match self.line {
+            Some(line) => (line.intercept_secs + line.slope * send_rel as f64 * 1e-9) * 1e9,
+            None => self.smoothed_transit_nanos,
+        };
+        let step = window_min - expected;
+        if step.abs() > SKEW_STEP_NANOS as f64 {
+            self.take_step(step);
+        }
         self.smoothed_transit_nanos = (window_min
             + (self.tuning.smoothing - 1.0) * self.smoothed_transit_nanos)
             / self.tuning.smoothing;
@@ -144,6 +158,23 @@ impl SkewEstimator {
             }
             self.line = fit_line(&self.samples);
         }
+    }
+
+    /// The floor moved by `step_nanos` at once: the line is moved with it, its slope kept.
+    fn take_step(&mut self, step_nanos: f64) {
+        self.steps += 1;
+        self.smoothed_transit_nanos += step_nanos;
+        for sample in &mut self.samples {
+            sample.1 += step_nanos * 1e-9;
+        }
+        if let Some(line) = &mut self.line {
+            line.intercept_secs += step_nanos * 1e-9;
+        }
+    }
+
+    /// Steps taken so far (see [`SKEW_STEP_NANOS`]).
+    pub fn steps(&self) -> u64 {
+        self.steps
     }
 
     /// The sender clock's rate error against ours in parts per million (negative: it runs slow).
@@ -225,6 +256,37 @@ mod tests {
         feed(&mut est, 500.0, 120);
         let ppm = est.drift_ppm().unwrap();
         assert!((ppm - 500.0).abs() < 5.0, "estimated {ppm} ppm");
+    }
+
+    #[test]
+    fn a_sender_that_stalls_and_goes_on_behind_is_a_step_not_drift() {
+        // 20 s at −300 ppm, then the sender stalls 1 s and goes on from where it stopped: every
+        // later packet arrives 1 s later than before. Within a window (2 s) the envelope is on
+        // the new floor and the drift is still the sender's.
+        let mut est = SkewEstimator::new();
+        let ppm = -300.0;
+        let send = |i: i64| (i as f64 * 20e6 * (1.0 + ppm * 1e-6)) as i64;
+        let jitter = |i: i64| (i * 7_919 % 31) * 1_000_000;
+        for i in 0..1000 {
+            est.handle_packet(
+                LocalInstant::from_nanos(i * 20_000_000 + jitter(i)),
+                send(i),
+            );
+        }
+        for i in 1000..1200 {
+            let arrival = 1_000_000_000 + i * 20_000_000 + jitter(i);
+            est.handle_packet(LocalInstant::from_nanos(arrival), send(i));
+        }
+        assert_eq!(est.steps(), 1);
+        let expected = est.expected_arrival(send(1200)).unwrap();
+        let floor = LocalInstant::from_nanos(1_000_000_000 + 1200 * 20_000_000);
+        assert!(
+            expected.nanos_since(floor).abs() < 5_000_000,
+            "envelope {} ms off the new floor",
+            expected.nanos_since(floor) as f64 / 1e6
+        );
+        let drift = est.drift_ppm().unwrap();
+        assert!((drift - ppm).abs() < 100.0, "drift read {drift} ppm");
     }
 
     #[test]

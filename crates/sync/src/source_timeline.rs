@@ -12,7 +12,9 @@
 //!   the sender adds to one track only (packetization, encoder) cannot be seen.
 //!
 //! When the basis changes, the jump between old and new mapping is not applied at once: it is
-//! slewed away at most [`MAX_SLEW_NANOS_PER_SEC`] so outputs never leap.
+//! slewed away at most [`MAX_SLEW_NANOS_PER_SEC`] so outputs never leap — unless it is larger
+//! than [`MAX_SLEWED_JUMP_NANOS`]: then the old basis was wrong (a sender that stalled before
+//! its first report), and slewing it would hold every packet late for seconds.
 
 use std::fmt;
 
@@ -21,6 +23,10 @@ use crate::{LocalInstant, MediaTime, NtpTime, SenderReportClock, SenderReportRej
 
 /// How fast a basis change may move a track's capture times: 80 ms per second.
 pub const MAX_SLEW_NANOS_PER_SEC: i64 = 80_000_000;
+/// A basis change moving capture times further than this is applied at once (one step in the
+/// output) instead of slewed: at 80 ms/s a 1 s jump took 12.5 s, every audio packet of it
+/// concealed as late (seen with a GStreamer camera that stalled 1 s before its first report).
+pub const MAX_SLEWED_JUMP_NANOS: i64 = 200_000_000;
 
 /// Smoothing of the learned arrival bias, per packet.
 const ARRIVAL_BIAS_SMOOTHING: f64 = 256.0;
@@ -227,6 +233,16 @@ impl SourceTimeline {
                 *slew = slew.saturating_add(before.nanos_since(after));
             }
         }
+        // Every track steps, or none: a step for one and a slew for another would part them.
+        if self
+            .tracks
+            .iter()
+            .any(|t| t.slew_nanos.abs() > MAX_SLEWED_JUMP_NANOS)
+        {
+            for t in &mut self.tracks {
+                t.slew_nanos = 0;
+            }
+        }
         self.basis = Some(new);
     }
 
@@ -350,6 +366,47 @@ mod tests {
         assert_eq!(timeline.clock_source(), ClockSource::Rtcp);
         let a = timeline.capture_time(0, 8 * 4_000).unwrap();
         let v = timeline.capture_time(1, 90 * 4_000).unwrap();
+        assert!(a.nanos_since(v).abs() < 1_000_000, "{a:?} {v:?}");
+    }
+
+    #[test]
+    fn a_jump_too_large_to_slew_is_stepped_on_every_track() {
+        // A sender sends 1 s, stalls 1 s, then goes on where it stopped (every packet 1 s later
+        // than before) and only then sends its first reports: the arrival basis was anchored
+        // before the stall and is 1 s off. Slewed, that took 12.5 s.
+        let mut timeline = SourceTimeline::new();
+        let (audio, video) = (timeline.add_track(8_000), timeline.add_track(90_000));
+        for ms in 0..4_000i64 {
+            let stalled_nanos = if ms < 1_000 { 0 } else { 1_000_000_000 };
+            let now = LocalInstant::from_nanos(ms * 1_000_000 + stalled_nanos);
+            if ms % 20 == 0 {
+                timeline.handle_packet(now.add_nanos(30_000_000), audio, ms * 8);
+            }
+            if ms % 100 == 0 {
+                timeline.handle_packet(now.add_nanos(15_000_000), video, ms * 90);
+            }
+            if ms >= 1_000 && ms % 500 == 0 {
+                let ntp = NtpTime::from_nanos_since_1900(NTP_BASE_NANOS + ms * 1_000_000);
+                timeline
+                    .handle_sender_report(now, audio, ms * 8, ntp)
+                    .unwrap();
+                timeline
+                    .handle_sender_report(now, video, ms * 90, ntp)
+                    .unwrap();
+            }
+        }
+        assert_eq!(timeline.clock_source(), ClockSource::Rtcp);
+        assert_eq!(timeline.pending_slew_nanos(audio), 0);
+        assert_eq!(timeline.pending_slew_nanos(video), 0);
+        // On the new basis at once: the last video packet was captured 15 ms before it arrived
+        // (its sender and network delay).
+        let v = timeline.capture_time(video, 3_900 * 90).unwrap();
+        let arrived = LocalInstant::from_nanos(3_900_000_000 + 1_000_000_000 + 15_000_000);
+        assert!(
+            arrived.nanos_since(v).abs() < 50_000_000,
+            "capture {v:?} vs arrival {arrived:?}"
+        );
+        let a = timeline.capture_time(audio, 3_900 * 8).unwrap();
         assert!(a.nanos_since(v).abs() < 1_000_000, "{a:?} {v:?}");
     }
 
