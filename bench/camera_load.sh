@@ -7,6 +7,8 @@
 # during the window.
 #
 #   bash bench/camera_load.sh [N] [KBPS] [SIZE]        e.g. bash bench/camera_load.sh 100 2000
+#   CODEC=h265 bash bench/camera_load.sh 20 8000 1280x720
+# PIN=1 pins camera and server to a core each; TRANSPORT=udp|tcp|auto sets the cameras' transport.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-100}"
@@ -25,7 +27,7 @@ tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
 port=$((20000 + RANDOM % 20000))
-"${pin_camera[@]}" /usr/bin/python3 bench/noise_camera.py --port "$port" --size "$size" --kbps "$kbps" > "$tmp/cam.out" &
+"${pin_camera[@]}" /usr/bin/python3 bench/noise_camera.py --port "$port" --size "$size" --kbps "$kbps" --codec "${CODEC:-h264}" > "$tmp/cam.out" &
 cam_pid=$!
 for _ in $(seq 50); do grep -q ready "$tmp/cam.out" && break; sleep 0.2; done
 url=$(sed -n 's/^ready //p' "$tmp/cam.out")
