@@ -19,6 +19,7 @@ use crate::mp4_boxes::{
     VIDEO_TRACK,
 };
 use crate::parameter_sets::{config_from, h265_config_from};
+use crate::segment_path::segment_path;
 use crate::utc::{div_round, samples_end_us, ticks_to_us};
 
 /// The longest range one export may cover: the plan holds every sample's table row (about
@@ -146,7 +147,7 @@ pub fn plan(
         }
         previous_end_us = Some(segment.row.start_us + segment.end_us());
         let file = files.len();
-        files.push(root.join(&segment.row.path));
+        files.push(segment.path.clone());
         let offset_us = segment.row.start_us - start_us;
         for (samples, out, timescale) in [
             (&segment.video, &mut video, VIDEO_TIMESCALE),
@@ -304,6 +305,8 @@ impl ExportPlan {
 
 struct Segment {
     row: SegmentRow,
+    /// The row's file, its path checked ([`segment_path`]).
+    path: PathBuf,
     config: VideoConfig,
     has_audio: bool,
     video: Vec<SampleRef>,
@@ -317,8 +320,8 @@ impl Segment {
 }
 
 fn read_segment(root: &Path, row: &SegmentRow) -> Result<Segment, String> {
-    let source =
-        FileSource::open(&root.join(&row.path), Some(row.bytes)).map_err(|e| e.to_string())?;
+    let path = segment_path(root, &row.path).map_err(|e| e.to_string())?;
+    let source = FileSource::open(&path, Some(row.bytes)).map_err(|e| e.to_string())?;
     let index = Mp4Index::read(&source).map_err(|e| e.to_string())?;
     let samples = |id: u32| -> Vec<SampleRef> {
         index
@@ -348,6 +351,7 @@ fn read_segment(root: &Path, row: &SegmentRow) -> Result<Segment, String> {
     };
     let has_audio = index.tracks.iter().any(|t| t.track_id == AUDIO_TRACK);
     Ok(Segment {
+        path,
         row: row.clone(),
         config,
         has_audio,

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::index::{Index, IndexError, SegmentRow};
+use crate::segment_path::segment_path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
@@ -85,7 +86,15 @@ pub fn free_space(root: &Path) -> Option<u64> {
 /// the file held. (A crash between file and row leaves a row without a file: export skips it
 /// and the next pass removes it.)
 fn remove(root: &Path, index: &Index, row: &SegmentRow) -> Result<u64, IndexError> {
-    let path = root.join(&row.path);
+    let path = match segment_path(root, &row.path) {
+        Ok(path) => path,
+        Err(e) => {
+            // Not a file of ours: the row goes, whatever it names stays.
+            tracing::warn!("retention: {e}; its row is removed");
+            index.delete(&row.path)?;
+            return Ok(0);
+        }
+    };
     let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     match fs::remove_file(&path) {
         Ok(()) => {}
@@ -110,10 +119,11 @@ mod tests {
         let root =
             std::env::temp_dir().join(format!("lockstep-retention-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
-        fs::create_dir_all(root.join("cam/day")).unwrap();
+        fs::create_dir_all(&root).unwrap();
         let index = Index::open(&root).unwrap();
         for day in 0..6i64 {
-            let path = format!("cam/day/{day}.mp4");
+            let path = seg(day);
+            fs::create_dir_all(root.join(&path).parent().unwrap()).unwrap();
             fs::write(root.join(&path), vec![0u8; 1000]).unwrap();
             index.insert("cam", &path, day * DAY_US, true).unwrap();
             if day < 5 {
@@ -127,6 +137,11 @@ mod tests {
             }
         }
         (root, index)
+    }
+
+    /// Day `day`'s segment, in the recorder's form.
+    fn seg(day: i64) -> String {
+        crate::utc::segment_relative_path("cam", day * DAY_US)
     }
 
     fn left(index: &Index) -> Vec<String> {
@@ -146,11 +161,8 @@ mod tests {
         // At day 6: segments ended before day 3 go (days 0, 1, 2).
         let report = enforce(&root, &index, &lenient, 6 * DAY_US).unwrap();
         assert_eq!((report.expired, report.bytes_freed), (3, 3000));
-        assert_eq!(
-            left(&index),
-            ["cam/day/3.mp4", "cam/day/4.mp4", "cam/day/5.mp4"]
-        );
-        assert!(!root.join("cam/day/0.mp4").exists());
+        assert_eq!(left(&index), [seg(3), seg(4), seg(5)]);
+        assert!(!root.join(seg(0)).exists());
         // A budget of 1.5 kB: the oldest finished one goes, the open one stays even though
         // the total is still over.
         let tight = RetentionPolicy {
@@ -159,8 +171,8 @@ mod tests {
         };
         let report = enforce(&root, &index, &tight, 6 * DAY_US).unwrap();
         assert_eq!(report.over_budget, 2);
-        assert_eq!(left(&index), ["cam/day/5.mp4"]);
-        assert!(root.join("cam/day/5.mp4").exists());
+        assert_eq!(left(&index), [seg(5)]);
+        assert!(root.join(seg(5)).exists());
         // A free-space floor no disk can meet: nothing finished is left to delete, and the
         // segment being written is still not touched.
         let floor = RetentionPolicy {
@@ -169,7 +181,7 @@ mod tests {
         };
         let report = enforce(&root, &index, &floor, 6 * DAY_US).unwrap();
         assert_eq!(report.deleted(), 0);
-        assert_eq!(left(&index), ["cam/day/5.mp4"]);
+        assert_eq!(left(&index), [seg(5)]);
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -183,7 +195,32 @@ mod tests {
         };
         let report = enforce(&root, &index, &policy, 6 * DAY_US).unwrap();
         assert_eq!(report.low_space, 5);
-        assert_eq!(left(&index), ["cam/day/5.mp4"]);
+        assert_eq!(left(&index), [seg(5)]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_planted_row_naming_a_file_outside_the_folder_deletes_only_the_row() {
+        let (root, index) = fixture("planted");
+        let outside = root.with_extension("outside.mp4");
+        fs::write(&outside, b"not ours").unwrap();
+        let relative = format!("../{}", outside.file_name().unwrap().to_string_lossy());
+        for planted in [relative, outside.to_string_lossy().to_string()] {
+            index.insert("cam", &planted, 0, true).unwrap();
+            index.close(&planted, 1, 1000, "rollover").unwrap();
+        }
+        let policy = RetentionPolicy {
+            retain_days: 1,
+            max_disk_bytes: u64::MAX,
+            min_free_bytes: 0,
+        };
+        enforce(&root, &index, &policy, 6 * DAY_US).unwrap();
+        assert!(
+            outside.exists(),
+            "a file outside the storage folder was deleted"
+        );
+        assert_eq!(left(&index), [seg(5)]);
+        fs::remove_file(&outside).unwrap();
         fs::remove_dir_all(&root).unwrap();
     }
 }

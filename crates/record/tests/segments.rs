@@ -317,6 +317,26 @@ fn a_crash_mid_fragment_keeps_every_complete_fragment() {
     fs::remove_dir_all(&root).unwrap();
 }
 
+/// A planted index (rows naming files outside the storage folder, absolute or through `..`)
+/// loses its rows at recovery; the files they name are not touched.
+#[test]
+fn recovery_never_touches_a_file_a_planted_row_names_outside_the_folder() {
+    let root = tempdir("planted");
+    let outside = root.with_extension("victim");
+    fs::write(&outside, b"not a recording").unwrap();
+    let index = Index::open(&root).unwrap();
+    let relative = format!("../{}", outside.file_name().unwrap().to_string_lossy());
+    for planted in [relative, outside.to_string_lossy().to_string()] {
+        index.insert("cam", &planted, START_US, true).unwrap();
+    }
+    let report = reconcile(&root, &index).unwrap();
+    assert_eq!(report.removed, 2);
+    assert_eq!(fs::read(&outside).unwrap(), b"not a recording");
+    assert!(index.writing().unwrap().is_empty());
+    fs::remove_file(&outside).unwrap();
+    fs::remove_dir_all(&root).unwrap();
+}
+
 #[test]
 fn parameter_sets_sent_once_still_start_every_segment() {
     let root = tempdir("sps-once");
