@@ -150,6 +150,27 @@ fn bad_requests_get_clear_errors_and_credentials_never_show() {
     assert!(error_of(&vp8).contains("VP8"), "{}", vp8.body);
     let wrong_type = server.request("POST", "/api/whep/door", "text/plain", VP8_OFFER);
     assert_eq!(wrong_type.status, 415);
+    // A media type is case-insensitive, takes parameters, and is not a prefix.
+    let upper = "APPLICATION/SDP; charset=utf-8";
+    assert_eq!(
+        server
+            .request("POST", "/api/whep/door", upper, VP8_OFFER)
+            .status,
+        406
+    );
+    let longer = server.request("POST", "/api/whep/door", "application/sdpXYZ", VP8_OFFER);
+    assert_eq!(longer.status, 415, "{}", longer.body);
+    // A 1-byte or NUL body: what and where, not the parser's internals.
+    for body in ["x", "\0"] {
+        let r = server.request("POST", "/api/whep/door", "application/sdp", body);
+        assert_eq!(r.status, 400);
+        assert!(error_of(&r).contains("line 1"), "{}", r.body);
+        assert!(
+            !r.body.contains("0x") && !r.body.contains("Pointer"),
+            "{}",
+            r.body
+        );
+    }
     let gone = server.request("DELETE", "/api/whep/door/nosuchsession", "", "");
     assert_eq!(gone.status, 404);
     assert_eq!(server.request("GET", "/no/such/page", "", "").status, 404);

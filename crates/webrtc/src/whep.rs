@@ -183,8 +183,10 @@ impl WhepHost {
         offer_sdp: &str,
         sending: Option<Codec>,
     ) -> Result<(Rtc, String, String), WhepError> {
+        // The parser's own message carries its internal positions (heap addresses): ours says
+        // what and where instead.
         let offer = SdpOffer::from_sdp_string(offer_sdp)
-            .map_err(|e| WhepError::MalformedOffer(e.to_string()))?;
+            .map_err(|_| WhepError::MalformedOffer(sdp_fault(offer_sdp)))?;
         let video = sending.unwrap_or(Codec::H264);
         check_codecs(offer_sdp, video)?;
         let creds = IceCreds::new();
@@ -256,6 +258,11 @@ impl WhepHost {
 
     pub fn has_session(&self, id: &str) -> bool {
         self.lock().contains_key(id)
+    }
+
+    /// The camera (or push source) session `id` belongs to.
+    pub fn camera_of(&self, id: &str) -> Option<String> {
+        self.lock().get(id).map(|s| s.camera.clone())
     }
 
     /// Totals over the live viewers of `camera`.
@@ -372,9 +379,67 @@ fn local_ips() -> Vec<IpAddr> {
     ips
 }
 
+/// What is wrong with an offer the SDP parser refused, and on which line.
+fn sdp_fault(offer: &str) -> String {
+    let shown = |line: &str| {
+        let cut: String = line.chars().take(60).collect();
+        format!("{:?}{}", cut, if cut.len() < line.len() { "…" } else { "" })
+    };
+    let lines: Vec<&str> = offer.lines().map(|l| l.trim_end_matches('\r')).collect();
+    match lines.first() {
+        None => return "the SDP offer is empty".into(),
+        Some(&first) if first != "v=0" => {
+            return format!(
+                "the SDP offer must begin with v=0; line 1 is {}",
+                shown(first)
+            )
+        }
+        _ => {}
+    }
+    let well_formed = |line: &str| {
+        let bytes = line.as_bytes();
+        bytes.len() >= 2 && bytes[0].is_ascii_lowercase() && bytes[1] == b'='
+    };
+    if let Some((n, line)) = lines
+        .iter()
+        .enumerate()
+        .find(|(_, l)| !l.is_empty() && !well_formed(l))
+    {
+        return format!(
+            "line {} of the SDP offer is not <type>=<value>: {}",
+            n + 1,
+            shown(line)
+        );
+    }
+    "the SDP offer has the form of SDP but not its content (o=, s=, t= and at least one m= \
+     section with ICE and DTLS attributes)"
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_offer_says_what_and_where_and_never_the_parsers_internals() {
+        for (offer, says) in [
+            ("", "empty"),
+            ("\0", "line 1"),
+            ("x", "line 1"),
+            ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nnot sdp\r\n", "line 3"),
+            ("v=0\r\ns=-\r\n", "content"),
+        ] {
+            let fault = sdp_fault(offer);
+            assert!(fault.contains(says), "{offer:?}: {fault}");
+            assert!(
+                SdpOffer::from_sdp_string(offer).is_err(),
+                "{offer:?} parses"
+            );
+        }
+        // What str0m itself says of a 1-byte body: its positions, which are addresses.
+        let theirs = SdpOffer::from_sdp_string("x").unwrap_err().to_string();
+        assert!(!sdp_fault("x").contains("0x"), "{theirs}");
+    }
 
     #[test]
     fn offers_without_our_codecs_are_refused_with_what_they_had() {

@@ -194,7 +194,9 @@ pub fn sdp_offer<'a>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !content_type.starts_with("application/sdp") {
+    // A media type is case-insensitive and may carry parameters (`; charset=utf-8`).
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/sdp") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("a {protocol} offer is Content-Type application/sdp, not {content_type:?}"),
@@ -247,9 +249,9 @@ pub fn open_viewer(
 /// DELETE on a WHEP viewer's or a WHIP publisher's resource (one session map holds both).
 async fn whep_delete(
     State(state): State<Arc<AppState>>,
-    Path((_name, session)): Path<(String, String)>,
+    Path((name, session)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if state.whep.delete(&session) {
+    if state.whep.camera_of(&session).as_deref() == Some(&name) && state.whep.delete(&session) {
         Ok(StatusCode::OK)
     } else {
         Err(no_session(&session))
@@ -259,7 +261,7 @@ async fn whep_delete(
 fn no_session(session: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("no WHEP or WHIP session {session:?}"),
+        format!("no WHEP or WHIP session {session:?} of this camera"),
     )
 }
 
@@ -267,9 +269,10 @@ fn no_session(session: &str) -> ApiError {
 /// candidates reach us in its connectivity checks, so there is nothing to apply.
 async fn whep_patch(
     State(state): State<Arc<AppState>>,
-    Path((_name, session)): Path<(String, String)>,
+    Path((name, session)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if state.whep.has_session(&session) {
+    // A session is addressed under its own camera only: the URL the answer's Location gave.
+    if state.whep.camera_of(&session).as_deref() == Some(&name) {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(no_session(&session))
