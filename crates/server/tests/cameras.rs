@@ -10,7 +10,7 @@ use std::process::{Child, Command};
 mod common;
 use common::{
     assert_viewer_in_sync, download, measure, number, one_at_a_time, settled_offsets,
-    spawn_first_line, tempdir, worst, Camera, Server,
+    spawn_first_line, tempdir, worst, Camera, Server, H264_ONLY_OFFER,
 };
 
 #[path = "../../record/tests/ffmpeg_check/mod.rs"]
@@ -170,14 +170,6 @@ fn an_aac_camera_is_recorded_and_exported_in_sync() {
     assert!(offsets.len() >= 5, "{report}");
     assert!(worst(&offsets) <= 5.0, "recorded AAC camera: {offsets:?}");
 }
-
-/// A browser-shaped offer that receives H.264 (and no H.265) video.
-const H264_ONLY_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-a=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\n\
-a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
-a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
-a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\n\
-a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
 
 /// The same offer that also receives H.265.
 fn h264_and_h265_offer() -> String {

@@ -9,6 +9,7 @@ use std::net::TcpListener;
 mod common;
 use common::{
     assert_viewer_in_sync, measure, number, one_at_a_time, settled_offsets, worst, Camera, Server,
+    H264_ONLY_OFFER,
 };
 
 fn camera_config(cameras: &[(&str, &str)]) -> String {
@@ -191,6 +192,31 @@ fn bad_requests_get_clear_errors_and_credentials_never_show() {
         assert!(!body.contains("s3cret"), "a password leaked: {body}");
     }
     assert!(cam["url"].as_str().unwrap_or("").contains("***"), "{cam}");
+}
+
+/// WHEP offers whose peer never connects (no ICE ever comes) are given up after the connect
+/// timeout, and only so many may wait at once: 3,000 of them once held 220 MB for 10 minutes.
+#[test]
+fn offers_that_never_connect_are_capped_and_given_up() {
+    let _serial = one_at_a_time();
+    let (server, _dir) = Server::with_config(&camera_config(&[("door", "rtsp://127.0.0.1:1/x")]));
+    let post = || server.request("POST", "/api/whep/door", "application/sdp", H264_ONLY_OFFER);
+    for _ in 0..16 {
+        let r = post();
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let refused = post();
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.body.contains("still connecting"),
+        "{}",
+        refused.body
+    );
+    let cam = server.request("GET", "/api/cameras/door", "", "");
+    assert!(cam.body.contains("\"viewers\":16"), "{}", cam.body);
+    // The connect timeout is 10 s: all are gone well within 30, and offers are taken again.
+    server.wait_json("/api/cameras/door", 30, |c| c["viewers"] == 0);
+    assert_eq!(post().status, 201);
 }
 
 /// A "camera" that answers every request with garbage must end in `error` with a reason; a good

@@ -2,6 +2,7 @@
 //! UDP port. Media comes from a source's [`lockstep_media::SourceFeed`], already synchronized and
 //! stamped; sender reports are timed from those stamps (capture time), never from send time.
 
+mod connect_deadline;
 mod publisher;
 pub mod udp_mux;
 mod viewer;
@@ -9,8 +10,9 @@ pub mod whep;
 pub mod whep_client;
 pub mod whip_client;
 
+pub use connect_deadline::CONNECT_TIMEOUT;
 pub use publisher::Received;
-pub use viewer::{ViewerCounters, CONNECT_TIMEOUT};
+pub use viewer::ViewerCounters;
 pub use whep::{ViewerOptions, ViewerTotals, WhepError, WhepHost};
 
 /// An unguessable token (ICE-password randomness: 24 alphanumerics, ~140 bits), for resume

@@ -3,6 +3,7 @@
 //! stream's latest sender report (the publisher's wallclock for an RTP time): the server maps
 //! both tracks onto one timeline through those reports.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,8 +11,9 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::{mpsc, watch};
 
+use crate::connect_deadline::{self, CONNECT_TIMEOUT};
 use crate::udp_mux::{Datagram, UdpMux};
-use crate::viewer::CONNECT_TIMEOUT;
+use crate::viewer::ViewerCounters;
 use crate::whep_client::Track;
 
 /// A publisher that sends keyframes only when asked (browsers) is asked this often, so new
@@ -41,6 +43,8 @@ pub(crate) struct Publisher {
     pub stop: watch::Receiver<bool>,
     pub local_addr: Box<dyn Fn(std::net::SocketAddr) -> std::net::SocketAddr + Send>,
     pub out: mpsc::Sender<Received>,
+    /// Its session's counters: `connected` is what the pending cap reads.
+    pub counters: Arc<ViewerCounters>,
 }
 
 impl Publisher {
@@ -50,10 +54,12 @@ impl Publisher {
         let mut mids: Vec<(Mid, Track)> = Vec::new();
         let mut keyframes = tokio::time::interval(KEYFRAME_EVERY);
         while let Some(timeout) = self.drain(&mut connected, &mut mids) {
-            if !connected && started.elapsed() > CONNECT_TIMEOUT {
+            if connect_deadline::expired(started, connected) {
                 tracing::info!("whip publisher: no connection after {CONNECT_TIMEOUT:?}");
                 break;
             }
+            self.counters.connected.store(connected, Ordering::Relaxed);
+            let wake = connect_deadline::wake_at(timeout, started, connected);
             tokio::select! {
                 datagram = self.net.recv() => {
                     let Some(d) = datagram else { break };
@@ -71,7 +77,7 @@ impl Publisher {
                         }
                     }
                 }
-                () = tokio::time::sleep_until(timeout.into()) => {
+                () = tokio::time::sleep_until(wake.into()) => {
                     if let Err(e) = self.rtc.handle_input(Input::Timeout(Instant::now())) {
                         tracing::debug!("whip publisher timeout: {e}");
                     }

@@ -5,7 +5,7 @@
 //! Frames are written with their output wallclock, so str0m's sender reports map both tracks to
 //! the capture timeline and the browser's lip sync lines them up.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,14 +16,14 @@ use str0m::rtp::AbsCaptureTime;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::connect_deadline::{self, CONNECT_TIMEOUT};
 use crate::udp_mux::{Datagram, UdpMux};
-
-/// A peer that has not connected by then is given up.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Counters shared with the host, for metrics.
 #[derive(Debug, Default)]
 pub struct ViewerCounters {
+    /// The peer has connected (ICE and DTLS done); until then it counts as pending.
+    pub connected: AtomicBool,
     pub frames_sent: AtomicU64,
     pub frames_skipped: AtomicU64,
     pub lag_events: AtomicU64,
@@ -99,10 +99,12 @@ impl Viewer {
                 live = Some(subscription.live);
                 continue;
             }
-            if !connected && started.elapsed() > CONNECT_TIMEOUT {
+            if connect_deadline::expired(started, connected) {
                 tracing::info!("whep viewer: no connection after {CONNECT_TIMEOUT:?}");
                 break;
             }
+            self.counters.connected.store(connected, Ordering::Relaxed);
+            let wake = connect_deadline::wake_at(timeout, started, connected);
             let frame = async {
                 match live.as_mut() {
                     Some(rx) => rx.recv().await,
@@ -137,7 +139,7 @@ impl Viewer {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                () = tokio::time::sleep_until(timeout.into()) => {
+                () = tokio::time::sleep_until(wake.into()) => {
                     if let Err(e) = self.rtc.handle_input(Input::Timeout(Instant::now())) {
                         tracing::debug!("whep viewer timeout: {e}");
                     }

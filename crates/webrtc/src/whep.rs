@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use str0m::rtp::Extension;
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 use tokio::sync::{mpsc, watch};
 
+use crate::connect_deadline::{CONNECT_TIMEOUT, MAX_PENDING, MAX_PENDING_PER_SOURCE};
 use crate::publisher::{Publisher, Received};
 use crate::udp_mux::UdpMux;
 use crate::viewer::{Viewer, ViewerCounters, WallclockEpoch};
@@ -26,6 +28,9 @@ pub enum WhepError {
     /// Parsed, but nothing in it we can send (HTTP 406).
     #[error("the offer has no codec we can send: {0}")]
     NoCompatibleCodec(String),
+    /// Too many peers are still connecting (for this source, or in all): try again shortly.
+    #[error("{0}")]
+    TooManyPending(String),
 }
 
 /// The viewers of one camera, for the API and metrics.
@@ -117,6 +122,7 @@ impl WhepHost {
     ) -> Result<(String, String), WhepError> {
         // A camera that has not said yet is read as H.264 (every source kind but H.265
         // cameras), and says before its first frame.
+        self.check_pending(camera)?;
         let video_codec = feed.video_codec().unwrap_or(Codec::H264);
         let (rtc, ufrag, answer) = self.answer(offer_sdp, Some(video_codec))?;
         let (stop, stop_rx) = watch::channel(false);
@@ -152,10 +158,12 @@ impl WhepHost {
         source: &str,
         offer_sdp: &str,
     ) -> Result<(String, String, mpsc::Receiver<Received>), WhepError> {
+        self.check_pending(source)?;
         let (rtc, ufrag, answer) = self.answer(offer_sdp, None)?;
         let (stop, stop_rx) = watch::channel(false);
         let (out, frames) = mpsc::channel(PUBLISHED_FRAMES);
         let candidates = self.candidates.clone();
+        let counters = Arc::new(ViewerCounters::default());
         let publisher = Publisher {
             rtc,
             mux: self.mux.clone(),
@@ -163,11 +171,12 @@ impl WhepHost {
             stop: stop_rx,
             local_addr: Box::new(move |source| pick_candidate(&candidates, source)),
             out,
+            counters: counters.clone(),
         };
         let session = Session {
             camera: source.to_owned(),
             stop,
-            counters: Arc::default(),
+            counters,
             publisher: true,
         };
         self.start(ufrag.clone(), session, publisher.run());
@@ -258,6 +267,28 @@ impl WhepHost {
 
     pub fn has_session(&self, id: &str) -> bool {
         self.lock().contains_key(id)
+    }
+
+    /// Refuses a new peer while too many are still connecting, for `source` or in all.
+    fn check_pending(&self, source: &str) -> Result<(), WhepError> {
+        let sessions = self.lock();
+        let pending = sessions
+            .values()
+            .filter(|s| !s.counters.connected.load(Ordering::Relaxed));
+        let (mut here, mut all) = (0, 0);
+        for session in pending {
+            all += 1;
+            here += usize::from(session.camera == source);
+        }
+        if here >= MAX_PENDING_PER_SOURCE || all >= MAX_PENDING {
+            return Err(WhepError::TooManyPending(format!(
+                "{here} WebRTC peers of {source:?} and {all} in all are still connecting (at most \
+                 {MAX_PENDING_PER_SOURCE} and {MAX_PENDING}); each is given up after \
+                 {}s without connecting",
+                CONNECT_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(())
     }
 
     /// The camera (or push source) session `id` belongs to.

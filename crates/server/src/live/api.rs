@@ -238,6 +238,9 @@ pub fn open_viewer(
             WhepError::NoCompatibleCodec(_) => {
                 ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string())
             }
+            WhepError::TooManyPending(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
         })?;
     Ok(OpenedViewer {
         session,

@@ -52,6 +52,9 @@ pub async fn offer(
     let (session, answer, frames) = state.whep.publish(&name, offer).map_err(|e| match e {
         WhepError::MalformedOffer(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
         WhepError::NoCompatibleCodec(_) => ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string()),
+        WhepError::TooManyPending(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
     })?;
     tokio::spawn(run(slot, frames));
     Ok((
