@@ -53,8 +53,9 @@ async fn main() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let dir = common::tempdir::Dir::new();
     let mut config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_ip = {}\n",
-        idle + 100
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_ip = {}\nmax_connections = {}\n",
+        idle + 100,
+        idle + 1000
     );
     for w in 0..4 {
         config.push_str(&format!("[[push]]\nname = \"churn-{w}\"\n"));

@@ -62,9 +62,12 @@ pub struct ServerConfig {
     /// A signalling session whose socket dropped keeps its viewers this long for a resume.
     #[serde(default = "default_ws_resume")]
     pub ws_resume_secs: u32,
-    /// WebSocket connections one IP address may hold at once.
+    /// WebSocket connections one IP address may hold at once (its HTTP connections: 32 more).
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: u32,
+    /// HTTP and WebSocket connections the server holds at once; more are refused with 503.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
 }
 
 fn default_keepalive_idle() -> u32 {
@@ -88,6 +91,9 @@ fn default_ws_resume() -> u32 {
 fn default_max_connections_per_ip() -> u32 {
     64
 }
+fn default_max_connections() -> u32 {
+    10_000
+}
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8350))
@@ -107,6 +113,7 @@ impl Default for ServerConfig {
             ws_idle_timeout_secs: default_ws_idle(),
             ws_resume_secs: default_ws_resume(),
             max_connections_per_ip: default_max_connections_per_ip(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -618,6 +625,7 @@ impl Config {
                 server.max_connections_per_ip,
                 1..=100_000,
             ),
+            ("max_connections", server.max_connections, 16..=1_000_000),
             (
                 "tcp_keepalive_idle_secs",
                 server.tcp_keepalive_idle_secs,

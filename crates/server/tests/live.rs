@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::time::Duration;
 
 mod common;
 use common::{
@@ -217,6 +218,73 @@ fn offers_that_never_connect_are_capped_and_given_up() {
     // The connect timeout is 10 s: all are gone well within 30, and offers are taken again.
     server.wait_json("/api/cameras/door", 30, |c| c["viewers"] == 0);
     assert_eq!(post().status, 201);
+}
+
+/// Connections are capped in all and per address, with the reason; a request header that does
+/// not complete within 10 s (half a header, an idle keep-alive) closes its connection.
+#[test]
+fn http_connections_are_capped_and_slow_headers_closed() {
+    let _serial = one_at_a_time();
+    let config = "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_ip = 2\n\
+                  max_connections = 40\n";
+    let (server, _dir) = Server::with_config(config);
+    let addr = server
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let answer = |stream: &mut std::net::TcpStream| {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    };
+    // Half a header: closed within the 10 s header timeout (well within 30), with no answer.
+    let mut half = std::net::TcpStream::connect(&addr).unwrap();
+    half.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // Per address: the WebSocket quota (2) plus 32 HTTP connections; the next is refused.
+    let held: Vec<_> = (0..33)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut refused = std::net::TcpStream::connect(&addr).unwrap();
+    let text = answer(&mut refused);
+    assert!(text.starts_with("HTTP/1.1 429"), "{text}");
+    assert!(text.contains("max_connections_per_ip"), "{text}");
+    let started = std::time::Instant::now();
+    assert_eq!(answer(&mut half), "", "half a header gets no answer");
+    assert!(started.elapsed() < Duration::from_secs(25));
+    // The idle ones close too; then the address is served again.
+    drop(held);
+    let served = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        server.request("GET", "/api/health", "", "").status == 200
+    });
+    assert!(
+        served,
+        "the address is not served again once its connections closed"
+    );
+    // In all: with the per-address cap above it, the server-wide cap is what refuses.
+    drop(server);
+    let config = "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_ip = 100\n\
+                  max_connections = 16\n";
+    let (server, _dir) = Server::with_config(config);
+    let addr = server
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let _held: Vec<_> = (0..16)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut refused = std::net::TcpStream::connect(&addr).unwrap();
+    let text = answer(&mut refused);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("max_connections"), "{text}");
 }
 
 /// A "camera" that answers every request with garbage must end in `error` with a reason; a good

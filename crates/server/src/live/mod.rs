@@ -3,6 +3,7 @@
 pub mod api;
 pub mod backoff;
 pub mod camera;
+mod http_server;
 mod listener;
 mod metrics;
 mod pacer;
@@ -24,7 +25,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_webrtc::WhepHost;
 
@@ -40,19 +40,19 @@ pub struct Running {
     pub http: SocketAddr,
     pub webrtc: SocketAddr,
     pub state: Arc<AppState>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: tokio::task::JoinHandle<()>,
     shutdown: tokio::sync::watch::Sender<bool>,
     recorders: Vec<RecorderHandle>,
     retention: Option<recordings::RetentionThread>,
 }
 
 impl Running {
-    /// Serves until the HTTP server stops (it only does on an IO error).
+    /// Serves until the HTTP server stops (it only does if its task panics).
     pub async fn wait(&mut self) -> anyhow::Result<()> {
         (&mut self.server)
             .await
-            .context("the HTTP server task failed")?
-            .context("the HTTP server stopped")
+            .context("the HTTP server task failed")?;
+        anyhow::bail!("the HTTP server stopped")
     }
 
     /// Closes every recording cleanly (the open segments end as `stopped`, not `crash`).
@@ -168,12 +168,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         )),
     });
     signalling::Signalling::publish_cameras(&state);
-    let app =
-        api::router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let listener = listener.tap_io(listener::connection_options(listener::keepalive(
-        &config.server,
-    )));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let limits = http_server::HttpLimits::new(
+        config.server.max_connections,
+        config.server.max_connections_per_ip,
+    );
+    let options = listener::connection_options(listener::keepalive(&config.server));
+    let server = tokio::spawn(http_server::serve(
+        listener,
+        api::router(state.clone()),
+        limits,
+        options,
+    ));
     Ok(Running {
         http,
         webrtc,
