@@ -68,6 +68,14 @@ pub struct ServerConfig {
     /// HTTP and WebSocket connections the server holds at once; more are refused with 503.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// Host names the server answers to beside IP addresses, localhost and this machine's name
+    /// (anything else is refused: DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://host[:port]`) whose pages may use the API and are granted CORS (a WHEP
+    /// player served elsewhere); by default only the server's own pages may.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 fn default_keepalive_idle() -> u32 {
@@ -114,6 +122,8 @@ impl Default for ServerConfig {
             ws_resume_secs: default_ws_resume(),
             max_connections_per_ip: default_max_connections_per_ip(),
             max_connections: default_max_connections(),
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -649,6 +659,38 @@ impl Config {
                 });
             }
         }
+        let inconsistent = |reason: String| ConfigError::Inconsistent {
+            path: path.to_owned(),
+            reason,
+        };
+        for host in &server.allowed_hosts {
+            let bare = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !bare {
+                return Err(inconsistent(format!(
+                    "server.allowed_hosts has {host:?}; give a host name only (no scheme, port \
+                     or path), e.g. \"cams.example.lan\""
+                )));
+            }
+        }
+        for origin in &server.allowed_origins {
+            let url = url::Url::parse(origin).ok();
+            let bare = url.as_ref().is_some_and(|u| {
+                ["http", "https"].contains(&u.scheme())
+                    && u.host_str().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && !origin.ends_with('/')
+            });
+            if !bare {
+                return Err(inconsistent(format!(
+                    "server.allowed_origins has {origin:?}; give an origin: scheme, host and \
+                     port only, e.g. \"https://dashboard.lan:8443\""
+                )));
+            }
+        }
         if config.storage.retain_days == 0 {
             return Err(ConfigError::Inconsistent {
                 path: path.to_owned(),
@@ -801,6 +843,9 @@ url = "rtsp://192.168.1.11/live"
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[camera]]\nname = \"a\"\nurl = \"rtsp://i/\"\n", "line 5", "used twice"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\n[[push]]\nname = \"a\"\n", "line 5", "used twice"),
             ("[server]\nws_ping_secs = 0\n", "server.ws_ping_secs is 0", "1 to 300"),
+            ("[server]\nallowed_hosts = [\"http://cams.lan\"]\n", "allowed_hosts", "host name only"),
+            ("[server]\nallowed_origins = [\"https://d.lan/app\"]\n", "allowed_origins", "scheme, host and"),
+            ("[server]\nallowed_origins = [\"*\"]\n", "allowed_origins", "give an origin"),
         ];
         for (text, line, reason) in cases {
             let err = Config::parse(text, "cams.toml").unwrap_err().to_string();

@@ -6,8 +6,9 @@
 //! Then the demo's push source is fed by `examples/push_avatar.py` (`web/tests/avatar.mjs`: the
 //! avatar plays in the UI with a moving mouth and sound), and a page publishes a synthetic stream
 //! over WHIP
-//! (`web/tests/whip_publish.mjs`) and plays lockstep's re-served copy. Screenshots go to
-//! `target/artifacts/`.
+//! (`web/tests/whip_publish.mjs`) and plays lockstep's re-served copy; last, a page of another
+//! origin tries to read, connect and publish, and a rebound host name to read
+//! (`web/tests/foreign_origin.mjs`). Screenshots go to `target/artifacts/`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -98,6 +99,22 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
     );
     assert_eq!(result["codecs"]["video"], "h264", "{result:#}");
     assert_eq!(result["after_stop"], "waiting", "{result:#}");
+
+    // A page of another origin can use nothing, a rebound host name is refused, and the
+    // server's own page still works (web/tests/foreign_origin.mjs says how).
+    let result = run_node(&tests.join("foreign_origin.mjs"), &[&base, "avatar"]);
+    for attempt in ["read", "socket", "whip"] {
+        assert_eq!(
+            result["attack"][attempt], "refused",
+            "{attempt}: {result:#}"
+        );
+    }
+    assert_eq!(result["rebound_status"], 403, "{result:#}");
+    let state = server.wait_json("/api/cameras/avatar", 5, |_| true);
+    assert_eq!(
+        state["state"], "waiting",
+        "the push slot was taken: {state}"
+    );
 }
 
 /// Runs a test script with node; its last line of output is the JSON result, `ok` true.

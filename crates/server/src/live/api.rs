@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,7 +17,7 @@ use super::recordings::{self, recorder_json};
 use super::signalling;
 use super::state::{ApiError, AppState};
 use super::viewer_stream::{choose_stream, StreamRequest};
-use super::{metrics, push, web, whip};
+use super::{metrics, origin_policy, push, web, whip};
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -45,7 +45,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics::handler))
         .merge(web::router())
         .fallback(not_found)
-        .layer(axum::middleware::map_response(allow_any_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin_policy::check,
+        ))
         .with_state(state)
 }
 
@@ -288,26 +291,4 @@ async fn preflight() -> StatusCode {
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such resource")
-}
-
-/// WHEP players are often served from another origin: allow it (the API holds no cookies).
-async fn allow_any_origin(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type, authorization, if-match"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("location, link, etag, x-lockstep-stream"),
-    );
-    response
 }

@@ -6,6 +6,7 @@ pub mod camera;
 mod http_server;
 mod listener;
 mod metrics;
+mod origin_policy;
 mod pacer;
 pub mod push;
 mod push_audio_clock;
@@ -166,6 +167,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         signalling: signalling::Signalling::new(std::time::Duration::from_secs(
             config.server.ws_resume_secs.into(),
         )),
+        origins: origin_policy::OriginPolicy::new(
+            &config.server.allowed_hosts,
+            &config.server.allowed_origins,
+        ),
     });
     signalling::Signalling::publish_cameras(&state);
     let limits = http_server::HttpLimits::new(

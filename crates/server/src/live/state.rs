@@ -12,6 +12,7 @@ use lockstep_webrtc::WhepHost;
 use serde_json::json;
 
 use super::camera::CameraHandle;
+use super::origin_policy::OriginPolicy;
 use super::push::PushSource;
 use super::recordings::Recordings;
 use super::signalling::Signalling;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub ws_policy: WsPolicy,
     pub ws_limits: Arc<ConnectionLimits>,
     pub signalling: Arc<Signalling>,
+    /// Which browser pages may use the server.
+    pub origins: OriginPolicy,
 }
 
 impl AppState {
