@@ -36,31 +36,6 @@ function median(values) {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-const WORKLET = `
-class BeepOnset extends AudioWorkletProcessor {
-  constructor() { super(); this.loud = false; this.quiet = 0; }
-  process(inputs) {
-    const input = inputs[0] && inputs[0][0];
-    if (input) {
-      for (let i = 0; i < input.length; i++) {
-        const loud = Math.abs(input[i]) > 0.1;
-        if (loud && !this.loud) {
-          this.port.postMessage({ onset: currentTime + i / sampleRate });
-          this.loud = true;
-        }
-        if (loud) this.quiet = 0;
-        else if (this.loud && ++this.quiet > sampleRate / 20) this.loud = false;
-      }
-      let energy = 0;
-      for (let i = 0; i < input.length; i++) energy += input[i] * input[i];
-      this.port.postMessage({ energy });
-    }
-    return true;
-  }
-}
-registerProcessor('beep-onset', BeepOnset);
-`;
-
 export class SyncMeter {
   constructor(video, stream, pc) {
     this.video = video;
@@ -85,8 +60,8 @@ export class SyncMeter {
 
   async start() {
     this.audio = new AudioContext({ sampleRate: 48000, latencyHint: 'interactive' });
-    const url = URL.createObjectURL(new Blob([WORKLET], { type: 'text/javascript' }));
-    await this.audio.audioWorklet.addModule(url);
+    // Its own file: the UI's Content-Security-Policy runs scripts from the server only.
+    await this.audio.audioWorklet.addModule('/beep-onset.js');
     const tracks = this.stream.getAudioTracks();
     if (tracks.length) {
       const source = this.audio.createMediaStreamSource(new MediaStream([tracks[0]]));

@@ -176,6 +176,14 @@ fn bad_requests_get_clear_errors_and_credentials_never_show() {
     let gone = server.request("DELETE", "/api/whep/door/nosuchsession", "", "");
     assert_eq!(gone.status, 404);
     assert_eq!(server.request("GET", "/no/such/page", "", "").status, 404);
+    // The UI runs the server's own scripts only and cannot be framed by another site.
+    let ui = server.request("GET", "/", "", "");
+    let csp = ui.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("script-src 'self';") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(ui.header("x-content-type-options"), Some("nosniff"));
     // CORS only for server.allowed_origins (none here), never `*` (origin_policy.rs).
     let preflight = server.request("OPTIONS", "/api/whep/door", "", "");
     assert!(preflight.status < 300, "{preflight:?}");

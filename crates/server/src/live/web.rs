@@ -42,6 +42,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/sync-meter.js"),
     ),
     (
+        "/beep-onset.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/beep-onset.js"),
+    ),
+    (
         "/timeline.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/timeline.js"),
@@ -52,6 +57,13 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/style.css"),
     ),
 ];
+
+/// The UI runs only the server's own scripts (no inline script, no `eval`), talks only to the
+/// server, plays recordings from it and live media from WebRTC streams, and may not be framed
+/// by another site (clickjacking).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 pub fn router() -> Router<Arc<AppState>> {
     ASSETS
@@ -64,6 +76,9 @@ pub fn router() -> Router<Arc<AppState>> {
                         [
                             (header::CONTENT_TYPE, content_type),
                             (header::CACHE_CONTROL, "no-cache"),
+                            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+                            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                            (header::REFERRER_POLICY, "same-origin"),
                         ],
                         body,
                     )
