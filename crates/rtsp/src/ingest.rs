@@ -354,7 +354,7 @@ impl CameraSession {
                 reason,
             })
         })?;
-        let shown = url.to_string();
+        let shown = crate::redact::redacted_url(&url);
         let unreachable = |e: ClientError| {
             Attempt::Failed(IngestError::Unreachable {
                 url: shown.clone(),

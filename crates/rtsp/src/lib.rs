@@ -6,6 +6,7 @@ pub mod client;
 pub mod ingest;
 pub mod message;
 pub mod reception;
+pub mod redact;
 pub mod rtp;
 pub mod sdp;
 pub mod sim_camera;

@@ -412,7 +412,7 @@ impl<'de> Deserialize<'de> for CameraName {
 }
 
 /// A camera URL whose credentials never show: `Display` and `Debug` print
-/// `rtsp://***:***@host/path`; only [`RedactedUrl::for_connecting`] gives the real URL.
+/// `rtsp://***:***@host/path` (and `password=***` in a path or query, `redact.rs`); only [`RedactedUrl::for_connecting`] gives the real URL.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedactedUrl(url::Url);
 
@@ -423,14 +423,7 @@ impl RedactedUrl {
     }
 
     fn redacted(&self) -> String {
-        let mut shown = self.0.clone();
-        if !shown.username().is_empty() {
-            let _ = shown.set_username("***");
-        }
-        if shown.password().is_some() {
-            let _ = shown.set_password(Some("***"));
-        }
-        shown.to_string()
+        lockstep_rtsp::redact::redacted_url(&self.0)
     }
 }
 

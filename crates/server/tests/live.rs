@@ -296,6 +296,70 @@ fn http_connections_are_capped_and_slow_headers_closed() {
     assert!(text.contains("max_connections"), "{text}");
 }
 
+/// Camera passwords never show, wherever the camera's URL carries them (userinfo, an XMEye-style
+/// path, a query token): not in any API answer, the metrics, the UI or the server's log.
+#[test]
+fn camera_credentials_never_show_in_any_answer_or_log() {
+    let _serial = one_at_a_time();
+    let dir = common::tempdir::Dir::new();
+    let secrets = ["S3cretUserinfo", "S3cretPath", "S3cretQuery"];
+    let config = camera_config(&[
+        (
+            "userinfo",
+            &format!("rtsp://admin:{}@127.0.0.1:1/stream1", secrets[0]),
+        ),
+        (
+            "xmeye",
+            &format!(
+                "rtsp://127.0.0.1:1/user=admin&password={}&channel=1&stream=0.sdp",
+                secrets[1]
+            ),
+        ),
+        (
+            "token",
+            &format!("rtsp://127.0.0.1:1/live?token={}", secrets[2]),
+        ),
+    ]);
+    let config_path = dir.path().join("lockstep.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let log = dir.path().join("serve.log");
+    let server = Server::spawn_command(std::process::Command::new("sh").args([
+        "-c",
+        &format!(
+            "exec '{}' serve --config '{}' 2> '{}'",
+            env!("CARGO_BIN_EXE_lockstep"),
+            config_path.display(),
+            log.display()
+        ),
+    ]));
+    for name in ["userinfo", "xmeye", "token"] {
+        server.wait_json(&format!("/api/cameras/{name}"), 20, |c| {
+            !c["error"].is_null()
+        });
+    }
+    let mut emitted = vec![std::fs::read_to_string(&log).unwrap()];
+    for path in [
+        "/api/cameras",
+        "/api/cameras/userinfo",
+        "/api/cameras/xmeye",
+        "/api/cameras/token",
+        "/metrics",
+        "/",
+    ] {
+        emitted.push(server.request("GET", path, "", "").body);
+    }
+    assert!(
+        emitted[0].contains("127.0.0.1:1"),
+        "the log has the cameras' errors"
+    );
+    assert!(emitted[1].contains("password=***"), "{}", emitted[1]);
+    for text in &emitted {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+    }
+}
+
 /// A "camera" that answers every request with garbage must end in `error` with a reason; a good
 /// camera on the same server is not disturbed.
 #[test]
