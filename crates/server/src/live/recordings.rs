@@ -36,6 +36,9 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(10);
 const MAX_TIMELINE_US: i64 = 31 * 86_400 * 1_000_000;
 /// The default timeline: the last day.
 const DEFAULT_TIMELINE_US: i64 = 86_400 * 1_000_000;
+/// Exports running at once, over all clients: each reads and writes at disk speed, and 40 of
+/// six hours each once held 270 MB and slowed every other answer to a second.
+pub const MAX_EXPORTS: usize = 4;
 
 /// Counters the retention thread keeps for the metrics.
 #[derive(Debug, Default)]
@@ -52,6 +55,8 @@ pub struct Recordings {
     pub policy: RetentionPolicy,
     pub recorders: HashMap<String, watch::Receiver<RecorderStatus>>,
     pub retention: Arc<RetentionCounters>,
+    /// One permit per running export ([`MAX_EXPORTS`]).
+    exports: Arc<tokio::sync::Semaphore>,
     _lock: StorageLock,
 }
 
@@ -91,6 +96,7 @@ impl Recordings {
             },
             recorders: HashMap::new(),
             retention: Arc::default(),
+            exports: Arc::new(tokio::sync::Semaphore::new(MAX_EXPORTS)),
             _lock: lock,
         })
     }
@@ -101,6 +107,11 @@ impl Recordings {
     ) -> Self {
         self.recorders = recorders.into_iter().collect();
         self
+    }
+
+    /// A slot for one more export, if one of the [`MAX_EXPORTS`] is free.
+    fn export_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.exports.clone().try_acquire_owned().ok()
     }
 
     /// Runs retention now and every [`RETENTION_INTERVAL`] on its own thread.
@@ -315,6 +326,10 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let recordings = recordings_of(&state, &name)?;
     let (from, to) = query.range(false, lockstep_record::export::MAX_EXPORT_US)?;
+    // Held until the export's last byte is written (or its client went away).
+    let Some(permit) = recordings.export_slot() else {
+        return Ok(exports_busy());
+    };
     let root = recordings.root.clone();
     let camera = name.clone();
     let plan = tokio::task::spawn_blocking(move || {
@@ -334,6 +349,7 @@ pub async fn export(
     let len = plan.len;
     let (start, end, gaps) = (rfc3339(plan.start_us), rfc3339(plan.end_us), plan.gaps);
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let mut out = std::io::BufWriter::with_capacity(256 << 10, ChannelWriter(tx.clone()));
         if let Err(e) = plan.write_to(&mut out) {
             // The client sees a cut response (the length was promised).
@@ -368,6 +384,17 @@ pub async fn export(
         .into_response())
 }
 
+/// The answer while every export slot is taken: come back in a few seconds.
+fn exports_busy() -> Response {
+    let message = format!("{MAX_EXPORTS} exports are running; try again in a few seconds");
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, "5")],
+        Json(json!({ "error": message })),
+    )
+        .into_response()
+}
+
 /// Blocking writes into the response body's channel.
 struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>);
 
@@ -381,5 +408,28 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifth_export_is_told_to_come_back_and_a_finished_one_frees_its_slot() {
+        let root = std::env::temp_dir().join(format!("lockstep-exports-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let recordings = Recordings::open(&root, &StorageConfig::default()).unwrap();
+        let mut running: Vec<_> = (0..MAX_EXPORTS)
+            .map(|_| recordings.export_slot().unwrap())
+            .collect();
+        assert!(recordings.export_slot().is_none());
+        let busy = exports_busy();
+        assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(busy.headers()[header::RETRY_AFTER], "5");
+        running.pop();
+        assert!(recordings.export_slot().is_some());
+        drop(recordings);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
