@@ -242,29 +242,16 @@ fn http_connections_are_capped_and_slow_headers_closed() {
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
-    let answer = |stream: &mut std::net::TcpStream| {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let mut text = String::new();
-        let _ = stream.read_to_string(&mut text);
-        text
-    };
     // Half a header: closed within the 10 s header timeout (well within 30), with no answer.
     let mut half = std::net::TcpStream::connect(&addr).unwrap();
     half.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
     // Per address: the WebSocket quota (2) plus 32 HTTP connections; the next is refused.
-    let held: Vec<_> = (0..33)
-        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
-        .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let mut refused = std::net::TcpStream::connect(&addr).unwrap();
-    let text = answer(&mut refused);
+    let (held, text) = refused_after(&addr, 33);
     assert!(text.starts_with("HTTP/1.1 429"), "{text}");
     assert!(text.contains("max_connections_per_ip"), "{text}");
     let started = std::time::Instant::now();
-    assert_eq!(answer(&mut half), "", "half a header gets no answer");
+    assert_eq!(read_all(&mut half), "", "half a header gets no answer");
     assert!(started.elapsed() < Duration::from_secs(25));
     // The idle ones close too; then the address is served again.
     drop(held);
@@ -286,14 +273,28 @@ fn http_connections_are_capped_and_slow_headers_closed() {
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
-    let _held: Vec<_> = (0..16)
-        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
-        .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let mut refused = std::net::TcpStream::connect(&addr).unwrap();
-    let text = answer(&mut refused);
+    let (_held, text) = refused_after(&addr, 16);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("max_connections"), "{text}");
+}
+
+/// Everything a connection is sent until it closes (30 s at most).
+fn read_all(stream: &mut std::net::TcpStream) -> String {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout set");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
+/// `held` connections to `addr` left open, then what one more is answered.
+fn refused_after(addr: &str, held: usize) -> (Vec<std::net::TcpStream>, String) {
+    let connect = || std::net::TcpStream::connect(addr).expect("server reachable");
+    let open: Vec<_> = (0..held).map(|_| connect()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut one_more = connect();
+    (open, read_all(&mut one_more))
 }
 
 /// Camera passwords never show, wherever the camera's URL carries them (userinfo, an XMEye-style

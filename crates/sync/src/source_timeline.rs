@@ -310,6 +310,22 @@ mod tests {
 
     const NTP_BASE_NANOS: i64 = 3_900_000_000 * 1_000_000_000;
 
+    /// A sender report at `ms` on both tracks (8 kHz audio, 90 kHz video), wallclock `ntp`.
+    fn report_both(
+        timeline: &mut SourceTimeline,
+        now: LocalInstant,
+        (audio, video): (usize, usize),
+        ms: i64,
+        ntp: NtpTime,
+    ) {
+        timeline
+            .handle_sender_report(now, audio, ms * 8, ntp)
+            .unwrap();
+        timeline
+            .handle_sender_report(now, video, ms * 90, ntp)
+            .unwrap();
+    }
+
     /// Audio (8 kHz, packets every 20 ms, sent 20 ms after capture) and video (90 kHz, 30 fps,
     /// sent 5 ms after capture) from one sender, on a link with a 10 ms floor and no jitter.
     fn run(timeline: &mut SourceTimeline, secs: i64, with_reports: bool) -> (i64, i64) {
@@ -330,12 +346,7 @@ mod tests {
             }
             if with_reports && ms % 1_000 == 0 {
                 let ntp = NtpTime::from_nanos_since_1900(NTP_BASE_NANOS + capture_nanos);
-                timeline
-                    .handle_sender_report(now, audio, ms * 8, ntp)
-                    .unwrap();
-                timeline
-                    .handle_sender_report(now, video, ms * 90, ntp)
-                    .unwrap();
+                report_both(timeline, now, (audio, video), ms, ntp);
             }
         }
         last
@@ -387,12 +398,7 @@ mod tests {
             }
             if ms >= 1_000 && ms % 500 == 0 {
                 let ntp = NtpTime::from_nanos_since_1900(NTP_BASE_NANOS + ms * 1_000_000);
-                timeline
-                    .handle_sender_report(now, audio, ms * 8, ntp)
-                    .unwrap();
-                timeline
-                    .handle_sender_report(now, video, ms * 90, ntp)
-                    .unwrap();
+                report_both(&mut timeline, now, (audio, video), ms, ntp);
             }
         }
         assert_eq!(timeline.clock_source(), ClockSource::Rtcp);
