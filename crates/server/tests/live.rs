@@ -234,14 +234,7 @@ fn offers_that_never_connect_are_capped_and_given_up() {
 #[test]
 fn http_connections_are_capped_and_slow_headers_closed() {
     let _serial = one_at_a_time();
-    let config = "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_ip = 2\n\
-                  max_connections = 40\n";
-    let (server, _dir) = Server::with_config(config);
-    let addr = server
-        .base
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let (server, _dir, addr) = capped_server(2, 40);
     // Half a header: closed within the 10 s header timeout (well within 30), with no answer.
     let mut half = std::net::TcpStream::connect(&addr).unwrap();
     half.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
@@ -265,17 +258,21 @@ fn http_connections_are_capped_and_slow_headers_closed() {
     );
     // In all: with the per-address cap above it, the server-wide cap is what refuses.
     drop(server);
-    let config = "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_ip = 100\n\
-                  max_connections = 16\n";
-    let (server, _dir) = Server::with_config(config);
-    let addr = server
-        .base
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let (_server, _dir, addr) = capped_server(100, 16);
     let (_held, text) = refused_after(&addr, 16);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("max_connections"), "{text}");
+}
+
+/// A server with these connection caps, and its `host:port`.
+fn capped_server(per_ip: u32, all: u32) -> (Server, common::tempdir::Dir, String) {
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_ip = {per_ip}\n\
+         max_connections = {all}\n"
+    );
+    let (server, dir) = Server::with_config(&config);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    (server, dir, addr)
 }
 
 /// Everything a connection is sent until it closes (30 s at most).
