@@ -216,6 +216,10 @@ struct CameraTable {
     host: Option<String>,
     username: Option<String>,
     password: Option<String>,
+    /// The password read from this file (its first line), so the config need not hold it.
+    password_file: Option<std::path::PathBuf>,
+    /// The password read from this environment variable.
+    password_env: Option<String>,
     #[serde(default = "first_channel")]
     channel: u32,
     #[serde(default)]
@@ -242,7 +246,26 @@ fn first_channel() -> u32 {
 
 impl TryFrom<CameraTable> for CameraConfig {
     type Error = String;
-    fn try_from(t: CameraTable) -> Result<Self, String> {
+    fn try_from(mut t: CameraTable) -> Result<Self, String> {
+        let kept_apart = kept_apart_password(&t)?;
+        if let (Some(password), Some(url)) = (&kept_apart, &mut t.url) {
+            if url.0.username().is_empty() || url.0.password().is_some() {
+                return Err(format!(
+                    "camera {}: with password_file or password_env the url gives the user and \
+                     no password (rtsp://admin@host/...)",
+                    t.name.0
+                ));
+            }
+            let _ = url.0.set_password(Some(password));
+        }
+        if let (Some(password), Some(sub)) = (&kept_apart, &mut t.substream_url) {
+            if !sub.0.username().is_empty() && sub.0.password().is_none() {
+                let _ = sub.0.set_password(Some(password));
+            }
+        }
+        if t.url.is_none() {
+            t.password = t.password.or(kept_apart);
+        }
         let preset_keys =
             t.brand.is_some() || t.host.is_some() || t.username.is_some() || t.password.is_some();
         let substream_url = substream_url(&t)?;
@@ -286,6 +309,37 @@ impl TryFrom<CameraTable> for CameraConfig {
             transport: t.transport,
         })
     }
+}
+
+/// The password from `password_file` or `password_env`, if the camera gives one (only one of
+/// them, and not beside `password`).
+fn kept_apart_password(t: &CameraTable) -> Result<Option<String>, String> {
+    let name = &t.name.0;
+    let given = [
+        t.password.is_some(),
+        t.password_file.is_some(),
+        t.password_env.is_some(),
+    ];
+    if given.iter().filter(|&&g| g).count() > 1 {
+        return Err(format!(
+            "camera {name}: give one of password, password_file and password_env"
+        ));
+    }
+    if let Some(file) = &t.password_file {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            format!(
+                "camera {name}: cannot read password_file {}: {e}",
+                file.display()
+            )
+        })?;
+        return Ok(Some(text.lines().next().unwrap_or_default().to_owned()));
+    }
+    if let Some(var) = &t.password_env {
+        return std::env::var(var)
+            .map(Some)
+            .map_err(|_| format!("camera {name}: password_env {var} is not set"));
+    }
+    Ok(None)
 }
 
 /// The substream's URL: `substream_url` as given, or the brand preset's substream when
@@ -591,7 +645,14 @@ impl Config {
             path: shown.clone(),
             source,
         })?;
-        Config::parse(&text, &shown)
+        let config = Config::parse(&text, &shown)?;
+        if holds_passwords(&text) && readable_by_others(path) {
+            tracing::warn!(
+                "{shown} holds camera passwords and other users can read it: chmod 600 it, or \
+                 give the passwords as password_file or password_env"
+            );
+        }
+        Ok(config)
     }
 
     /// Parses the text of `path` (named in errors).
@@ -700,6 +761,35 @@ impl Config {
             });
         }
         Ok(config)
+    }
+}
+
+/// Whether the config text holds a password (a `password` key, or one in a URL's userinfo).
+fn holds_passwords(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim_start();
+        line.starts_with("password ") || line.starts_with("password=") || {
+            // rtsp://user:password@host
+            line.split("://")
+                .nth(1)
+                .and_then(|rest| rest.split(['/', '"', '\'']).next())
+                .and_then(|authority| authority.split_once('@'))
+                .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+        }
+    })
+}
+
+/// Whether users other than the owner may read `path` (Unix permissions; elsewhere, no).
+fn readable_by_others(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
     }
 }
 
@@ -812,6 +902,45 @@ url = "rtsp://192.168.1.11/live"
         assert!(config
             .summary()
             .contains("(substream rtsp://***:***@h/sub)"));
+    }
+
+    #[test]
+    fn a_password_can_live_in_a_file_or_the_environment() {
+        let file = std::env::temp_dir().join(format!("lockstep-pw-{}", std::process::id()));
+        std::fs::write(&file, "p@ss:w/rd\n").unwrap();
+        let text = format!(
+            "[[camera]]\nname = \"a\"\nurl = \"rtsp://admin@h/x\"\npassword_file = '{}'\n\
+             [[camera]]\nname = \"b\"\nbrand = \"tapo\"\nhost = \"h\"\nusername = \"u\"\n\
+             password_env = \"LOCKSTEP_TEST_CAMERA_PASSWORD\"\n",
+            file.display()
+        );
+        std::env::set_var("LOCKSTEP_TEST_CAMERA_PASSWORD", "envpass");
+        let config = Config::parse(&text, "cams.toml").unwrap();
+        let (a, b) = (&config.cameras[0].url, &config.cameras[1].url);
+        assert_eq!(a.for_connecting(), "rtsp://admin:p%40ss%3Aw%2Frd@h/x");
+        assert_eq!(a.to_string(), "rtsp://***:***@h/x");
+        assert!(b.for_connecting().contains("u:envpass@h"), "{b:?}");
+        for (extra, says) in [("password = \"x\"\n", "one of password"), ("", "not set")] {
+            let text = format!(
+                "[[camera]]\nname = \"c\"\nbrand = \"tapo\"\nhost = \"h\"\n{extra}\
+                 password_env = \"LOCKSTEP_TEST_UNSET_PASSWORD\"\n"
+            );
+            let err = Config::parse(&text, "cams.toml").unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
+        let with_password = "[[camera]]\nname = \"d\"\nurl = \"rtsp://admin:x@h/\"\n\
+                             password_env = \"LOCKSTEP_TEST_CAMERA_PASSWORD\"\n";
+        let err = Config::parse(with_password, "cams.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no password"), "{err}");
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            holds_passwords("url = \"rtsp://admin:x@h/\"") && holds_passwords("password = \"x\"")
+        );
+        assert!(!holds_passwords(
+            "url = \"rtsp://admin@h:554/\"\npassword_file = \"/p\""
+        ));
     }
 
     #[test]
