@@ -11,7 +11,7 @@ use lockstep_media::mp4_reader::Mp4Index;
 use crate::file_source::FileSource;
 use crate::index::{Index, IndexError, SegmentRow};
 use crate::mp4_boxes::{AUDIO_TRACK, VIDEO_TRACK};
-use crate::segment_path::segment_path;
+use crate::segment_path::owned_segment_path;
 use crate::utc::{parse_rfc3339, samples_end_us};
 
 /// What start-up found and did.
@@ -63,15 +63,9 @@ fn truncate(path: &Path, len: u64) -> std::io::Result<u64> {
 pub fn reconcile(root: &Path, index: &Index) -> Result<Reconciled, IndexError> {
     let mut report = Reconciled::default();
     for row in index.writing()? {
-        let path = match segment_path(root, &row.path) {
-            Ok(path) => path,
-            Err(e) => {
-                // Not a file of ours: the row goes, whatever it names stays.
-                tracing::warn!("recovery: {e}; its row is removed");
-                index.delete(&row.path)?;
-                report.removed += 1;
-                continue;
-            }
+        let Some(path) = owned_segment_path(root, index, &row.path, "recovery")? else {
+            report.removed += 1;
+            continue;
         };
         match extent(&path) {
             Some(extent) => {

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::index::{Index, IndexError, SegmentRow};
-use crate::segment_path::segment_path;
+use crate::segment_path::owned_segment_path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
@@ -86,14 +86,8 @@ pub fn free_space(root: &Path) -> Option<u64> {
 /// the file held. (A crash between file and row leaves a row without a file: export skips it
 /// and the next pass removes it.)
 fn remove(root: &Path, index: &Index, row: &SegmentRow) -> Result<u64, IndexError> {
-    let path = match segment_path(root, &row.path) {
-        Ok(path) => path,
-        Err(e) => {
-            // Not a file of ours: the row goes, whatever it names stays.
-            tracing::warn!("retention: {e}; its row is removed");
-            index.delete(&row.path)?;
-            return Ok(0);
-        }
+    let Some(path) = owned_segment_path(root, index, &row.path, "retention")? else {
+        return Ok(0);
     };
     let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     match fs::remove_file(&path) {

@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::index::{Index, IndexError};
+
 /// Why a row's path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("index path {path:?} refused: {reason}")]
@@ -39,6 +41,25 @@ pub fn segment_path(root: &Path, relative: &str) -> Result<PathBuf, BadSegmentPa
         }
     }
     Ok(path)
+}
+
+/// The row's file for code that deletes what it names (recovery, retention): `None` once a row
+/// naming something not ours has been removed from the index — what it names is not touched.
+/// `who` names the caller in the warning.
+pub fn owned_segment_path(
+    root: &Path,
+    index: &Index,
+    relative: &str,
+    who: &str,
+) -> Result<Option<PathBuf>, IndexError> {
+    match segment_path(root, relative) {
+        Ok(path) => Ok(Some(path)),
+        Err(e) => {
+            tracing::warn!("{who}: {e}; its row is removed");
+            index.delete(relative)?;
+            Ok(None)
+        }
+    }
 }
 
 /// The recorder's relative form, nothing else: no `..`, no absolute path, no backslash.
