@@ -24,6 +24,7 @@ mod picture_reader;
 mod push_audio;
 mod raw_video;
 mod source_codecs;
+pub mod webcodecs;
 
 pub use audio_decoder::{AudioDecodeError, AudioDecoder};
 pub use codec::Codec;

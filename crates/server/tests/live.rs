@@ -452,3 +452,78 @@ fn a_camera_that_vanishes_mid_stream_is_reconnected() {
     });
     assert_eq!(back["error"], serde_json::Value::Null, "{back}");
 }
+
+/// `/api/media/{name}`, the WebSocket the lockstep player reads: a header naming the decoders,
+/// then a keyframe first, both tracks stamped on one timeline — a drifting, jittery camera
+/// measures in sync on those stamps; and what a bad request or a bad message gets.
+#[test]
+fn the_media_socket_carries_a_drifting_camera_in_sync() {
+    use tungstenite::Message;
+    let _serial = one_at_a_time();
+    let camera = Camera::start(&["--audio-clock-ppm", "-300", "--jitter-ms", "40"]);
+    let (server, _dir) = Server::with_config(&camera_config(&[("cam", &camera.url)]));
+    wait_live(&server, "cam");
+    let ws_base = server.base.replace("http://", "ws://");
+
+    let (mut socket, _) = tungstenite::connect(format!("{ws_base}/api/media/cam")).expect("ws");
+    let Message::Text(header) = socket.read().expect("header") else {
+        panic!("the first message is the header");
+    };
+    let header: serde_json::Value = serde_json::from_str(&header).unwrap();
+    assert_eq!(header["type"], "header", "{header}");
+    assert!(
+        header["video"]["codec"]
+            .as_str()
+            .unwrap()
+            .starts_with("avc1."),
+        "{header}"
+    );
+    assert_eq!(header["audio"]["codec"], "opus");
+    let mut frames = Vec::new();
+    while frames.len() < 60 {
+        match socket.read().expect("frame") {
+            Message::Binary(b) => {
+                let ts_us = i64::from_be_bytes(b[2..10].try_into().unwrap());
+                frames.push((b[0], b[1], ts_us));
+            }
+            Message::Text(t) => panic!("unexpected {t}"),
+            _ => {}
+        }
+    }
+    assert_eq!(frames[0].0, 1, "video first");
+    assert_eq!(frames[0].1 & 1, 1, "and a keyframe");
+    let audio: Vec<i64> = frames.iter().filter(|f| f.0 == 2).map(|f| f.2).collect();
+    assert!(audio.len() > 5, "{frames:?}");
+    // 20 ms Opus packets, in order (the camera's 300 ppm is taken out before this point).
+    for pair in audio.windows(2) {
+        assert!((pair[1] - pair[0] - 20_000).abs() <= 100, "{audio:?}");
+    }
+    // The player may send stats; anything else is refused with the reason.
+    socket
+        .send(Message::Text(r#"{"type":"stats","offset_ms":1}"#.into()))
+        .unwrap();
+    socket.send(Message::Binary(vec![1, 2, 3].into())).unwrap();
+    let close = loop {
+        match socket.read() {
+            Ok(Message::Close(frame)) => break frame.expect("a close reason"),
+            Ok(_) => continue,
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1003);
+    assert!(close.reason.contains("text"), "{close:?}");
+
+    for (path, status) in [("/api/media/nope", 404), ("/api/media/cam?stream=sub", 404)] {
+        let err = tungstenite::connect(format!("{ws_base}{path}")).unwrap_err();
+        let tungstenite::Error::Http(response) = err else {
+            panic!("{path}: {err}");
+        };
+        assert_eq!(response.status(), status, "{path}");
+    }
+
+    let report = measure(&format!("{ws_base}/api/media/cam"), &["--duration", "20"]);
+    assert_eq!(report["timing"], "media socket stamps", "{report}");
+    let settled = settled_offsets(&report, 3.0);
+    assert!(settled.len() >= 12, "{report}");
+    assert_viewer_in_sync("media socket", &settled);
+}

@@ -17,7 +17,7 @@ use super::recordings::{self, recorder_json};
 use super::signalling;
 use super::state::{ApiError, AppState};
 use super::viewer_stream::{choose_stream, StreamRequest};
-use super::{metrics, origin_policy, push, web, whip};
+use super::{media_socket, metrics, origin_policy, push, web, whip};
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -40,6 +40,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .options(preflight),
         )
         .route("/api/ws", get(signalling::upgrade))
+        .route("/api/media/{name}", get(media_socket::upgrade))
         .route("/api/recordings/{name}", get(recordings::timeline))
         .route("/api/recordings/{name}/export.mp4", get(recordings::export))
         .route("/metrics", get(metrics::handler))

@@ -5,6 +5,8 @@ pub mod backoff;
 pub mod camera;
 mod http_server;
 mod listener;
+mod media_socket;
+mod media_stream;
 mod metrics;
 mod origin_policy;
 mod pacer;

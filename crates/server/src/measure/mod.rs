@@ -3,6 +3,7 @@
 //! analysis (`lockstep_media::beep_flash`) is the same for all.
 
 mod avc;
+mod media_socket;
 mod mkv;
 mod mp4;
 mod output;
@@ -73,6 +74,8 @@ pub async fn run(args: &MeasureArgs) -> anyhow::Result<()> {
         rtsp::observe(source, args.duration.unwrap_or(10.0)).await?
     } else if source.starts_with("http://") || source.starts_with("https://") {
         whep::observe(source, args.duration.unwrap_or(10.0)).await?
+    } else if source.starts_with("ws://") || source.starts_with("wss://") {
+        media_socket::observe(source, args.duration.unwrap_or(10.0)).await?
     } else {
         let path = Path::new(source);
         let extension = path
@@ -85,7 +88,7 @@ pub async fn run(args: &MeasureArgs) -> anyhow::Result<()> {
                 read_file(path, args.duration, mp4::observe).await?
             }
             _ => bail!(
-                "{source}: not a file type measure reads (.mp4, .mov, .mkv, .webm) nor an rtsp:// URL"
+                "{source}: not a file type measure reads (.mp4, .mov, .mkv, .webm) nor an rtsp://, http:// (WHEP) or ws:// (media socket) URL"
             ),
         }
     };

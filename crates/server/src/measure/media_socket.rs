@@ -1,0 +1,104 @@
+//! A live `/api/media/NAME` WebSocket (`ws://…/api/media/NAME`): what lockstep's own player is
+//! sent. Every frame carries its time on the source's output timeline, one clock for both
+//! tracks, so the figure is the offset a player that presents each frame at its stamp plays.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use futures::StreamExt as _;
+use lockstep_media::{Codec, PictureReader};
+use lockstep_opus::OpusDecoder;
+use lockstep_sync::SenderReportClock;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::rtsp::{finish, timed_pictures, Timed};
+use super::Observations;
+
+const AUDIO_RATE: u32 = 48_000;
+const KIND_VIDEO: u8 = 1;
+const KIND_AUDIO: u8 = 2;
+const FRAME_HEADER_BYTES: usize = 10;
+
+pub async fn observe(url: &str, duration_secs: f64) -> anyhow::Result<Observations> {
+    let (mut socket, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .with_context(|| format!("{url}: no WebSocket connection after 10 s"))?
+    .with_context(|| format!("{url}: cannot connect"))?;
+    let mut opus = OpusDecoder::new(AUDIO_RATE, 1)?;
+    let mut pictures: Option<PictureReader<_>> = None;
+    let mut chunks: Vec<Timed<Vec<f32>>> = Vec::new();
+    let mut codec: Option<Codec> = None;
+    let deadline = Instant::now() + Duration::from_secs_f64(duration_secs);
+    loop {
+        let message = match tokio::time::timeout_at(deadline.into(), socket.next()).await {
+            Err(_) => break,
+            Ok(None) => bail!("{url}: the server closed the socket"),
+            Ok(Some(message)) => message.with_context(|| format!("{url}: read failed"))?,
+        };
+        let bytes = match message {
+            Message::Text(text) => {
+                let value: serde_json::Value = serde_json::from_str(&text)?;
+                if value["type"] == "header" {
+                    codec = match value["video"]["codec"].as_str() {
+                        Some(c) if c.starts_with("avc1") => Some(Codec::H264),
+                        Some(c) if c.starts_with("hvc1") => Some(Codec::H265),
+                        Some(c) => bail!("{url}: a video codec measure cannot read: {c}"),
+                        None => None,
+                    };
+                }
+                continue;
+            }
+            Message::Close(frame) => bail!("{url}: the server closed the socket: {frame:?}"),
+            Message::Binary(bytes) => bytes,
+            _ => continue,
+        };
+        let Some(header) = bytes.get(..FRAME_HEADER_BYTES) else {
+            bail!("{url}: a frame message of {} bytes", bytes.len());
+        };
+        let ts_us = i64::from_be_bytes(header[2..10].try_into()?);
+        let payload = &bytes[FRAME_HEADER_BYTES..];
+        let arrival = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let elapsed_secs = ts_us as f64 * 1e-6;
+        match header[0] {
+            KIND_VIDEO => {
+                let Some(codec) = codec else {
+                    bail!("{url}: video before a header naming its codec");
+                };
+                let reader = match &mut pictures {
+                    Some(reader) => reader,
+                    None => pictures.insert(PictureReader::new(codec)?),
+                };
+                reader.push((ts_us, elapsed_secs, arrival), payload);
+            }
+            KIND_AUDIO => {
+                if let Ok(pcm) = opus.decode(Some(payload)) {
+                    chunks.push(Timed {
+                        ts_ext: ts_us,
+                        elapsed_secs,
+                        arrival_unix_micros: arrival,
+                        item: pcm.iter().map(|&s| f32::from(s) / 32_768.0).collect(),
+                    });
+                }
+            }
+            other => bail!("{url}: a frame of unknown kind {other}"),
+        }
+    }
+    let _ = socket.close(None).await;
+    let pictures = match pictures {
+        Some(reader) => timed_pictures(reader)?,
+        None => Vec::new(),
+    };
+    // No sender reports: both tracks' times are already on one timeline (the stamps).
+    let no_reports = [
+        SenderReportClock::new(lockstep_sync::VIDEO_RATE_HZ),
+        SenderReportClock::new(AUDIO_RATE),
+    ];
+    let mut observations = finish(pictures, chunks, &no_reports, AUDIO_RATE);
+    observations.timing = "media socket stamps";
+    Ok(observations)
+}
