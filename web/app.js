@@ -1,11 +1,14 @@
-// The camera grid: lists cameras from the API, plays each over WebRTC, and overlays its live sync
-// state. Camera state comes once a second on the signalling socket (/api/ws), which also sets up
+// The camera grid: lists cameras from the API, plays each over WebRTC or with lockstep's own
+// player (player/player.js: chosen per camera, remembered; `?player=lockstep` for all), and
+// overlays its live sync state. Camera state comes once a second on the signalling socket (/api/ws), which also sets up
 // the viewers; while it is down the page polls /api/cameras and uses WHEP.
 
 import { WhepSession } from './whep.js';
 import { SyncMeter } from './sync-meter.js';
 import { Timeline } from './timeline.js';
 import { Signalling } from './signalling.js';
+import { MediaPlayer } from './player/player.js';
+import { PlayerMeter } from './player/player-meter.js';
 
 const grid = document.getElementById('grid');
 const cards = new Map();   // name -> { el, session, video, stream }
@@ -23,15 +26,27 @@ function card(camera) {
   const video = el.querySelector('video');
   const sound = el.querySelector('.sound');
   sound.addEventListener('click', () => {
-    video.muted = !video.muted;
-    sound.textContent = video.muted ? 'Sound off' : 'Sound on';
-    sound.classList.toggle('on', !video.muted);
-    if (!video.muted) video.play().catch(() => {});
+    c.muted = !c.muted;
+    video.muted = c.muted;
+    if (c.player) c.player.setMuted(c.muted);
+    sound.textContent = c.muted ? 'Sound off' : 'Sound on';
+    sound.classList.toggle('on', !c.muted);
+    if (!c.muted) video.play().catch(() => {});
   });
   grid.appendChild(el);
   // A camera with a substream plays it in the grid; the button asks for the main stream
   // (`auto`: the server still sends the substream to a browser that cannot play the main one).
-  c = { el, video, session: null, stream: null, playing: false, want: camera.substream ? 'sub' : 'auto' };
+  c = {
+    el, video, session: null, stream: null, playing: false, muted: true, webrtcFailures: 0,
+    want: camera.substream ? 'sub' : 'auto',
+    canvas: el.querySelector('canvas.player'), player: null, mode: preferredMode(camera.name),
+  };
+  const mode = el.querySelector('.mode');
+  mode.addEventListener('click', () => {
+    setMode(c, c.mode === 'player' ? 'webrtc' : 'player');
+    localStorage.setItem(`lockstep.mode.${camera.name}`, c.mode);
+  });
+  showMode(c);
   const quality = el.querySelector('.quality');
   quality.addEventListener('click', () => {
     c.want = c.want === 'sub' ? 'auto' : 'sub';
@@ -61,7 +76,49 @@ function card(camera) {
   return c;
 }
 
+/** `?player=lockstep|webrtc` for every camera, else this camera's last choice, else WebRTC. */
+function preferredMode(name) {
+  const forced = new URLSearchParams(location.search).get('player');
+  if (forced) return forced === 'lockstep' ? 'player' : 'webrtc';
+  return localStorage.getItem(`lockstep.mode.${name}`) === 'player' ? 'player' : 'webrtc';
+}
+
+function showMode(c) {
+  const button = c.el.querySelector('.mode');
+  button.textContent = c.mode === 'player' ? 'lockstep player' : 'WebRTC';
+  button.classList.toggle('lockstep', c.mode === 'player');
+  c.video.hidden = c.mode === 'player';
+  c.canvas.hidden = c.mode !== 'player';
+}
+
+function setMode(c, mode) {
+  if (c.mode === mode) return;
+  retry(c);
+  c.mode = mode;
+  showMode(c);
+}
+
+/** lockstep's own player on the camera's media socket. */
+function playWithPlayer(c, camera) {
+  if (c.player) return;
+  const url = new URL(`/api/media/${encodeURIComponent(camera.name)}`, location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  if (c.want === 'sub') url.search = 'stream=sub';
+  const veil = c.el.querySelector('.veil-text');
+  c.player = new MediaPlayer(c.canvas, url.toString(), {
+    onStatus: (state, message) => {
+      if (state === 'error' || state === 'reconnecting') veil.textContent = message;
+      c.el.querySelector('.error').hidden = state !== 'error';
+      if (state === 'error') c.el.querySelector('.error').textContent = `player: ${message}`;
+    },
+    onFirstFrame: () => { c.playing = true; c.el.classList.add('playing'); },
+  });
+  c.player.setMuted(c.muted);
+  c.player.start().catch((e) => { veil.textContent = `cannot start the player: ${e.message}`; });
+}
+
 async function play(c, camera) {
+  if (c.mode === 'player') { playWithPlayer(c, camera); return; }
   if (c.session) return;
   c.session = new WhepSession(new URL(camera.whep, location.href).toString(), signalling, camera.name, c.want);
   try {
@@ -82,10 +139,16 @@ async function play(c, camera) {
   } catch (e) {
     c.el.querySelector('.veil-text').textContent = `cannot play: ${e.message}`;
     retry(c);
+    // WebRTC cannot play this camera here (no codec in common, UDP blocked): the player can.
+    if (window.VideoDecoder && ++c.webrtcFailures >= 2) setMode(c, 'player');
   }
 }
 
 function retry(c) {
+  if (c.player) {
+    c.player.stop();
+    c.player = null;
+  }
   const session = c.session;
   c.session = null;
   c.playing = false;
@@ -112,7 +175,16 @@ function update(camera) {
   set('jitter', fmt(s.jitter_ms, 'ms', 1));
   set('loss', s.loss_ratio === undefined ? '–' : `${(s.loss_ratio * 100).toFixed(2)} %`);
   set('clock', s.clock_source || '–');
-  const good = s.offset_ms !== null && s.offset_ms !== undefined && Math.abs(s.offset_ms) <= 5;
+  let offset = s.offset_ms;
+  if (c.player) {
+    // What the player itself measures: the picture drawn against the sound heard, and the
+    // source's latency plus the player's delay behind it.
+    const p = c.player.stats();
+    offset = p.offset_mean_ms;
+    set('offset', fmt(offset, 'ms', 1));
+    if (s.latency_ms !== undefined && p.delay_ms !== null) set('latency', fmt(s.latency_ms + p.delay_ms, 'ms', 0));
+  }
+  const good = offset !== null && offset !== undefined && Math.abs(offset) <= 5;
   el.querySelector('[data-k="offset"]').classList.toggle('good', good);
   if (!c.playing) {
     el.querySelector('.veil-text').textContent =
@@ -186,6 +258,25 @@ window.lockstep = {
     await new Promise((r) => setTimeout(r, ms));
     done = true;
     return values;
+  },
+  setMode(name, mode) { setMode(cards.get(name), mode); },
+  /**
+   * Rendered sync of lockstep's player on one camera for `ms` (player/player-meter.js); with
+   * `blockMs`, the page's main thread is blocked that long every second meanwhile.
+   */
+  async measurePlayer(name, ms, blockMs = 0) {
+    const c = cards.get(name);
+    if (!c || !c.player) throw new Error(`camera ${name} is not in the lockstep player`);
+    const meter = new PlayerMeter(c.player);
+    meter.start();
+    const block = blockMs ? setInterval(() => {
+      const until = performance.now() + blockMs;
+      while (performance.now() < until) { /* a heavy page */ }
+    }, 1000) : null;
+    await new Promise((r) => setTimeout(r, ms));
+    clearInterval(block);
+    meter.stop();
+    return meter.report();
   },
   async stats(name) {
     const c = cards.get(name);

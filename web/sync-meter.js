@@ -18,23 +18,10 @@
 // Chromium does); the playout clock is sampled every 50 ms and interpolated (±1 ms); a tapped
 // onset is within one 128-sample render quantum (2.7 ms at 48 kHz).
 
+import { PatternProbe } from './pattern-probe.js';
+import { median, summary } from './figures.js';
+
 const NTP_UNIX_OFFSET_MS = 2208988800000;
-
-function summary(values) {
-  if (!values.length) return { mean_ms: null, p50_ms: null, max_abs_ms: null };
-  const sorted = [...values].sort((a, b) => a - b);
-  return {
-    mean_ms: values.reduce((a, b) => a + b, 0) / values.length,
-    p50_ms: sorted[Math.floor(sorted.length / 2)],
-    max_abs_ms: Math.max(...sorted.map(Math.abs)),
-  };
-}
-
-function median(values) {
-  if (!values || !values.length) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
 
 export class SyncMeter {
   constructor(video, stream, pc) {
@@ -50,12 +37,7 @@ export class SyncMeter {
     this.lastBright = false;
     this.videoLatency = []; // ms from capture (the stripe's wallclock) to display
     this.flashCaptureMs = []; // Unix ms of each flash's capture, from its stripe (or null)
-    this.stripeCanvas = document.createElement('canvas');
-    this.stripeCtx = this.stripeCanvas.getContext('2d', { willReadFrequently: true });
-    this.canvas = document.createElement('canvas');
-    this.canvas.width = 32;
-    this.canvas.height = 18;
-    this.ctx2d = this.canvas.getContext('2d', { willReadFrequently: true });
+    this.probe = new PatternProbe();
   }
 
   async start() {
@@ -106,15 +88,9 @@ export class SyncMeter {
 
   onFrame(meta) {
     this.framesRendered++;
-    // The picture below the stripe (the stripe is the top 24 rows of 360).
     const v = this.video;
-    const top = Math.round(v.videoHeight * 0.2);
-    this.ctx2d.drawImage(v, 0, top, v.videoWidth, v.videoHeight - top, 0, 0, 32, 18);
-    const px = this.ctx2d.getImageData(0, 0, 32, 18).data;
-    let sum = 0;
-    for (let i = 0; i < px.length; i += 4) sum += px[i + 1];
-    const bright = sum / (px.length / 4) > 128;
-    const capture = this.readStripe();
+    const bright = this.probe.bright(v, v.videoWidth, v.videoHeight);
+    const capture = this.probe.captureMs(v, v.videoWidth, v.videoHeight);
     if (capture !== null) {
       this.videoLatency.push(performance.timeOrigin + meta.expectedDisplayTime - capture);
     }
@@ -123,36 +99,6 @@ export class SyncMeter {
       this.flashCaptureMs.push(capture);
     }
     this.lastBright = bright;
-  }
-
-  /**
-   * The capture wallclock (Unix ms) in the frame's stripe: 4 rows of 16 px, 24 cells each,
-   * 96 bits = frame index (32) + capture µs (56) + CRC-8 (poly 0x07, init 0xff); null if the
-   * code does not check (see crates/media/src/pattern.rs).
-   */
-  readStripe() {
-    const v = this.video;
-    const cell = Math.floor(v.videoWidth / 24);
-    if (cell < 2 || v.videoHeight <= 64) return null;
-    this.stripeCanvas.width = v.videoWidth;
-    this.stripeCanvas.height = 64;
-    this.stripeCtx.drawImage(v, 0, 0, v.videoWidth, 64, 0, 0, v.videoWidth, 64);
-    const px = this.stripeCtx.getImageData(0, 0, v.videoWidth, 64).data;
-    const bytes = new Uint8Array(12);
-    for (let i = 0; i < 96; i++) {
-      const x = Math.floor((i % 24) * cell + cell / 2);
-      const y = Math.floor(i / 24) * 16 + 8;
-      if (px[(y * v.videoWidth + x) * 4 + 1] > 128) bytes[i >> 3] |= 0x80 >> (i & 7);
-    }
-    let crc = 0xff;
-    for (let i = 0; i < 11; i++) {
-      crc ^= bytes[i];
-      for (let b = 0; b < 8; b++) crc = crc & 0x80 ? ((crc << 1) ^ 0x07) & 0xff : (crc << 1) & 0xff;
-    }
-    if (crc !== bytes[11]) return null;
-    let micros = 0;
-    for (let i = 4; i < 11; i++) micros = micros * 256 + bytes[i];
-    return micros ? micros / 1000 : null;
   }
 
   /** Pairs each flash with the beep nearest to it (within 500 ms): offsets in ms. */

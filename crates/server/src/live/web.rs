@@ -52,9 +52,57 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/timeline.js"),
     ),
     (
+        "/pattern-probe.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/pattern-probe.js"),
+    ),
+    (
+        "/figures.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/figures.js"),
+    ),
+    (
+        "/player/player.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/player/player.js"),
+    ),
+    (
+        "/player/audio-ring.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/player/audio-ring.js"),
+    ),
+    (
+        "/player/audio-out.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/player/audio-out.js"),
+    ),
+    (
+        "/player/decoder-worker.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/player/decoder-worker.js"),
+    ),
+    (
+        "/player/player-meter.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/player/player-meter.js"),
+    ),
+    (
         "/style.css",
         "text/css; charset=utf-8",
         include_str!("../../../../web/style.css"),
+    ),
+];
+
+/// The UI is cross-origin isolated (it embeds nothing from elsewhere), so the player's decoder
+/// Worker and audio thread can share the audio ring (`SharedArrayBuffer`).
+const CROSS_ORIGIN_ISOLATED: [(header::HeaderName, &str); 2] = [
+    (
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    ),
+    (
+        header::HeaderName::from_static("cross-origin-embedder-policy"),
+        "require-corp",
     ),
 ];
 
@@ -80,6 +128,7 @@ pub fn router() -> Router<Arc<AppState>> {
                             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
                             (header::REFERRER_POLICY, "same-origin"),
                         ],
+                        CROSS_ORIGIN_ISOLATED,
                         body,
                     )
                         .into_response()

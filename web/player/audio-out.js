@@ -1,0 +1,180 @@
+// The player's master clock: an AudioWorkletProcessor that plays the ring (audio-ring.js) on the
+// audio thread, resampled to the context's rate (48 or 44.1 kHz) by 4-point cubic
+// interpolation, and says which timeline instant it is playing.
+//
+// Buffer: it starts once the ring holds its target plus one packet; the target is the ring's
+// (set by the decoder from measured jitter) plus any delay the video watchdog asks for. The
+// least fill over each half second is steered toward the target by playing up to 0.5 % fast or
+// 0.2 % slow (inaudible), so the delay shrinks back after a burst and never grows without bound;
+// a fill more than 80 ms over target is cut at once (faded in again). Each start (the first,
+// after an underrun) begins at the newest sound the target allows. An underrun fades to silence,
+// counts, and waits for the buffer to fill again.
+//
+// Every 4 render quanta it posts where it is: {frame, ts_us, us_per_frame} — the timeline time
+// of the first sample of the quantum that starts at context frame `frame`.
+
+import { AudioRing, RING_RATE_HZ } from './audio-ring.js';
+
+const PACKET_MS = 20;
+const STEER_WINDOW_S = 0.5;
+const MAX_FAST = 0.005;
+const MAX_SLOW = 0.002;
+const STEER_GAIN = 0.00025; // per ms of excess fill
+const CUT_OVER_MS = 80;
+const FADE_SAMPLES = 64;
+
+class AudioOut extends AudioWorkletProcessor {
+  constructor(options) {
+    super();
+    const { shared } = options.processorOptions;
+    // Shared with the decoder, or our own, fed by chunks on the port.
+    this.ring = new AudioRing(shared || new ArrayBuffer(AudioRing.bytes()));
+    this.fedByMessages = !shared;
+    this.generation = -1;
+    this.index = 0;       // next ring sample (integer part)
+    this.frac = 0;        // and fraction
+    this.playing = false;
+    this.speed = 1;
+    this.extraDelayMs = 0;
+    this.minFill = Infinity;
+    this.windowFrames = 0;
+    this.quanta = 0;
+    this.gain = 0;        // fades in after a start, out at an underrun
+    this.stats = { underruns: 0, concealed_ms: 0, cuts: 0, played_ms: 0 };
+    this.meter = null;    // beep onsets in the output, for tests (`measure` message)
+    this.port.onmessage = (e) => this.onMessage(e.data);
+  }
+
+  onMessage(msg) {
+    // Without a shared ring, the decoder sends on a port of its own.
+    if (msg.type === 'port') msg.port.onmessage = (e) => this.onMessage(e.data);
+    else if (msg.type === 'chunk' && this.fedByMessages) this.ring.write(msg.samples, msg.ts_us);
+    else if (msg.type === 'target' && this.fedByMessages) this.ring.setTargetMs(msg.ms);
+    else if (msg.type === 'reset' && this.fedByMessages) this.ring.reset();
+    else if (msg.type === 'extra_delay') this.extraDelayMs = msg.ms;
+    else if (msg.type === 'measure') this.meter = msg.on ? { loud: false, quiet: 0 } : null;
+  }
+
+  targetMs() {
+    return Math.max(this.ring.targetMs(), 5) + this.extraDelayMs;
+  }
+
+  process(inputs, outputs) {
+    const out = outputs[0];
+    const n = out[0].length;
+    const channel = out[0];
+    const generation = this.ring.generation();
+    if (generation !== this.generation) {
+      // A new timeline: start from its beginning, buffering again.
+      this.generation = generation;
+      this.index = this.ring.baseIndex();
+      this.frac = 0;
+      this.playing = false;
+      this.speed = 1;
+      this.minFill = Infinity;
+    }
+    const step = (RING_RATE_HZ / sampleRate) * this.speed;
+    let available = this.ring.available(this.index);
+    const fillMs = available / (RING_RATE_HZ / 1000);
+    if (!this.playing && fillMs >= this.targetMs() + PACKET_MS) {
+      // Start at the newest sound the buffer target allows: what piled up while waiting (the
+      // context starting, a stall) is not worth its delay.
+      const keep = Math.round((this.targetMs() + PACKET_MS) * RING_RATE_HZ / 1000);
+      this.index = (this.index + available - keep) | 0;
+      this.frac = 0;
+      available = keep;
+      this.playing = true;
+      this.gain = 0;
+    }
+    const startUs = this.ring.timeAt(this.index) + this.frac * 1e6 / RING_RATE_HZ;
+    let produced = 0;
+    if (this.playing) {
+      // Cubic interpolation reads one sample behind and two ahead.
+      const canMake = Math.max(0, Math.floor((available - 3 - this.frac) / step));
+      produced = Math.min(n, canMake);
+      for (let i = 0; i < produced; i++) {
+        const x = this.frac;
+        const i0 = this.index;
+        const ym1 = this.ring.sample(i0 - 1);
+        const y0 = this.ring.sample(i0);
+        const y1 = this.ring.sample(i0 + 1);
+        const y2 = this.ring.sample(i0 + 2);
+        const c1 = 0.5 * (y1 - ym1);
+        const c2 = ym1 - 2.5 * y0 + 2 * y1 - 0.5 * y2;
+        const c3 = 0.5 * (y2 - ym1) + 1.5 * (y0 - y1);
+        if (this.gain < 1) this.gain = Math.min(1, this.gain + 1 / FADE_SAMPLES);
+        channel[i] = (((c3 * x + c2) * x + c1) * x + y0) * this.gain;
+        const next = this.frac + step;
+        const whole = Math.floor(next);
+        this.index = (this.index + whole) | 0;
+        this.frac = next - whole;
+      }
+      if (produced < n) {
+        // Underrun: fade what is left of the last sample to silence, then buffer again.
+        let last = produced ? channel[produced - 1] : 0;
+        for (let i = produced; i < n; i++) {
+          last *= 0.9;
+          channel[i] = last;
+        }
+        this.playing = false;
+        this.stats.underruns++;
+      }
+      available = this.ring.available(this.index);
+      this.ring.release(this.index - 2);
+    } else {
+      channel.fill(0);
+    }
+    if (!this.playing) this.stats.concealed_ms += ((n - produced) / sampleRate) * 1000;
+    this.stats.played_ms += (produced / sampleRate) * 1000;
+    for (let c = 1; c < out.length; c++) out[c].set(channel);
+    if (this.playing) this.steer(available, n);
+    if (this.meter) this.detectOnsets(channel, produced);
+    if (++this.quanta % 4 === 0) {
+      this.port.postMessage({
+        type: 'position',
+        playing: this.playing && produced > 0,
+        frame: currentFrame,
+        ts_us: startUs,
+        us_per_frame: (step * 1e6) / RING_RATE_HZ,
+        fill_ms: fillMs,
+        target_ms: this.targetMs(),
+        speed: this.speed,
+        ...this.stats,
+      });
+    }
+    return true;
+  }
+
+  /** Moves the least fill of each half second toward the target. */
+  steer(available, n) {
+    this.minFill = Math.min(this.minFill, available);
+    this.windowFrames += n;
+    if (this.windowFrames < STEER_WINDOW_S * sampleRate) return;
+    const excessMs = this.minFill / (RING_RATE_HZ / 1000) - this.targetMs();
+    if (excessMs > CUT_OVER_MS) {
+      // Far behind (the tab was in the background, a long stall): skip ahead, faded in.
+      this.index = (this.index + Math.round(excessMs * RING_RATE_HZ / 1000)) | 0;
+      this.gain = 0;
+      this.stats.cuts++;
+    }
+    this.speed = 1 + Math.max(-MAX_SLOW, Math.min(MAX_FAST, excessMs * STEER_GAIN));
+    this.minFill = Infinity;
+    this.windowFrames = 0;
+  }
+
+  /** For the tests' meter: the context frame of each beep onset in what is played. */
+  detectOnsets(channel, produced) {
+    const m = this.meter;
+    for (let i = 0; i < produced; i++) {
+      const loud = Math.abs(channel[i]) > 0.1;
+      if (loud && !m.loud) {
+        this.port.postMessage({ type: 'onset', frame: currentFrame + i });
+        m.loud = true;
+      }
+      if (loud) m.quiet = 0;
+      else if (m.loud && ++m.quiet > sampleRate / 20) m.loud = false;
+    }
+  }
+}
+
+registerProcessor('lockstep-audio-out', AudioOut);

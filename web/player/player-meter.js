@@ -1,0 +1,80 @@
+// Measures what the lockstep player presents and plays, for beep-flash sources: each picture as
+// it is drawn (a flash is a bright picture; the stripe says when it was captured), timed at the
+// vsync that shows it; each beep onset in the samples leaving the worklet, timed by the audio
+// context's output timestamp (the device's delay included). Offsets are audio minus video
+// (positive: audio late).
+//
+// Precision: pictures are shown on the display's refresh grid and taken to appear one
+// refresh after the animation frame that drew them (±8 ms at 60 Hz, as headless Chromium runs);
+// an onset is within a render quantum (2.7 ms at 48 kHz) and the output timestamp's own
+// accuracy (the device's reported delay).
+
+import { PatternProbe } from '../pattern-probe.js';
+import { median, summary } from '../figures.js';
+
+export class PlayerMeter {
+  constructor(player) {
+    this.player = player;
+    this.probe = new PatternProbe();
+    this.flashes = [];        // [shown at (performance ms), capture Unix ms or null]
+    this.beeps = [];          // heard at (performance ms)
+    this.videoLatency = [];
+    this.lastBright = false;
+    this.presented = 0;
+  }
+
+  start() {
+    this.player.hooks.onPresent = (frame, shownAt) => this.onPresent(frame, shownAt);
+    this.player.hooks.onOnset = (heardAt) => this.beeps.push(heardAt);
+    this.player.measureOnsets(true);
+    this.startStats = this.player.stats();
+  }
+
+  stop() {
+    this.player.hooks.onPresent = null;
+    this.player.hooks.onOnset = null;
+    this.player.measureOnsets(false);
+  }
+
+  onPresent(frame, shownAt) {
+    this.presented++;
+    const w = frame.displayWidth;
+    const h = frame.displayHeight;
+    const bright = this.probe.bright(frame, w, h);
+    const capture = this.probe.captureMs(frame, w, h);
+    if (capture !== null) this.videoLatency.push(performance.timeOrigin + shownAt - capture);
+    if (bright && !this.lastBright) this.flashes.push([shownAt, capture]);
+    this.lastBright = bright;
+  }
+
+  report() {
+    const offsets = [];
+    const audioLatency = [];
+    for (const [shown, capture] of this.flashes) {
+      let best = null;
+      for (const b of this.beeps) {
+        if (Math.abs(b - shown) < 500 && (best === null || Math.abs(b - shown) < Math.abs(best - shown))) best = b;
+      }
+      if (best === null) continue;
+      offsets.push(best - shown);
+      if (capture !== null) audioLatency.push(performance.timeOrigin + best - capture);
+    }
+    const end = this.player.stats();
+    return {
+      presented: this.presented,
+      flashes: this.flashes.length,
+      beeps: this.beeps.length,
+      offsets_ms: offsets,
+      ...summary(offsets),
+      video_latency_p50_ms: median(this.videoLatency),
+      audio_latency_p50_ms: median(audioLatency),
+      stripes_read: this.videoLatency.length,
+      // What the player counted over the run.
+      dropped: end.dropped - this.startStats.dropped,
+      drawn: end.drawn - this.startStats.drawn,
+      underruns: end.underruns - this.startStats.underruns,
+      corrections: end.corrections - this.startStats.corrections,
+      player: end,
+    };
+  }
+}

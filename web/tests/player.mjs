@@ -1,0 +1,69 @@
+// Browser test of lockstep's own player (web/player/), in real Chromium: the UI with
+// `?player=lockstep` plays every demo camera from its media socket (WebCodecs in a Worker, audio
+// in an AudioWorklet as the master clock), and the page measures what it presents and plays
+// (web/player/player-meter.js): each drawn flash at the vsync that shows it against each beep
+// onset in the samples leaving the worklet, timed by the audio output timestamp.
+//
+//   node web/tests/player.mjs http://127.0.0.1:8350/ [artifacts-dir] [measure-s] [camera]
+//
+// Then the same camera with the page's main thread blocked 200 ms every second (a heavy UI):
+// the sound must not stop (no underrun) and the pictures go on.
+// Prints one JSON object (the measurements) and exits 0, or prints why and exits 1.
+
+import { fail, launchChromium } from './chromium.mjs';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const base = process.argv[2] || 'http://127.0.0.1:8350/';
+const artifacts = process.argv[3] || 'artifacts';
+const measureSecs = Number(process.argv[4] || 20);
+const camera = process.argv[5] || 'demo-drifting';
+// Wide: a failure here is a broken clock (hundreds of ms), not a slow machine. The figures
+// themselves go to bench/RESULTS.md.
+const bound = Number(process.env.LOCKSTEP_PLAYER_OFFSET_BOUND_MS || 25);
+
+mkdirSync(artifacts, { recursive: true });
+const browser = await launchChromium();
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(e.message));
+  await page.goto(new URL('/?player=lockstep', base).toString());
+  const selector = `.card[data-camera="${camera}"]`;
+  try {
+    await page.waitForFunction((s) => document.querySelector(s)?.classList.contains('playing'),
+      selector, { timeout: 30000 });
+  } catch (e) {
+    await page.screenshot({ path: join(artifacts, 'player-failed.png') });
+    fail(`${camera} did not start playing in the lockstep player`, { consoleErrors });
+  }
+  const isolated = await page.evaluate(() => self.crossOriginIsolated);
+  // The sound is switched on as a user would (a click), so the audio clock runs.
+  await page.click(`${selector} .sound`);
+  await page.waitForTimeout(5000);
+  await page.screenshot({ path: join(artifacts, 'player.png') });
+  const result = { ok: true, camera, cross_origin_isolated: isolated, measure_s: measureSecs };
+  result.steady = await page.evaluate(([n, ms]) => window.lockstep.measurePlayer(n, ms),
+    [camera, measureSecs * 1000]);
+  result.heavy_ui = await page.evaluate(([n, ms]) => window.lockstep.measurePlayer(n, ms, 200),
+    [camera, 10000]);
+  result.console_errors = consoleErrors;
+
+  const s = result.steady;
+  if (s.player.clock !== 'audio') fail('the pictures do not follow the audio clock', result);
+  if (!(s.presented > measureSecs * 20)) fail(`only ${s.presented} pictures presented`, result);
+  if (s.offsets_ms.length < measureSecs * 0.6) fail(`only ${s.offsets_ms.length} flash/beep pairs`, result);
+  const within = s.offsets_ms.filter((o) => Math.abs(o) <= bound).length;
+  if (Math.abs(s.p50_ms) > bound || within < s.offsets_ms.length * 0.9) {
+    fail(`rendered offset beyond ±${bound} ms (p50 ${s.p50_ms} ms, ${within} of ${s.offsets_ms.length} within)`, result);
+  }
+  if (s.underruns > 1) fail(`${s.underruns} audio underruns in a steady run`, result);
+  const h = result.heavy_ui;
+  if (h.underruns !== 0) fail(`the sound stopped ${h.underruns} times while the page was busy`, result);
+  if (!(h.presented > 10 * 12)) fail(`only ${h.presented} pictures presented while the page was busy`, result);
+  if (!isolated) fail('the UI is not cross-origin isolated (COOP/COEP missing)', result);
+  console.log(JSON.stringify(result));
+} finally {
+  await browser.close();
+}
