@@ -20,3 +20,12 @@ export function fail(message, extra = {}) {
   console.log(JSON.stringify({ ...extra, ok: false, message }));
   process.exit(1);
 }
+
+/** A page of the UI's size that collects the console's errors and uncaught exceptions. */
+export async function watchedPage(browser) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(e.message));
+  return { page, consoleErrors };
+}

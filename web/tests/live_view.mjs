@@ -13,7 +13,7 @@
 //
 // Prints one JSON object (the measurements) and exits 0, or prints why and exits 1.
 
-import { fail, launchChromium } from './chromium.mjs';
+import { fail, launchChromium, watchedPage } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -31,9 +31,7 @@ const bound = Number(process.env.LOCKSTEP_BROWSER_OFFSET_BOUND_MS || 80);
 mkdirSync(artifacts, { recursive: true });
 const browser = await launchChromium();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const consoleErrors = [];
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  const { page, consoleErrors } = await watchedPage(browser);
   await page.goto(base);
 
   // The grid lists every camera the API knows.

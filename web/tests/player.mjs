@@ -10,7 +10,7 @@
 // the sound must not stop (no underrun) and the pictures go on.
 // Prints one JSON object (the measurements) and exits 0, or prints why and exits 1.
 
-import { fail, launchChromium } from './chromium.mjs';
+import { fail, launchChromium, watchedPage } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -25,10 +25,7 @@ const bound = Number(process.env.LOCKSTEP_PLAYER_OFFSET_BOUND_MS || 25);
 mkdirSync(artifacts, { recursive: true });
 const browser = await launchChromium();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const consoleErrors = [];
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-  page.on('pageerror', (e) => consoleErrors.push(e.message));
+  const { page, consoleErrors } = await watchedPage(browser);
   await page.goto(new URL('/?player=lockstep', base).toString());
   const selector = `.card[data-camera="${camera}"]`;
   try {
