@@ -38,8 +38,6 @@ export class AudioRing {
     this.base = new Float64Array(buffer, CONTROL_WORDS * 4, 2);
     this.data = new Float32Array(buffer, CONTROL_WORDS * 4 + 16, CAPACITY);
     this.started = false;
-    this.gapSamples = 0; // silence inserted for lost audio
-    this.overflows = 0;
   }
 
   // ---- writer ----
@@ -55,7 +53,7 @@ export class AudioRing {
       if (gapUs > MAX_GAP_US || gapUs < -MAX_GAP_US) {
         this.newGeneration(write, tsUs);
       } else if (gapUs > TOLERANCE_US) {
-        this.gapSamples += this.append(null, Math.round(gapUs / SAMPLE_US));
+        this.append(null, Math.round(gapUs / SAMPLE_US)); // lost audio: silence in its place
       } else if (gapUs < -TOLERANCE_US) {
         skip = Math.min(samples.length, Math.round(-gapUs / SAMPLE_US));
       }
@@ -69,7 +67,6 @@ export class AudioRing {
     const read = Atomics.load(this.control, READ);
     if (((write - read) | 0) + n > CAPACITY) {
       // The reader stopped (the context is suspended): what it has not read is stale.
-      this.overflows++;
       this.newGeneration(write, this.timeAt(write));
     }
     for (let i = 0; i < n; i++) {
@@ -77,7 +74,6 @@ export class AudioRing {
     }
     write = (write + n) | 0;
     Atomics.store(this.control, WRITE, write);
-    return n;
   }
 
   newGeneration(index, tsUs) {

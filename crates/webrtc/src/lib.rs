@@ -12,7 +12,7 @@ pub mod whip_client;
 
 pub use connect_deadline::CONNECT_TIMEOUT;
 pub use publisher::Received;
-pub use viewer::ViewerCounters;
+pub use viewer::{ViewerCounters, WallclockEpoch};
 pub use whep::{ViewerOptions, ViewerTotals, WhepError, WhepHost};
 
 /// An unguessable token (ICE-password randomness: 24 alphanumerics, ~140 bits), for resume

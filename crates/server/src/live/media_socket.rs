@@ -19,10 +19,10 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::media_stream::{MediaStream, Outgoing};
 use super::state::AppState;
-use super::viewer_stream::{choose_stream, StreamRequest};
+use super::viewer_stream::{named_stream, StreamRequest};
 use super::ws::{
-    await_peer_close, close_code, close_message, read_error_code, spawn_writer, Beat, Heartbeat,
-    Permit, WsPolicy,
+    await_peer_close, close_code, close_message, received, spawn_writer, Beat, Heartbeat, Permit,
+    WsPolicy,
 };
 
 /// Messages waiting for the socket: about 3 s of 30 fps video with its audio. A viewer whose
@@ -44,12 +44,11 @@ pub async fn upgrade(
     };
     // The page decodes what it is sent; `auto` is the main stream (the player asks for the
     // substream itself when its browser cannot decode the main one).
-    let request = match StreamRequest::from_query(query.as_deref()) {
-        Ok(StreamRequest::Sub) => StreamRequest::Sub,
-        Ok(_) => StreamRequest::Main,
+    let sub = match StreamRequest::from_query(query.as_deref()) {
+        Ok(request) => request == StreamRequest::Sub,
         Err(e) => return e.into_response(),
     };
-    let (feed, stream) = match choose_stream(camera, "", request) {
+    let (feed, stream) = match named_stream(camera, sub) {
         Ok(chosen) => chosen,
         Err(e) => return e.into_response(),
     };
@@ -97,10 +96,9 @@ impl Session {
                     Err(RecvError::Closed) => break (close_code::GOING_AWAY, "the source is gone".to_owned()),
                 },
                 message = incoming.next() => {
-                    let message = match message {
-                        None => break (close_code::NORMAL, "closed".to_owned()),
-                        Some(Err(e)) => break read_error_code(&e),
-                        Some(Ok(message)) => message,
+                    let message = match received(message) {
+                        Ok(message) => message,
+                        Err(end) => break end,
                     };
                     match message {
                         Message::Text(text) => {
@@ -142,7 +140,9 @@ impl Session {
         out: &tokio::sync::mpsc::Sender<Message>,
         frame: &lockstep_media::LiveFrame,
     ) {
-        let has_video = self.feed.video_codec().is_some();
+        // Only audio before the start asks (a lock): does the source have a picture to wait for?
+        let has_video =
+            frame.is_video() || self.media.started() || self.feed.video_codec().is_some();
         for message in self.media.frame(frame, has_video) {
             let ws_message = match message {
                 Outgoing::Text(text) => Message::Text(text.into()),

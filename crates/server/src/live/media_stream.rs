@@ -12,9 +12,10 @@
 //! what is already late); one that falls behind skips forward to the next keyframe and is told
 //! so in a `skipped` message, so nothing queues without bound.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 
 use lockstep_media::{webcodecs, Codec, LiveFrame, LiveMedia, LIVE_RATE_HZ};
+use lockstep_webrtc::WallclockEpoch;
 use serde_json::{json, Value};
 
 pub const KIND_VIDEO: u8 = 1;
@@ -124,6 +125,11 @@ impl MediaStream {
         self.awaiting_keyframe = true;
     }
 
+    /// The header has gone out.
+    pub fn started(&self) -> bool {
+        self.announced.is_some()
+    }
+
     pub fn audio(&self) -> bool {
         self.audio
     }
@@ -210,6 +216,19 @@ fn skipped_json(frames: u64) -> Value {
     })
 }
 
+/// A binary frame message read back: `(kind, keyframe, ts_us, payload)`; `None` when shorter
+/// than its header.
+pub fn parse_frame(bytes: &[u8]) -> Option<(u8, bool, i64, &[u8])> {
+    let header: &[u8; FRAME_HEADER_BYTES] = bytes.get(..FRAME_HEADER_BYTES)?.try_into().ok()?;
+    let [kind, flags, ts @ ..] = *header;
+    Some((
+        kind,
+        flags & FLAG_KEYFRAME != 0,
+        i64::from_be_bytes(ts),
+        &bytes[FRAME_HEADER_BYTES..],
+    ))
+}
+
 /// `at - origin` in µs, negative when `at` is earlier.
 fn signed_micros(at: Instant, origin: Instant) -> i64 {
     match at.checked_duration_since(origin) {
@@ -220,10 +239,10 @@ fn signed_micros(at: Instant, origin: Instant) -> i64 {
 
 /// The Unix time of a monotonic instant, in µs.
 fn unix_us(at: Instant) -> i64 {
-    let now_unix = SystemTime::now()
+    WallclockEpoch::now()
+        .system_time(at)
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    now_unix + signed_micros(at, Instant::now())
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 #[cfg(test)]
@@ -265,8 +284,8 @@ mod tests {
         let Outgoing::Binary(b) = message else {
             panic!("not binary: {message:?}");
         };
-        let ts = i64::from_be_bytes(b[2..10].try_into().unwrap());
-        (b[0], b[1], ts)
+        let (kind, keyframe, ts, _) = parse_frame(b).expect("a whole header");
+        (kind, u8::from(keyframe), ts)
     }
 
     fn text(message: &Outgoing) -> Value {
@@ -299,7 +318,8 @@ mod tests {
         let Outgoing::Binary(b) = &out[1] else {
             unreachable!()
         };
-        assert_eq!(&b[FRAME_HEADER_BYTES..], SPS_PPS_IDR);
+        assert_eq!(parse_frame(b).unwrap().3, SPS_PPS_IDR);
+        assert_eq!(parse_frame(&b[..FRAME_HEADER_BYTES - 1]), None);
         // Later frames on the same timeline, audio and video alike.
         let out = s.frame(&opus(t0, 60), true);
         assert_eq!(out.len(), 1, "what came before the start was not missed");

@@ -6,7 +6,7 @@ pub mod camera;
 mod http_server;
 mod listener;
 mod media_socket;
-mod media_stream;
+pub(crate) mod media_stream;
 mod metrics;
 mod origin_policy;
 mod pacer;

@@ -25,8 +25,7 @@ use super::api::{camera_json, open_viewer};
 use super::state::AppState;
 use super::viewer_stream::StreamRequest;
 use super::ws::{
-    await_peer_close, close_code, close_message, read_error_code, spawn_writer, Beat, Heartbeat,
-    Permit,
+    await_peer_close, close_code, close_message, received, spawn_writer, Beat, Heartbeat, Permit,
 };
 
 /// Signalling messages are small: SDP offers are a few kB.
@@ -234,10 +233,9 @@ async fn run(socket: WebSocket, state: Arc<AppState>, resume: Option<String>, _p
     let (code, reason) = loop {
         tokio::select! {
             message = stream.next() => {
-                let message = match message {
-                    None => break (close_code::NORMAL, "closed".to_owned()),
-                    Some(Err(e)) => break read_error_code(&e),
-                    Some(Ok(message)) => message,
+                let message = match received(message) {
+                    Ok(message) => message,
+                    Err(end) => break end,
                 };
                 match message {
                     Message::Text(text) => {

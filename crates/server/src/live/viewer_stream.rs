@@ -50,25 +50,8 @@ pub fn choose_stream(
     offer: &str,
     request: StreamRequest,
 ) -> Result<(Arc<SourceFeed>, &'static str), ApiError> {
-    let main = (camera.feed.clone(), "main");
-    let Some(substream) = &camera.substream else {
-        return match request {
-            StreamRequest::Sub => Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "camera {:?} has no substream (set substream_url, or substream = true with \
-                     a brand preset)",
-                    camera.settings.name
-                ),
-            )),
-            _ => Ok(main),
-        };
-    };
-    let sub = (substream.feed.clone(), "sub");
-    match request {
-        StreamRequest::Main => Ok(main),
-        StreamRequest::Sub => Ok(sub),
-        StreamRequest::Auto => {
+    match (request, &camera.substream) {
+        (StreamRequest::Auto, Some(substream)) => {
             // Until the main stream has connected its codec is unknown: the main stream.
             let main_refused = camera
                 .feed
@@ -78,12 +61,30 @@ pub fn choose_stream(
                 .feed
                 .video_codec()
                 .is_some_and(|codec| check_codecs(offer, codec).is_ok());
-            Ok(if main_refused && sub_accepted {
-                sub
-            } else {
-                main
-            })
+            named_stream(camera, main_refused && sub_accepted)
         }
+        _ => named_stream(camera, request == StreamRequest::Sub),
+    }
+}
+
+/// The main stream, or the substream (`404` when the camera has none).
+pub fn named_stream(
+    camera: &CameraHandle,
+    sub: bool,
+) -> Result<(Arc<SourceFeed>, &'static str), ApiError> {
+    if !sub {
+        return Ok((camera.feed.clone(), "main"));
+    }
+    match &camera.substream {
+        Some(substream) => Ok((substream.feed.clone(), "sub")),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "camera {:?} has no substream (set substream_url, or substream = true with a \
+                 brand preset)",
+                camera.settings.name
+            ),
+        )),
     }
 }
 

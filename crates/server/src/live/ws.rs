@@ -136,6 +136,16 @@ pub fn close_message(code: u16, reason: &str) -> Message {
     }))
 }
 
+/// A read from the peer: its message, or how the session ends — the peer gone (1000) or a
+/// message we cannot read (1003, 1009 when too big).
+pub fn received(read: Option<Result<Message, axum::Error>>) -> Result<Message, (u16, String)> {
+    match read {
+        None => Err((close_code::NORMAL, "closed".to_owned())),
+        Some(Err(e)) => Err(read_error_code(&e)),
+        Some(Ok(message)) => Ok(message),
+    }
+}
+
 /// After our close frame: waits (briefly) for the peer's, so that we then drop the connection
 /// and the server closes TCP first.
 pub async fn await_peer_close<S>(stream: &mut S)

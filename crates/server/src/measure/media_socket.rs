@@ -14,10 +14,9 @@ use tokio_tungstenite::tungstenite::Message;
 use super::rtsp::{finish, timed_pictures, Timed};
 use super::Observations;
 
+use crate::live::media_stream::{parse_frame, KIND_AUDIO, KIND_VIDEO};
+
 const AUDIO_RATE: u32 = 48_000;
-const KIND_VIDEO: u8 = 1;
-const KIND_AUDIO: u8 = 2;
-const FRAME_HEADER_BYTES: usize = 10;
 
 pub async fn observe(url: &str, duration_secs: f64) -> anyhow::Result<Observations> {
     let (mut socket, _) = tokio::time::timeout(
@@ -55,16 +54,14 @@ pub async fn observe(url: &str, duration_secs: f64) -> anyhow::Result<Observatio
             Message::Binary(bytes) => bytes,
             _ => continue,
         };
-        let Some(header) = bytes.get(..FRAME_HEADER_BYTES) else {
+        let Some((kind, _, ts_us, payload)) = parse_frame(&bytes) else {
             bail!("{url}: a frame message of {} bytes", bytes.len());
         };
-        let ts_us = i64::from_be_bytes(header[2..10].try_into()?);
-        let payload = &bytes[FRAME_HEADER_BYTES..];
         let arrival = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
         let elapsed_secs = ts_us as f64 * 1e-6;
-        match header[0] {
+        match kind {
             KIND_VIDEO => {
                 let Some(codec) = codec else {
                     bail!("{url}: video before a header naming its codec");
