@@ -21,7 +21,7 @@ use super::media_stream::{MediaStream, Outgoing};
 use super::state::AppState;
 use super::viewer_stream::{named_stream, StreamRequest};
 use super::ws::{
-    await_peer_close, close_code, close_message, received, spawn_writer, Beat, Heartbeat, Permit,
+    await_peer_close, close_code, close_message, received, spawn_writer, Heartbeat, Permit,
     WsPolicy,
 };
 
@@ -112,11 +112,7 @@ impl Session {
                         Message::Close(_) => break (close_code::NORMAL, "closed".to_owned()),
                     }
                 }
-                beat = heartbeat.next() => match beat {
-                    Beat::Ping => { let _ = out.try_send(Message::Ping(Default::default())); }
-                    Beat::Dead => break (close_code::POLICY, "no pong to two pings".to_owned()),
-                    Beat::Idle => break (close_code::POLICY, "idle".to_owned()),
-                },
+                beat = heartbeat.next() => if let Some(end) = beat.act(&out) { break end },
             }
         };
         tracing::debug!(

@@ -33,8 +33,7 @@ use super::push_protocol::{
 };
 use super::source_driver::{from_ticks, ticks};
 use super::ws::{
-    await_peer_close, close_code, close_message, read_error_code, spawn_writer, Beat, Heartbeat,
-    WsPolicy,
+    await_peer_close, close_code, close_message, read_error_code, spawn_writer, Heartbeat, WsPolicy,
 };
 
 /// A producer must say hello within this.
@@ -233,11 +232,7 @@ async fn session(
                     Message::Close(_) => return Ok("the producer closed the connection".into()),
                 }
             }
-            beat = heartbeat.next() => match beat {
-                Beat::Ping => { let _ = events.try_send(Message::Ping(Default::default())); }
-                Beat::Dead => return Err((close_code::POLICY, "no pong to two pings".into())),
-                Beat::Idle => return Err((close_code::POLICY, "idle: no message for the idle timeout".into())),
-            },
+            beat = heartbeat.next() => if let Some(end) = beat.act(events) { return Err(end) },
             () = tokio::time::sleep_until(wake.into()) => {}
         }
     }

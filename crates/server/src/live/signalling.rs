@@ -25,7 +25,7 @@ use super::api::{camera_json, open_viewer};
 use super::state::AppState;
 use super::viewer_stream::StreamRequest;
 use super::ws::{
-    await_peer_close, close_code, close_message, received, spawn_writer, Beat, Heartbeat, Permit,
+    await_peer_close, close_code, close_message, received, spawn_writer, Heartbeat, Permit,
 };
 
 /// Signalling messages are small: SDP offers are a few kB.
@@ -251,11 +251,7 @@ async fn run(socket: WebSocket, state: Arc<AppState>, resume: Option<String>, _p
                     Message::Close(_) => break (close_code::NORMAL, "closed".to_owned()),
                 }
             }
-            beat = heartbeat.next() => match beat {
-                Beat::Ping => { let _ = out.try_send(Message::Ping(Default::default())); }
-                Beat::Dead => break (close_code::POLICY, "no pong to two pings".to_owned()),
-                Beat::Idle => break (close_code::POLICY, "idle".to_owned()),
-            },
+            beat = heartbeat.next() => if let Some(end) = beat.act(&out) { break end },
             changed = cameras.changed() => {
                 if changed.is_err() {
                     break (close_code::GOING_AWAY, "the server is stopping".to_owned());

@@ -61,6 +61,25 @@ pub enum Beat {
     Idle,
 }
 
+impl Beat {
+    /// Does what the beat asks: a ping goes out (`None`: the session goes on), or the session
+    /// ends with this close code and reason.
+    pub fn act(self, out: &tokio::sync::mpsc::Sender<Message>) -> Option<(u16, String)> {
+        match self {
+            Beat::Ping => {
+                // A full queue already keeps the peer busy; the next beat pings again.
+                let _ = out.try_send(Message::Ping(Default::default()));
+                None
+            }
+            Beat::Dead => Some((close_code::POLICY, "no pong to two pings".to_owned())),
+            Beat::Idle => Some((
+                close_code::POLICY,
+                "idle: no message for the idle timeout".to_owned(),
+            )),
+        }
+    }
+}
+
 /// Ping every `ping_every`; a peer is dead after [`MISSED_PONGS`] unanswered pings, idle after
 /// `idle_timeout` without a message. Any frame from the peer proves it alive; only messages
 /// (not pongs) count as activity.
