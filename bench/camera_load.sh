@@ -35,6 +35,7 @@ url=$(sed -n 's/^ready //p' "$tmp/cam.out")
 {
   echo '[server]'
   echo 'listen = "127.0.0.1:0"'
+  echo 'auth = "off"'
   printf '[storage]\ndir = "%s/recordings"\n' "$tmp"
   for i in $(seq 1 "$n"); do
     printf '[[camera]]\nname = "cam-%d"\nurl = "%s"\n' "$i" "$url"

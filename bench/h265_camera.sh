@@ -29,7 +29,7 @@ for video in h264 h265; do
   sleep 2
   url=$(sed -n 's/^ready //p' "$tmp/gst.out" | head -1)
   rm -rf "$tmp/rec"
-  printf '[server]\nlisten = "127.0.0.1:0"\n[storage]\ndir = "%s"\nsegment_secs = 10\n[[camera]]\nname = "cam"\nurl = "%s"\n' \
+  printf '[server]\nlisten = "127.0.0.1:0"\nauth = "off"\n[storage]\ndir = "%s"\nsegment_secs = 10\n[[camera]]\nname = "cam"\nurl = "%s"\n' \
     "$tmp/rec" "$url" > "$tmp/lockstep.toml"
   $bin serve --config "$tmp/lockstep.toml" > "$tmp/serve.out" 2>/dev/null &
   serve=$!

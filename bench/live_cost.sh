@@ -34,6 +34,7 @@ for n in ${counts[@]}; do
   {
     echo '[server]'
     echo 'listen = "127.0.0.1:0"'
+    echo 'auth = "off"'
     printf '[storage]\ndir = "%s/recordings"\n' "$tmp"
     record='record = "off"'
     [ "${RECORD:-0}" = 1 ] && record='record = "continuous"'

@@ -21,7 +21,7 @@ $bin sim-camera --listen 127.0.0.1:0 --audio-clock-ppm -300 --jitter-ms 40 \
   > "$tmp/cam.out" 2>/dev/null &
 sleep 2
 url=$(sed -n 's/^sim-camera: serving //p' "$tmp/cam.out" | head -1)
-printf '[server]\nlisten = "127.0.0.1:0"\n[[camera]]\nname = "cam"\nurl = "%s"\nrecord = "off"\n' "$url" \
+printf '[server]\nlisten = "127.0.0.1:0"\nauth = "off"\n[[camera]]\nname = "cam"\nurl = "%s"\nrecord = "off"\n' "$url" \
   > "$tmp/lockstep.toml"
 $bin serve --config "$tmp/lockstep.toml" > "$tmp/serve.out" 2>/dev/null &
 sleep 3

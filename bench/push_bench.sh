@@ -27,7 +27,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 cpu() { python3 -c "print(f'{100 * ($2 - $1) / $hz / $secs:.1f}')"; }
 
-printf '[server]\nlisten = "127.0.0.1:0"\n[[push]]\nname = "avatar"\n' > "$tmp/lockstep.toml"
+printf '[server]\nlisten = "127.0.0.1:0"\nauth = "off"\n[[push]]\nname = "avatar"\n' > "$tmp/lockstep.toml"
 $bin serve --config "$tmp/lockstep.toml" > "$tmp/serve.out" 2>/dev/null &
 server=$!
 for _ in $(seq 50); do [ -s "$tmp/serve.out" ] && break; sleep 0.1; done

@@ -17,7 +17,7 @@ $bin sim-camera --listen 127.0.0.1:0 --size 640x360 --audio pcmu --audio-clock-p
   --jitter-ms 40 > "$tmp/cam.out" 2>/dev/null &
 sleep 2
 url=$(sed -n 's/^sim-camera: serving //p' "$tmp/cam.out" | head -1)
-printf '[server]\nlisten = "127.0.0.1:0"\n[storage]\ndir = "%s/rec"\n[[camera]]\nname = "cam"\nurl = "%s"\n' \
+printf '[server]\nlisten = "127.0.0.1:0"\nauth = "off"\n[storage]\ndir = "%s/rec"\n[[camera]]\nname = "cam"\nurl = "%s"\n' \
   "$tmp" "$url" > "$tmp/lockstep.toml"
 $bin serve --config "$tmp/lockstep.toml" > "$tmp/serve.out" 2>/dev/null &
 sleep 3

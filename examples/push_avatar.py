@@ -21,6 +21,7 @@ over one WebSocket (`/api/push/NAME`, the protocol in ARCHITECTURE.md):
 """
 
 import argparse
+import os
 import asyncio
 import json
 import math
@@ -181,7 +182,9 @@ async def read_events(ws, quiet):
 
 async def session(args, avatar, anchor_us):
     """One connection: hello, then media paced from the anchor until it drops."""
-    async with connect(args.url, max_size=None, close_timeout=5) as ws:
+    # A server that asks who is pushing takes an API token with the publish permission.
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
+    async with connect(args.url, max_size=None, close_timeout=5, additional_headers=headers) as ws:
         hello = {
             "type": "hello",
             "clock_us": now_us(),
@@ -244,6 +247,8 @@ async def main():
     parser.add_argument("--duration", type=float, help="seconds, then end (default: forever)")
     parser.add_argument("--no-barge-in", dest="barge_in", action="store_false")
     parser.add_argument("--quiet", action="store_true", help="do not print the server's events")
+    parser.add_argument("--token", default=os.environ.get("LOCKSTEP_TOKEN"),
+                        help="API token with the publish permission (default: $LOCKSTEP_TOKEN)")
     args = parser.parse_args()
     avatar = Avatar(args.rate, args.fps, args.size, args.barge_in)
     anchor_us = now_us()

@@ -9,6 +9,7 @@ import { Timeline } from './timeline.js';
 import { Signalling } from './signalling.js';
 import { MediaPlayer } from './player/player.js';
 import { PlayerMeter } from './player/player-meter.js';
+import { currentSession, logout, toLogin } from './session.js';
 
 const grid = document.getElementById('grid');
 const cards = new Map();   // name -> { el, session, video, stream }
@@ -209,11 +210,21 @@ const signalling = new Signalling(render);
 async function refresh() {
   if (signalling.open) return;
   try {
-    render(await (await fetch('/api/cameras')).json());
+    const response = await fetch('/api/cameras');
+    if (response.status === 401) { toLogin(); return; }
+    render(await response.json());
   } catch (e) {
     document.getElementById('summary').textContent = 'server unreachable';
   }
 }
+
+// Who is logged in (a page without a session goes to the login page first).
+currentSession().then((session) => {
+  if (session.via === 'open') return;
+  document.getElementById('who-name').textContent = session.name;
+  document.getElementById('who').hidden = false;
+  document.getElementById('logout').addEventListener('click', logout);
+});
 
 refresh();
 setInterval(refresh, 1000);

@@ -2,6 +2,7 @@
 // (`POST /api/whip/NAME`), H.264 preferred for video since lockstep re-serves it as it is.
 
 import { gatheringComplete, postOffer } from './whep.js';
+import { csrfHeaders } from './session.js';
 
 export async function publish(endpoint, stream) {
   const pc = new RTCPeerConnection({ iceServers: [] });
@@ -28,7 +29,9 @@ export async function publish(endpoint, stream) {
     pc,
     async stop() {
       pc.close();
-      try { await fetch(resource, { method: 'DELETE' }); } catch (_) { /* server gone */ }
+      try {
+        await fetch(resource, { method: 'DELETE', headers: await csrfHeaders() });
+      } catch (_) { /* server gone */ }
     },
   };
 }

@@ -1,6 +1,8 @@
 // A minimal WHEP client (RFC 9725): receive-only audio and video, non-trickle ICE (the server is
 // ICE-lite with host candidates, so gathering on our side is quick and the offer is complete).
 
+import { csrfHeaders } from './session.js';
+
 export class WhepSession {
   /**
    * `signalling` (optional): a connected `Signalling` to set up through instead of an HTTP POST
@@ -65,7 +67,9 @@ export class WhepSession {
     if (this.pc) this.pc.close();
     this.pc = null;
     if (resource) {
-      try { await fetch(resource, { method: 'DELETE' }); } catch (_) { /* server gone */ }
+      try {
+        await fetch(resource, { method: 'DELETE', headers: await csrfHeaders() });
+      } catch (_) { /* server gone */ }
     }
   }
 }
@@ -86,7 +90,7 @@ function askForCaptureTimes(transceiver) {
 export async function postOffer(endpoint, sdp) {
   const response = await fetch(endpoint, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/sdp' },
+    headers: { 'Content-Type': 'application/sdp', ...(await csrfHeaders()) },
     body: sdp,
   });
   if (response.status !== 201) {

@@ -6,7 +6,7 @@
 //
 // Prints one JSON object and exits 0, or prints why and exits 1.
 
-import { fail, launchChromium } from './chromium.mjs';
+import { fail, launchChromium, openPage } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -17,7 +17,7 @@ const artifacts = process.argv[4] || 'artifacts';
 mkdirSync(artifacts, { recursive: true });
 const browser = await launchChromium();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const page = await openPage(browser, { viewport: { width: 1280, height: 800 } });
   await page.goto(base);
   const result = { ok: true };
   {

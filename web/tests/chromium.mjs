@@ -21,9 +21,25 @@ export function fail(message, extra = {}) {
   process.exit(1);
 }
 
-/** A page of the UI's size that collects the console's errors and uncaught exceptions. */
+/**
+ * The URL that logs a page in to the server under test (LOCKSTEP_LOGIN: the demo's
+ * `/login?token=…`), and its token as the header of the script's own requests.
+ */
+export const loginUrl = process.env.LOCKSTEP_LOGIN || null;
+export const authHeaders = loginUrl
+  ? { authorization: `Bearer ${new URL(loginUrl).searchParams.get('token')}` }
+  : {};
+
+/** A new page, logged in to the server under test. */
+export async function openPage(browser, options = {}) {
+  const page = await browser.newPage(options);
+  if (loginUrl) await page.goto(loginUrl);
+  return page;
+}
+
+/** A page of the UI's size, logged in, that collects the console's errors and uncaught exceptions. */
 export async function watchedPage(browser) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const page = await openPage(browser, { viewport: { width: 1280, height: 800 } });
   const consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(e.message));

@@ -11,7 +11,7 @@
 
 import { createServer } from 'node:http';
 import { chromium } from 'playwright-core';
-import { fail } from './chromium.mjs';
+import { authHeaders, fail, openPage } from './chromium.mjs';
 
 const base = process.argv[2] || 'http://127.0.0.1:8350/';
 const name = process.argv[3] || 'avatar';
@@ -22,7 +22,8 @@ const elsewhere = createServer((req, res) => {
 });
 await new Promise((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
 const foreign = `http://127.0.0.1:${elsewhere.address().port}/`;
-const camera = async () => (await fetch(new URL(`/api/cameras/${name}`, base))).json();
+const camera = async () =>
+  (await fetch(new URL(`/api/cameras/${name}`, base), { headers: authHeaders })).json();
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -32,7 +33,8 @@ const browser = await chromium.launch({
   ],
 });
 try {
-  const page = await browser.newPage();
+  // Logged in first: the attack runs in the browser of a user who holds a session.
+  const page = await openPage(browser);
   await page.goto(`${foreign}attack.html`);
   const attack = await page.evaluate(async ({ base, name }) => {
     const result = {};

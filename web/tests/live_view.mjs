@@ -13,7 +13,7 @@
 //
 // Prints one JSON object (the measurements) and exits 0, or prints why and exits 1.
 
-import { fail, launchChromium, watchedPage } from './chromium.mjs';
+import { authHeaders, fail, launchChromium, watchedPage } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -35,7 +35,7 @@ try {
   await page.goto(base);
 
   // The grid lists every camera the API knows.
-  const api = await (await fetch(new URL('/api/cameras', base))).json();
+  const api = await (await fetch(new URL('/api/cameras', base), { headers: authHeaders })).json();
   // Cameras show the beep-flash pattern and are measured (push sources: avatar.mjs).
   const names = api.filter((c) => c.kind === 'camera').map((c) => c.name);
   if (names.length === 0) fail('the API lists no cameras');

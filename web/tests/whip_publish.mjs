@@ -8,7 +8,7 @@
 //
 // Prints one JSON object and exits 0, or prints why and exits 1.
 
-import { fail, launchChromium } from './chromium.mjs';
+import { authHeaders, fail, launchChromium, openPage } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -16,12 +16,13 @@ const base = process.argv[2] || 'http://127.0.0.1:8350/';
 const name = process.argv[3] || 'avatar';
 const artifacts = process.argv[4] || 'artifacts';
 
-const camera = async () => (await fetch(new URL(`/api/cameras/${name}`, base))).json();
+const camera = async () =>
+  (await fetch(new URL(`/api/cameras/${name}`, base), { headers: authHeaders })).json();
 
 mkdirSync(artifacts, { recursive: true });
 const browser = await launchChromium();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const page = await openPage(browser, { viewport: { width: 1280, height: 800 } });
   await page.goto(base);
   const published = await page.evaluate(async (n) => {
     const canvas = document.createElement('canvas');

@@ -93,7 +93,7 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[[camera]]\nname = \"cam\"\nurl = \"{url}\"\nrecord = \"off\"\n"
+            "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"off\"\n[[camera]]\nname = \"cam\"\nurl = \"{url}\"\nrecord = \"off\"\n"
         ),
     )
     .expect("config written");

@@ -53,7 +53,7 @@ async fn main() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let dir = common::tempdir::Dir::new();
     let mut config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_ip = {}\nmax_connections = {}\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"off\"\nmax_connections_per_ip = {}\nmax_connections = {}\n",
         idle + 100,
         idle + 1000
     );

@@ -31,6 +31,76 @@ pub enum Command {
     PushSim(PushSimArgs),
     /// Find ONVIF cameras on the LAN (WS-Discovery).
     Discover,
+    /// The server's users (kept in auth.sqlite beside the recordings).
+    User(UserArgs),
+    /// API tokens for scripts, WHEP/WHIP clients, producers and Prometheus.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub action: UserAction,
+    /// The server's config: its storage folder holds the users.
+    #[arg(long, default_value = "lockstep.toml", global = true)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Add a user (or, with --replace, change one); the password is asked for, or read from
+    /// standard input with --password-stdin.
+    Add {
+        name: String,
+        #[command(flatten)]
+        grant: GrantArgs,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        replace: bool,
+    },
+    List,
+    /// Remove a user and end their sessions.
+    Remove {
+        name: String,
+    },
+}
+
+/// What a user or token may do.
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// admin, operator (view, talk, playback), viewer, publisher or metrics.
+    #[arg(long, conflicts_with = "can")]
+    pub role: Option<String>,
+    /// Permissions instead of a role: view,talk,playback,publish,metrics,admin.
+    #[arg(long)]
+    pub can: Option<String>,
+    /// Only these cameras (comma-separated names); default all.
+    #[arg(long)]
+    pub cameras: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub action: TokenAction,
+    #[arg(long, default_value = "lockstep.toml", global = true)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create a token; it is printed once and never shown again.
+    Add {
+        name: String,
+        #[command(flatten)]
+        grant: GrantArgs,
+    },
+    List,
+    /// Revoke a token by its id (from `token list`).
+    Revoke {
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +128,9 @@ pub struct PushSimArgs {
     pub gap_every: Option<f64>,
     #[arg(long, default_value_t = 1.0)]
     pub gap_secs: f64,
+    /// An API token with the publish permission (sent as `Authorization: Bearer`).
+    #[arg(long, env = "LOCKSTEP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +217,9 @@ pub struct MeasureArgs {
     pub duration: Option<f64>,
     #[arg(long)]
     pub json: bool,
+    /// An API token for a server that asks (sent as `Authorization: Bearer`).
+    #[arg(long, env = "LOCKSTEP_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl Command {
@@ -156,6 +232,8 @@ impl Command {
             Command::Measure(_) => "measure",
             Command::PushSim(_) => "push-sim",
             Command::Discover => "discover",
+            Command::User(_) => "user",
+            Command::Token(_) => "token",
         }
     }
 }

@@ -76,6 +76,25 @@ pub struct ServerConfig {
     /// player served elsewhere); by default only the server's own pages may.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// `on` (the default): every route but the health probe and the login page asks who is
+    /// calling. `off`: nobody is asked — accepted only when the server listens on loopback.
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// A browser session lasts this long after its login.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    #[default]
+    On,
+    Off,
+}
+
+fn default_session_hours() -> u32 {
+    7 * 24
 }
 
 fn default_keepalive_idle() -> u32 {
@@ -124,6 +143,8 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            auth: AuthMode::On,
+            session_hours: default_session_hours(),
         }
     }
 }
@@ -729,6 +750,20 @@ impl Config {
                 )));
             }
         }
+        if server.auth == AuthMode::Off && !server.listen.ip().is_loopback() {
+            return Err(inconsistent(format!(
+                "server.auth is \"off\" but server.listen is {}: without authentication the \
+                 server listens on loopback only (127.0.0.1 or ::1); create users instead \
+                 (`lockstep user add NAME --role admin`)",
+                server.listen
+            )));
+        }
+        if !(1..=24 * 365).contains(&server.session_hours) {
+            return Err(inconsistent(format!(
+                "server.session_hours is {}; it must be 1 to 8760",
+                server.session_hours
+            )));
+        }
         for origin in &server.allowed_origins {
             let url = url::Url::parse(origin).ok();
             let bare = url.as_ref().is_some_and(|u| {
@@ -968,6 +1003,9 @@ url = "rtsp://192.168.1.11/live"
             ("[server]\nallowed_hosts = [\"http://cams.lan\"]\n", "allowed_hosts", "host name only"),
             ("[server]\nallowed_origins = [\"https://d.lan/app\"]\n", "allowed_origins", "scheme, host and"),
             ("[server]\nallowed_origins = [\"*\"]\n", "allowed_origins", "give an origin"),
+            ("[server]\nlisten = \"0.0.0.0:8350\"\nauth = \"off\"\n", "auth", "loopback only"),
+            ("[server]\nsession_hours = 0\n", "session_hours", "1 to 8760"),
+            ("[server]\nauth = \"maybe\"\n", "line 2", "expected `on` or `off`"),
         ];
         for (text, line, reason) in cases {
             let err = Config::parse(text, "cams.toml").unwrap_err().to_string();

@@ -3,9 +3,12 @@
 //! library so that the integration tests, benches and fuzz targets drive the code that runs.
 //!
 //! - [`live`]: sources → sync → sinks, the HTTP API, WebRTC, recording glue.
+//! - [`auth`]: users, tokens, sessions and what each route needs.
 //! - [`config`]: `lockstep.toml`; [`cli`]: the command line (`design/contracts.md`).
 //! - [`demo`], [`measure`], [`push_sim_cmd`], [`sim_camera_cmd`]: the commands.
 
+pub mod auth;
+pub mod auth_cmd;
 pub mod cli;
 pub mod config;
 mod config_brand;

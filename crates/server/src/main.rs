@@ -1,6 +1,6 @@
 //! `lockstep`: one binary that ingests cameras and avatars, keeps them in sync, and serves them.
 
-use lockstep::{cli, config, demo, live, measure, push_sim_cmd, sim_camera_cmd};
+use lockstep::{auth_cmd, cli, config, demo, live, measure, push_sim_cmd, sim_camera_cmd};
 
 use std::process::ExitCode;
 
@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         Command::PushSim(args) => run_async(push_sim_cmd::run(&args)),
         Command::Serve(args) => serve(&args.config),
         Command::Demo(args) => run_async(demo::run(&args)),
+        Command::User(args) => finish(auth_cmd::user(&args)),
+        Command::Token(args) => finish(auth_cmd::token(&args)),
         command @ Command::Discover => not_implemented(command.name()),
     }
 }
@@ -45,7 +47,12 @@ fn run_async(command: impl std::future::Future<Output = anyhow::Result<()>>) -> 
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(command) {
+    finish(runtime.block_on(command))
+}
+
+/// A command's result as its exit status: errors print as `error: …` and exit 1.
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

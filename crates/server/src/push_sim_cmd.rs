@@ -29,7 +29,8 @@ pub async fn run(args: &PushSimArgs) -> anyhow::Result<()> {
         return run_whip(args, width, height).await;
     }
     // TCP_NODELAY: with Nagle, a 20 ms chunk waits for the server's delayed ACK (~40 ms late).
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(args.url.as_str(), None, true)
+    let request = crate::measure::media_socket::request(&args.url, args.token.as_deref())?;
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
         .await
         .with_context(|| format!("cannot connect to {}", args.url))?;
     let (mut sink, mut stream) = socket.split();
@@ -125,7 +126,7 @@ pub async fn run(args: &PushSimArgs) -> anyhow::Result<()> {
 async fn run_whip(args: &PushSimArgs, width: usize, height: usize) -> anyhow::Result<()> {
     const VIDEO_BASE: i64 = 90_000;
     const AUDIO_BASE: i64 = 48_000;
-    let mut client = WhipClient::connect(&args.url)
+    let mut client = WhipClient::connect_with(&args.url, args.token.as_deref())
         .await
         .with_context(|| format!("cannot publish to {}", args.url))?;
     let deadline = Instant::now() + Duration::from_secs(10);

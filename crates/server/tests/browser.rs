@@ -41,7 +41,9 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
         "run `npm ci --prefix web/tests` (and install Debian's chromium) first: the browser \
          test drives real Chromium"
     );
-    let server = Server::start(&["demo", "--listen", "127.0.0.1:0"]);
+    // The demo has no users: its pages log in with the run's token, as a newcomer's browser
+    // does with the URL the demo prints.
+    let (server, login) = Server::start_with_login(&["demo", "--listen", "127.0.0.1:0"]);
     let artifacts = root.join("target/artifacts");
     let artifacts_arg = artifacts.to_string_lossy().into_owned();
     let base = format!("{}/", server.base);
@@ -53,9 +55,9 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
     // fails every window. So a failed window gets one more.
     let live_view = tests.join("live_view.mjs");
     let live_args = [base.as_str(), artifacts_arg.as_str(), "15", "15"];
-    let result = try_node(&live_view, &live_args).unwrap_or_else(|first| {
+    let result = try_node(&live_view, &login, &live_args).unwrap_or_else(|first| {
         eprintln!("first window failed, measuring once more:\n{first:#}");
-        run_node(&live_view, &live_args)
+        run_node(&live_view, &login, &live_args)
     });
     let cameras = result["cameras"].as_object().expect("cameras");
     assert_eq!(cameras.len(), 2, "{result:#}");
@@ -70,6 +72,7 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
     // bench/RESULTS.md), and sound that does not stop while the page's main thread is blocked.
     let result = run_node(
         &tests.join("player.mjs"),
+        &login,
         &[&base, &artifacts_arg, "20", "demo-drifting"],
     );
     let pairs = result["steady"]["offsets_ms"]
@@ -92,12 +95,17 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
             // both this build and the last landed one.
             .args([push_url.as_str(), "--quiet", "--duration", "120"])
             .args(["--size", "256", "--fps", "15"])
+            .env(
+                "LOCKSTEP_TOKEN",
+                server.token.as_deref().expect("the run's token"),
+            )
             .spawn()
             .expect("python3 runs examples/push_avatar.py"),
     );
     server.wait_json("/api/cameras/avatar", 30, |c| c["state"] == "live");
     let result = run_node(
         &tests.join("avatar.mjs"),
+        &login,
         &[&base, "avatar", &artifacts_arg],
     );
     assert!(
@@ -111,6 +119,7 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
     server.wait_json("/api/cameras/avatar", 30, |c| c["state"] == "waiting");
     let result = run_node(
         &tests.join("whip_publish.mjs"),
+        &login,
         &[&base, "avatar", &artifacts_arg],
     );
     assert_eq!(result["codecs"]["video"], "h264", "{result:#}");
@@ -118,7 +127,11 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
 
     // A page of another origin can use nothing, a rebound host name is refused, and the
     // server's own page still works (web/tests/foreign_origin.mjs says how).
-    let result = run_node(&tests.join("foreign_origin.mjs"), &[&base, "avatar"]);
+    let result = run_node(
+        &tests.join("foreign_origin.mjs"),
+        &login,
+        &[&base, "avatar"],
+    );
     for attempt in ["read", "socket", "whip"] {
         assert_eq!(
             result["attack"][attempt], "refused",
@@ -134,18 +147,21 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
 }
 
 /// Runs a test script with node; its last line of output is the JSON result, `ok` true.
-fn run_node(script: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    try_node(script, args).unwrap_or_else(|result| panic!("{result:#}"))
+fn run_node(script: &std::path::Path, login: &str, args: &[&str]) -> serde_json::Value {
+    try_node(script, login, args).unwrap_or_else(|result| panic!("{result:#}"))
 }
 
 /// The script's JSON result, `Err` with it when the script failed.
+/// `login`: the URL that logs a page in (web/tests/chromium.mjs reads it as LOCKSTEP_LOGIN).
 fn try_node(
     script: &std::path::Path,
+    login: &str,
     args: &[&str],
 ) -> Result<serde_json::Value, serde_json::Value> {
     let out = Command::new("node")
         .arg(script)
         .args(args)
+        .env("LOCKSTEP_LOGIN", login)
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

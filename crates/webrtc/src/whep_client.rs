@@ -177,9 +177,18 @@ impl PendingClient {
 impl WhepClient {
     /// Offers to receive video and audio from `endpoint` (`http://host:port/api/whep/NAME`).
     pub async fn connect(endpoint: &str) -> Result<WhepClient, WhepClientError> {
+        WhepClient::connect_with(endpoint, None).await
+    }
+
+    /// [`WhepClient::connect`] to a server that asks who is watching: `token` goes in
+    /// `Authorization: Bearer` (RFC 9725).
+    pub async fn connect_with(
+        endpoint: &str,
+        token: Option<&str>,
+    ) -> Result<WhepClient, WhepClientError> {
         let server = http_addr(endpoint)?;
         let pending = PendingClient::new(server).await?;
-        let answer = post_offer(endpoint, server, pending.offer()).await?;
+        let answer = post_offer(endpoint, server, token, pending.offer()).await?;
         pending.accept(&answer)
     }
 
@@ -293,9 +302,10 @@ pub(crate) fn http_addr(endpoint: &str) -> Result<SocketAddr, WhepClientError> {
 pub(crate) async fn post_offer(
     endpoint: &str,
     server: SocketAddr,
+    token: Option<&str>,
     offer: &str,
 ) -> Result<String, WhepClientError> {
-    let (head, body) = http_request(endpoint, server, "POST", offer).await?;
+    let (head, body) = http_request(endpoint, server, token, "POST", offer).await?;
     let status = head.split_whitespace().nth(1).unwrap_or("?").to_owned();
     if status != "201" {
         return Err(WhepClientError::Refused {
@@ -307,10 +317,11 @@ pub(crate) async fn post_offer(
 }
 
 /// One plain HTTP/1.1 request to `endpoint` (an SDP body, or none): the response's head and
-/// body. For DELETE the endpoint is the session's resource URL.
+/// body. For DELETE the endpoint is the session's resource URL. `token`: a bearer token.
 pub(crate) async fn http_request(
     endpoint: &str,
     server: SocketAddr,
+    token: Option<&str>,
     method: &str,
     sdp: &str,
 ) -> Result<(String, String), WhepClientError> {
@@ -322,9 +333,10 @@ pub(crate) async fn http_request(
             "{endpoint}: cannot connect to the WHEP/WHIP endpoint ({e})"
         ))
     })?;
+    let authorization = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{sdp}",
+         {authorization}Content-Length: {}\r\nConnection: close\r\n\r\n{sdp}",
         sdp.len()
     );
     stream.write_all(request.as_bytes()).await?;

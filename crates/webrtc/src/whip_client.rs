@@ -26,11 +26,22 @@ pub struct WhipClient {
     server: SocketAddr,
     /// The WHIP session's URL (from `Location`).
     resource: Option<String>,
+    /// The bearer token the session was opened with (its DELETE carries it too).
+    token: Option<String>,
 }
 
 impl WhipClient {
     /// Offers to send video and audio to `endpoint` (`http://host:port/api/whip/NAME`).
     pub async fn connect(endpoint: &str) -> Result<WhipClient, WhepClientError> {
+        WhipClient::connect_with(endpoint, None).await
+    }
+
+    /// [`WhipClient::connect`] to a server that asks who is publishing: `token` goes in
+    /// `Authorization: Bearer` (RFC 9725).
+    pub async fn connect_with(
+        endpoint: &str,
+        token: Option<&str>,
+    ) -> Result<WhipClient, WhepClientError> {
         let server = http_addr(endpoint)?;
         let (mut rtc, socket, local) = client_peer(server).await?;
         let mut api = rtc.sdp_api();
@@ -39,7 +50,8 @@ impl WhipClient {
         let (offer, pending) = api
             .apply()
             .ok_or_else(|| WhepClientError::Endpoint("cannot make an SDP offer".into()))?;
-        let (head, answer) = http_request(endpoint, server, "POST", &offer.to_sdp_string()).await?;
+        let (head, answer) =
+            http_request(endpoint, server, token, "POST", &offer.to_sdp_string()).await?;
         let status = head.split_whitespace().nth(1).unwrap_or("?");
         if status != "201" {
             return Err(WhepClientError::Refused {
@@ -71,6 +83,7 @@ impl WhipClient {
             buf: vec![0; 2048],
             server,
             resource,
+            token: token.map(str::to_owned),
         })
     }
 
@@ -143,7 +156,7 @@ impl WhipClient {
         self.rtc.disconnect();
         let _ = self.drain();
         if let Some(resource) = &self.resource {
-            http_request(resource, self.server, "DELETE", "").await?;
+            http_request(resource, self.server, self.token.as_deref(), "DELETE", "").await?;
         }
         Ok(())
     }

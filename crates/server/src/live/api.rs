@@ -8,7 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use lockstep_webrtc::{ViewerOptions, WhepError};
 use serde_json::{json, Value};
 
@@ -18,6 +18,7 @@ use super::signalling;
 use super::state::{ApiError, AppState};
 use super::viewer_stream::{choose_stream, StreamRequest};
 use super::{media_socket, metrics, origin_policy, push, web, whip};
+use crate::auth::Principal;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -44,8 +45,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/recordings/{name}", get(recordings::timeline))
         .route("/api/recordings/{name}/export.mp4", get(recordings::export))
         .route("/metrics", get(metrics::handler))
+        .merge(crate::auth::router())
         .merge(web::router())
         .fallback(not_found)
+        // The origin policy runs first (the outer layer), then who is asking.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::check,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             origin_policy::check,
@@ -61,14 +68,23 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     }))
 }
 
-async fn list_cameras(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(Value::Array(
+async fn list_cameras(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+) -> Json<Value> {
+    Json(cameras_json(&state, &principal))
+}
+
+/// Every camera `principal` may see, as the API shows them.
+pub fn cameras_json(state: &AppState, principal: &Principal) -> Value {
+    Value::Array(
         state
             .cameras
             .iter()
-            .map(|c| camera_json(&state, c))
+            .filter(|c| principal.cameras.covers(&c.settings.name))
+            .map(|c| camera_json(state, c))
             .collect(),
-    ))
+    )
 }
 
 async fn get_camera(

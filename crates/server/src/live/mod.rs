@@ -20,7 +20,7 @@ pub mod signalling;
 mod source_driver;
 pub mod state;
 pub mod viewer_stream;
-mod web;
+pub(crate) mod web;
 mod whip;
 pub mod ws;
 
@@ -31,7 +31,7 @@ use anyhow::Context as _;
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_webrtc::WhepHost;
 
-use crate::config::{Config, RecordMode};
+use crate::config::{AuthMode, Config, RecordMode};
 use camera::{spawn_camera, CameraSettings};
 use recorder::{spawn_recorder, RecorderHandle, Storage};
 use recordings::Recordings;
@@ -43,6 +43,8 @@ pub struct Running {
     pub http: SocketAddr,
     pub webrtc: SocketAddr,
     pub state: Arc<AppState>,
+    /// The URL that logs a browser in with the run's token, while no user exists.
+    pub login_url: Option<String>,
     server: tokio::task::JoinHandle<()>,
     shutdown: tokio::sync::watch::Sender<bool>,
     recorders: Vec<RecorderHandle>,
@@ -84,6 +86,8 @@ impl Running {
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let listener = listener::bind(&config.server)?;
     let http = listener.local_addr()?;
+    let (auth, run_token) = open_auth(config)?;
+    let login_url = run_token.map(|token| format!("http://{http}/login?token={token}"));
     let udp = SocketAddr::new(http.ip(), config.server.webrtc_port.unwrap_or(http.port()));
     let whep = WhepHost::bind(udp, &config.server.webrtc_addresses)
         .await
@@ -173,6 +177,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             &config.server.allowed_hosts,
             &config.server.allowed_origins,
         ),
+        auth,
     });
     signalling::Signalling::publish_cameras(&state);
     let limits = http_server::HttpLimits::new(
@@ -190,11 +195,36 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         http,
         webrtc,
         state,
+        login_url,
         server,
         shutdown,
         recorders,
         retention,
     })
+}
+
+/// Authentication as configured, and the run's token when no user exists yet. Such a server
+/// must listen on loopback: on the LAN, anyone who saw the token in a URL would be admin.
+fn open_auth(config: &Config) -> anyhow::Result<(crate::auth::Auth, Option<String>)> {
+    if config.server.auth == AuthMode::Off {
+        tracing::warn!(
+            "authentication is off (server.auth = \"off\"): every program and user of this \
+             machine may use the server"
+        );
+        return Ok((crate::auth::Auth::off(), None));
+    }
+    let lifetime = std::time::Duration::from_secs(u64::from(config.server.session_hours) * 3600);
+    let opened = crate::auth::Auth::open(&config.storage.dir, lifetime)
+        .context("cannot open the user store")?;
+    if opened.run_token.is_some() && !config.server.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "no user exists yet, and server.listen is {}: create an admin first \
+             (`lockstep user add NAME --role admin --config FILE`), or listen on 127.0.0.1 and \
+             use the login URL the server prints",
+            config.server.listen
+        );
+    }
+    Ok((opened.auth, opened.run_token))
 }
 
 /// `lockstep serve`: start, print where, serve until Ctrl-C.
@@ -239,5 +269,20 @@ pub fn announce(running: &Running) {
         running.webrtc,
         running.state.whep.candidates()
     );
-    println!("http://{}/", running.http);
+    // Standard output is for programs: the URL, then the login URL when there is one, in one
+    // write (a reader that stops after what it needs must not make a later write fail).
+    let mut lines = format!("http://{}/\n", running.http);
+    if let Some(url) = &running.login_url {
+        eprintln!(
+            "lockstep: no user exists yet; open {url} to use the server as its admin (the token \
+             changes every start; `lockstep user add NAME --role admin` makes a lasting admin)"
+        );
+        lines.push_str(url);
+        lines.push('\n');
+    }
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(lines.as_bytes())
+        .and_then(|()| stdout.flush());
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
@@ -12,10 +13,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use lockstep_record::export::GAP_TOLERANCE_US;
 use lockstep_record::utc::{now_us, parse_rfc3339, rfc3339};
 use lockstep_record::{
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 
 use super::recorder::RecorderStatus;
 use super::state::{ApiError, AppState};
+use crate::auth::Principal;
 use crate::config::StorageConfig;
 
 /// How often retention runs.
@@ -323,9 +325,15 @@ pub async fn export(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     Query(query): Query<RangeQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
 ) -> Result<Response, ApiError> {
     let recordings = recordings_of(&state, &name)?;
     let (from, to) = query.range(false, lockstep_record::export::MAX_EXPORT_US)?;
+    let span = format!("{name} {} to {}", rfc3339(from), rfc3339(to));
+    state
+        .auth
+        .audit(&principal.name, peer.ip(), "export", &span);
     // Held until the export's last byte is written (or its client went away).
     let Some(permit) = recordings.export_slot() else {
         return Ok(exports_busy());

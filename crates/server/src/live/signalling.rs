@@ -16,17 +16,20 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::api::{camera_json, open_viewer};
+use super::api::{cameras_json, open_viewer};
 use super::state::AppState;
 use super::viewer_stream::StreamRequest;
 use super::ws::{
     await_peer_close, close_code, close_message, received, spawn_writer, Heartbeat, Permit,
 };
+use crate::auth::permission::CameraScope;
+use crate::auth::Principal;
 
 /// Signalling messages are small: SDP offers are a few kB.
 const MAX_MESSAGE: usize = 64 << 10;
@@ -81,12 +84,7 @@ impl Signalling {
                         .send_replace(Arc::new(String::new()));
                     continue;
                 }
-                let list: Vec<Value> = state
-                    .cameras
-                    .iter()
-                    .map(|c| camera_json(&state, c))
-                    .collect();
-                let text = json!({"type": "cameras", "cameras": list}).to_string();
+                let text = cameras_message(&state, &Principal::anyone());
                 state.signalling.cameras_tx.send_replace(Arc::new(text));
             }
         });
@@ -182,6 +180,7 @@ pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<ResumeQuery>,
+    Extension(principal): Extension<Principal>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let permit = match state.ws_limits.admit(peer.ip()) {
@@ -194,7 +193,7 @@ pub async fn upgrade(
         .max_frame_size(MAX_MESSAGE)
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| run(socket, state, query.resume, permit))
+        .on_upgrade(move |socket| run(socket, state, principal, query.resume, permit))
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,7 +210,13 @@ enum Request {
     },
 }
 
-async fn run(socket: WebSocket, state: Arc<AppState>, resume: Option<String>, _permit: Permit) {
+async fn run(
+    socket: WebSocket,
+    state: Arc<AppState>,
+    principal: Principal,
+    resume: Option<String>,
+    _permit: Permit,
+) {
     let signalling = state.signalling.clone();
     let (token, generation, resumed, viewers) =
         signalling.attach(resume.as_deref(), |v| state.whep.has_session(v));
@@ -244,7 +249,7 @@ async fn run(socket: WebSocket, state: Arc<AppState>, resume: Option<String>, _p
                             Ok(request) => request,
                             Err(e) => break (close_code::UNSUPPORTED, format!("not a signalling message: {e}")),
                         };
-                        send(answer(&state, &token, request));
+                        send(answer(&state, &principal, &token, request));
                     }
                     Message::Binary(_) => break (close_code::UNSUPPORTED, "signalling is text (JSON)".to_owned()),
                     Message::Ping(_) | Message::Pong(_) => heartbeat.heard(),
@@ -257,9 +262,16 @@ async fn run(socket: WebSocket, state: Arc<AppState>, resume: Option<String>, _p
                     break (close_code::GOING_AWAY, "the server is stopping".to_owned());
                 }
                 let text = cameras.borrow_and_update().clone();
-                if !text.is_empty() {
-                    let _ = out.try_send(Message::Text(text.as_str().into()));
+                if text.is_empty() {
+                    continue;
                 }
+                // One rendering serves every socket that may see all cameras; a caller limited to
+                // some gets their own.
+                let text = match principal.cameras {
+                    CameraScope::All => text.as_str().into(),
+                    CameraScope::Only(_) => cameras_message(&state, &principal).into(),
+                };
+                let _ = out.try_send(Message::Text(text));
             }
         }
     };
@@ -270,8 +282,17 @@ async fn run(socket: WebSocket, state: Arc<AppState>, resume: Option<String>, _p
     let _ = writer.await;
 }
 
-fn answer(state: &AppState, token: &str, request: Request) -> Value {
+/// The cameras message: every camera `principal` may see, as `GET /api/cameras` shows it.
+fn cameras_message(state: &AppState, principal: &Principal) -> String {
+    json!({"type": "cameras", "cameras": cameras_json(state, principal)}).to_string()
+}
+
+fn answer(state: &AppState, principal: &Principal, token: &str, request: Request) -> Value {
     match request {
+        Request::Watch { camera, .. } if !principal.cameras.covers(&camera) => {
+            json!({"type": "error", "camera": camera,
+                   "error": format!("camera {camera:?} is not among {}'s cameras", principal.name)})
+        }
         Request::Watch {
             camera,
             sdp,

@@ -32,6 +32,8 @@ pub struct AppState {
     pub signalling: Arc<Signalling>,
     /// Which browser pages may use the server.
     pub origins: OriginPolicy,
+    /// Who may use it.
+    pub auth: crate::auth::Auth,
 }
 
 impl AppState {
@@ -53,6 +55,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -87,6 +87,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/player/player-meter.js"),
     ),
     (
+        "/login.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/login.js"),
+    ),
+    (
+        "/session.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/session.js"),
+    ),
+    (
         "/style.css",
         "text/css; charset=utf-8",
         include_str!("../../../../web/style.css"),
@@ -117,22 +127,25 @@ pub fn router() -> Router<Arc<AppState>> {
     ASSETS
         .iter()
         .fold(Router::new(), |router, &(path, content_type, body)| {
-            router.route(
-                path,
-                get(move || async move {
-                    (
-                        [
-                            (header::CONTENT_TYPE, content_type),
-                            (header::CACHE_CONTROL, "no-cache"),
-                            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-                            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-                            (header::REFERRER_POLICY, "same-origin"),
-                        ],
-                        CROSS_ORIGIN_ISOLATED,
-                        body,
-                    )
-                        .into_response()
-                }),
-            )
+            router.route(path, get(move || async move { asset(content_type, body) }))
         })
 }
+
+/// A file of the UI with the headers every UI file carries.
+pub fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "same-origin"),
+        ],
+        CROSS_ORIGIN_ISOLATED,
+        body,
+    )
+        .into_response()
+}
+
+/// The login page (served by `/login`, which also takes the run's token).
+pub const LOGIN_PAGE: &str = include_str!("../../../../web/login.html");

@@ -18,10 +18,32 @@ use crate::live::media_stream::{parse_frame, KIND_AUDIO, KIND_VIDEO};
 
 const AUDIO_RATE: u32 = 48_000;
 
-pub async fn observe(url: &str, duration_secs: f64) -> anyhow::Result<Observations> {
+/// A WebSocket client's request for `url`, with `Authorization: Bearer` when given a token.
+pub fn request(
+    url: &str,
+    token: Option<&str>,
+) -> anyhow::Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = url
+        .into_client_request()
+        .with_context(|| format!("{url}: not a WebSocket URL"))?;
+    if let Some(token) = token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .context("the token is not a valid header value")?;
+        request.headers_mut().insert("authorization", value);
+    }
+    Ok(request)
+}
+
+pub async fn observe(
+    url: &str,
+    token: Option<&str>,
+    duration_secs: f64,
+) -> anyhow::Result<Observations> {
     let (mut socket, _) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(url),
+        tokio_tungstenite::connect_async(request(url, token)?),
     )
     .await
     .with_context(|| format!("{url}: no WebSocket connection after 10 s"))?

@@ -3,7 +3,7 @@
 //! analysis (`lockstep_media::beep_flash`) is the same for all.
 
 mod avc;
-mod media_socket;
+pub(crate) mod media_socket;
 mod mkv;
 mod mp4;
 mod output;
@@ -73,9 +73,9 @@ pub async fn run(args: &MeasureArgs) -> anyhow::Result<()> {
     let observations = if source.starts_with("rtsp://") || source.starts_with("rtsps://") {
         rtsp::observe(source, args.duration.unwrap_or(10.0)).await?
     } else if source.starts_with("http://") || source.starts_with("https://") {
-        whep::observe(source, args.duration.unwrap_or(10.0)).await?
+        whep::observe(source, args.token.as_deref(), args.duration.unwrap_or(10.0)).await?
     } else if source.starts_with("ws://") || source.starts_with("wss://") {
-        media_socket::observe(source, args.duration.unwrap_or(10.0)).await?
+        media_socket::observe(source, args.token.as_deref(), args.duration.unwrap_or(10.0)).await?
     } else {
         let path = Path::new(source);
         let extension = path

@@ -21,8 +21,12 @@ fn unix_micros(t: SystemTime) -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-pub async fn observe(endpoint: &str, duration_secs: f64) -> anyhow::Result<Observations> {
-    let mut client = WhepClient::connect(endpoint).await?;
+pub async fn observe(
+    endpoint: &str,
+    token: Option<&str>,
+    duration_secs: f64,
+) -> anyhow::Result<Observations> {
+    let mut client = WhepClient::connect_with(endpoint, token).await?;
     let mut opus = OpusDecoder::new(AUDIO_RATE, 1)?;
     let mut reports = [
         SenderReportClock::new(VIDEO_RATE_HZ),

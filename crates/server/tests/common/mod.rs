@@ -24,17 +24,28 @@ pub fn spawn_lockstep(args: &[&str]) -> (Child, String) {
 
 /// Starts `command` and returns it with the first line it prints.
 pub fn spawn_first_line(command: &mut Command) -> (Child, String) {
+    let (child, mut lines) = spawn_lines(command, 1);
+    (child, lines.remove(0))
+}
+
+/// Starts `command` and returns it with the first `n` lines it prints.
+pub fn spawn_lines(command: &mut Command, n: usize) -> (Child, Vec<String>) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("lockstep runs");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("lockstep prints where it serves");
-    (child, line)
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let lines = (0..n)
+        .map(|_| {
+            let mut line = String::new();
+            stdout
+                .read_line(&mut line)
+                .expect("lockstep prints where it serves");
+            line.trim().to_owned()
+        })
+        .collect();
+    (child, lines)
 }
 
 /// CPU ticks (user + system, in USER_HZ) a process has used, from /proc.
@@ -178,6 +189,8 @@ pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// The bearer token its requests carry (the run's token of a server without users).
+    pub token: Option<String>,
 }
 
 impl Server {
@@ -189,12 +202,34 @@ impl Server {
     /// A server started by another command (that execs `lockstep serve` in the end).
     pub fn spawn_command(command: &mut Command) -> Server {
         let (child, line) = spawn_first_line(command);
+        Server::new(child, &line)
+    }
+
+    fn new(child: Child, line: &str) -> Server {
         let base = line.trim().trim_end_matches('/').to_owned();
         assert!(
             base.starts_with("http://"),
             "unexpected first line {line:?}"
         );
-        Server { child, base }
+        Server {
+            child,
+            base,
+            token: None,
+        }
+    }
+
+    /// Starts `lockstep <args>` on a server without users: with the URL that logs in with the
+    /// run's token (its second line).
+    pub fn start_with_login(args: &[&str]) -> (Server, String) {
+        let (child, mut lines) =
+            spawn_lines(Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args), 2);
+        let login = lines.remove(1);
+        let (_, token) = login
+            .split_once("/login?token=")
+            .unwrap_or_else(|| panic!("unexpected second line {login:?}"));
+        let mut server = Server::new(child, &lines[0]);
+        server.token = Some(token.to_owned());
+        (server, login)
     }
 
     /// Serves `config` (TOML text), written to a temporary file.
@@ -204,10 +239,11 @@ impl Server {
         (server, dir)
     }
 
-    /// Serves `config`, written as `lockstep.toml` in `dir`.
+    /// Serves `config`, written as `lockstep.toml` in `dir`. Authentication is off unless the
+    /// config says `auth` (its own tests, `tests/auth.rs`): the other tests are about media.
     pub fn with_config_in(dir: &tempdir::Dir, config: &str) -> Server {
         let path = dir.path().join("lockstep.toml");
-        std::fs::write(&path, config).expect("config written");
+        std::fs::write(&path, without_auth(config)).expect("config written");
         Server::start(&["serve", "--config", path.to_str().expect("utf-8 path")])
     }
 
@@ -218,7 +254,12 @@ impl Server {
     }
 
     pub fn request(&self, method: &str, path: &str, content_type: &str, body: &str) -> Response {
-        http(&self.base, method, path, content_type, body)
+        let auth: Vec<String> = self
+            .token
+            .iter()
+            .map(|t| format!("Authorization: Bearer {t}"))
+            .collect();
+        http_with(&self.base, &auth, method, path, content_type, body)
     }
 
     pub fn get_json(&self, path: &str) -> serde_json::Value {
@@ -249,6 +290,20 @@ impl Server {
     }
 }
 
+/// `config` with `server.auth = "off"`, unless it sets `auth` itself.
+pub fn without_auth(config: &str) -> String {
+    if config.lines().any(|l| l.trim_start().starts_with("auth")) {
+        return config.to_owned();
+    }
+    match config.find("[server]\n") {
+        Some(at) => {
+            let end = at + "[server]\n".len();
+            format!("{}auth = \"off\"\n{}", &config[..end], &config[end..])
+        }
+        None => format!("[server]\nauth = \"off\"\n\n{config}"),
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -274,7 +329,19 @@ impl Response {
 
 /// One HTTP/1.1 request with `Connection: close`.
 pub fn http(base: &str, method: &str, path: &str, content_type: &str, body: &str) -> Response {
-    let (status, headers, body) = http_bytes(base, method, path, content_type, body);
+    http_with(base, &[], method, path, content_type, body)
+}
+
+/// One HTTP/1.1 request with extra header lines (`Authorization: Bearer …`, a cookie).
+pub fn http_with(
+    base: &str,
+    extra: &[String],
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> Response {
+    let (status, headers, body) = http_bytes(base, extra, method, path, content_type, body);
     Response {
         status,
         headers,
@@ -284,11 +351,12 @@ pub fn http(base: &str, method: &str, path: &str, content_type: &str, body: &str
 
 /// `GET path` with the body as bytes (a file download).
 pub fn download(base: &str, path: &str) -> (u16, String, Vec<u8>) {
-    http_bytes(base, "GET", path, "", "")
+    http_bytes(base, &[], "GET", path, "", "")
 }
 
 fn http_bytes(
     base: &str,
+    extra: &[String],
     method: &str,
     path: &str,
     content_type: &str,
@@ -302,6 +370,9 @@ fn http_bytes(
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     if !content_type.is_empty() {
         request.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    for line in extra {
+        request.push_str(&format!("{line}\r\n"));
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     stream.write_all(request.as_bytes()).expect("request sent");
