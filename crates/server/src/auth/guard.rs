@@ -102,7 +102,7 @@ fn judge(
                     )
                 }
                 _ => format!(
-                    "{} lacks the {:?} permission",
+                    "{} lacks the {} permission",
                     principal.name,
                     permission.as_str()
                 ),

@@ -205,7 +205,8 @@ impl Server {
         Server::new(child, &line)
     }
 
-    fn new(child: Child, line: &str) -> Server {
+    /// A server already spawned, with the first line it printed.
+    pub fn new(child: Child, line: &str) -> Server {
         let base = line.trim().trim_end_matches('/').to_owned();
         assert!(
             base.starts_with("http://"),
