@@ -1,9 +1,12 @@
 # N clients of one camera's media socket (/api/media/NAME) for S seconds: video and audio frames
 # each received, `skipped` messages, and gaps in the audio stamps (> 25 ms between packets).
 #   python3 bench/media_viewers.py ws://127.0.0.1:8350/api/media/demo-clean 20 32
-import asyncio, websockets, time, struct, sys
+# A server that asks: LOCKSTEP_TOKEN=… (the demo's run token, from the URL it prints).
+import asyncio, os, websockets, time, struct, sys
+TOKEN=os.environ.get('LOCKSTEP_TOKEN')
+HEADERS={'Authorization': f'Bearer {TOKEN}'} if TOKEN else None
 async def one(url, secs, out):
-    async with websockets.connect(url, max_size=None) as ws:
+    async with websockets.connect(url, max_size=None, additional_headers=HEADERS) as ws:
         end=time.monotonic()+secs; v=a=sk=0; last=None; gaps=0
         while time.monotonic()<end:
             m=await asyncio.wait_for(ws.recv(), 5)

@@ -9,7 +9,7 @@ import { Timeline } from './timeline.js';
 import { Signalling } from './signalling.js';
 import { MediaPlayer } from './player/player.js';
 import { PlayerMeter } from './player/player-meter.js';
-import { currentSession, logout, toLogin } from './session.js';
+import { csrfHeaders, currentSession, logout, toLogin } from './session.js';
 
 const grid = document.getElementById('grid');
 const cards = new Map();   // name -> { el, session, video, stream }
@@ -204,11 +204,12 @@ function render(cameras) {
   cameras.forEach(update);
 }
 
-// Camera state comes on the signalling socket; while it is down, from polling.
-const signalling = new Signalling(render);
+// Camera state comes on the signalling socket; while it is down, from polling. Both start once
+// the page knows it has a session (without one it leaves for the login page).
+let signalling = null;
 
 async function refresh() {
-  if (signalling.open) return;
+  if (signalling?.open) return;
   try {
     const response = await fetch('/api/cameras');
     if (response.status === 401) { toLogin(); return; }
@@ -218,22 +219,54 @@ async function refresh() {
   }
 }
 
-// Who is logged in (a page without a session goes to the login page first).
 currentSession().then((session) => {
+  signalling = new Signalling(render);
+  refresh();
+  setInterval(refresh, 1000);
+  setInterval(() => cards.forEach((c) => c.timeline.refresh()), 5000);
+  showWho(session);
+});
+
+/** Who is logged in, with a way out. */
+function showWho(session) {
   if (session.via === 'open') return;
   document.getElementById('who-name').textContent = session.name;
   document.getElementById('who').hidden = false;
   document.getElementById('logout').addEventListener('click', logout);
-});
+  if (session.via === 'run-token') offerFirstAdmin();
+}
 
-refresh();
-setInterval(refresh, 1000);
-setInterval(() => cards.forEach((c) => c.timeline.refresh()), 5000);
+/** On a server without users, the run's admin creates the first lasting one. */
+async function offerFirstAdmin() {
+  const users = await (await fetch('/api/users')).json();
+  if (users.length > 0) return;
+  const section = document.getElementById('first-run');
+  const form = document.getElementById('first-admin');
+  const status = document.getElementById('first-run-status');
+  section.hidden = false;
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const name = data.get('name');
+    const response = await fetch('/api/users', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...(await csrfHeaders()) },
+      body: JSON.stringify({ name, password: data.get('password'), role: 'admin' }),
+    });
+    if (response.status === 201) {
+      form.hidden = true;
+      section.querySelector('p').textContent =
+        `Admin ${name} created: log in as ${name} after the next start.`;
+    } else {
+      status.textContent = (await response.json()).error || `${response.status}`;
+    }
+  });
+}
 
 // For tests and the benchmark: measure rendered lip sync of one camera for `ms` milliseconds.
 window.lockstep = {
   cards,
-  signalling,
+  get signalling() { return signalling; },
   dropSignalling() { signalling.drop(); },
   async measure(name, ms) {
     const c = cards.get(name);

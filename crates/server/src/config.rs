@@ -83,6 +83,33 @@ pub struct ServerConfig {
     /// A browser session lasts this long after its login.
     #[serde(default = "default_session_hours")]
     pub session_hours: u32,
+    /// HTTPS: `self-signed` makes (once) and keeps a certificate for this machine's names and
+    /// addresses in the storage folder; or give `tls_cert` and `tls_key` (PEM files).
+    #[serde(default)]
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the audit log and login
+    /// limits); from anyone else the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    #[default]
+    Off,
+    SelfSigned,
+}
+
+impl ServerConfig {
+    /// Whether the server speaks HTTPS.
+    pub fn tls_on(&self) -> bool {
+        self.tls == TlsMode::SelfSigned || self.tls_cert.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -145,6 +172,10 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             auth: AuthMode::On,
             session_hours: default_session_hours(),
+            tls: TlsMode::Off,
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -758,6 +789,19 @@ impl Config {
                 server.listen
             )));
         }
+        match (&server.tls_cert, &server.tls_key, server.tls) {
+            (Some(_), Some(_), TlsMode::Off) | (None, None, _) => {}
+            (Some(_), Some(_), TlsMode::SelfSigned) => {
+                return Err(inconsistent(
+                    "server.tls = \"self-signed\" and server.tls_cert: give one of them".into(),
+                ))
+            }
+            _ => {
+                return Err(inconsistent(
+                    "server.tls_cert and server.tls_key go together (PEM files)".into(),
+                ))
+            }
+        }
         if !(1..=24 * 365).contains(&server.session_hours) {
             return Err(inconsistent(format!(
                 "server.session_hours is {}; it must be 1 to 8760",
@@ -1005,6 +1049,9 @@ url = "rtsp://192.168.1.11/live"
             ("[server]\nallowed_origins = [\"*\"]\n", "allowed_origins", "give an origin"),
             ("[server]\nlisten = \"0.0.0.0:8350\"\nauth = \"off\"\n", "auth", "loopback only"),
             ("[server]\nsession_hours = 0\n", "session_hours", "1 to 8760"),
+            ("[server]\ntls_cert = \"c.pem\"\n", "tls_key", "go together"),
+            ("[server]\ntls = \"self-signed\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n", "self-signed", "one of them"),
+            ("[server]\ntls = \"on\"\n", "line 2", "self-signed"),
             ("[server]\nauth = \"maybe\"\n", "line 2", "expected `on` or `off`"),
         ];
         for (text, line, reason) in cases {

@@ -178,8 +178,16 @@ fn every_route_asks_who_is_calling_and_grants_only_what_they_may() {
     assert_eq!(names, ["door"]);
     let refused = [
         ("GET", "/api/cameras/yard", "not among viewer's cameras"),
-        ("GET", "/api/recordings/door", "lacks the playback permission"),
-        ("GET", "/api/recordings/door/export.mp4", "lacks the playback permission"),
+        (
+            "GET",
+            "/api/recordings/door",
+            "lacks the playback permission",
+        ),
+        (
+            "GET",
+            "/api/recordings/door/export.mp4",
+            "lacks the playback permission",
+        ),
         ("POST", "/api/whip/door", "lacks the publish permission"),
         ("GET", "/api/push/door", "lacks the publish permission"),
         ("GET", "/metrics", "lacks the metrics permission"),

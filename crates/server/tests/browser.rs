@@ -11,12 +11,14 @@
 //! (`web/tests/whip_publish.mjs`) and plays lockstep's re-served copy; last, a page of another
 //! origin tries to read, connect and publish, and a rebound host name to read
 //! (`web/tests/foreign_origin.mjs`). Screenshots go to `target/artifacts/`.
+//! Separately, a server with users: the login page, a camera-scoped viewer's session, what it
+//! may not do, and logout (`web/tests/login.mjs`).
 
 use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
-use common::Server;
+use common::{one_at_a_time, tempdir, Server};
 
 /// The example avatar's process, stopped with the test.
 struct Avatar(std::process::Child);
@@ -34,6 +36,7 @@ fn repo_root() -> PathBuf {
 
 #[test]
 fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
+    let _turn = one_at_a_time();
     let root = repo_root();
     let tests = root.join("web/tests");
     assert!(
@@ -143,6 +146,62 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
     assert_eq!(
         state["state"], "waiting",
         "the push slot was taken: {state}"
+    );
+}
+
+#[test]
+fn a_viewer_logs_in_sees_their_cameras_and_logs_out_in_chromium() {
+    let _turn = one_at_a_time();
+    let dir = tempdir::Dir::new();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"on\"\n[storage]\ndir = '{}'\n\
+         [[push]]\nname = \"door\"\n[[push]]\nname = \"yard\"\n",
+        dir.path().join("data").display()
+    );
+    let path = dir.path().join("lockstep.toml");
+    std::fs::write(&path, &config).expect("config written");
+    let mut add = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args([
+            "user",
+            "add",
+            "neighbour",
+            "--role",
+            "viewer",
+            "--cameras",
+            "door",
+        ])
+        .args(["--password-stdin", "--config"])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("lockstep runs");
+    std::io::Write::write_all(
+        &mut add.stdin.take().expect("stdin"),
+        b"a long passphrase\n",
+    )
+    .expect("password written");
+    assert!(add.wait().expect("lockstep ends").success());
+    let server = Server::with_config_in(&dir, &config);
+    let base = format!("{}/", server.base);
+    let result = run_node(
+        &repo_root().join("web/tests/login.mjs"),
+        "",
+        &[&base, "neighbour", "a long passphrase", "door"],
+    );
+    assert!(
+        result["wrong_password"]
+            .as_str()
+            .is_some_and(|m| m.contains("wrong name or password")),
+        "{result:#}"
+    );
+    assert_eq!(result["cameras"], serde_json::json!(["door"]), "{result:#}");
+    assert_eq!(result["refused"]["export"][0], 403, "{result:#}");
+    assert_eq!(result["refused"]["talk"][0], 403, "{result:#}");
+    assert_eq!(result["after_logout"], 401, "{result:#}");
+    assert_eq!(
+        result["console_errors"],
+        serde_json::json!([]),
+        "{result:#}"
     );
 }
 

@@ -370,11 +370,11 @@ fn a_full_disk_is_an_error_state_not_an_outage() {
     let config_path = dir.path().join("lockstep.toml");
     std::fs::write(
         &config_path,
-        recording_config(
+        common::without_auth(&recording_config(
             &storage,
             "",
             &[("cam", &camera.url, ""), ("other", &camera.url, "")],
-        ),
+        )),
     )
     .expect("config");
     // 2 MB filesystem; a filler leaves ~60 kB (the index and a little video), removed after

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderMap};
 
 pub use api::router;
-pub use guard::check;
+pub use guard::{check, need, Need};
 use login_limit::LoginLimit;
 use permission::{CameraScope, Permission, Permissions};
 use store::{SessionOwner, Store};
@@ -312,6 +312,11 @@ fn run_admin() -> Principal {
         cameras: CameraScope::All,
         via: Via::RunToken,
     }
+}
+
+/// The credentials a request presents, unchecked: the bearer token and the session cookie.
+pub fn presented(headers: &HeaderMap) -> (Option<&str>, Option<&str>) {
+    (bearer(headers), cookie(headers, COOKIE))
 }
 
 /// The token of `Authorization: Bearer TOKEN`.

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod backoff;
 pub mod camera;
+pub mod forwarded;
 mod http_server;
 mod listener;
 mod media_socket;
@@ -19,6 +20,7 @@ pub mod recordings;
 pub mod signalling;
 mod source_driver;
 pub mod state;
+mod tls;
 pub mod viewer_stream;
 pub(crate) mod web;
 mod whip;
@@ -43,6 +45,10 @@ pub struct Running {
     pub http: SocketAddr,
     pub webrtc: SocketAddr,
     pub state: Arc<AppState>,
+    /// Where the UI is: `http://ADDR/` or `https://ADDR/`.
+    pub url: String,
+    /// Under TLS: the certificate's file and SHA-256 fingerprint.
+    pub fingerprint: Option<(std::path::PathBuf, String)>,
     /// The URL that logs a browser in with the run's token, while no user exists.
     pub login_url: Option<String>,
     server: tokio::task::JoinHandle<()>,
@@ -86,8 +92,11 @@ impl Running {
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let listener = listener::bind(&config.server)?;
     let http = listener.local_addr()?;
-    let (auth, run_token) = open_auth(config)?;
-    let login_url = run_token.map(|token| format!("http://{http}/login?token={token}"));
+    let tls = tls::load(&config.server, &config.storage.dir).context("HTTPS")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let (mut auth, run_token) = open_auth(config)?;
+    auth.secure_cookies = tls.is_some();
+    let login_url = run_token.map(|token| format!("{scheme}://{http}/login?token={token}"));
     let udp = SocketAddr::new(http.ip(), config.server.webrtc_port.unwrap_or(http.port()));
     let whep = WhepHost::bind(udp, &config.server.webrtc_addresses)
         .await
@@ -185,16 +194,23 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         config.server.max_connections_per_ip,
     );
     let options = listener::connection_options(listener::keepalive(&config.server));
+    let fingerprint = tls
+        .as_ref()
+        .map(|t| (t.cert_path.clone(), t.fingerprint.clone()));
     let server = tokio::spawn(http_server::serve(
         listener,
         api::router(state.clone()),
         limits,
+        tls,
+        config.server.trusted_proxies.clone().into(),
         options,
     ));
     Ok(Running {
         http,
         webrtc,
         state,
+        url: format!("{scheme}://{http}/"),
+        fingerprint,
         login_url,
         server,
         shutdown,
@@ -264,14 +280,21 @@ async fn stop_signal() {
 
 pub fn announce(running: &Running) {
     eprintln!(
-        "lockstep: serving http://{}/ (WebRTC on udp {}; candidates {:?})",
-        running.http,
+        "lockstep: serving {} (WebRTC on udp {}; candidates {:?})",
+        running.url,
         running.webrtc,
         running.state.whep.candidates()
     );
+    if let Some((path, fingerprint)) = &running.fingerprint {
+        eprintln!(
+            "lockstep: HTTPS with {} (SHA-256 {fingerprint}: compare it with what the browser \
+             shows before accepting a self-signed certificate)",
+            path.display()
+        );
+    }
     // Standard output is for programs: the URL, then the login URL when there is one, in one
     // write (a reader that stops after what it needs must not make a later write fail).
-    let mut lines = format!("http://{}/\n", running.http);
+    let mut lines = format!("{}\n", running.url);
     if let Some(url) = &running.login_url {
         eprintln!(
             "lockstep: no user exists yet; open {url} to use the server as its admin (the token \

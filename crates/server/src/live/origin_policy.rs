@@ -136,7 +136,7 @@ fn strip_port(host: &str) -> &str {
 }
 
 /// This machine's name, lowercase, as the LAN knows it.
-fn machine_name() -> Option<String> {
+pub(crate) fn machine_name() -> Option<String> {
     #[cfg(unix)]
     let name = rustix::system::uname()
         .nodename()
