@@ -20,6 +20,9 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 $bin demo --listen 127.0.0.1:0 > "$tmp/demo.out" 2>/dev/null &
 for _ in $(seq 50); do [ -s "$tmp/demo.out" ] && break; sleep 0.2; done
 base=$(head -1 "$tmp/demo.out")
+# The demo has no users: the pages log in with the run's token, measure sends it as a bearer.
+export LOCKSTEP_LOGIN=$(sed -n 2p "$tmp/demo.out")
+export LOCKSTEP_TOKEN=${LOCKSTEP_LOGIN#*token=}
 sleep 5
 for cam in demo-clean demo-drifting; do
   echo "== (a) $cam: lockstep measure ${base/http/ws}api/media/$cam --duration $secs"

@@ -6,6 +6,8 @@
 //!   and a ping every 15 s): the server's RSS per connection and its CPU.
 //!
 //!   cargo bench -p lockstep --bench ws_churn -- [CYCLES] [IDLE]     (default 10000 10000)
+//!
+//! `AUTH=on` runs it with authentication: every upgrade carries the run's token as a bearer.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -19,12 +21,28 @@ use tokio_tungstenite::MaybeTlsStream;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-async fn cycle(addr: std::net::SocketAddr, url: &str) -> bool {
+/// A client request for `url`, with `Authorization: Bearer` when there is a token.
+fn request(
+    url: &str,
+    token: Option<&str>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = url.into_client_request().unwrap();
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    request
+}
+
+async fn cycle(addr: std::net::SocketAddr, url: &str, token: Option<&str>) -> bool {
     let Ok(tcp) = TcpStream::connect(addr).await else {
         return false;
     };
     let _ = tcp.set_nodelay(true);
-    let Ok((mut ws, _)) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await
+    let Ok((mut ws, _)) =
+        tokio_tungstenite::client_async(request(url, token), MaybeTlsStream::Plain(tcp)).await
     else {
         return false;
     };
@@ -52,23 +70,31 @@ async fn main() {
     let idle = args.get(1).copied().unwrap_or(10_000);
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let dir = common::tempdir::Dir::new();
+    let auth = std::env::var("AUTH").unwrap_or_else(|_| "off".into());
     let mut config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"off\"\nmax_connections_per_ip = {}\nmax_connections = {}\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"{auth}\"\nmax_connections_per_ip = {}\n\
+         max_connections = {}\n[storage]\ndir = '{}'\n",
         idle + 100,
-        idle + 1000
+        idle + 1000,
+        dir.path().join("data").display()
     );
     for w in 0..4 {
         config.push_str(&format!("[[push]]\nname = \"churn-{w}\"\n"));
     }
     let path = dir.path().join("lockstep.toml");
     std::fs::write(&path, config).unwrap();
-    let (mut child, line) = common::spawn_first_line(
+    let (mut child, lines) = common::spawn_lines(
         std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).args([
             "serve",
             "--config",
             path.to_str().unwrap(),
         ]),
+        if auth == "on" { 2 } else { 1 },
     );
+    let line = &lines[0];
+    let token: Option<String> = lines
+        .get(1)
+        .and_then(|l| l.split_once("token=").map(|(_, t)| t.to_owned()));
     let pid = child.id();
     let addr: std::net::SocketAddr = line
         .trim()
@@ -83,10 +109,11 @@ async fn main() {
     let mut workers = Vec::new();
     for w in 0..4 {
         let url = format!("ws://{addr}/api/push/churn-{w}");
+        let token = token.clone();
         workers.push(tokio::spawn(async move {
             let mut failed = 0;
             for _ in 0..cycles / 4 {
-                if !cycle(addr, &url).await {
+                if !cycle(addr, &url, token.as_deref()).await {
                     failed += 1;
                 }
             }
@@ -113,7 +140,7 @@ async fn main() {
     let mut sockets = Vec::with_capacity(idle);
     let opening = Instant::now();
     for _ in 0..idle {
-        match tokio_tungstenite::connect_async(url.as_str()).await {
+        match tokio_tungstenite::connect_async(request(&url, token.as_deref())).await {
             Ok((ws, _)) => sockets.push(ws),
             Err(e) => {
                 eprintln!("idle connection {}: {e}", sockets.len());

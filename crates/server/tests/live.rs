@@ -9,8 +9,8 @@ use std::time::Duration;
 
 mod common;
 use common::{
-    assert_viewer_in_sync, measure, number, one_at_a_time, settled_offsets, worst, Camera, Server,
-    H264_ONLY_OFFER,
+    assert_viewer_in_sync, http_with, measure, number, one_at_a_time, settled_offsets, worst,
+    Camera, Server, H264_ONLY_OFFER,
 };
 
 fn camera_config(cameras: &[(&str, &str)]) -> String {
@@ -205,17 +205,46 @@ fn bad_requests_get_clear_errors_and_credentials_never_show() {
 }
 
 /// WHEP offers whose peer never connects (no ICE ever comes) are given up after the connect
-/// timeout, and only so many may wait at once: 3,000 of them once held 220 MB for 10 minutes.
+/// timeout, and only so many may wait at once, per client and per camera: 3,000 of them once
+/// held 220 MB for 10 minutes. The clients are told apart behind a trusted proxy by the address
+/// its `X-Forwarded-For` names.
 #[test]
 fn offers_that_never_connect_are_capped_and_given_up() {
     let _serial = one_at_a_time();
-    let (server, _dir) = Server::with_config(&camera_config(&[("door", "rtsp://127.0.0.1:1/x")]));
-    let post = || server.request("POST", "/api/whep/door", "application/sdp", H264_ONLY_OFFER);
-    for _ in 0..16 {
-        let r = post();
+    let config = camera_config(&[("door", "rtsp://127.0.0.1:1/x")]).replace(
+        "[server]\n",
+        "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    let (server, _dir) = Server::with_config(&config);
+    let post = |client: &str| {
+        let from = [format!("X-Forwarded-For: {client}")];
+        http_with(
+            &server.base,
+            &from,
+            "POST",
+            "/api/whep/door",
+            "application/sdp",
+            H264_ONLY_OFFER,
+        )
+    };
+    for _ in 0..8 {
+        let r = post("203.0.113.1");
         assert_eq!(r.status, 201, "{}", r.body);
     }
-    let refused = post();
+    // One client may not hold every slot of the camera …
+    let refused = post("203.0.113.1");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.body.contains("8 from 203.0.113.1"),
+        "{}",
+        refused.body
+    );
+    // … another may, up to the camera's cap.
+    for _ in 0..8 {
+        let r = post("203.0.113.2");
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let refused = post("203.0.113.3");
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert!(
         refused.body.contains("still connecting"),
@@ -226,7 +255,7 @@ fn offers_that_never_connect_are_capped_and_given_up() {
     assert!(cam.body.contains("\"viewers\":16"), "{}", cam.body);
     // The connect timeout is 10 s: all are gone well within 30, and offers are taken again.
     server.wait_json("/api/cameras/door", 30, |c| c["viewers"] == 0);
-    assert_eq!(post().status, 201);
+    assert_eq!(post("203.0.113.1").status, 201);
 }
 
 /// Connections are capped in all and per address, with the reason; a request header that does

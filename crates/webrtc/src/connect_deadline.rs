@@ -13,6 +13,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Peers still connecting for one camera or push source at most.
 pub const MAX_PENDING_PER_SOURCE: usize = 16;
 
+/// Peers still connecting from one client address at most (so that one client cannot take a
+/// source's every slot).
+pub const MAX_PENDING_PER_CLIENT: usize = 8;
+
 /// Peers still connecting over the whole server at most.
 pub const MAX_PENDING: usize = 128;
 

@@ -14,7 +14,9 @@ use str0m::rtp::Extension;
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 use tokio::sync::{mpsc, watch};
 
-use crate::connect_deadline::{CONNECT_TIMEOUT, MAX_PENDING, MAX_PENDING_PER_SOURCE};
+use crate::connect_deadline::{
+    CONNECT_TIMEOUT, MAX_PENDING, MAX_PENDING_PER_CLIENT, MAX_PENDING_PER_SOURCE,
+};
 use crate::publisher::{Publisher, Received};
 use crate::udp_mux::UdpMux;
 use crate::viewer::{Viewer, ViewerCounters, WallclockEpoch};
@@ -46,6 +48,8 @@ pub struct ViewerTotals {
 #[derive(Debug)]
 struct Session {
     camera: String,
+    /// The address the offer came from.
+    client: IpAddr,
     stop: watch::Sender<bool>,
     counters: Arc<ViewerCounters>,
     /// A WHIP publisher, not a viewer.
@@ -111,18 +115,19 @@ impl WhepHost {
         &self.candidates
     }
 
-    /// Answers `offer_sdp` for a viewer of `camera` and starts it. Returns the session id (the
-    /// last segment of the WHEP resource URL) and the SDP answer.
+    /// Answers `offer_sdp` for a viewer of `camera` (asked from `client`) and starts it. Returns
+    /// the session id (the last segment of the WHEP resource URL) and the SDP answer.
     pub fn offer(
         &self,
         camera: &str,
+        client: IpAddr,
         offer_sdp: &str,
         feed: Arc<SourceFeed>,
         options: ViewerOptions,
     ) -> Result<(String, String), WhepError> {
         // A camera that has not said yet is read as H.264 (every source kind but H.265
         // cameras), and says before its first frame.
-        self.check_pending(camera)?;
+        self.check_pending(camera, client)?;
         let video_codec = feed.video_codec().unwrap_or(Codec::H264);
         let (rtc, ufrag, answer) = self.answer(offer_sdp, Some(video_codec))?;
         let (stop, stop_rx) = watch::channel(false);
@@ -143,6 +148,7 @@ impl WhepHost {
         };
         let session = Session {
             camera: camera.to_owned(),
+            client,
             stop,
             counters,
             publisher: false,
@@ -156,9 +162,10 @@ impl WhepHost {
     pub fn publish(
         &self,
         source: &str,
+        client: IpAddr,
         offer_sdp: &str,
     ) -> Result<(String, String, mpsc::Receiver<Received>), WhepError> {
-        self.check_pending(source)?;
+        self.check_pending(source, client)?;
         let (rtc, ufrag, answer) = self.answer(offer_sdp, None)?;
         let (stop, stop_rx) = watch::channel(false);
         let (out, frames) = mpsc::channel(PUBLISHED_FRAMES);
@@ -175,6 +182,7 @@ impl WhepHost {
         };
         let session = Session {
             camera: source.to_owned(),
+            client,
             stop,
             counters,
             publisher: true,
@@ -269,22 +277,25 @@ impl WhepHost {
         self.lock().contains_key(id)
     }
 
-    /// Refuses a new peer while too many are still connecting, for `source` or in all.
-    fn check_pending(&self, source: &str) -> Result<(), WhepError> {
+    /// Refuses a new peer while too many are still connecting, for `source`, from `client`
+    /// or in all.
+    fn check_pending(&self, source: &str, client: IpAddr) -> Result<(), WhepError> {
         let sessions = self.lock();
         let pending = sessions
             .values()
             .filter(|s| !s.counters.connected.load(Ordering::Relaxed));
-        let (mut here, mut all) = (0, 0);
+        let (mut here, mut theirs, mut all) = (0, 0, 0);
         for session in pending {
             all += 1;
             here += usize::from(session.camera == source);
+            theirs += usize::from(session.client == client);
         }
-        if here >= MAX_PENDING_PER_SOURCE || all >= MAX_PENDING {
+        if here >= MAX_PENDING_PER_SOURCE || theirs >= MAX_PENDING_PER_CLIENT || all >= MAX_PENDING
+        {
             return Err(WhepError::TooManyPending(format!(
-                "{here} WebRTC peers of {source:?} and {all} in all are still connecting (at most \
-                 {MAX_PENDING_PER_SOURCE} and {MAX_PENDING}); each is given up after \
-                 {}s without connecting",
+                "{here} WebRTC peers of {source:?}, {theirs} from {client} and {all} in all are \
+                 still connecting (at most {MAX_PENDING_PER_SOURCE}, {MAX_PENDING_PER_CLIENT} \
+                 and {MAX_PENDING}); each is given up after {}s without connecting",
                 CONNECT_TIMEOUT.as_secs()
             )));
         }

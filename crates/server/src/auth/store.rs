@@ -11,6 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::permission::{CameraScope, Permissions};
 
 pub const AUTH_FILE: &str = "auth.sqlite";
+/// Entries the audit log keeps.
+pub const AUDIT_KEPT: i64 = 100_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
@@ -289,8 +291,11 @@ impl Store {
         Ok(())
     }
 
+    /// Appends to the audit log, which keeps its newest [`AUDIT_KEPT`] entries (failed logins
+    /// from many addresses must not fill the disk).
     pub fn audit(&self, entry: &AuditEntry) -> Result<()> {
-        self.conn().execute(
+        let conn = self.conn();
+        conn.execute(
             "INSERT INTO audit (at_ms, actor, address, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 entry.at_ms,
@@ -300,6 +305,10 @@ impl Store {
                 entry.detail
             ],
         )?;
+        let id = conn.last_insert_rowid();
+        if id % 1000 == 0 {
+            conn.execute("DELETE FROM audit WHERE id <= ?1", [id - AUDIT_KEPT])?;
+        }
         Ok(())
     }
 

@@ -1,10 +1,11 @@
 //! The HTTP API of the contract: health, cameras with their sync state, WHEP, metrics, and the
 //! embedded web UI. Errors are `{"error": "..."}` with a 4xx/5xx status, never a credential.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -182,6 +183,7 @@ fn round2(v: f64) -> f64 {
 async fn whep_offer(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -189,7 +191,7 @@ async fn whep_offer(
     state.camera(&name)?;
     let request = StreamRequest::from_query(query.as_deref())?;
     let offer = sdp_offer("WHEP", &headers, &body)?;
-    let viewer = open_viewer(&state, &name, offer, request)?;
+    let viewer = open_viewer(&state, &name, client.ip(), offer, request)?;
     let location = format!("/api/whep/{name}/{}", viewer.session);
     Ok((
         StatusCode::CREATED,
@@ -237,10 +239,12 @@ pub struct OpenedViewer {
     pub stream: &'static str,
 }
 
-/// A WebRTC viewer of camera `name` for an SDP offer (WHEP or the signalling WebSocket).
+/// A WebRTC viewer of camera `name` for an SDP offer (WHEP or the signalling WebSocket) from
+/// `client`.
 pub fn open_viewer(
     state: &AppState,
     name: &str,
+    client: IpAddr,
     offer: &str,
     request: StreamRequest,
 ) -> Result<OpenedViewer, ApiError> {
@@ -252,7 +256,7 @@ pub fn open_viewer(
     };
     let (session, answer) = state
         .whep
-        .offer(name, offer, feed, options)
+        .offer(name, client, offer, feed, options)
         .map_err(|e| match e {
             WhepError::MalformedOffer(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
             WhepError::NoCompatibleCodec(_) => {

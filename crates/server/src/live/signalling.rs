@@ -193,7 +193,7 @@ pub async fn upgrade(
         .max_frame_size(MAX_MESSAGE)
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| run(socket, state, principal, query.resume, permit))
+        .on_upgrade(move |socket| run(socket, state, principal, peer, query.resume, permit))
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +214,7 @@ async fn run(
     socket: WebSocket,
     state: Arc<AppState>,
     principal: Principal,
+    peer: SocketAddr,
     resume: Option<String>,
     _permit: Permit,
 ) {
@@ -249,7 +250,7 @@ async fn run(
                             Ok(request) => request,
                             Err(e) => break (close_code::UNSUPPORTED, format!("not a signalling message: {e}")),
                         };
-                        send(answer(&state, &principal, &token, request));
+                        send(answer(&state, &principal, peer, &token, request));
                     }
                     Message::Binary(_) => break (close_code::UNSUPPORTED, "signalling is text (JSON)".to_owned()),
                     Message::Ping(_) | Message::Pong(_) => heartbeat.heard(),
@@ -287,7 +288,13 @@ fn cameras_message(state: &AppState, principal: &Principal) -> String {
     json!({"type": "cameras", "cameras": cameras_json(state, principal)}).to_string()
 }
 
-fn answer(state: &AppState, principal: &Principal, token: &str, request: Request) -> Value {
+fn answer(
+    state: &AppState,
+    principal: &Principal,
+    peer: SocketAddr,
+    token: &str,
+    request: Request,
+) -> Value {
     match request {
         Request::Watch { camera, .. } if !principal.cameras.covers(&camera) => {
             json!({"type": "error", "camera": camera,
@@ -298,7 +305,7 @@ fn answer(state: &AppState, principal: &Principal, token: &str, request: Request
             sdp,
             stream,
         } => match StreamRequest::parse(stream.as_deref())
-            .and_then(|request| open_viewer(state, &camera, &sdp, request))
+            .and_then(|request| open_viewer(state, &camera, peer.ip(), &sdp, request))
         {
             Ok(viewer) => {
                 state.signalling.add_viewer(token, &camera, &viewer.session);

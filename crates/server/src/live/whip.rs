@@ -7,11 +7,12 @@
 //! or steps stays in sync), the adaptive playout delay, Opus decoded and re-encoded by the same
 //! audio path — and are re-served like a camera: WHEP viewers, recording, sync statistics.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lockstep_media::{
@@ -33,6 +34,7 @@ use super::state::{ApiError, AppState};
 pub async fn offer(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -49,13 +51,21 @@ pub async fn offer(
             format!("push source {name:?} already has a producer connected"),
         ));
     };
-    let (session, answer, frames) = state.whep.publish(&name, offer).map_err(|e| match e {
-        WhepError::MalformedOffer(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
-        WhepError::NoCompatibleCodec(_) => ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string()),
-        WhepError::TooManyPending(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-        }
-    })?;
+    let (session, answer, frames) =
+        state
+            .whep
+            .publish(&name, client.ip(), offer)
+            .map_err(|e| match e {
+                WhepError::MalformedOffer(_) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+                }
+                WhepError::NoCompatibleCodec(_) => {
+                    ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string())
+                }
+                WhepError::TooManyPending(_) => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                }
+            })?;
     tokio::spawn(run(slot, frames));
     Ok((
         StatusCode::CREATED,
