@@ -3,6 +3,7 @@
 pub mod api;
 pub mod backoff;
 pub mod camera;
+mod export_slots;
 pub mod forwarded;
 mod http_server;
 mod listener;

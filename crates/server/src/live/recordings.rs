@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use super::export_slots::ExportSlots;
 use super::recorder::RecorderStatus;
 use super::state::{ApiError, AppState};
 use crate::auth::Principal;
@@ -40,7 +41,6 @@ const MAX_TIMELINE_US: i64 = 31 * 86_400 * 1_000_000;
 const DEFAULT_TIMELINE_US: i64 = 86_400 * 1_000_000;
 /// Exports running at once, over all clients: each reads and writes at disk speed, and 40 of
 /// six hours each once held 270 MB and slowed every other answer to a second.
-pub const MAX_EXPORTS: usize = 4;
 
 /// Counters the retention thread keeps for the metrics.
 #[derive(Debug, Default)]
@@ -57,8 +57,8 @@ pub struct Recordings {
     pub policy: RetentionPolicy,
     pub recorders: HashMap<String, watch::Receiver<RecorderStatus>>,
     pub retention: Arc<RetentionCounters>,
-    /// One permit per running export ([`MAX_EXPORTS`]).
-    exports: Arc<tokio::sync::Semaphore>,
+    /// Exports running at once.
+    exports: ExportSlots,
     _lock: StorageLock,
 }
 
@@ -98,7 +98,7 @@ impl Recordings {
             },
             recorders: HashMap::new(),
             retention: Arc::default(),
-            exports: Arc::new(tokio::sync::Semaphore::new(MAX_EXPORTS)),
+            exports: ExportSlots::default(),
             _lock: lock,
         })
     }
@@ -109,11 +109,6 @@ impl Recordings {
     ) -> Self {
         self.recorders = recorders.into_iter().collect();
         self
-    }
-
-    /// A slot for one more export, if one of the [`MAX_EXPORTS`] is free.
-    fn export_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.exports.clone().try_acquire_owned().ok()
     }
 
     /// Runs retention now and every [`RETENTION_INTERVAL`] on its own thread.
@@ -335,8 +330,9 @@ pub async fn export(
         .auth
         .audit(&principal.name, peer.ip(), "export", &span);
     // Held until the export's last byte is written (or its client went away).
-    let Some(permit) = recordings.export_slot() else {
-        return Ok(exports_busy());
+    let permit = match recordings.exports.take(&principal.name) {
+        Ok(slot) => slot,
+        Err(why) => return Ok(exports_busy(&why)),
     };
     let root = recordings.root.clone();
     let camera = name.clone();
@@ -393,8 +389,7 @@ pub async fn export(
 }
 
 /// The answer while every export slot is taken: come back in a few seconds.
-fn exports_busy() -> Response {
-    let message = format!("{MAX_EXPORTS} exports are running; try again in a few seconds");
+fn exports_busy(message: &str) -> Response {
     (
         StatusCode::TOO_MANY_REQUESTS,
         [(header::RETRY_AFTER, "5")],
@@ -416,28 +411,5 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_fifth_export_is_told_to_come_back_and_a_finished_one_frees_its_slot() {
-        let root = std::env::temp_dir().join(format!("lockstep-exports-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let recordings = Recordings::open(&root, &StorageConfig::default()).unwrap();
-        let mut running: Vec<_> = (0..MAX_EXPORTS)
-            .map(|_| recordings.export_slot().unwrap())
-            .collect();
-        assert!(recordings.export_slot().is_none());
-        let busy = exports_busy();
-        assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(busy.headers()[header::RETRY_AFTER], "5");
-        running.pop();
-        assert!(recordings.export_slot().is_some());
-        drop(recordings);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }
