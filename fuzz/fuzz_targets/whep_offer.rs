@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
+use lockstep_media::Codec;
 use lockstep_webrtc::udp_mux::stun_local_ufrag;
 use lockstep_webrtc::whep::{check_codecs, one_media_stream};
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -24,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = check_codecs(text);
+    for video in [Codec::H264, Codec::H265] {
+        let _ = check_codecs(text, video);
+    }
     let _ = one_media_stream(text);
     let Ok(offer) = SdpOffer::from_sdp_string(text) else {
         return;
