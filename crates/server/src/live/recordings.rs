@@ -39,9 +39,6 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(10);
 const MAX_TIMELINE_US: i64 = 31 * 86_400 * 1_000_000;
 /// The default timeline: the last day.
 const DEFAULT_TIMELINE_US: i64 = 86_400 * 1_000_000;
-/// Exports running at once, over all clients: each reads and writes at disk speed, and 40 of
-/// six hours each once held 270 MB and slowed every other answer to a second.
-
 /// Counters the retention thread keeps for the metrics.
 #[derive(Debug, Default)]
 pub struct RetentionCounters {
