@@ -266,6 +266,18 @@ fn every_route_asks_who_is_calling_and_grants_only_what_they_may() {
         call(&server, &bearer(token), "GET", "/api/cameras/yard", "").status,
         200
     );
+    // A WHEP client (RFC 9725: the token as a bearer) is answered with it, refused without.
+    let endpoint = format!("{}/api/whep/yard", server.base);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use lockstep_webrtc::whep_client::{WhepClient, WhepClientError};
+        let watching = WhepClient::connect_with(&endpoint, Some(token)).await;
+        assert!(watching.is_ok(), "{:?}", watching.err());
+        match WhepClient::connect(&endpoint).await {
+            Err(WhepClientError::Refused { status, .. }) => assert_eq!(status, "401"),
+            other => panic!("without a token: {:?}", other.err()),
+        }
+    });
     let listed = call(&server, &admin, "GET", "/api/tokens", "").body;
     assert!(
         listed.contains("whep-player") && !listed.contains(token),
