@@ -126,7 +126,8 @@ impl Store {
             .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
     }
 
-    /// Adds a user or, when `replace`, changes one. Returns whether the name was new.
+    /// Adds a user or, when `replace`, changes one (ending their sessions: a changed password
+    /// or permission must not live on in a cookie). Returns whether the name was new.
     pub fn put_user(&self, user: &User, password_hash: &str, replace: bool) -> Result<bool> {
         let conn = self.conn();
         let exists: bool = conn.query_row(
@@ -137,6 +138,7 @@ impl Store {
         if exists && !replace {
             return Ok(false);
         }
+        conn.execute("DELETE FROM sessions WHERE user = ?1", [&user.name])?;
         conn.execute(
             "INSERT OR REPLACE INTO users (name, password, permissions, cameras, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -421,6 +423,19 @@ mod tests {
         assert!(matches!(session.owner, SessionOwner::User(u) if u == alice));
         std::thread::sleep(Duration::from_millis(2));
         assert!(store.session("s0").expect("read").is_none(), "expired");
+        assert_eq!(store.put_user(&alice, "h3", true), Ok(false));
+        assert!(
+            store.session("s1").expect("read").is_none(),
+            "ended by the change"
+        );
+        store
+            .add_session(
+                "s1",
+                &SessionOwner::User(alice.clone()),
+                "c1",
+                Duration::from_secs(60),
+            )
+            .expect("session");
         assert!(store.remove_user("alice").expect("removed"));
         assert!(
             store.session("s1").expect("read").is_none(),
