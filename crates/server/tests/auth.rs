@@ -166,6 +166,9 @@ fn every_route_asks_who_is_calling_and_grants_only_what_they_may() {
     let r = call(&server, &[], "POST", "/api/login", &wrong);
     assert_eq!(r.status, 401);
     assert!(r.header("set-cookie").is_none());
+    // A name no user can have is refused the same way, and kept nowhere (the audit below).
+    let huge = serde_json::json!({"name": "x".repeat(100_000), "password": "p"}).to_string();
+    assert_eq!(call(&server, &[], "POST", "/api/login", &huge).status, 401);
     let (viewer, viewer_csrf) = log_in(&server, "viewer", VIEWER_PASSWORD);
     let cameras: serde_json::Value =
         serde_json::from_str(&call(&server, &viewer, "GET", "/api/cameras", "").body).unwrap();
@@ -333,6 +336,10 @@ fn every_route_asks_who_is_calling_and_grants_only_what_they_may() {
     for secret in [ADMIN_PASSWORD, VIEWER_PASSWORD, token, &prometheus] {
         assert!(!audit.contains(secret), "the audit log holds a secret");
     }
+    assert!(
+        !audit.contains(&"x".repeat(100)),
+        "the audit log holds the huge name"
+    );
 }
 
 #[test]

@@ -84,6 +84,14 @@ async fn login(
     let auth = &state.auth;
     let store = store_of(auth)?.clone();
     let address = peer.ip();
+    // A name no user can have (the body may hold 2 MB of one) is not worth a limiter entry, an
+    // audit line or a hash; nor is a password longer than anyone types.
+    if check_name("user", &request.name).is_err() || request.password.len() > password::MAX_BYTES {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "wrong name or password",
+        ));
+    }
     if let Err(wait) = auth.check_login(&request.name, address) {
         let secs = wait.as_secs().max(1);
         let mut response = ApiError::new(

@@ -8,10 +8,15 @@ use argon2::Argon2;
 
 /// Shortest password accepted.
 pub const MIN_LEN: usize = 8;
+/// Longest password accepted (a login does not check longer ones).
+pub const MAX_BYTES: usize = 1024;
 
 pub fn hash(password: &str) -> Result<String, String> {
     if password.chars().count() < MIN_LEN {
         return Err(format!("a password has at least {MIN_LEN} characters"));
+    }
+    if password.len() > MAX_BYTES {
+        return Err(format!("a password has at most {MAX_BYTES} bytes"));
     }
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| format!("no randomness for a salt: {e}"))?;

@@ -403,22 +403,14 @@ mod tests {
             store.user_with_hash("alice").expect("read").map(|u| u.1),
             Some("h1".into())
         );
-        store
-            .add_session(
-                "s1",
-                &SessionOwner::User(alice.clone()),
-                "c1",
-                Duration::from_secs(60),
-            )
-            .expect("session");
-        store
-            .add_session(
-                "s0",
-                &SessionOwner::User(alice.clone()),
-                "c0",
-                Duration::ZERO,
-            )
-            .expect("session");
+        let open_session = |hash: &str, lifetime: Duration| {
+            let owner = SessionOwner::User(alice.clone());
+            store
+                .add_session(hash, &owner, "csrf", lifetime)
+                .expect("session");
+        };
+        open_session("s1", Duration::from_secs(60));
+        open_session("s0", Duration::ZERO);
         let session = store.session("s1").expect("read").expect("live");
         assert!(matches!(session.owner, SessionOwner::User(u) if u == alice));
         std::thread::sleep(Duration::from_millis(2));
@@ -428,14 +420,7 @@ mod tests {
             store.session("s1").expect("read").is_none(),
             "ended by the change"
         );
-        store
-            .add_session(
-                "s1",
-                &SessionOwner::User(alice.clone()),
-                "c1",
-                Duration::from_secs(60),
-            )
-            .expect("session");
+        open_session("s1", Duration::from_secs(60));
         assert!(store.remove_user("alice").expect("removed"));
         assert!(
             store.session("s1").expect("read").is_none(),
