@@ -88,6 +88,8 @@ pub struct RtspClient {
     keepalive_uri: String,
     next_keepalive: Instant,
     pending: VecDeque<(u8, Vec<u8>)>,
+    /// A `Require` every request carries (the ONVIF backchannel's feature tag).
+    require: Option<&'static str>,
     user_agent: &'static str,
     /// Media comes on this connection (false over UDP: then only answers do, and silence
     /// here is normal).
@@ -133,6 +135,7 @@ impl RtspClient {
             keepalive_uri: url.to_string(),
             next_keepalive: Instant::now() + DEFAULT_SESSION_TIMEOUT / 2,
             pending: VecDeque::new(),
+            require: None,
             user_agent,
             media_interleaved: true,
         })
@@ -228,6 +231,9 @@ impl RtspClient {
                 challenge.authorization(credentials, method, uri, self.challenge_uses, &cnonce);
             text.push_str(&format!("Authorization: {authorization}\r\n"));
         }
+        if let Some(feature) = self.require {
+            text.push_str(&format!("Require: {feature}\r\n"));
+        }
         for (name, value) in headers {
             text.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -301,6 +307,27 @@ impl RtspClient {
                 "the camera sent something that is not RTSP: {e}"
             ))),
         }
+    }
+
+    /// Every request from now on carries `Require: feature` (ONVIF: the backchannel's tag on
+    /// DESCRIBE, SETUP, PLAY and TEARDOWN).
+    pub fn require(&mut self, feature: &'static str) {
+        self.require = Some(feature);
+    }
+
+    /// Sends `payload` as an interleaved frame on `channel` (RFC 2326 10.12): the backchannel's
+    /// RTP after PLAY.
+    pub async fn send_interleaved(
+        &mut self,
+        channel: u8,
+        payload: &[u8],
+    ) -> Result<(), ClientError> {
+        let len = u16::try_from(payload.len())
+            .map_err(|_| ClientError::Protocol("an interleaved frame over 64 KiB".into()))?;
+        self.outgoing.extend_from_slice(&[b'$', channel]);
+        self.outgoing.extend_from_slice(&len.to_be_bytes());
+        self.outgoing.extend_from_slice(payload);
+        self.flush().await
     }
 
     /// OPTIONS: learns whether keepalives can be GET_PARAMETER (what cameras expect when they

@@ -2,6 +2,7 @@
 //! behaving like a real IP camera), and the wire formats they share.
 
 pub mod auth;
+pub mod backchannel;
 pub mod client;
 pub mod ingest;
 pub mod message;

@@ -1,0 +1,98 @@
+//! The ONVIF backchannel client against the camera simulator (which plays what it receives on
+//! its speaker): opened with the feature tag and Digest credentials, 20 ms G.711 packets played
+//! in order, closed with TEARDOWN; a camera without a backchannel is refused with the reason.
+
+use std::time::Duration;
+
+use lockstep_media::g711::G711Law;
+use lockstep_rtsp::auth::Credentials;
+use lockstep_rtsp::backchannel::{Backchannel, BackchannelError};
+use lockstep_rtsp::sim_camera::{SimCamera, SimCameraConfig};
+
+const AGENT: &str = "lockstep-test";
+
+fn config(backchannel: bool) -> SimCameraConfig {
+    SimCameraConfig {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        width: 320,
+        height: 240,
+        video_bitrate_bps: 300_000,
+        credentials: Some(Credentials {
+            user: "admin".into(),
+            password: "p@ss:w/rd".into(),
+        }),
+        backchannel,
+        ..SimCameraConfig::default()
+    }
+}
+
+fn credentials() -> Option<Credentials> {
+    Some(Credentials {
+        user: "admin".into(),
+        password: "p@ss:w/rd".into(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_of_speech_reaches_the_cameras_speaker() {
+    let camera = SimCamera::start(config(true)).await.expect("camera");
+    let url = url::Url::parse(&camera.url()).expect("url");
+    let mut talk = Backchannel::open(&url, credentials(), AGENT)
+        .await
+        .expect("backchannel");
+    let codec = talk.codec().clone();
+    assert!(
+        ["pcmu", "pcma"].contains(&codec.encoding.as_str()),
+        "{codec:?}"
+    );
+    assert_eq!(codec.clock_rate_hz, 8_000);
+    let law = if codec.encoding == "pcmu" {
+        G711Law::MuLaw
+    } else {
+        G711Law::ALaw
+    };
+    // 50 packets of a 1 kHz tone, 20 ms each, paced as a talker's would be.
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    for n in 0..50u32 {
+        every.tick().await;
+        let samples: Vec<i16> = (0..160u32)
+            .map(|k| {
+                let t = f64::from(n * 160 + k) / 8_000.0;
+                (8_000.0 * (2.0 * std::f64::consts::PI * 1_000.0 * t).sin()) as i16
+            })
+            .collect();
+        let mut payload = Vec::new();
+        law.encode(&samples, &mut payload);
+        talk.send(&payload, 160).await.expect("sent");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while camera.backchannel_packets() < 50 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(camera.backchannel_packets(), 50);
+    talk.close().await;
+    camera.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_without_a_backchannel_is_refused_with_the_reason() {
+    let camera = SimCamera::start(config(false)).await.expect("camera");
+    let url = url::Url::parse(&camera.url()).expect("url");
+    let refused = Backchannel::open(&url, credentials(), AGENT).await;
+    let Err(e @ BackchannelError::NotOffered(_)) = refused else {
+        panic!("{refused:?}");
+    };
+    assert!(e.to_string().contains("no ONVIF backchannel"), "{e}");
+    // Wrong credentials are the camera's 401, not a missing backchannel.
+    let camera = SimCamera::start(config(true)).await.expect("camera");
+    let url = url::Url::parse(&camera.url()).expect("url");
+    let wrong = Some(Credentials {
+        user: "admin".into(),
+        password: "wrong".into(),
+    });
+    let refused = Backchannel::open(&url, wrong, AGENT).await;
+    assert!(
+        matches!(refused, Err(BackchannelError::Client(_))),
+        "{refused:?}"
+    );
+}
