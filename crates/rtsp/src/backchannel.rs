@@ -4,8 +4,17 @@
 //! `sendonly` audio section, which we SETUP over the connection (interleaved), PLAY, and feed
 //! with RTP packets on its channel. Talk opens it when someone speaks and closes it soon after:
 //! a backchannel held open locks the doorbell's button and other apps on many cameras.
+//!
+//! Only the backchannel is set up. A task owns the connection: it writes the packets it is
+//! given, reads and drops what the camera sends (RTCP, answers: its sending never blocks on
+//! us), and keeps the session alive. (GStreamer's ONVIF server fails a session that leaves its
+//! own streams unlinked, and answered PLAY with 503 when its audio was set up beside the
+//! backchannel: not yet a peer this client works with.)
 
 use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::auth::Credentials;
 use crate::client::{ClientError, RtspClient};
@@ -20,6 +29,10 @@ const CHANNEL: u8 = 0;
 
 /// How long a TEARDOWN may take when closing.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// Packets waiting for the connection (a second of 20 ms packets); a talker further behind loses
+/// the oldest.
+const QUEUE: usize = 50;
 
 /// What the camera's speaker takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +58,9 @@ pub enum BackchannelError {
 /// An open backchannel: PLAYing, ready for packets.
 #[derive(Debug)]
 pub struct Backchannel {
-    client: RtspClient,
-    url: url::Url,
-    channel: u8,
     codec: BackchannelCodec,
+    packets: mpsc::Sender<Vec<u8>>,
+    session: JoinHandle<Result<(), ClientError>>,
     seq: u16,
     timestamp: u32,
     ssrc: u32,
@@ -93,18 +105,32 @@ impl Backchannel {
             clock_rate_hz: section.clock_rate_hz,
         };
         let track = section.setup_url(&base);
-        let interleaved = client.setup_interleaved(&track, CHANNEL).await?;
+        let channel = client.setup_interleaved(&track, CHANNEL).await?.rtp;
+        let mut next = channel.wrapping_add(2);
+        for camera_audio in sdp
+            .media
+            .iter()
+            .filter(|m| m.media == "audio" && !m.sendonly)
+        {
+            next = client
+                .setup_interleaved(&camera_audio.setup_url(&base), next)
+                .await?
+                .rtp
+                .wrapping_add(2);
+        }
         // PLAY the aggregate when the SDP names one, else the track (as ingest does).
         let play_url = match sdp.control.as_deref() {
             Some(control) if !control.is_empty() => resolve_control(&base, Some(control)),
             _ => track,
         };
         client.play(&play_url).await?;
+        client.expect_no_media();
+        let (packets, queued) = mpsc::channel(QUEUE);
+        let session = tokio::spawn(run(client, channel, play_url, queued));
         Ok(Backchannel {
-            client,
-            url: play_url,
-            channel: interleaved.rtp,
             codec,
+            packets,
+            session,
             seq: random_u16(),
             timestamp: u32::from(random_u16()) << 16,
             ssrc: u32::from(random_u16()) << 16 | u32::from(random_u16()),
@@ -115,8 +141,10 @@ impl Backchannel {
         &self.codec
     }
 
-    /// Sends one packet of encoded audio holding `samples` samples (160 for 20 ms at 8 kHz).
-    pub async fn send(&mut self, payload: &[u8], samples: u32) -> Result<(), ClientError> {
+    /// Queues one packet of encoded audio holding `samples` samples (160 for 20 ms at 8 kHz).
+    /// `Err` once the session has ended (the camera closed it, or the connection failed): its
+    /// reason comes from [`Backchannel::close`].
+    pub fn send(&mut self, payload: &[u8], samples: u32) -> Result<(), ClosedError> {
         let packet = rtp_packet(
             self.codec.payload_type,
             false,
@@ -127,14 +155,50 @@ impl Backchannel {
         );
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(samples);
-        self.client.send_interleaved(self.channel, &packet).await
+        match self.packets.try_send(packet) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(ClosedError),
+        }
     }
 
-    /// TEARDOWN, and the connection closed.
-    pub async fn close(mut self) {
-        let url = self.url.clone();
-        self.client.teardown(&url, TEARDOWN_WAIT).await;
+    /// Sends what is queued, then TEARDOWN; the session's end, or why it ended before.
+    pub async fn close(self) -> Result<(), ClientError> {
+        drop(self.packets);
+        match self.session.await {
+            Ok(result) => result,
+            Err(e) => Err(ClientError::Connection(format!(
+                "the backchannel's task failed: {e}"
+            ))),
+        }
     }
+}
+
+/// The backchannel session has ended.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the backchannel session has ended")]
+pub struct ClosedError;
+
+/// The connection's owner: packets out on `channel`, the camera's frames read and dropped
+/// (`next_frame` also sends the keepalives), TEARDOWN when the packets stop coming.
+async fn run(
+    mut client: RtspClient,
+    channel: u8,
+    url: url::Url,
+    mut packets: mpsc::Receiver<Vec<u8>>,
+) -> Result<(), ClientError> {
+    loop {
+        tokio::select! {
+            packet = packets.recv() => match packet {
+                Some(packet) => client.send_interleaved(channel, &packet).await?,
+                None => break,
+            },
+            frame = client.next_frame() => {
+                frame?;
+            }
+        }
+    }
+    client.teardown(&url, TEARDOWN_WAIT).await;
+    Ok(())
 }
 
 /// 16 bits from the OS (RFC 3550 wants random initial sequence numbers and timestamps).

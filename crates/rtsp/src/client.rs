@@ -309,6 +309,12 @@ impl RtspClient {
         }
     }
 
+    /// The camera owes us no media on this connection (a backchannel we send on): its silence
+    /// does not end the session, the keepalives' answers keep it checked.
+    pub fn expect_no_media(&mut self) {
+        self.media_interleaved = false;
+    }
+
     /// Every request from now on carries `Require: feature` (ONVIF: the backchannel's tag on
     /// DESCRIBE, SETUP, PLAY and TEARDOWN).
     pub fn require(&mut self, feature: &'static str) {

@@ -1,6 +1,6 @@
 //! The ONVIF backchannel client against the camera simulator (which plays what it receives on
-//! its speaker): opened with the feature tag and Digest credentials, 20 ms G.711 packets played
-//! in order, closed with TEARDOWN; a camera without a backchannel is refused with the reason.
+//! its speaker): opened with the feature tag and Digest credentials, 20 ms G.711 packets
+//! delivered, closed with TEARDOWN; a camera without a backchannel is refused with the reason.
 
 use std::time::Duration;
 
@@ -63,14 +63,14 @@ async fn a_second_of_speech_reaches_the_cameras_speaker() {
             .collect();
         let mut payload = Vec::new();
         law.encode(&samples, &mut payload);
-        talk.send(&payload, 160).await.expect("sent");
+        talk.send(&payload, 160).expect("sent");
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while camera.backchannel_packets() < 50 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(camera.backchannel_packets(), 50);
-    talk.close().await;
+    talk.close().await.expect("closed with TEARDOWN");
     camera.shutdown();
 }
 
