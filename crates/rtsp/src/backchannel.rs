@@ -30,8 +30,8 @@ const CHANNEL: u8 = 0;
 /// How long a TEARDOWN may take when closing.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
 
-/// Packets waiting for the connection (a second of 20 ms packets); a talker further behind loses
-/// the oldest.
+/// Packets waiting for the connection (a second of 20 ms packets); packets beyond
+/// are dropped (late speech is worse than lost speech).
 const QUEUE: usize = 50;
 
 /// What the camera's speaker takes.
