@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
@@ -175,10 +175,11 @@ fn session_cookie(auth: &Auth, value: &str, max_age_secs: u64) -> HeaderValue {
 async fn logout(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
 ) -> Response {
     let auth = &state.auth;
-    if let (Some(store), Some(Extension(principal))) = (auth.store(), principal) {
+    // A public route: the guard resolved nothing; an ended session just gets its cookie cleared.
+    if let (Some(store), Ok(Some(principal))) = (auth.store(), auth.principal(&headers)) {
         if let Via::Session { cookie_hash, .. } = &principal.via {
             if let Err(e) = store.remove_session(cookie_hash) {
                 tracing::warn!("cannot end a session: {e}");

@@ -322,15 +322,16 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let recordings = recordings_of(&state, &name)?;
     let (from, to) = query.range(false, lockstep_record::export::MAX_EXPORT_US)?;
-    let span = format!("{name} {} to {}", rfc3339(from), rfc3339(to));
-    state
-        .auth
-        .audit(&principal.name, peer.ip(), "export", &span);
     // Held until the export's last byte is written (or its client went away).
     let permit = match recordings.exports.take(&principal.name) {
         Ok(slot) => slot,
         Err(why) => return Ok(exports_busy(&why)),
     };
+    // Audited once it runs (not a request refused for want of a slot).
+    let span = format!("{name} {} to {}", rfc3339(from), rfc3339(to));
+    state
+        .auth
+        .audit(&principal.name, peer.ip(), "export", &span);
     let root = recordings.root.clone();
     let camera = name.clone();
     let plan = tokio::task::spawn_blocking(move || {
