@@ -5,11 +5,9 @@
 //! with RTP packets on its channel. Talk opens it when someone speaks and closes it soon after:
 //! a backchannel held open locks the doorbell's button and other apps on many cameras.
 //!
-//! Only the backchannel is set up. A task owns the connection: it writes the packets it is
+//! The backchannel and the camera's own audio are set up (video never is). A task owns the connection: it writes the packets it is
 //! given, reads and drops what the camera sends (RTCP, answers: its sending never blocks on
-//! us), and keeps the session alive. (GStreamer's ONVIF server fails a session that leaves its
-//! own streams unlinked, and answered PLAY with 503 when its audio was set up beside the
-//! backchannel: not yet a peer this client works with.)
+//! us), and keeps the session alive.
 
 use std::time::Duration;
 
@@ -104,26 +102,28 @@ impl Backchannel {
             payload_type: section.payload_type,
             clock_rate_hz: section.clock_rate_hz,
         };
+        // Every audio section in the SDP's order, the backchannel in its place (as GStreamer's
+        // rtspsrc does: its ONVIF server answers PLAY with 503 when the backchannel came first,
+        // and fails a session that leaves its own audio unlinked). Video is never set up: a
+        // main stream would cost megabits on a connection that only speaks.
         let track = section.setup_url(&base);
-        let channel = client.setup_interleaved(&track, CHANNEL).await?.rtp;
-        let mut next = channel.wrapping_add(2);
-        for camera_audio in sdp
-            .media
-            .iter()
-            .filter(|m| m.media == "audio" && !m.sendonly)
-        {
-            next = client
-                .setup_interleaved(&camera_audio.setup_url(&base), next)
-                .await?
-                .rtp
-                .wrapping_add(2);
+        let mut channel = None;
+        let mut next = CHANNEL;
+        for audio in sdp.media.iter().filter(|m| m.media == "audio") {
+            let url = audio.setup_url(&base);
+            let rtp = client.setup_interleaved(&url, next).await?.rtp;
+            if url == track {
+                channel = Some(rtp);
+            }
+            next = rtp.wrapping_add(2);
         }
+        let channel = channel.expect("the backchannel is one of the audio sections");
         // PLAY the aggregate when the SDP names one, else the track (as ingest does).
         let play_url = match sdp.control.as_deref() {
             Some(control) if !control.is_empty() => resolve_control(&base, Some(control)),
             _ => track,
         };
-        client.play(&play_url).await?;
+        client.play_now(&play_url).await?;
         client.expect_no_media();
         let (packets, queued) = mpsc::channel(QUEUE);
         let session = tokio::spawn(run(client, channel, play_url, queued));

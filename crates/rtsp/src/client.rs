@@ -474,10 +474,25 @@ impl RtspClient {
         }
     }
 
-    /// PLAY from now; returns the `RTP-Info` entries (empty when the camera sends none).
+    /// PLAY from the start of what the camera has (`Range: npt=0.000-`, what ingest asks
+    /// for); returns the `RTP-Info` entries (empty when the camera sends none).
     pub async fn play(&mut self, url: &url::Url) -> Result<Vec<RtpInfo>, ClientError> {
+        self.play_range(url, "npt=0.000-").await
+    }
+
+    /// PLAY of a live session with no position (a backchannel): `Range: npt=now-`, which
+    /// GStreamer's ONVIF server takes where it fails the seek `npt=0.000-` asks for.
+    pub async fn play_now(&mut self, url: &url::Url) -> Result<Vec<RtpInfo>, ClientError> {
+        self.play_range(url, "npt=now-").await
+    }
+
+    async fn play_range(
+        &mut self,
+        url: &url::Url,
+        range: &str,
+    ) -> Result<Vec<RtpInfo>, ClientError> {
         let reply = self
-            .request("PLAY", url.as_str(), &[("Range", "npt=0.000-".into())])
+            .request("PLAY", url.as_str(), &[("Range", range.into())])
             .await?;
         self.keepalive_uri = url.to_string();
         self.next_keepalive = Instant::now() + self.session_timeout / 2;

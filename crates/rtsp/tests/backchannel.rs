@@ -1,6 +1,7 @@
 //! The ONVIF backchannel client against the camera simulator (which plays what it receives on
-//! its speaker): opened with the feature tag and Digest credentials, 20 ms G.711 packets
-//! delivered, closed with TEARDOWN; a camera without a backchannel is refused with the reason.
+//! its speaker) and against GStreamer's ONVIF server (an independent peer): opened with the
+//! feature tag and Digest credentials, 20 ms G.711 packets delivered, closed with TEARDOWN; a
+//! camera without a backchannel is refused with the reason.
 
 use std::time::Duration;
 
@@ -9,7 +10,36 @@ use lockstep_rtsp::auth::Credentials;
 use lockstep_rtsp::backchannel::{Backchannel, BackchannelError};
 use lockstep_rtsp::sim_camera::{SimCamera, SimCameraConfig};
 
+#[path = "peers/onvif_camera.rs"]
+mod onvif_camera;
+use onvif_camera::OnvifCamera;
+
 const AGENT: &str = "lockstep-test";
+
+/// `packets` 20 ms packets of a 1 kHz tone at 8 kHz (amplitude 8 000), in `law`.
+fn tone_packets(law: G711Law, packets: u32) -> Vec<Vec<u8>> {
+    (0..packets)
+        .map(|n| {
+            let samples: Vec<i16> = (0..160u32)
+                .map(|k| {
+                    let t = f64::from(n * 160 + k) / 8_000.0;
+                    (8_000.0 * (2.0 * std::f64::consts::PI * 1_000.0 * t).sin()) as i16
+                })
+                .collect();
+            let mut payload = Vec::new();
+            law.encode(&samples, &mut payload);
+            payload
+        })
+        .collect()
+}
+
+fn law_of(encoding: &str) -> G711Law {
+    if encoding == "pcmu" {
+        G711Law::MuLaw
+    } else {
+        G711Law::ALaw
+    }
+}
 
 fn config(backchannel: bool) -> SimCameraConfig {
     SimCameraConfig {
@@ -46,23 +76,10 @@ async fn a_second_of_speech_reaches_the_cameras_speaker() {
         "{codec:?}"
     );
     assert_eq!(codec.clock_rate_hz, 8_000);
-    let law = if codec.encoding == "pcmu" {
-        G711Law::MuLaw
-    } else {
-        G711Law::ALaw
-    };
     // 50 packets of a 1 kHz tone, 20 ms each, paced as a talker's would be.
     let mut every = tokio::time::interval(Duration::from_millis(20));
-    for n in 0..50u32 {
+    for payload in tone_packets(law_of(&codec.encoding), 50) {
         every.tick().await;
-        let samples: Vec<i16> = (0..160u32)
-            .map(|k| {
-                let t = f64::from(n * 160 + k) / 8_000.0;
-                (8_000.0 * (2.0 * std::f64::consts::PI * 1_000.0 * t).sin()) as i16
-            })
-            .collect();
-        let mut payload = Vec::new();
-        law.encode(&samples, &mut payload);
         talk.send(&payload, 160).expect("sent");
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -95,4 +112,52 @@ async fn a_camera_without_a_backchannel_is_refused_with_the_reason() {
         matches!(refused, Err(BackchannelError::Client(_))),
         "{refused:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamers_onvif_camera_plays_the_speech_and_sees_the_teardown() {
+    let camera = OnvifCamera::start("s3cret");
+    let url = url::Url::parse(&camera.url).expect("url");
+    let credentials = Some(Credentials {
+        user: "admin".into(),
+        password: "s3cret".into(),
+    });
+    let mut talk = Backchannel::open(&url, credentials, AGENT)
+        .await
+        .expect("backchannel");
+    assert_eq!(talk.codec().encoding, "pcmu");
+    assert_eq!(talk.codec().clock_rate_hz, 8_000);
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    for payload in tone_packets(G711Law::MuLaw, 50) {
+        every.tick().await;
+        talk.send(&payload, 160).expect("sent");
+    }
+    // Its depayloader and µ-law decoder hand the speaker what we sent: 8 000 samples of a tone
+    // whose peak µ-law keeps within 3 % of 8 000.
+    let heard = tokio::task::spawn_blocking(move || {
+        let all = camera.wait_for(Duration::from_secs(5), |speaker, _| {
+            speaker.iter().map(|b| b.samples).sum::<usize>() >= 8_000
+        });
+        (camera, all)
+    })
+    .await
+    .expect("waited");
+    let (camera, all) = heard;
+    let speaker = camera.speaker();
+    assert!(all, "the speaker got {speaker:?}");
+    assert!(
+        speaker.iter().all(|b| (7_700..=8_300).contains(&b.peak)),
+        "{speaker:?}"
+    );
+    talk.close().await.expect("closed with TEARDOWN");
+    let camera = tokio::task::spawn_blocking(move || {
+        assert!(
+            camera.wait_for(Duration::from_secs(5), |_, teardowns| teardowns == 1),
+            "the camera saw no TEARDOWN"
+        );
+        camera
+    })
+    .await
+    .expect("waited");
+    drop(camera);
 }

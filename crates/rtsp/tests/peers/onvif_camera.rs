@@ -1,0 +1,131 @@
+//! GStreamer's ONVIF server as a camera with a speaker (`onvif_camera.py` beside this file),
+//! for the talk tests of this crate and the server's: what its speaker was handed, and when.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// One buffer the camera's speaker was handed.
+#[derive(Debug, Clone, Copy)]
+pub struct SpeakerBuffer {
+    /// When it arrived (Unix time, ms).
+    pub unix_ms: f64,
+    pub samples: usize,
+    /// The largest |sample| (16-bit).
+    pub peak: i32,
+}
+
+#[derive(Debug, Default)]
+struct Heard {
+    speaker: Vec<SpeakerBuffer>,
+    teardowns: usize,
+}
+
+/// The camera process, killed on drop.
+pub struct OnvifCamera {
+    child: Child,
+    /// `rtsp://127.0.0.1:PORT/cam`, without credentials.
+    pub url: String,
+    heard: Arc<Mutex<Heard>>,
+}
+
+impl OnvifCamera {
+    /// A camera that asks for `admin` / `password` with Digest.
+    pub fn start(password: &str) -> OnvifCamera {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../rtsp/tests/peers/onvif_camera.py"
+        );
+        // Debian's python3 has the GStreamer bindings (python3-gi), whatever is first on PATH.
+        let mut child = Command::new("/usr/bin/python3")
+            .args([script, "--port", &port.to_string()])
+            .args(["--user", "admin", "--password", password])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("/usr/bin/python3 runs");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let url = first
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "onvif_camera.py did not start ({first:?}): .ci/run installs python3-gi, \
+                     gir1.2-gst-rtsp-server-1.0 and the GStreamer plugins"
+                )
+            })
+            .to_owned();
+        let heard = Arc::new(Mutex::new(Heard::default()));
+        let sink = heard.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut heard = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                match fields.as_slice() {
+                    ["speaker", unix_ms, samples, peak] => heard.speaker.push(SpeakerBuffer {
+                        unix_ms: unix_ms.parse().unwrap_or(0.0),
+                        samples: samples.parse().unwrap_or(0),
+                        peak: peak.parse().unwrap_or(0),
+                    }),
+                    ["teardown"] => heard.teardowns += 1,
+                    _ => {}
+                }
+            }
+        });
+        OnvifCamera { child, url, heard }
+    }
+
+    /// `rtsp://admin:PASSWORD@…/cam`.
+    pub fn url_with(&self, password: &str) -> String {
+        self.url
+            .replacen("rtsp://", &format!("rtsp://admin:{password}@"), 1)
+    }
+
+    /// What the speaker was handed so far.
+    pub fn speaker(&self) -> Vec<SpeakerBuffer> {
+        self.lock().speaker.clone()
+    }
+
+    pub fn teardowns(&self) -> usize {
+        self.lock().teardowns
+    }
+
+    /// Waits up to `limit` for `done` to hold of what was heard.
+    pub fn wait_for(
+        &self,
+        limit: Duration,
+        done: impl Fn(&[SpeakerBuffer], usize) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            {
+                let heard = self.lock();
+                if done(&heard.speaker, heard.teardowns) {
+                    return true;
+                }
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Heard> {
+        self.heard.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for OnvifCamera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
