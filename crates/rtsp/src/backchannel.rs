@@ -9,14 +9,15 @@
 //! given, reads and drops what the camera sends (RTCP, answers: its sending never blocks on
 //! us), and keeps the session alive.
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
+use lockstep_sync::NtpTime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::auth::Credentials;
 use crate::client::{ClientError, RtspClient};
-use crate::rtp::rtp_packet;
+use crate::rtp::{rtp_packet, sender_report};
 use crate::sdp::{resolve_control, Sdp};
 
 /// The ONVIF backchannel's feature tag.
@@ -31,6 +32,17 @@ const TEARDOWN_WAIT: Duration = Duration::from_secs(2);
 /// Packets waiting for the connection (a second of 20 ms packets); packets beyond
 /// are dropped (late speech is worse than lost speech).
 const QUEUE: usize = 50;
+
+/// Sender reports go out this often while speech flows (RFC 3550 allows 5 s; a camera that
+/// lip-syncs or measures its backchannel learns the clock sooner).
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// A packet this much later than the previous one's end starts a new talkspurt: its RTP time
+/// jumps by the pause and it carries the marker bit (RFC 3551 §4.1).
+const TALKSPURT_GAP: Duration = Duration::from_millis(60);
+
+/// Our CNAME in the sender reports.
+const CNAME: &str = "lockstep-talk";
 
 /// What the camera's speaker takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,18 +65,42 @@ pub enum BackchannelError {
     Client(#[from] ClientError),
 }
 
+/// What goes out on the connection: RTP on the backchannel's channel, RTCP on the next.
+#[derive(Debug)]
+enum Outgoing {
+    Rtp(Vec<u8>),
+    Rtcp(Vec<u8>),
+}
+
 /// An open backchannel: PLAYing, ready for packets.
 #[derive(Debug)]
 pub struct Backchannel {
     codec: BackchannelCodec,
-    packets: mpsc::Sender<Vec<u8>>,
+    packets: mpsc::Sender<Outgoing>,
     session: JoinHandle<Result<(), ClientError>>,
     seq: u16,
+    /// The RTP time of the next packet's first sample.
     timestamp: u32,
     ssrc: u32,
+    /// When the previous packet's audio ends, had it started when it was sent.
+    previous_end: Option<Instant>,
+    last_report: Option<Instant>,
+    packets_sent: u32,
+    octets_sent: u32,
 }
 
 impl Backchannel {
+    /// Whether `url` offers a backchannel and in which codec: DESCRIBE only (no session is
+    /// made, so nothing is held open and nothing needs a TEARDOWN).
+    pub async fn probe(
+        url: &url::Url,
+        credentials: Option<Credentials>,
+        user_agent: &'static str,
+    ) -> Result<BackchannelCodec, BackchannelError> {
+        let mut client = RtspClient::connect(url, credentials, user_agent).await?;
+        Ok(describe(&mut client, url).await?.codec)
+    }
+
     /// DESCRIBE, SETUP and PLAY of `url`'s backchannel.
     pub async fn open(
         url: &url::Url,
@@ -72,41 +108,16 @@ impl Backchannel {
         user_agent: &'static str,
     ) -> Result<Backchannel, BackchannelError> {
         let mut client = RtspClient::connect(url, credentials, user_agent).await?;
-        client.require(ONVIF_BACKCHANNEL);
-        let (text, base) = match client.describe(url).await {
-            Ok(described) => described,
-            // 551 Option not supported: the camera does not know the tag.
-            Err(ClientError::Status { status, reason, .. }) if status == 551 || status == 400 => {
-                return Err(BackchannelError::NotOffered(format!(
-                    "DESCRIBE with the backchannel's Require answered {status} {reason}"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let sdp = Sdp::parse(&text);
-        let section = sdp
-            .media
-            .iter()
-            .find(|m| m.media == "audio" && m.sendonly)
-            .ok_or_else(|| {
-                BackchannelError::NotOffered("its answer has no sendonly audio section".into())
-            })?;
-        if !matches!(section.encoding.as_str(), "pcmu" | "pcma") {
-            return Err(BackchannelError::Codec(format!(
-                "{} at {} Hz",
-                section.encoding, section.clock_rate_hz
-            )));
-        }
-        let codec = BackchannelCodec {
-            encoding: section.encoding.clone(),
-            payload_type: section.payload_type,
-            clock_rate_hz: section.clock_rate_hz,
-        };
-        // Every audio section in the SDP's order, the backchannel in its place (as GStreamer's
-        // rtspsrc does: its ONVIF server answers PLAY with 503 when the backchannel came first,
-        // and fails a session that leaves its own audio unlinked). Video is never set up: a
-        // main stream would cost megabits on a connection that only speaks.
-        let track = section.setup_url(&base);
+        let Described {
+            sdp,
+            base,
+            codec,
+            track,
+        } = describe(&mut client, url).await?;
+        // Every audio section in the SDP's order, the backchannel in its place: what a client
+        // that listens and speaks sets up (GStreamer's rtspsrc, go2rtc), the form cameras are
+        // tested with. Video is never set up: a main stream would cost megabits on a
+        // connection that only speaks.
         let mut channel = None;
         let mut next = CHANNEL;
         for audio in sdp.media.iter().filter(|m| m.media == "audio") {
@@ -117,7 +128,10 @@ impl Backchannel {
             }
             next = rtp.wrapping_add(2);
         }
-        let channel = channel.expect("the backchannel is one of the audio sections");
+        // (The backchannel is one of the audio sections: found there by `describe`.)
+        let channel = channel.ok_or_else(|| {
+            BackchannelError::NotOffered("its backchannel section was not set up".into())
+        })?;
         // PLAY the aggregate when the SDP names one, else the track (as ingest does).
         let play_url = match sdp.control.as_deref() {
             Some(control) if !control.is_empty() => resolve_control(&base, Some(control)),
@@ -134,6 +148,10 @@ impl Backchannel {
             seq: random_u16(),
             timestamp: u32::from(random_u16()) << 16,
             ssrc: u32::from(random_u16()) << 16 | u32::from(random_u16()),
+            previous_end: None,
+            last_report: None,
+            packets_sent: 0,
+            octets_sent: 0,
         })
     }
 
@@ -141,21 +159,64 @@ impl Backchannel {
         &self.codec
     }
 
-    /// Queues one packet of encoded audio holding `samples` samples (160 for 20 ms at 8 kHz).
-    /// `Err` once the session has ended (the camera closed it, or the connection failed): its
-    /// reason comes from [`Backchannel::close`].
+    /// Queues one packet of encoded audio holding `samples` samples (160 for 20 ms at 8 kHz),
+    /// to be played from now. After a pause its RTP time jumps by the pause and it is marked as
+    /// a talkspurt's start; a sender report follows every second. `Err` once the session has
+    /// ended (the camera closed it, or the connection failed): its reason comes from
+    /// [`Backchannel::close`].
     pub fn send(&mut self, payload: &[u8], samples: u32) -> Result<(), ClosedError> {
+        let now = Instant::now();
+        let rate = u64::from(self.codec.clock_rate_hz.max(1));
+        let talkspurt = match self.previous_end {
+            Some(end) if now > end + TALKSPURT_GAP => {
+                let pause = now - end;
+                let ticks = pause.as_micros() as u64 * rate / 1_000_000;
+                self.timestamp = self.timestamp.wrapping_add(ticks as u32);
+                true
+            }
+            Some(_) => false,
+            None => true,
+        };
         let packet = rtp_packet(
             self.codec.payload_type,
-            false,
+            talkspurt,
             self.seq,
             self.timestamp,
             self.ssrc,
             payload,
         );
+        let packet_timestamp = self.timestamp;
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(samples);
-        match self.packets.try_send(packet) {
+        let start = if talkspurt {
+            now
+        } else {
+            self.previous_end.unwrap_or(now)
+        };
+        self.previous_end =
+            Some(start + Duration::from_micros(u64::from(samples) * 1_000_000 / rate));
+        self.packets_sent = self.packets_sent.wrapping_add(1);
+        self.octets_sent = self.octets_sent.wrapping_add(payload.len() as u32);
+        self.queue(Outgoing::Rtp(packet))?;
+        if self.last_report.is_none_or(|at| now - at >= REPORT_EVERY) {
+            self.last_report = Some(now);
+            // The packet just queued starts playing at `start`: its RTP time is that instant.
+            let wallclock = SystemTime::now() - now.saturating_duration_since(start);
+            let report = sender_report(
+                self.ssrc,
+                ntp(wallclock),
+                packet_timestamp,
+                self.packets_sent,
+                self.octets_sent,
+                CNAME,
+            );
+            self.queue(Outgoing::Rtcp(report))?;
+        }
+        Ok(())
+    }
+
+    fn queue(&self, outgoing: Outgoing) -> Result<(), ClosedError> {
+        match self.packets.try_send(outgoing) {
             Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(ClosedError),
         }
@@ -173,6 +234,55 @@ impl Backchannel {
     }
 }
 
+/// A camera's DESCRIBE answer to the backchannel's Require.
+struct Described {
+    sdp: Sdp,
+    base: url::Url,
+    codec: BackchannelCodec,
+    /// The backchannel's SETUP URL.
+    track: url::Url,
+}
+
+async fn describe(client: &mut RtspClient, url: &url::Url) -> Result<Described, BackchannelError> {
+    client.require(ONVIF_BACKCHANNEL);
+    let (text, base) = match client.describe(url).await {
+        Ok(described) => described,
+        // 551 Option not supported: the camera does not know the tag.
+        Err(ClientError::Status { status, reason, .. }) if status == 551 || status == 400 => {
+            return Err(BackchannelError::NotOffered(format!(
+                "DESCRIBE with the backchannel's Require answered {status} {reason}"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let sdp = Sdp::parse(&text);
+    let section = sdp
+        .media
+        .iter()
+        .find(|m| m.media == "audio" && m.sendonly)
+        .ok_or_else(|| {
+            BackchannelError::NotOffered("its answer has no sendonly audio section".into())
+        })?;
+    if !matches!(section.encoding.as_str(), "pcmu" | "pcma") {
+        return Err(BackchannelError::Codec(format!(
+            "{} at {} Hz",
+            section.encoding, section.clock_rate_hz
+        )));
+    }
+    let codec = BackchannelCodec {
+        encoding: section.encoding.clone(),
+        payload_type: section.payload_type,
+        clock_rate_hz: section.clock_rate_hz,
+    };
+    let track = section.setup_url(&base);
+    Ok(Described {
+        sdp,
+        base,
+        codec,
+        track,
+    })
+}
+
 /// The backchannel session has ended.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the backchannel session has ended")]
@@ -184,12 +294,15 @@ async fn run(
     mut client: RtspClient,
     channel: u8,
     url: url::Url,
-    mut packets: mpsc::Receiver<Vec<u8>>,
+    mut packets: mpsc::Receiver<Outgoing>,
 ) -> Result<(), ClientError> {
     loop {
         tokio::select! {
             packet = packets.recv() => match packet {
-                Some(packet) => client.send_interleaved(channel, &packet).await?,
+                Some(Outgoing::Rtp(packet)) => client.send_interleaved(channel, &packet).await?,
+                Some(Outgoing::Rtcp(report)) => {
+                    client.send_interleaved(channel.wrapping_add(1), &report).await?;
+                }
                 None => break,
             },
             frame = client.next_frame() => {
@@ -199,6 +312,13 @@ async fn run(
     }
     client.teardown(&url, TEARDOWN_WAIT).await;
     Ok(())
+}
+
+fn ntp(wallclock: SystemTime) -> NtpTime {
+    let nanos = wallclock
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    NtpTime::from_unix_nanos(nanos)
 }
 
 /// 16 bits from the OS (RFC 3550 wants random initial sequence numbers and timestamps).

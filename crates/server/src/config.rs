@@ -246,6 +246,9 @@ pub struct CameraConfig {
     pub record: RecordMode,
     pub record_audio: bool,
     pub talkback: Talkback,
+    /// How long the backchannel stays open after the last speech (1–300 s): a press soon
+    /// after finds it open; a backchannel held longer locks doorbells and other apps.
+    pub talk_hold_secs: u32,
     pub sync_offset_ms: i64,
     pub latency: LatencyProfile,
     /// How the camera's media travels: TCP interleaved (default), UDP, or UDP with TCP as
@@ -284,6 +287,8 @@ struct CameraTable {
     record_audio: bool,
     #[serde(default = "auto")]
     talkback: Talkback,
+    #[serde(default = "talk_hold", deserialize_with = "talk_hold_secs")]
+    talk_hold_secs: u32,
     #[serde(default, deserialize_with = "sync_offset")]
     sync_offset_ms: i64,
     #[serde(default, deserialize_with = "latency")]
@@ -356,6 +361,7 @@ impl TryFrom<CameraTable> for CameraConfig {
             record: t.record,
             record_audio: t.record_audio,
             talkback: t.talkback,
+            talk_hold_secs: t.talk_hold_secs,
             sync_offset_ms: t.sync_offset_ms,
             latency: t.latency,
             transport: t.transport,
@@ -455,6 +461,20 @@ fn continuous() -> RecordMode {
 }
 fn auto() -> Talkback {
     Talkback::Auto
+}
+
+fn talk_hold() -> u32 {
+    5
+}
+
+fn talk_hold_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let secs = u32::deserialize(d)?;
+    if !(1..=300).contains(&secs) {
+        return Err(de::Error::custom(format!(
+            "talk_hold_secs {secs} is outside 1–300"
+        )));
+    }
+    Ok(secs)
 }
 
 fn sync_offset<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
@@ -890,6 +910,7 @@ audio = true
 record = "continuous"
 record_audio = false
 talkback = "onvif"
+talk_hold_secs = 2
 sync_offset_ms = -40
 latency = "balanced"
 transport = "udp"
@@ -907,6 +928,8 @@ url = "rtsp://192.168.1.11/live"
         let front = &c.cameras[0];
         assert!(!front.record_audio);
         assert_eq!(front.talkback, Talkback::Onvif);
+        assert_eq!(front.talk_hold_secs, 2);
+        assert_eq!(c.cameras[1].talk_hold_secs, 5);
         assert_eq!(front.sync_offset_ms, -40);
         assert_eq!(front.latency, LatencyProfile::Balanced);
         assert_eq!(front.transport, RtpTransport::Udp);
@@ -1031,6 +1054,7 @@ url = "rtsp://192.168.1.11/live"
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nrecord = \"always\"\n", "line 4", "always"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\ntransport = \"quic\"\n", "line 4", "\"quic\" is not one of"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nsync_offset_ms = 9000\n", "line 4", "beyond"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\ntalk_hold_secs = 0\n", "line 4", "outside 1–300"),
             ("[storage]\nmax_disk = \"5 parsecs\"\n", "line 2", "PARSECS"),
             ("[[camera]]\nname = \"a\"\n", "line 1", "missing field `url`"),
             ("[[camera]]\nname = \"a\"\nbrand = \"hikvision\"\n", "line 1", "brand needs host"),

@@ -17,3 +17,4 @@ pub mod live;
 pub mod measure;
 pub mod push_sim_cmd;
 pub mod sim_camera_cmd;
+pub mod talk;

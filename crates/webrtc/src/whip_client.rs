@@ -87,6 +87,11 @@ impl WhipClient {
         })
     }
 
+    /// The session's URL (the answer's `Location`), for PATCH and DELETE.
+    pub fn resource(&self) -> Option<&str> {
+        self.resource.as_deref()
+    }
+
     /// Connected, with a payload type for both tracks.
     pub fn ready(&self) -> bool {
         self.connected && self.tracks.both_ready()

@@ -18,7 +18,7 @@ use super::recordings::{self, recorder_json};
 use super::signalling;
 use super::state::{ApiError, AppState};
 use super::viewer_stream::{choose_stream, StreamRequest};
-use super::{media_socket, metrics, origin_policy, push, web, whip};
+use super::{media_socket, metrics, origin_policy, push, talk, web, whip};
 use crate::auth::Principal;
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -39,6 +39,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/whip/{name}/{session}",
             axum::routing::delete(whep_delete)
                 .patch(whep_patch)
+                .options(preflight),
+        )
+        .route("/api/talk/{name}", post(talk::offer).options(preflight))
+        .route(
+            "/api/talk/{name}/{session}",
+            axum::routing::delete(talk::delete)
+                .patch(talk::patch)
                 .options(preflight),
         )
         .route("/api/ws", get(signalling::upgrade))
@@ -125,6 +132,7 @@ pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
         "viewers": state.whep.viewer_totals(&camera.settings.name).viewers,
         "sync": sync_json(&status),
         "whep": format!("/api/whep/{}", camera.settings.name),
+        "talkback": talk::talk_json(state, &camera.settings.name),
         "recording": recorder_json(
             state
                 .recordings

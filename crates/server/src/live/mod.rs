@@ -21,6 +21,7 @@ pub mod recordings;
 pub mod signalling;
 mod source_driver;
 pub mod state;
+mod talk;
 mod tls;
 pub mod viewer_stream;
 pub(crate) mod web;
@@ -188,6 +189,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             &config.server.allowed_origins,
         ),
         auth,
+        talk: crate::talk::Talk::start(&config.cameras),
     });
     signalling::Signalling::publish_cameras(&state);
     let limits = http_server::HttpLimits::new(

@@ -34,6 +34,8 @@ pub struct AppState {
     pub origins: OriginPolicy,
     /// Who may use it.
     pub auth: crate::auth::Auth,
+    /// Two-way talk, per camera.
+    pub talk: crate::talk::Talk,
 }
 
 impl AppState {

@@ -1,0 +1,202 @@
+//! Two-way talk: a browser (or any WHIP client) speaks through a camera's speaker.
+//!
+//! `POST /api/talk/{name}` takes a WHIP offer (`live/talk.rs`); the talk session that holds the
+//! camera's [`Floor`] has its speech sent to the camera's [`speaker`] task, which opens the
+//! ONVIF backchannel when speech comes and closes it after `talk_hold_secs` of none. The camera
+//! says whether it can talk: `auto` asks it at start-up (a DESCRIBE with the backchannel's
+//! Require, nothing held open), `onvif` trusts the config until an attempt fails, `off` never.
+
+pub mod floor;
+pub mod speaker;
+pub mod speech_queue;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use lockstep_rtsp::backchannel::{Backchannel, BackchannelCodec, BackchannelError};
+use lockstep_rtsp::ingest::split_credentials;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::config::{CameraConfig, Talkback};
+use floor::Floor;
+use speaker::{SpeakerTarget, Speech};
+
+/// A camera that did not answer the start-up question is asked again this often.
+const PROBE_RETRY: Duration = Duration::from_secs(30);
+
+/// What `/api/cameras/{name}` says under `talkback`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TalkStatus {
+    /// `off`, `onvif` or `auto`, as configured.
+    pub mode: &'static str,
+    /// Whether the camera takes speech: `null` until known.
+    pub available: Option<bool>,
+    /// The backchannel's codec (`pcmu/8000`), once known.
+    pub codec: Option<String>,
+    /// Why it cannot talk, or why the last attempt failed.
+    pub reason: Option<String>,
+    /// The backchannel is open now.
+    pub open: bool,
+    /// The talk session holding the floor (an id, never a person).
+    pub talker: Option<String>,
+    pub opens: u64,
+    pub frames_sent: u64,
+    /// Pauses dropped to bring the latency back after a wait, and speech dropped past the
+    /// longest wait kept.
+    pub dropped_quiet_frames: u64,
+    pub dropped_speech_frames: u64,
+}
+
+/// Talk for one camera.
+#[derive(Debug)]
+pub struct CameraTalk {
+    pub floor: Floor,
+    /// `None` when talkback is off.
+    speech: Option<mpsc::Sender<Speech>>,
+    status: Arc<Mutex<TalkStatus>>,
+}
+
+impl CameraTalk {
+    /// Why this camera cannot take a talker now, if it cannot.
+    pub fn refusal(&self) -> Option<String> {
+        let status = self.lock();
+        match (&self.speech, status.available) {
+            (None, _) | (_, Some(false)) => Some(
+                status
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "this camera cannot talk".into()),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Hands the floor holder's speech to the speaker; dropped when the speaker is behind by a
+    /// second (late speech is worse than lost speech).
+    pub fn say(&self, speech: Speech) {
+        if let Some(sender) = &self.speech {
+            let _ = sender.try_send(speech);
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        let mut status = self.lock().clone();
+        status.talker = self.floor.holder();
+        serde_json::to_value(status).unwrap_or(Value::Null)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TalkStatus> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Talk for every RTSP camera.
+#[derive(Debug, Default)]
+pub struct Talk {
+    cameras: HashMap<String, CameraTalk>,
+}
+
+impl Talk {
+    /// Starts each camera's speaker task (and its start-up question, for `auto`).
+    pub fn start(cameras: &[CameraConfig]) -> Talk {
+        let cameras = cameras
+            .iter()
+            .map(|c| (c.name.to_string(), CameraTalk::start(c)))
+            .collect();
+        Talk { cameras }
+    }
+
+    pub fn camera(&self, name: &str) -> Option<&CameraTalk> {
+        self.cameras.get(name)
+    }
+}
+
+impl CameraTalk {
+    fn start(camera: &CameraConfig) -> CameraTalk {
+        let mode = match camera.talkback {
+            Talkback::Off => "off",
+            Talkback::Onvif => "onvif",
+            Talkback::Auto => "auto",
+        };
+        let status = Arc::new(Mutex::new(TalkStatus {
+            mode,
+            ..TalkStatus::default()
+        }));
+        let target = split_credentials(camera.url.for_connecting()).map(|(url, credentials)| {
+            SpeakerTarget {
+                url,
+                credentials,
+                hold: Duration::from_secs(camera.talk_hold_secs.into()),
+            }
+        });
+        let speech = match (camera.talkback, target) {
+            (Talkback::Off, _) => {
+                let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
+                s.available = Some(false);
+                s.reason = Some("talkback is \"off\" in this camera's config".into());
+                None
+            }
+            (_, Err(e)) => {
+                let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
+                s.available = Some(false);
+                s.reason = Some(format!("the camera's URL: {e}"));
+                None
+            }
+            (mode, Ok(target)) => {
+                if mode == Talkback::Auto {
+                    tokio::spawn(probe(target.clone(), status.clone()));
+                }
+                Some(speaker::spawn(target, status.clone()))
+            }
+        };
+        CameraTalk {
+            floor: Floor::default(),
+            speech,
+            status,
+        }
+    }
+}
+
+/// Asks the camera whether it has a backchannel, until it answers.
+async fn probe(target: SpeakerTarget, status: Arc<Mutex<TalkStatus>>) {
+    loop {
+        let answer =
+            Backchannel::probe(&target.url, target.credentials.clone(), "lockstep-talk").await;
+        if answered(&status, answer) {
+            return;
+        }
+        tokio::time::sleep(PROBE_RETRY).await;
+    }
+}
+
+/// Writes the camera's answer into `status`; false when it did not answer (ask again).
+fn answered(
+    status: &Mutex<TalkStatus>,
+    answer: Result<BackchannelCodec, BackchannelError>,
+) -> bool {
+    let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
+    if s.available.is_some() {
+        // A talker got there first: what the backchannel did is the better answer.
+        return true;
+    }
+    match answer {
+        Ok(codec) => {
+            s.available = Some(true);
+            s.codec = Some(speaker::codec_name(&codec));
+            s.reason = None;
+            true
+        }
+        Err(e @ (BackchannelError::NotOffered(_) | BackchannelError::Codec(_))) => {
+            s.available = Some(false);
+            s.reason = Some(e.to_string());
+            true
+        }
+        Err(e) => {
+            s.reason = Some(format!("could not ask the camera yet: {e}"));
+            false
+        }
+    }
+}

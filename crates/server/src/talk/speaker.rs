@@ -1,0 +1,291 @@
+//! A camera's speaker, as talk drives it: one task per camera that can talk. Speech arrives as
+//! the talker's Opus packets; it is decoded at the speaker's rate (libopus decodes to 8 kHz
+//! itself: no resampler in the path), queued (`SpeechQueue`), and sent as one 20 ms G.711
+//! packet per 20 ms of our clock on the camera's ONVIF backchannel.
+//!
+//! The backchannel is opened by the first speech and closed `talk_hold_secs` after the last —
+//! never held open — so a press soon after a release finds it open, and a doorbell's button
+//! and the camera's other apps are free again seconds after the talker stops. Speech that
+//! arrives while it opens waits in the queue; the queue then works the wait off by dropping
+//! pauses, not words.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use lockstep_media::g711::G711Law;
+use lockstep_opus::OpusDecoder;
+use lockstep_rtsp::auth::Credentials;
+use lockstep_rtsp::backchannel::{Backchannel, BackchannelCodec, BackchannelError};
+use lockstep_rtsp::client::ClientError;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::speech_queue::SpeechQueue;
+use super::TalkStatus;
+
+/// The speaker's rate: G.711's.
+const SPEAKER_RATE_HZ: u32 = 8_000;
+
+/// One packet per this much audio.
+const FRAME: Duration = Duration::from_millis(20);
+
+/// A talker whose speech stopped coming less than this ago is still talking: a frame that is
+/// late then is covered with silence, so the camera hears a steady stream.
+const STILL_TALKING: Duration = Duration::from_millis(200);
+
+/// After a backchannel failed to open, speech waits this long before the next try (and is
+/// dropped meanwhile): a camera that refuses is not asked 50 times a second.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Packets of speech waiting for the task (a second); beyond, the newest are dropped.
+const SPEECH_QUEUE: usize = 50;
+
+const USER_AGENT: &str = "lockstep-talk";
+
+/// One Opus packet of the floor holder's speech.
+#[derive(Debug)]
+pub struct Speech {
+    /// The talk session it came from (the decoder starts afresh when the talker changes).
+    pub talker: Arc<str>,
+    pub opus: Arc<[u8]>,
+}
+
+/// Where the speaker is.
+#[derive(Debug, Clone)]
+pub struct SpeakerTarget {
+    pub url: url::Url,
+    pub credentials: Option<Credentials>,
+    /// How long the backchannel stays open after the last speech.
+    pub hold: Duration,
+}
+
+/// Starts the camera's speaker task; speech goes in through the returned sender.
+pub fn spawn(target: SpeakerTarget, status: Arc<Mutex<TalkStatus>>) -> mpsc::Sender<Speech> {
+    let (speech, incoming) = mpsc::channel(SPEECH_QUEUE);
+    tokio::spawn(run(target, status, incoming));
+    speech
+}
+
+async fn run(
+    target: SpeakerTarget,
+    status: Arc<Mutex<TalkStatus>>,
+    mut incoming: mpsc::Receiver<Speech>,
+) {
+    let mut speaker = Speaker {
+        target,
+        status,
+        queue: SpeechQueue::new(SPEAKER_RATE_HZ),
+        decoder: None,
+        backchannel: None,
+        opening: None,
+        retry_at: None,
+        last_speech: None,
+        next_frame: Instant::now(),
+    };
+    loop {
+        let ticking = speaker.backchannel.is_some();
+        tokio::select! {
+            speech = incoming.recv() => match speech {
+                Some(speech) => speaker.hear(&speech),
+                None => break,
+            },
+            opened = wait_opening(&mut speaker.opening) => speaker.opened(opened),
+            () = tokio::time::sleep_until(speaker.next_frame), if ticking => speaker.tick(),
+        }
+    }
+    speaker.close();
+}
+
+/// The open attempt's outcome; pending forever when none runs.
+async fn wait_opening(
+    opening: &mut Option<JoinHandle<Result<Backchannel, BackchannelError>>>,
+) -> Result<Backchannel, BackchannelError> {
+    let Some(handle) = opening.as_mut() else {
+        return std::future::pending().await;
+    };
+    let result = handle.await;
+    *opening = None;
+    result.unwrap_or_else(|e| {
+        Err(BackchannelError::Client(ClientError::Connection(format!(
+            "the opening task failed: {e}"
+        ))))
+    })
+}
+
+struct Speaker {
+    target: SpeakerTarget,
+    status: Arc<Mutex<TalkStatus>>,
+    queue: SpeechQueue,
+    /// The current talker's decoder.
+    decoder: Option<(Arc<str>, OpusDecoder)>,
+    backchannel: Option<(Backchannel, G711Law)>,
+    opening: Option<JoinHandle<Result<Backchannel, BackchannelError>>>,
+    retry_at: Option<Instant>,
+    last_speech: Option<Instant>,
+    /// When the next packet is due (while open).
+    next_frame: Instant,
+}
+
+impl Speaker {
+    fn hear(&mut self, speech: &Speech) {
+        let now = Instant::now();
+        if self.retry_at.is_some_and(|at| now < at) {
+            return;
+        }
+        let pcm = match self.decode(speech) {
+            Ok(pcm) => pcm,
+            Err(e) => {
+                tracing::debug!("talk: {e}");
+                return;
+            }
+        };
+        self.last_speech = Some(now);
+        self.queue.push(&pcm);
+        if self.backchannel.is_none() && self.opening.is_none() {
+            self.retry_at = None;
+            let target = self.target.clone();
+            self.opening = Some(tokio::spawn(async move {
+                Backchannel::open(&target.url, target.credentials, USER_AGENT).await
+            }));
+        }
+    }
+
+    fn decode(&mut self, speech: &Speech) -> Result<Vec<i16>, String> {
+        let fresh = !matches!(&self.decoder, Some((talker, _)) if *talker == speech.talker);
+        if fresh {
+            let decoder = OpusDecoder::new(SPEAKER_RATE_HZ, 1)
+                .map_err(|e| format!("cannot make an Opus decoder: {e}"))?;
+            self.decoder = Some((speech.talker.clone(), decoder));
+        }
+        let Some((_, decoder)) = self.decoder.as_mut() else {
+            return Err("no decoder".into());
+        };
+        decoder
+            .decode(Some(&speech.opus))
+            .map_err(|e| format!("a talker's Opus packet does not decode: {e}"))
+    }
+
+    fn opened(&mut self, opened: Result<Backchannel, BackchannelError>) {
+        match opened {
+            Ok(backchannel) => {
+                let codec = backchannel.codec().clone();
+                let law = if codec.encoding == "pcmu" {
+                    G711Law::MuLaw
+                } else {
+                    G711Law::ALaw
+                };
+                tracing::info!("talk: backchannel open ({})", codec_name(&codec));
+                self.update(|s| {
+                    s.available = Some(true);
+                    s.codec = Some(codec_name(&codec));
+                    s.reason = None;
+                    s.open = true;
+                    s.opens += 1;
+                });
+                self.backchannel = Some((backchannel, law));
+                self.next_frame = Instant::now();
+            }
+            Err(e) => {
+                tracing::warn!("talk: the backchannel did not open: {e}");
+                self.queue.clear();
+                self.retry_at = Some(Instant::now() + RETRY_AFTER);
+                // A camera that answered "no backchannel" (or one in a codec we do not write)
+                // cannot talk; any other failure may pass.
+                let definitive = matches!(
+                    e,
+                    BackchannelError::NotOffered(_) | BackchannelError::Codec(_)
+                );
+                self.update(|s| {
+                    if definitive {
+                        s.available = Some(false);
+                    }
+                    s.reason = Some(e.to_string());
+                });
+            }
+        }
+    }
+
+    /// One frame to the speaker: speech, silence over a late packet, or nothing once the
+    /// talker stopped — and the backchannel closed once the hold is over.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let frame_samples = self.queue.frame_samples();
+        let frame = match self.queue.pop() {
+            Some(frame) => Some(frame),
+            None if self.last_speech.is_some_and(|t| now - t < STILL_TALKING) => {
+                Some(vec![0; frame_samples])
+            }
+            None => None,
+        };
+        // A tick that came late (the runtime was busy) is not made up: the clock restarts.
+        self.next_frame = (self.next_frame + FRAME).max(now);
+        if let Some(frame) = frame {
+            let Some((backchannel, law)) = self.backchannel.as_mut() else {
+                return;
+            };
+            let mut payload = Vec::with_capacity(frame.len());
+            law.encode(&frame, &mut payload);
+            if backchannel.send(&payload, frame.len() as u32).is_err() {
+                self.lost();
+                return;
+            }
+            let (quiet, speech) = (self.queue.dropped_quiet, self.queue.dropped_speech);
+            self.update(|s| {
+                s.frames_sent += 1;
+                s.dropped_quiet_frames = quiet;
+                s.dropped_speech_frames = speech;
+            });
+        }
+        let held = self.last_speech.is_some_and(|t| now - t < self.target.hold);
+        if !held && self.queue.is_empty() {
+            self.close();
+        }
+    }
+
+    /// The camera ended the session: its reason, and speech starts a new one after the wait.
+    fn lost(&mut self) {
+        if let Some((backchannel, _)) = self.backchannel.take() {
+            let status = self.status.clone();
+            tokio::spawn(async move {
+                let reason = match backchannel.close().await {
+                    Ok(()) => "the camera ended the backchannel".to_owned(),
+                    Err(e) => format!("the backchannel ended: {e}"),
+                };
+                tracing::warn!("talk: {reason}");
+                let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
+                s.reason = Some(reason);
+                s.open = false;
+            });
+        }
+        self.queue.clear();
+        self.retry_at = Some(Instant::now() + RETRY_AFTER);
+    }
+
+    /// TEARDOWN, in the background (it may take the camera a moment).
+    fn close(&mut self) {
+        if let Some((backchannel, _)) = self.backchannel.take() {
+            tracing::info!("talk: closing the backchannel");
+            self.update(|s| s.open = false);
+            tokio::spawn(async move {
+                if let Err(e) = backchannel.close().await {
+                    tracing::debug!("talk: closing the backchannel: {e}");
+                }
+            });
+        }
+        if let Some(opening) = self.opening.take() {
+            opening.abort();
+        }
+        self.queue.clear();
+        self.decoder = None;
+    }
+
+    fn update(&self, change: impl FnOnce(&mut TalkStatus)) {
+        change(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+/// `pcmu/8000`.
+pub fn codec_name(codec: &BackchannelCodec) -> String {
+    format!("{}/{}", codec.encoding, codec.clock_rate_hz)
+}

@@ -1,0 +1,217 @@
+//! Two-way talk end to end: a WHIP talker (str0m, as a page or OBS would send) speaks through
+//! `lockstep serve` into GStreamer's ONVIF camera (`crates/rtsp/tests/peers/onvif_camera.py`),
+//! whose speaker reports what it is handed. One talker at a time; the backchannel is opened by
+//! speech and closed after the hold; a camera without one says why.
+
+use std::time::{Duration, Instant};
+
+use lockstep_opus::{Application, OpusEncoder};
+use lockstep_webrtc::whep_client::{Track, WhepClientError};
+use lockstep_webrtc::whip_client::WhipClient;
+
+mod common;
+use common::{one_at_a_time, Camera, Server};
+
+#[path = "../../rtsp/tests/peers/onvif_camera.rs"]
+mod onvif_camera;
+use onvif_camera::OnvifCamera;
+
+/// A 1 kHz tone at amplitude 8 000, 20 ms Opus packets at 48 kHz.
+struct Tone {
+    encoder: OpusEncoder,
+    packet: u32,
+}
+
+impl Tone {
+    fn new() -> Tone {
+        Tone {
+            encoder: OpusEncoder::new(48_000, 1, Application::Voip).expect("encoder"),
+            packet: 0,
+        }
+    }
+
+    fn next(&mut self) -> Vec<u8> {
+        let pcm: Vec<i16> = (0..960u32)
+            .map(|k| {
+                let t = f64::from(self.packet * 960 + k) / 48_000.0;
+                (8_000.0 * (2.0 * std::f64::consts::PI * 1_000.0 * t).sin()) as i16
+            })
+            .collect();
+        self.packet += 1;
+        self.encoder.encode(&pcm).expect("encoded")
+    }
+}
+
+async fn connected(endpoint: &str) -> Result<WhipClient, WhepClientError> {
+    let mut client = WhipClient::connect(endpoint).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client.ready() {
+        assert!(Instant::now() < deadline, "no WebRTC connection after 10 s");
+        client
+            .pump(Instant::now() + Duration::from_millis(20))
+            .await?;
+    }
+    Ok(client)
+}
+
+/// Speaks `packets` × 20 ms of the tone, paced; returns when the first went out.
+async fn speak(client: &mut WhipClient, tone: &mut Tone, packets: u32) -> Instant {
+    let start = Instant::now();
+    for n in 0..packets {
+        let at = start + Duration::from_millis(20 * u64::from(n));
+        client.pump(at).await.expect("connection");
+        let rtp = u64::from(tone.packet) * 960;
+        client
+            .write(Track::Audio, rtp, at, tone.next())
+            .expect("written");
+    }
+    start
+}
+
+fn config(url: &str, talkback: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[camera]]\nname = \"door\"\nurl = \"{url}\"\n\
+         record = \"off\"\ntalkback = \"{talkback}\"\ntalk_hold_secs = 1\n"
+    )
+}
+
+#[test]
+fn a_talker_is_heard_on_an_onvif_camera_one_at_a_time() {
+    let _serial = one_at_a_time();
+    runtime().block_on(talker_is_heard());
+}
+
+async fn talker_is_heard() {
+    let camera = OnvifCamera::start("s3cret");
+    let (server, _dir) = Server::with_config(&config(&camera.url_with("s3cret"), "auto"));
+    // `auto` asked the camera at start-up (a DESCRIBE only: nothing was set up).
+    let door = server.wait_json("/api/cameras/door", 20, |c| {
+        c["talkback"]["available"] == true
+    });
+    assert_eq!(door["talkback"]["codec"], "pcmu/8000", "{door}");
+    assert_eq!(door["talkback"]["open"], false);
+    assert_eq!(camera.teardowns(), 0);
+
+    let endpoint = format!("{}/api/talk/door", server.base);
+    let mut talker = connected(&endpoint).await.expect("talk session");
+    let session = talker
+        .resource()
+        .and_then(|r| r.rsplit('/').next())
+        .expect("Location")
+        .to_owned();
+    let mut tone = Tone::new();
+    let first_sent = speak(&mut talker, &mut tone, 25).await;
+
+    // A second talker meets the floor's holder.
+    let refused = WhipClient::connect(&endpoint).await;
+    let Err(WhepClientError::Refused { status, body }) = refused else {
+        panic!("a second talker got {refused:?}");
+    };
+    assert_eq!(status, "409", "{body}");
+    assert!(body.contains(&session), "{body}");
+
+    speak(&mut talker, &mut tone, 75).await;
+    let heard = camera.wait_for(Duration::from_secs(5), |speaker, _| {
+        speaker.iter().filter(|b| b.peak > 4_000).count() * 160 >= 12_000
+    });
+    let speaker = camera.speaker();
+    assert!(
+        heard,
+        "the speaker heard {} buffers: {speaker:?}",
+        speaker.len()
+    );
+    // The tone through Opus, 8 kHz and µ-law keeps its level.
+    let loud: Vec<i32> = speaker
+        .iter()
+        .map(|b| b.peak)
+        .filter(|&p| p > 4_000)
+        .collect();
+    assert!(loud.iter().all(|&p| p < 11_000), "{loud:?}");
+    let first_heard = speaker
+        .iter()
+        .find(|b| b.peak > 4_000)
+        .map(|b| b.unix_ms)
+        .expect("heard");
+    let sent_ms = unix_ms_of(first_sent);
+    assert!(
+        first_heard - sent_ms < 1_500.0,
+        "the first syllable took {} ms (opening the backchannel included)",
+        first_heard - sent_ms
+    );
+
+    // Released and pressed again within the hold: the same backchannel.
+    let door = server.get_json("/api/cameras/door");
+    assert_eq!(door["talkback"]["open"], true, "{door}");
+    assert_eq!(door["talkback"]["talker"], session.as_str());
+    let resource = talker.resource().expect("Location").to_owned();
+    let path = resource.trim_start_matches(&server.base).to_owned();
+    let released = server.request("PATCH", &path, "application/json", r#"{"talking": false}"#);
+    assert_eq!(released.status, 200, "{}", released.body);
+    let pressed = server.request("PATCH", &path, "application/json", r#"{"talking": true}"#);
+    assert_eq!(pressed.status, 200, "{}", pressed.body);
+    speak(&mut talker, &mut tone, 10).await;
+    let door = server.get_json("/api/cameras/door");
+    assert_eq!(door["talkback"]["opens"], 1, "{door}");
+
+    // Silence: the backchannel closes a hold (1 s) after the last speech — TEARDOWN seen by
+    // the camera — while the talker stays connected.
+    talker
+        .pump(Instant::now() + Duration::from_millis(200))
+        .await
+        .expect("connection");
+    let closed_in_time = camera.wait_for(Duration::from_secs(6), |_, teardowns| teardowns == 1);
+    assert!(closed_in_time, "no TEARDOWN after the hold");
+    let door = server.get_json("/api/cameras/door");
+    assert_eq!(door["talkback"]["open"], false, "{door}");
+
+    // The talker leaves; the floor is free for the next.
+    talker.close().await.expect("DELETE");
+    let next = connected(&endpoint).await.expect("the floor is free again");
+    next.close().await.expect("DELETE");
+}
+
+#[test]
+fn a_camera_without_a_backchannel_says_why_and_refuses_talkers() {
+    let _serial = one_at_a_time();
+    runtime().block_on(no_backchannel());
+}
+
+async fn no_backchannel() {
+    let camera = Camera::start(&["--no-backchannel"]);
+    let (server, _dir) = Server::with_config(&config(&camera.url, "auto"));
+    let door = server.wait_json("/api/cameras/door", 20, |c| {
+        c["talkback"]["available"] == false
+    });
+    let reason = door["talkback"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("no ONVIF backchannel"), "{door}");
+    let refused = WhipClient::connect(&format!("{}/api/talk/door", server.base)).await;
+    let Err(WhepClientError::Refused { status, body }) = refused else {
+        panic!("a talker got {refused:?}");
+    };
+    assert_eq!(status, "422", "{body}");
+    assert!(body.contains("no ONVIF backchannel"), "{body}");
+
+    // `off` in the config: never asked, refused with that reason.
+    let (server, _dir) = Server::with_config(&config(&camera.url, "off"));
+    let door = server.get_json("/api/cameras/door");
+    assert_eq!(door["talkback"]["available"], false);
+    assert!(
+        door["talkback"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"off\""),
+        "{door}"
+    );
+}
+
+fn unix_ms_of(at: Instant) -> f64 {
+    let since = Instant::now().saturating_duration_since(at);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    (now - since).as_secs_f64() * 1_000.0
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("a runtime")
+}
