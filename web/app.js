@@ -10,6 +10,7 @@ import { Signalling } from './signalling.js';
 import { MediaPlayer } from './player/player.js';
 import { PlayerMeter } from './player/player-meter.js';
 import { csrfHeaders, currentSession, logout, toLogin } from './session.js';
+import { TalkSession, microphoneAllowed } from './talk.js';
 
 const grid = document.getElementById('grid');
 const cards = new Map();   // name -> { el, session, video, stream }
@@ -73,8 +74,69 @@ function card(camera) {
     el.classList.remove('replaying');
   });
   c.timeline.refresh();
+  c.talk = talkButton(c, camera.name);
   cards.set(camera.name, c);
   return c;
+}
+
+/** Talk after signing-in allowed it. */
+let mayTalk = false;
+/** A click shorter than this latches talk on (a hold talks while held). */
+const LATCH_CLICK_MS = 300;
+
+/**
+ * The card's talk button: hold to talk, or click to talk until the next click. Its session is
+ * set up ahead of the first press when the microphone is already allowed.
+ */
+function talkButton(c, name) {
+  const button = c.el.querySelector('.talk');
+  const note = c.el.querySelector('.talk-note');
+  const session = new TalkSession(name, (state, message) => {
+    button.classList.toggle('talking', state === 'talking');
+    button.textContent = state === 'talking' ? 'Talking…' : 'Talk';
+    note.textContent = state === 'busy' ? 'someone else is talking'
+      : state === 'error' ? `talk: ${message}` : '';
+    note.title = message;
+  });
+  let pressedAt = 0;
+  let latched = false;
+  button.addEventListener('pointerdown', (event) => {
+    if (button.disabled) return;
+    button.setPointerCapture(event.pointerId);
+    if (latched) return; // the click that ends a latched talk
+    pressedAt = performance.now();
+    session.press();
+  });
+  button.addEventListener('pointerup', () => {
+    if (latched) {
+      latched = false;
+      session.release();
+    } else if (performance.now() - pressedAt < LATCH_CLICK_MS) {
+      latched = true;
+    } else {
+      session.release();
+    }
+  });
+  button.addEventListener('pointercancel', () => { latched = false; session.release(); });
+  return { button, session, prepared: false };
+}
+
+/** Shows the talk button as the camera's `talkback` allows, and sets its session up early. */
+function showTalk(c, camera) {
+  const t = camera.talkback;
+  const { button } = c.talk;
+  button.hidden = !t || !mayTalk;
+  if (button.hidden) return;
+  const reason = t.available === false ? t.reason
+    : !window.isSecureContext ? 'the microphone needs HTTPS here (server.tls = "self-signed")'
+      : null;
+  button.disabled = reason !== null;
+  button.title = reason ? `Cannot talk: ${reason}`
+    : 'Hold to talk through the camera\'s speaker; click to talk until you click again';
+  if (!reason && !c.talk.prepared) {
+    c.talk.prepared = true;
+    microphoneAllowed().then((allowed) => { if (allowed) c.talk.session.prepare().catch(() => {}); });
+  }
 }
 
 /** `?player=lockstep|webrtc` for every camera, else this camera's last choice, else WebRTC. */
@@ -193,6 +255,7 @@ function update(camera) {
         : camera.state === 'waiting' ? `waiting for a producer (ws://${location.host}/api/push/${camera.name})`
           : camera.state;
   }
+  showTalk(c, camera);
   if (camera.state === 'live') play(c, camera);
 }
 
@@ -220,6 +283,7 @@ async function refresh() {
 }
 
 currentSession().then((session) => {
+  mayTalk = session.permissions.includes('talk');
   signalling = new Signalling(render);
   refresh();
   setInterval(refresh, 1000);
@@ -266,6 +330,8 @@ async function offerFirstAdmin() {
 // For tests and the benchmark: measure rendered lip sync of one camera for `ms` milliseconds.
 window.lockstep = {
   cards,
+  /** The talk session of a camera (its `press()` and `release()`, as the button calls them). */
+  talk(name) { return cards.get(name).talk.session; },
   get signalling() { return signalling; },
   dropSignalling() { signalling.drop(); },
   async measure(name, ms) {

@@ -1,7 +1,9 @@
 //! Two-way talk end to end: a WHIP talker (str0m, as a page or OBS would send) speaks through
 //! `lockstep serve` into GStreamer's ONVIF camera (`crates/rtsp/tests/peers/onvif_camera.py`),
 //! whose speaker reports what it is handed. One talker at a time; the backchannel is opened by
-//! speech and closed after the hold; a camera without one says why.
+//! speech and closed after the hold; a camera without one says why. Then the same from the web
+//! UI in real Chromium with a fake microphone (`web/tests/talk.mjs`): the button held, the
+//! camera hears it.
 
 use std::time::{Duration, Instant};
 
@@ -214,4 +216,72 @@ fn unix_ms_of(at: Instant) -> f64 {
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("a runtime")
+}
+
+#[test]
+fn the_talk_button_in_chromium_is_heard_on_the_camera() {
+    let _serial = one_at_a_time();
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tests = root.join("web/tests");
+    assert!(
+        tests.join("node_modules/playwright-core").is_dir(),
+        "run `npm ci --prefix web/tests` (and install Debian's chromium) first"
+    );
+    let camera = OnvifCamera::start("s3cret");
+    let (server, _dir) = Server::with_config(&config(&camera.url_with("s3cret"), "auto"));
+    let out = std::process::Command::new("node")
+        .arg(tests.join("talk.mjs"))
+        .args([&format!("{}/", server.base), "door", "2500"])
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "talk.mjs printed no result:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    eprintln!("{result:#}");
+    assert!(out.status.success() && result["ok"] == true, "{result:#}");
+    let pressed = result["pressed_unix_ms"].as_f64().expect("pressed");
+    let released = result["released_unix_ms"].as_f64().expect("released");
+    // The speaker heard the voice while the button was held (at most a hold's worth of what
+    // was queued after), and the backchannel closed after the hold.
+    assert!(
+        camera.wait_for(Duration::from_secs(6), |_, teardowns| teardowns == 1),
+        "no TEARDOWN after the hold"
+    );
+    let speaker = camera.speaker();
+    let loud: Vec<_> = speaker.iter().filter(|b| b.peak > 1_000).collect();
+    assert!(
+        loud.len() >= 40,
+        "the speaker heard {} loud buffers of {}: {speaker:?}",
+        loud.len(),
+        speaker.len()
+    );
+    let first = loud[0].unix_ms;
+    let last = loud[loud.len() - 1].unix_ms;
+    eprintln!(
+        "press → first sound at the speaker: {:.0} ms; release → last: {:.0} ms",
+        first - pressed,
+        last - released
+    );
+    assert!(
+        first > pressed,
+        "sound before the press: {first} < {pressed}"
+    );
+    assert!(
+        first - pressed < 2_000.0,
+        "{} ms to the first sound",
+        first - pressed
+    );
+    assert!(
+        last - released < 1_000.0,
+        "sound {} ms after the release",
+        last - released
+    );
 }

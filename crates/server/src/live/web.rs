@@ -32,6 +32,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/publish.js"),
     ),
     (
+        "/talk.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/talk.js"),
+    ),
+    (
         "/signalling.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/signalling.js"),
