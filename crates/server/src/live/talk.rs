@@ -73,7 +73,7 @@ pub async fn offer(
             }
         })?;
     if talking {
-        if let Err(holder) = talk.floor.claim(&session) {
+        if let Err(holder) = talk.press(&session) {
             // Another talker took it in between.
             state.whep.delete(&session);
             return Err(taken(&holder));

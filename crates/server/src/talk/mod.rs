@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{CameraConfig, Talkback};
 use floor::Floor;
-use speaker::{SpeakerTarget, Speech};
+use speaker::{SpeakerTarget, Speech, ToSpeaker};
 
 /// A camera that did not answer the start-up question is asked again this often.
 const PROBE_RETRY: Duration = Duration::from_secs(30);
@@ -55,7 +55,7 @@ pub struct TalkStatus {
 pub struct CameraTalk {
     pub floor: Floor,
     /// `None` when talkback is off.
-    speech: Option<mpsc::Sender<Speech>>,
+    speech: Option<mpsc::Sender<ToSpeaker>>,
     status: Arc<Mutex<TalkStatus>>,
 }
 
@@ -78,8 +78,17 @@ impl CameraTalk {
     /// second (late speech is worse than lost speech).
     pub fn say(&self, speech: Speech) {
         if let Some(sender) = &self.speech {
-            let _ = sender.try_send(speech);
+            let _ = sender.try_send(ToSpeaker::Speech(speech));
         }
+    }
+
+    /// `session` takes the floor (or says who holds it); the speaker gets ready at once.
+    pub fn press(&self, session: &str) -> Result<(), String> {
+        self.floor.claim(session)?;
+        if let Some(sender) = &self.speech {
+            let _ = sender.try_send(ToSpeaker::Press);
+        }
+        Ok(())
     }
 
     pub fn json(&self) -> Value {

@@ -43,6 +43,14 @@ const SPEECH_QUEUE: usize = 50;
 
 const USER_AGENT: &str = "lockstep-talk";
 
+/// What the speaker task is told.
+#[derive(Debug)]
+pub enum ToSpeaker {
+    /// Someone took the floor: open the backchannel now, not at their first packet.
+    Press,
+    Speech(Speech),
+}
+
 /// One Opus packet of the floor holder's speech.
 #[derive(Debug)]
 pub struct Speech {
@@ -60,8 +68,8 @@ pub struct SpeakerTarget {
     pub hold: Duration,
 }
 
-/// Starts the camera's speaker task; speech goes in through the returned sender.
-pub fn spawn(target: SpeakerTarget, status: Arc<Mutex<TalkStatus>>) -> mpsc::Sender<Speech> {
+/// Starts the camera's speaker task; presses and speech go in through the returned sender.
+pub fn spawn(target: SpeakerTarget, status: Arc<Mutex<TalkStatus>>) -> mpsc::Sender<ToSpeaker> {
     let (speech, incoming) = mpsc::channel(SPEECH_QUEUE);
     tokio::spawn(run(target, status, incoming));
     speech
@@ -70,7 +78,7 @@ pub fn spawn(target: SpeakerTarget, status: Arc<Mutex<TalkStatus>>) -> mpsc::Sen
 async fn run(
     target: SpeakerTarget,
     status: Arc<Mutex<TalkStatus>>,
-    mut incoming: mpsc::Receiver<Speech>,
+    mut incoming: mpsc::Receiver<ToSpeaker>,
 ) {
     let mut speaker = Speaker {
         target,
@@ -86,8 +94,9 @@ async fn run(
     loop {
         let ticking = speaker.backchannel.is_some();
         tokio::select! {
-            speech = incoming.recv() => match speech {
-                Some(speech) => speaker.hear(&speech),
+            told = incoming.recv() => match told {
+                Some(ToSpeaker::Press) => speaker.press(),
+                Some(ToSpeaker::Speech(speech)) => speaker.hear(&speech),
                 None => break,
             },
             opened = wait_opening(&mut speaker.opening) => speaker.opened(opened),
@@ -142,6 +151,21 @@ impl Speaker {
         };
         self.last_speech = Some(now);
         self.queue.push(&pcm);
+        self.open();
+    }
+
+    /// A press: the backchannel opens while the talker's first packets are on their way, and
+    /// the hold runs from now (a press with no speech closes it a hold later).
+    fn press(&mut self) {
+        let now = Instant::now();
+        if self.retry_at.is_some_and(|at| now < at) {
+            return;
+        }
+        self.last_speech = Some(now);
+        self.open();
+    }
+
+    fn open(&mut self) {
         if self.backchannel.is_none() && self.opening.is_none() {
             self.retry_at = None;
             let target = self.target.clone();
