@@ -248,6 +248,11 @@ impl Server {
         Server::start(&["serve", "--config", path.to_str().expect("utf-8 path")])
     }
 
+    /// The server's process id (for its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server as `kill -9` does (no chance to close anything).
     pub fn kill(mut self) {
         let _ = self.child.kill();
