@@ -9,6 +9,8 @@ mod audio_decoder;
 pub mod beep_flash;
 mod bit_reader;
 mod codec;
+mod echo_canceller;
+mod echo_reference;
 pub mod fmtp;
 pub mod g711;
 pub mod h264;
@@ -28,6 +30,8 @@ pub mod webcodecs;
 
 pub use audio_decoder::{AudioDecodeError, AudioDecoder};
 pub use codec::Codec;
+pub use echo_canceller::EchoCanceller;
+pub use echo_reference::EchoReference;
 pub use h264_encoder::{CodecError, DecodedLuma, EncodedFrame, H264Decoder, H264Encoder};
 pub use live_audio::{
     LiveAudioEncoder, LiveAudioError, OpusPacket, LIVE_RATE_HZ, OPUS_FRAME_SAMPLES,

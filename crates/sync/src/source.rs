@@ -456,6 +456,12 @@ impl<P, A: AudioDecode<P>, V: VideoAssemble<P>> Source<P, A, V> {
         }
     }
 
+    /// How long after capture every track is output now: `out` − this is a sample's capture
+    /// instant (the echo canceller lines the camera's microphone up with what it played).
+    pub fn playout_delay(&self) -> std::time::Duration {
+        self.sync.playout_delay()
+    }
+
     /// What the source knows of its sync state.
     pub fn stats(&self) -> SourceStats {
         let tracks: Vec<usize> = self

@@ -1,0 +1,217 @@
+//! Echo cancellation on a camera's microphone while someone talks through its speaker: WebRTC's
+//! AEC3 (the pure-Rust `sonora` port) with its residual echo suppression and comfort noise.
+//!
+//! AEC3 wants the speaker's signal ("render") and the microphone's ("capture") in 10 ms frames,
+//! each render frame handed over before the capture frames that hold its echo, and finds the
+//! delay between them itself (about 0–500 ms). We have both with times on one clock: the
+//! reference with its send instants ([`EchoReference`]), the microphone with its capture instants
+//! (the synchronized timeline: output instant − playout delay). So before each capture frame,
+//! the render stream is fed up to that frame's capture instant — silence where nothing was sent
+//! — and the delay AEC3 has to find is only the loop's: network, the camera's playout buffer
+//! and the room. Render and capture rates may differ (an 8 kHz speaker, a 16 kHz microphone).
+
+use sonora::config::EchoCanceller as EchoConfig;
+use sonora::{AudioProcessing, Config, StreamConfig};
+
+use crate::echo_reference::EchoReference;
+
+/// AEC3's frame.
+const FRAME_NS: i64 = 10_000_000;
+
+/// A render stream further behind than this (a pause in the microphone) restarts near now.
+const MAX_RENDER_CATCH_UP_NS: i64 = 1_000_000_000;
+
+pub struct EchoCanceller {
+    apm: AudioProcessing,
+    capture_frame: usize,
+    render_frame: usize,
+    /// Where the render stream has been fed up to (the caller's clock).
+    render_cursor_ns: Option<i64>,
+    render: Vec<i16>,
+    render_f32: Vec<f32>,
+    render_out: Vec<f32>,
+    capture_f32: Vec<f32>,
+    capture_out: Vec<f32>,
+}
+
+impl std::fmt::Debug for EchoCanceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoCanceller")
+            .field("capture_frame", &self.capture_frame)
+            .field("render_frame", &self.render_frame)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EchoCanceller {
+    /// A canceller for a microphone at `capture_rate_hz` and a speaker at `render_rate_hz`.
+    pub fn new(capture_rate_hz: u32, render_rate_hz: u32) -> Self {
+        let config = Config {
+            echo_canceller: Some(EchoConfig::default()),
+            ..Default::default()
+        };
+        let apm = AudioProcessing::builder()
+            .config(config)
+            .capture_config(StreamConfig::new(capture_rate_hz, 1))
+            .render_config(StreamConfig::new(render_rate_hz, 1))
+            .build();
+        let capture_frame = capture_rate_hz as usize / 100;
+        let render_frame = render_rate_hz as usize / 100;
+        EchoCanceller {
+            apm,
+            capture_frame,
+            render_frame,
+            render_cursor_ns: None,
+            render: vec![0; render_frame],
+            render_f32: vec![0.0; render_frame],
+            render_out: vec![0.0; render_frame],
+            capture_f32: vec![0.0; capture_frame],
+            capture_out: vec![0.0; capture_frame],
+        }
+    }
+
+    /// Whether a chunk of `samples` is whole 10 ms frames (G.711's 20 ms and Opus's are; an
+    /// AAC frame of 1024 is not, and is not cancelled: its remainder would lag the picture).
+    pub fn fits(&self, samples: usize) -> bool {
+        self.capture_frame > 0 && samples % self.capture_frame == 0
+    }
+
+    /// Removes the speaker's echo from `capture`, whose first sample was captured at
+    /// `captured_ns`; the speaker's signal comes from `reference`. A chunk that does not
+    /// [`fit`](Self::fits) is left as it is.
+    pub fn process(&mut self, captured_ns: i64, capture: &mut [i16], reference: &EchoReference) {
+        if !self.fits(capture.len()) {
+            return;
+        }
+        for (k, frame) in capture.chunks_exact_mut(self.capture_frame).enumerate() {
+            let frame_ns = captured_ns + k as i64 * FRAME_NS;
+            self.feed_render(frame_ns + FRAME_NS, reference);
+            for (f, &s) in self.capture_f32.iter_mut().zip(frame.iter()) {
+                *f = f32::from(s) / 32_768.0;
+            }
+            if self
+                .apm
+                .process_capture_f32(&[&self.capture_f32], &mut [&mut self.capture_out])
+                .is_ok()
+            {
+                for (s, &f) in frame.iter_mut().zip(self.capture_out.iter()) {
+                    *s = (f * 32_768.0).round().clamp(-32_768.0, 32_767.0) as i16;
+                }
+            }
+        }
+    }
+
+    /// The render stream up to `until_ns`, in 10 ms frames.
+    fn feed_render(&mut self, until_ns: i64, reference: &EchoReference) {
+        let mut cursor = match self.render_cursor_ns {
+            Some(c) if until_ns - c <= MAX_RENDER_CATCH_UP_NS => c,
+            _ => until_ns - FRAME_NS,
+        };
+        while cursor + FRAME_NS <= until_ns {
+            reference.fill(cursor, &mut self.render);
+            for (f, &s) in self.render_f32.iter_mut().zip(self.render.iter()) {
+                *f = f32::from(s) / 32_768.0;
+            }
+            let _ = self
+                .apm
+                .process_render_f32(&[&self.render_f32], &mut [&mut self.render_out]);
+            cursor += FRAME_NS;
+        }
+        self.render_cursor_ns = Some(cursor);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A voice stand-in: noise shaped into syllables.
+    fn voice(n: usize, rate: u32, seed: &mut u64) -> Vec<i16> {
+        (0..n)
+            .map(|i| {
+                *seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let noise = ((*seed >> 33) as f64 / f64::from(1u32 << 31)) - 0.5;
+                let t = i as f64 / f64::from(rate);
+                let envelope = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * 3.0 * t).cos();
+                (noise * envelope * 16_000.0) as i16
+            })
+            .collect()
+    }
+
+    fn energy(samples: &[i16]) -> f64 {
+        samples.iter().map(|&s| f64::from(s).powi(2)).sum()
+    }
+
+    #[test]
+    fn an_echo_160_ms_behind_the_reference_is_removed() {
+        let reference = EchoReference::new(8_000);
+        let mut aec = EchoCanceller::new(8_000, 8_000);
+        let mut seed = 7;
+        let sent = voice(8_000 * 8, 8_000, &mut seed);
+        let echo_delay = 8 * 160; // samples
+        let (mut before, mut after) = (0.0, 0.0);
+        for (k, chunk) in sent.chunks(160).enumerate() {
+            let at_ns = k as i64 * 20_000_000;
+            reference.push(at_ns, chunk);
+            // The microphone hears the speaker 160 ms later, 6 dB down.
+            let mut mic: Vec<i16> = (0..160)
+                .map(|i| {
+                    let j = (k * 160 + i) as i64 - echo_delay;
+                    if j < 0 {
+                        0
+                    } else {
+                        sent[j as usize] / 2
+                    }
+                })
+                .collect();
+            if k >= 200 {
+                before += energy(&mic);
+            }
+            aec.process(at_ns, &mut mic, &reference);
+            if k >= 200 {
+                after += energy(&mic);
+            }
+        }
+        let erle_db = 10.0 * (before / after.max(1.0)).log10();
+        eprintln!("echo return loss enhancement {erle_db:.1} dB");
+        assert!(
+            erle_db > 25.0,
+            "echo return loss enhancement {erle_db:.1} dB"
+        );
+    }
+
+    #[test]
+    fn speech_at_the_camera_passes_while_nothing_is_sent() {
+        let reference = EchoReference::new(8_000);
+        let mut aec = EchoCanceller::new(8_000, 8_000);
+        let mut seed = 11;
+        let near = voice(8_000 * 4, 8_000, &mut seed);
+        let (mut before, mut after) = (0.0, 0.0);
+        for (k, chunk) in near.chunks(160).enumerate() {
+            let mut mic = chunk.to_vec();
+            before += energy(&mic);
+            aec.process(k as i64 * 20_000_000, &mut mic, &reference);
+            after += energy(&mic);
+        }
+        let change_db = 10.0 * (after / before).log10();
+        // AEC3 takes ~1.5 dB off a near end that is alone (its suppressor's floor); the camera's
+        // audio path bypasses it a minute after the last talk.
+        assert!(
+            change_db.abs() < 2.5,
+            "the near end changed by {change_db:.1} dB"
+        );
+    }
+
+    #[test]
+    fn a_chunk_that_is_not_whole_frames_is_left_alone() {
+        let reference = EchoReference::new(8_000);
+        let mut aec = EchoCanceller::new(16_000, 8_000);
+        assert!(!aec.fits(1_024));
+        assert!(aec.fits(320));
+        let mut chunk = vec![1_000i16; 1_024];
+        aec.process(0, &mut chunk, &reference);
+        assert!(chunk.iter().all(|&s| s == 1_000));
+    }
+}
