@@ -233,6 +233,18 @@ pub enum Talkback {
     Auto,
 }
 
+/// What the camera's microphone does while someone talks through its speaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EchoMode {
+    /// The speaker's echo is cancelled (AEC3), the camera's own sound kept.
+    Aec,
+    /// The microphone is muted while the speaker plays (and a second after).
+    HalfDuplex,
+    /// Left as it is.
+    Off,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "CameraTable")]
 pub struct CameraConfig {
@@ -249,6 +261,7 @@ pub struct CameraConfig {
     /// How long the backchannel stays open after the last speech (1–300 s): a press soon
     /// after finds it open; a backchannel held longer locks doorbells and other apps.
     pub talk_hold_secs: u32,
+    pub echo: EchoMode,
     pub sync_offset_ms: i64,
     pub latency: LatencyProfile,
     /// How the camera's media travels: TCP interleaved (default), UDP, or UDP with TCP as
@@ -289,6 +302,8 @@ struct CameraTable {
     talkback: Talkback,
     #[serde(default = "talk_hold", deserialize_with = "talk_hold_secs")]
     talk_hold_secs: u32,
+    #[serde(default = "aec")]
+    echo: EchoMode,
     #[serde(default, deserialize_with = "sync_offset")]
     sync_offset_ms: i64,
     #[serde(default, deserialize_with = "latency")]
@@ -362,6 +377,7 @@ impl TryFrom<CameraTable> for CameraConfig {
             record_audio: t.record_audio,
             talkback: t.talkback,
             talk_hold_secs: t.talk_hold_secs,
+            echo: t.echo,
             sync_offset_ms: t.sync_offset_ms,
             latency: t.latency,
             transport: t.transport,
@@ -461,6 +477,10 @@ fn continuous() -> RecordMode {
 }
 fn auto() -> Talkback {
     Talkback::Auto
+}
+
+fn aec() -> EchoMode {
+    EchoMode::Aec
 }
 
 fn talk_hold() -> u32 {
@@ -911,6 +931,7 @@ record = "continuous"
 record_audio = false
 talkback = "onvif"
 talk_hold_secs = 2
+echo = "half-duplex"
 sync_offset_ms = -40
 latency = "balanced"
 transport = "udp"
@@ -930,6 +951,8 @@ url = "rtsp://192.168.1.11/live"
         assert_eq!(front.talkback, Talkback::Onvif);
         assert_eq!(front.talk_hold_secs, 2);
         assert_eq!(c.cameras[1].talk_hold_secs, 5);
+        assert_eq!(front.echo, EchoMode::HalfDuplex);
+        assert_eq!(c.cameras[1].echo, EchoMode::Aec);
         assert_eq!(front.sync_offset_ms, -40);
         assert_eq!(front.latency, LatencyProfile::Balanced);
         assert_eq!(front.transport, RtpTransport::Udp);
@@ -1055,6 +1078,7 @@ url = "rtsp://192.168.1.11/live"
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\ntransport = \"quic\"\n", "line 4", "\"quic\" is not one of"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\nsync_offset_ms = 9000\n", "line 4", "beyond"),
             ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\ntalk_hold_secs = 0\n", "line 4", "outside 1–300"),
+            ("[[camera]]\nname = \"a\"\nurl = \"rtsp://h/\"\necho = \"cancel\"\n", "line 4", "half-duplex"),
             ("[storage]\nmax_disk = \"5 parsecs\"\n", "line 2", "PARSECS"),
             ("[[camera]]\nname = \"a\"\n", "line 1", "missing field `url`"),
             ("[[camera]]\nname = \"a\"\nbrand = \"hikvision\"\n", "line 1", "brand needs host"),

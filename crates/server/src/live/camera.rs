@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::backoff::Backoff;
+use super::echo_stage::EchoPath;
 use super::pacer::Pacer;
 use super::source_driver::{drive, SourceSinks};
 
@@ -84,6 +85,8 @@ pub struct CameraSettings {
     pub sync_offset_ms: i64,
     /// How an RTSP camera's media is asked to travel.
     pub transport: RtpTransport,
+    /// A camera that can talk: what its speaker plays, to take out of its microphone.
+    pub echo: Option<EchoPath>,
 }
 
 /// A camera as the rest of the server sees it.
@@ -183,6 +186,7 @@ async fn run_camera(
         status: status.clone(),
         clock,
         audio: settings.audio || settings.record_audio,
+        echo: settings.echo.clone(),
     };
     let probe_addr = probe_address(&settings.url);
     loop {

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod backoff;
 pub mod camera;
+pub mod echo_stage;
 mod export_slots;
 pub mod forwarded;
 mod http_server;
@@ -35,8 +36,10 @@ use anyhow::Context as _;
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_webrtc::WhepHost;
 
-use crate::config::{AuthMode, Config, RecordMode};
+use crate::config::{AuthMode, Config, RecordMode, Talkback};
 use camera::{spawn_camera, CameraSettings};
+use echo_stage::EchoPath;
+use lockstep_media::EchoReference;
 use recorder::{spawn_recorder, RecorderHandle, Storage};
 use recordings::Recordings;
 use state::AppState;
@@ -105,10 +108,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {udp} (WebRTC, UDP)"))?;
     let webrtc = whep.udp_addr()?;
     let clock = LocalClock::new();
-    let cameras = config
+    // What each talking camera's speaker plays, shared by its talk path and its audio sessions.
+    let echo_paths: Vec<Option<EchoPath>> = config
         .cameras
         .iter()
         .map(|c| {
+            (c.talkback != Talkback::Off).then(|| EchoPath {
+                mode: c.echo,
+                reference: Arc::new(EchoReference::new(crate::talk::SPEAKER_RATE_HZ)),
+            })
+        })
+        .collect();
+    let cameras = config
+        .cameras
+        .iter()
+        .zip(&echo_paths)
+        .map(|(c, echo)| {
             spawn_camera(
                 CameraSettings {
                     name: c.name.to_string(),
@@ -120,6 +135,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
                     profile: c.latency,
                     sync_offset_ms: c.sync_offset_ms,
                     transport: c.transport,
+                    echo: echo.clone(),
                 },
                 c.substream_url
                     .as_ref()
@@ -189,7 +205,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             &config.server.allowed_origins,
         ),
         auth,
-        talk: crate::talk::Talk::start(&config.cameras),
+        talk: crate::talk::Talk::start(&config.cameras, &echo_paths, clock),
     });
     signalling::Signalling::publish_cameras(&state);
     let limits = http_server::HttpLimits::new(

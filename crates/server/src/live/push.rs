@@ -70,6 +70,7 @@ impl PushSource {
                     profile: config.latency,
                     sync_offset_ms: 0,
                     transport: lockstep_rtsp::ingest::RtpTransport::Tcp,
+                    echo: None,
                 }),
                 feed,
                 status: status_rx,

@@ -18,6 +18,7 @@ use lockstep_sync::{LocalInstant, ReleaseLag, SourceEvent, SourceInput, VIDEO_RA
 use tokio::sync::watch;
 
 use super::camera::{CameraState, CameraStatus};
+use super::echo_stage::{EchoPath, EchoStage};
 use super::pacer::Pacer;
 
 /// How often the sync state is published.
@@ -53,6 +54,8 @@ pub struct SourceSinks {
     pub clock: LocalClock,
     /// Audio is transcoded for listeners (live audio or recorded audio is on).
     pub audio: bool,
+    /// A camera that talks: its speaker's echo is taken out of its microphone.
+    pub echo: Option<EchoPath>,
 }
 
 /// Runs one session of a source until its front end ends or fails.
@@ -97,6 +100,7 @@ struct SourceDriver<'a> {
     source: MediaSource,
     sinks: &'a SourceSinks,
     audio: AudioPath,
+    echo: EchoStage,
     /// H.264 or H.265, as the source's video track reads it.
     video_codec: Codec,
     live: bool,
@@ -115,6 +119,7 @@ impl<'a> SourceDriver<'a> {
             sinks,
             video_codec,
             audio: AudioPath::new(sinks.audio),
+            echo: EchoStage::new(sinks.echo.clone()),
             live: false,
             next_stats: sinks.clock.now(),
         }
@@ -145,10 +150,13 @@ impl<'a> SourceDriver<'a> {
                     out,
                     out_pts_48k,
                     rate_hz,
-                    chunk,
+                    mut chunk,
                     ratio,
                 } => {
                     self.went_live();
+                    let delay_ns = self.source.playout_delay().as_nanos() as i64;
+                    self.echo
+                        .apply(out.as_nanos() - delay_ns, rate_hz, &mut chunk.0);
                     let input = AudioInput::Decoded {
                         rate_hz,
                         pcm: &chunk.0,

@@ -136,6 +136,7 @@ mod tests {
                 profile: lockstep_sync::LatencyProfile::Low,
                 sync_offset_ms: 0,
                 transport: lockstep_rtsp::ingest::RtpTransport::Tcp,
+                echo: None,
             }),
             feed: feed(main),
             status: status(()),

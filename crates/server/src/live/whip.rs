@@ -140,6 +140,7 @@ async fn run(source: ProducerSlot, frames: mpsc::Receiver<Received>) {
         status: source.status.clone(),
         clock: source.clock,
         audio: settings.audio || settings.record_audio,
+        echo: None,
     };
     sinks.status.send_modify(|s| {
         s.video_codec = Some(Codec::H264.as_str());

@@ -10,6 +10,8 @@ pub mod floor;
 pub mod speaker;
 pub mod speech_queue;
 
+pub use speaker::SPEAKER_RATE_HZ;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -20,8 +22,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::config::{CameraConfig, Talkback};
+use crate::config::{CameraConfig, EchoMode, Talkback};
+use crate::live::echo_stage::EchoPath;
 use floor::Floor;
+use lockstep_rtsp::ingest::LocalClock;
 use speaker::{SpeakerTarget, Speech, ToSpeaker};
 
 /// A camera that did not answer the start-up question is asked again this often.
@@ -32,6 +36,8 @@ const PROBE_RETRY: Duration = Duration::from_secs(30);
 pub struct TalkStatus {
     /// `off`, `onvif` or `auto`, as configured.
     pub mode: &'static str,
+    /// What the camera's microphone does while the speaker plays: `aec`, `half-duplex`, `off`.
+    pub echo: &'static str,
     /// Whether the camera takes speech: `null` until known.
     pub available: Option<bool>,
     /// The backchannel's codec (`pcmu/8000`), once known.
@@ -109,11 +115,17 @@ pub struct Talk {
 }
 
 impl Talk {
-    /// Starts each camera's speaker task (and its start-up question, for `auto`).
-    pub fn start(cameras: &[CameraConfig]) -> Talk {
+    /// Starts each camera's speaker task (and its start-up question, for `auto`); what a
+    /// speaker plays goes into its camera's `echo_paths` entry, stamped on `clock`.
+    pub fn start(
+        cameras: &[CameraConfig],
+        echo_paths: &[Option<EchoPath>],
+        clock: LocalClock,
+    ) -> Talk {
         let cameras = cameras
             .iter()
-            .map(|c| (c.name.to_string(), CameraTalk::start(c)))
+            .zip(echo_paths)
+            .map(|(c, echo)| (c.name.to_string(), CameraTalk::start(c, echo, clock)))
             .collect();
         Talk { cameras }
     }
@@ -124,7 +136,7 @@ impl Talk {
 }
 
 impl CameraTalk {
-    fn start(camera: &CameraConfig) -> CameraTalk {
+    fn start(camera: &CameraConfig, echo: &Option<EchoPath>, clock: LocalClock) -> CameraTalk {
         let mode = match camera.talkback {
             Talkback::Off => "off",
             Talkback::Onvif => "onvif",
@@ -132,6 +144,11 @@ impl CameraTalk {
         };
         let status = Arc::new(Mutex::new(TalkStatus {
             mode,
+            echo: match camera.echo {
+                EchoMode::Aec => "aec",
+                EchoMode::HalfDuplex => "half-duplex",
+                EchoMode::Off => "off",
+            },
             ..TalkStatus::default()
         }));
         let target = split_credentials(camera.url.for_connecting()).map(|(url, credentials)| {
@@ -139,6 +156,7 @@ impl CameraTalk {
                 url,
                 credentials,
                 hold: Duration::from_secs(camera.talk_hold_secs.into()),
+                played: echo.as_ref().map(|e| (e.reference.clone(), clock)),
             }
         });
         let speech = match (camera.talkback, target) {

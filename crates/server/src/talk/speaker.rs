@@ -13,10 +13,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use lockstep_media::g711::G711Law;
+use lockstep_media::EchoReference;
 use lockstep_opus::OpusDecoder;
 use lockstep_rtsp::auth::Credentials;
 use lockstep_rtsp::backchannel::{Backchannel, BackchannelCodec, BackchannelError};
 use lockstep_rtsp::client::ClientError;
+use lockstep_rtsp::ingest::LocalClock;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -25,7 +27,7 @@ use super::speech_queue::SpeechQueue;
 use super::TalkStatus;
 
 /// The speaker's rate: G.711's.
-const SPEAKER_RATE_HZ: u32 = 8_000;
+pub const SPEAKER_RATE_HZ: u32 = 8_000;
 
 /// One packet per this much audio.
 const FRAME: Duration = Duration::from_millis(20);
@@ -66,6 +68,9 @@ pub struct SpeakerTarget {
     pub credentials: Option<Credentials>,
     /// How long the backchannel stays open after the last speech.
     pub hold: Duration,
+    /// Where what the speaker is sent goes, stamped with its send instant on the clock: the
+    /// echo canceller's reference.
+    pub played: Option<(Arc<EchoReference>, LocalClock)>,
 }
 
 /// Starts the camera's speaker task; presses and speech go in through the returned sender.
@@ -248,6 +253,9 @@ impl Speaker {
             let Some((backchannel, law)) = self.backchannel.as_mut() else {
                 return;
             };
+            if let Some((reference, clock)) = &self.target.played {
+                reference.push(clock.now().as_nanos(), &frame);
+            }
             let mut payload = Vec::with_capacity(frame.len());
             law.encode(&frame, &mut payload);
             if backchannel.send(&payload, frame.len() as u32).is_err() {
