@@ -9,11 +9,14 @@
 //! the render stream is fed up to that frame's capture instant — silence where nothing was sent
 //! — and the delay AEC3 has to find is only the loop's: network, the camera's playout buffer
 //! and the room. Render and capture rates may differ (an 8 kHz speaker, a 16 kHz microphone).
+//! A loop longer than AEC3 covers (a camera that buffers its backchannel half a second) is
+//! found by [`LoopDelay`] and the reference fed that much later, less a margin.
 
 use sonora::config::EchoCanceller as EchoConfig;
 use sonora::{AudioProcessing, Config, StreamConfig};
 
 use crate::echo_reference::EchoReference;
+use crate::loop_delay::LoopDelay;
 
 /// AEC3's frame.
 const FRAME_NS: i64 = 10_000_000;
@@ -21,12 +24,27 @@ const FRAME_NS: i64 = 10_000_000;
 /// A render stream further behind than this (a pause in the microphone) restarts near now.
 const MAX_RENDER_CATCH_UP_NS: i64 = 1_000_000_000;
 
+/// Loops up to this long are left to AEC3's own estimator; a longer one is shortened to
+/// `LOOP_LEFT_TO_AEC3_NS` by feeding the reference later.
+const LOOP_AEC3_COVERS_NS: i64 = 400_000_000;
+const LOOP_LEFT_TO_AEC3_NS: i64 = 200_000_000;
+
+/// The loop is measured again after this many capture frames (1 s).
+const MEASURE_EVERY_FRAMES: u32 = 100;
+
+/// The lead changes only by more than this (each change costs AEC3 a re-convergence).
+const LEAD_STEP_NS: i64 = 100_000_000;
+
 pub struct EchoCanceller {
     apm: AudioProcessing,
     capture_frame: usize,
     render_frame: usize,
     /// Where the render stream has been fed up to (the caller's clock).
     render_cursor_ns: Option<i64>,
+    /// How much later than its send instant the reference is fed (a long loop's pre-alignment).
+    lead_ns: i64,
+    loop_delay: LoopDelay,
+    frames_since_measured: u32,
     render: Vec<i16>,
     render_f32: Vec<f32>,
     render_out: Vec<f32>,
@@ -62,6 +80,9 @@ impl EchoCanceller {
             capture_frame,
             render_frame,
             render_cursor_ns: None,
+            lead_ns: 0,
+            loop_delay: LoopDelay::default(),
+            frames_since_measured: 0,
             render: vec![0; render_frame],
             render_f32: vec![0.0; render_frame],
             render_out: vec![0.0; render_frame],
@@ -85,7 +106,10 @@ impl EchoCanceller {
         }
         for (k, frame) in capture.chunks_exact_mut(self.capture_frame).enumerate() {
             let frame_ns = captured_ns + k as i64 * FRAME_NS;
-            self.feed_render(frame_ns + FRAME_NS, reference);
+            self.feed_render(frame_ns + FRAME_NS - self.lead_ns, reference);
+            self.loop_delay
+                .capture(frame_ns.div_euclid(FRAME_NS), loudness(frame));
+            self.measure_loop();
             for (f, &s) in self.capture_f32.iter_mut().zip(frame.iter()) {
                 *f = f32::from(s) / 32_768.0;
             }
@@ -101,6 +125,32 @@ impl EchoCanceller {
         }
     }
 
+    /// How much later than sent the reference is fed now (0 unless the loop is long).
+    pub fn lead_ns(&self) -> i64 {
+        self.lead_ns
+    }
+
+    /// Once a second: the loop's delay, and the reference's lead when AEC3 cannot cover it.
+    fn measure_loop(&mut self) {
+        self.frames_since_measured += 1;
+        if self.frames_since_measured < MEASURE_EVERY_FRAMES {
+            return;
+        }
+        self.frames_since_measured = 0;
+        let Some(lag) = self.loop_delay.estimate() else {
+            return;
+        };
+        let loop_ns = lag as i64 * FRAME_NS;
+        let lead = if loop_ns > LOOP_AEC3_COVERS_NS {
+            loop_ns - LOOP_LEFT_TO_AEC3_NS
+        } else {
+            0
+        };
+        if (lead - self.lead_ns).abs() >= LEAD_STEP_NS {
+            self.lead_ns = lead;
+        }
+    }
+
     /// The render stream up to `until_ns`, in 10 ms frames.
     fn feed_render(&mut self, until_ns: i64, reference: &EchoReference) {
         let mut cursor = match self.render_cursor_ns {
@@ -109,6 +159,8 @@ impl EchoCanceller {
         };
         while cursor + FRAME_NS <= until_ns {
             reference.fill(cursor, &mut self.render);
+            self.loop_delay
+                .render(cursor.div_euclid(FRAME_NS), loudness(&self.render));
             for (f, &s) in self.render_f32.iter_mut().zip(self.render.iter()) {
                 *f = f32::from(s) / 32_768.0;
             }
@@ -121,44 +173,56 @@ impl EchoCanceller {
     }
 }
 
+/// A frame's loudness (mean absolute sample).
+fn loudness(frame: &[i16]) -> f32 {
+    frame.iter().map(|&s| f32::from(s).abs()).sum::<f32>() / frame.len().max(1) as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A voice stand-in: noise shaped into syllables.
+    /// A voice stand-in: noise in syllables of random length (no period for the loop's
+    /// correlation to alias on).
     fn voice(n: usize, rate: u32, seed: &mut u64) -> Vec<i16> {
-        (0..n)
-            .map(|i| {
-                *seed = seed
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                let noise = ((*seed >> 33) as f64 / f64::from(1u32 << 31)) - 0.5;
-                let t = i as f64 / f64::from(rate);
-                let envelope = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * 3.0 * t).cos();
-                (noise * envelope * 16_000.0) as i16
-            })
-            .collect()
+        let mut next = move || {
+            *seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            *seed >> 33
+        };
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let syllable = rate as usize * (60 + (next() % 200) as usize) / 1_000;
+            let loud = next() % 3 != 0;
+            for _ in 0..syllable {
+                let noise = (next() as f64 / f64::from(1u32 << 31)) - 0.5;
+                out.push(if loud { (noise * 16_000.0) as i16 } else { 0 });
+            }
+        }
+        out.truncate(n);
+        out
     }
 
     fn energy(samples: &[i16]) -> f64 {
         samples.iter().map(|&s| f64::from(s).powi(2)).sum()
     }
 
-    #[test]
-    fn an_echo_160_ms_behind_the_reference_is_removed() {
+    /// Echo return loss enhancement over the last 4 of 10 s of talk, the microphone hearing the
+    /// speaker `delay_ms` later, 6 dB down.
+    fn erle_db(delay_ms: usize) -> (f64, i64) {
         let reference = EchoReference::new(8_000);
         let mut aec = EchoCanceller::new(8_000, 8_000);
         let mut seed = 7;
-        let sent = voice(8_000 * 8, 8_000, &mut seed);
-        let echo_delay = 8 * 160; // samples
+        let sent = voice(8_000 * 10, 8_000, &mut seed);
+        let echo_delay = 8 * delay_ms;
         let (mut before, mut after) = (0.0, 0.0);
         for (k, chunk) in sent.chunks(160).enumerate() {
             let at_ns = k as i64 * 20_000_000;
             reference.push(at_ns, chunk);
-            // The microphone hears the speaker 160 ms later, 6 dB down.
             let mut mic: Vec<i16> = (0..160)
                 .map(|i| {
-                    let j = (k * 160 + i) as i64 - echo_delay;
+                    let j = (k * 160 + i) as i64 - echo_delay as i64;
                     if j < 0 {
                         0
                     } else {
@@ -166,20 +230,34 @@ mod tests {
                     }
                 })
                 .collect();
-            if k >= 200 {
+            if k >= 300 {
                 before += energy(&mic);
             }
             aec.process(at_ns, &mut mic, &reference);
-            if k >= 200 {
+            if k >= 300 {
                 after += energy(&mic);
             }
         }
-        let erle_db = 10.0 * (before / after.max(1.0)).log10();
-        eprintln!("echo return loss enhancement {erle_db:.1} dB");
+        (10.0 * (before / after.max(1.0)).log10(), aec.lead_ns())
+    }
+
+    #[test]
+    fn an_echo_160_ms_behind_the_reference_is_removed() {
+        let (erle, lead_ns) = erle_db(160);
+        eprintln!("160 ms: echo return loss enhancement {erle:.1} dB");
+        assert!(erle > 25.0, "echo return loss enhancement {erle:.1} dB");
+        assert_eq!(lead_ns, 0, "AEC3 covers 160 ms itself");
+    }
+
+    #[test]
+    fn an_echo_700_ms_behind_is_lined_up_first_then_removed() {
+        let (erle, lead_ns) = erle_db(700);
+        eprintln!("700 ms: echo return loss enhancement {erle:.1} dB, lead {lead_ns} ns");
         assert!(
-            erle_db > 25.0,
-            "echo return loss enhancement {erle_db:.1} dB"
+            (450_000_000..=550_000_000).contains(&lead_ns),
+            "lead {lead_ns} ns"
         );
+        assert!(erle > 25.0, "echo return loss enhancement {erle:.1} dB");
     }
 
     #[test]

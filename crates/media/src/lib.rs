@@ -19,6 +19,7 @@ pub mod h265;
 pub mod h265_sps;
 mod live_audio;
 mod live_feed;
+mod loop_delay;
 pub mod mp4_reader;
 pub mod pattern;
 mod pattern_reader;
