@@ -26,11 +26,21 @@ const MAX_RENDER_CATCH_UP_NS: i64 = 1_000_000_000;
 
 /// Loops up to this long are left to AEC3's own estimator; a longer one is shortened to
 /// `LOOP_LEFT_TO_AEC3_NS` by feeding the reference later.
-const LOOP_AEC3_COVERS_NS: i64 = 400_000_000;
-const LOOP_LEFT_TO_AEC3_NS: i64 = 200_000_000;
+const LOOP_AEC3_COVERS_NS: i64 = 450_000_000;
+const LOOP_LEFT_TO_AEC3_NS: i64 = 250_000_000;
 
-/// The loop is measured again after this many capture frames (1 s).
-const MEASURE_EVERY_FRAMES: u32 = 100;
+/// Two loop measurements this close are the same loop.
+const ESTIMATES_AGREE_NS: i64 = 50_000_000;
+
+/// Measurements in a row that must agree before the lead moves (half a second apart, over
+/// 3 s windows that overlap: one agreeing neighbour proves little).
+const CONFIRMATIONS: u32 = 3;
+
+/// AEC3 has the echo when it says it takes out at least this much of it.
+const AEC3_HAS_IT_DB: f64 = 10.0;
+
+/// The loop is measured again after this many capture frames (0.5 s).
+const MEASURE_EVERY_FRAMES: u32 = 50;
 
 /// The lead changes only by more than this (each change costs AEC3 a re-convergence).
 const LEAD_STEP_NS: i64 = 100_000_000;
@@ -43,6 +53,12 @@ pub struct EchoCanceller {
     render_cursor_ns: Option<i64>,
     /// How much later than its send instant the reference is fed (a long loop's pre-alignment).
     lead_ns: i64,
+    /// The loop's delay as last measured.
+    loop_ns: Option<i64>,
+    /// The previous correlation estimate (a lead follows two that agree).
+    previous_estimate_ns: Option<i64>,
+    /// How many measurements in a row agreed with it.
+    agreeing: u32,
     loop_delay: LoopDelay,
     frames_since_measured: u32,
     render: Vec<i16>,
@@ -81,6 +97,9 @@ impl EchoCanceller {
             render_frame,
             render_cursor_ns: None,
             lead_ns: 0,
+            loop_ns: None,
+            previous_estimate_ns: None,
+            agreeing: 0,
             loop_delay: LoopDelay::default(),
             frames_since_measured: 0,
             render: vec![0; render_frame],
@@ -130,7 +149,21 @@ impl EchoCanceller {
         self.lead_ns
     }
 
-    /// Once a second: the loop's delay, and the reference's lead when AEC3 cannot cover it.
+    /// How much echo AEC3 says it takes out (echo return loss enhancement, dB).
+    pub fn erle_db(&self) -> Option<f64> {
+        self.apm.statistics().echo_return_loss_enhancement
+    }
+
+    /// The delay from the speaker to the microphone, once measured.
+    pub fn loop_ns(&self) -> Option<i64> {
+        self.loop_ns
+    }
+
+    /// Twice a second: the loop's delay, and the reference's lead when AEC3 cannot cover it —
+    /// only while AEC3 has not got the echo (its echo return loss enhancement under
+    /// `AEC3_HAS_IT_DB`; its delay figure is no help, it reports one steadily without the
+    /// echo), and only for a loop longer than it covers, measured the same `CONFIRMATIONS`
+    /// times in a row.
     fn measure_loop(&mut self) {
         self.frames_since_measured += 1;
         if self.frames_since_measured < MEASURE_EVERY_FRAMES {
@@ -138,9 +171,27 @@ impl EchoCanceller {
         }
         self.frames_since_measured = 0;
         let Some(lag) = self.loop_delay.estimate() else {
+            self.agreeing = 0;
             return;
         };
         let loop_ns = lag as i64 * FRAME_NS;
+        let agrees = self
+            .previous_estimate_ns
+            .is_some_and(|previous| (previous - loop_ns).abs() <= ESTIMATES_AGREE_NS);
+        self.agreeing = if agrees { self.agreeing + 1 } else { 1 };
+        self.previous_estimate_ns = Some(loop_ns);
+        if self.agreeing < CONFIRMATIONS {
+            return;
+        }
+        self.loop_ns = Some(loop_ns);
+        let aec3_has_it = self
+            .apm
+            .statistics()
+            .echo_return_loss_enhancement
+            .is_some_and(|db| db >= AEC3_HAS_IT_DB);
+        if aec3_has_it {
+            return;
+        }
         let lead = if loop_ns > LOOP_AEC3_COVERS_NS {
             loop_ns - LOOP_LEFT_TO_AEC3_NS
         } else {

@@ -1,14 +1,18 @@
 //! How long a camera's speaker takes to reach its microphone: the delay at which the
-//! microphone's loudness follows the speaker's, found by cross-correlating their 10 ms loudness
-//! envelopes (both on one clock) over 0–2 s. AEC3's own delay estimator covers about 0–500 ms;
-//! a camera that buffers its backchannel longer gets the reference lined up by this first.
+//! microphone's onsets follow the speaker's, found by cross-correlating their onset envelopes
+//! (the rise of the 10 ms log-loudness, both on one clock) over 0–2 s. Onsets, not loudness:
+//! the camera's own steady sounds (a beep, noise) dominate a loudness envelope and hide the
+//! echo's shape; syllable onsets stay sharp (measured on the simulator's 150 and 650 ms loops
+//! with its beeps: loudness never correlated above 0.5, onsets 0.53–0.76 at the right lag).
+//! AEC3's own delay estimator covers about 0–500 ms; a camera that buffers its backchannel
+//! longer gets the reference lined up by this first.
 
-/// Envelope frames kept (4 s of 10 ms).
-const KEPT: usize = 400;
+/// Envelope frames kept (5 s of 10 ms: 3 s of capture against the render up to 2 s before).
+const KEPT: usize = 500;
 /// Lags searched (0–2 s of 10 ms).
 const MAX_LAG: usize = 200;
 /// A correlation this strong names the delay.
-const CONFIDENT: f64 = 0.5;
+const CONFIDENT: f64 = 0.4;
 
 #[derive(Debug)]
 pub struct LoopDelay {
@@ -48,17 +52,17 @@ impl LoopDelay {
     }
 
     /// The delay (in 10 ms frames) at which the microphone follows the speaker best over the
-    /// last 2 s of capture, when it does so clearly.
+    /// last 3 s of capture, when it does so clearly.
     pub fn estimate(&self) -> Option<usize> {
         let newest = self.newest?;
-        let window = (KEPT - MAX_LAG) as i64;
+        let window = (KEPT - MAX_LAG - 1) as i64;
         let captured: Vec<f64> = (newest - window + 1..=newest)
-            .map(|f| f64::from(self.capture[slot(f)]))
+            .map(|f| onset(&self.capture, f))
             .collect();
         let (mut best, mut best_lag) = (CONFIDENT, None);
         for lag in 0..MAX_LAG {
             let rendered: Vec<f64> = (newest - window + 1..=newest)
-                .map(|f| f64::from(self.render[slot(f - lag as i64)]))
+                .map(|f| onset(&self.render, f - lag as i64))
                 .collect();
             if let Some(r) = correlation(&captured, &rendered) {
                 if r > best {
@@ -70,6 +74,15 @@ impl LoopDelay {
         best_lag
     }
 }
+
+/// How much louder frame `f` is than the one before (log scale; falls count as nothing).
+fn onset(loudness: &[f32], f: i64) -> f64 {
+    let level = |f: i64| (f64::from(loudness[slot(f)]) + ONSET_FLOOR).ln();
+    (level(f) - level(f - 1)).max(0.0)
+}
+
+/// Added to loudness before the log, so that silence and the codec's noise make no onsets.
+const ONSET_FLOOR: f64 = 30.0;
 
 fn slot(frame: i64) -> usize {
     frame.rem_euclid(KEPT as i64) as usize

@@ -161,10 +161,12 @@ impl Backchannel {
 
     /// Queues one packet of encoded audio holding `samples` samples (160 for 20 ms at 8 kHz),
     /// to be played from now. After a pause its RTP time jumps by the pause and it is marked as
-    /// a talkspurt's start; a sender report follows every second. `Err` once the session has
-    /// ended (the camera closed it, or the connection failed): its reason comes from
+    /// a talkspurt's start; a sender report follows every second. Returns the instant its RTP
+    /// time stands for — the talkspurt's start plus its place in it, the timeline a camera
+    /// plays it on, steady where the send instants jitter. `Err` once the session has ended
+    /// (the camera closed it, or the connection failed): its reason comes from
     /// [`Backchannel::close`].
-    pub fn send(&mut self, payload: &[u8], samples: u32) -> Result<(), ClosedError> {
+    pub fn send(&mut self, payload: &[u8], samples: u32) -> Result<Instant, ClosedError> {
         let now = Instant::now();
         let rate = u64::from(self.codec.clock_rate_hz.max(1));
         let talkspurt = match self.previous_end {
@@ -212,7 +214,7 @@ impl Backchannel {
             );
             self.queue(Outgoing::Rtcp(report))?;
         }
-        Ok(())
+        Ok(start)
     }
 
     fn queue(&self, outgoing: Outgoing) -> Result<(), ClosedError> {

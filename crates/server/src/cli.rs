@@ -207,6 +207,10 @@ pub struct SimCameraArgs {
     pub echo_delay_ms: f64,
     #[arg(long, default_value_t = -120.0, allow_negative_numbers = true)]
     pub echo_gain_db: f64,
+    /// The microphone hears a person talking at the camera (a voice: 238 Hz and its harmonics,
+    /// in syllables) instead of the once-a-second beep: the near end of a two-way talk.
+    #[arg(long)]
+    pub near_voice: bool,
 }
 
 #[derive(Debug, Args)]

@@ -74,6 +74,7 @@ pub fn config(args: &SimCameraArgs) -> anyhow::Result<SimCameraConfig> {
         inband_parameter_sets: !args.no_inband_parameter_sets,
         echo_delay: millis("--echo-delay-ms", args.echo_delay_ms)?,
         echo_gain_db: args.echo_gain_db,
+        near_voice: args.near_voice,
         ..SimCameraConfig::default()
     };
     cfg.validate()?;

@@ -67,6 +67,8 @@ pub struct SimCameraConfig {
     pub inband_parameter_sets: bool,
     pub echo_delay: Duration,
     pub echo_gain_db: f64,
+    /// A voice at the camera instead of the beep (the near end of a two-way talk).
+    pub near_voice: bool,
     pub video_bitrate_bps: u32,
     /// Frames between keyframes (cameras: 1–4 s).
     pub gop_frames: u32,
@@ -98,6 +100,7 @@ impl Default for SimCameraConfig {
             inband_parameter_sets: true,
             echo_delay: Duration::ZERO,
             echo_gain_db: -120.0,
+            near_voice: false,
             video_bitrate_bps: 1_500_000,
             gop_frames: 60,
             seed: 0x5eed,

@@ -483,7 +483,7 @@ fn play_backchannel(ctx: &Context, packet: &[u8]) {
         .speaker
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .play(now, &samples);
+        .play_rtp(now, header.timestamp, header.marker, &samples);
 }
 
 /// Keeps the receiver reports a client sends to a track's RTCP port (the latest 1 000).

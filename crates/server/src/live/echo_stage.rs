@@ -3,6 +3,7 @@
 //! is encoded for viewers and recordings. Only around talk: a minute after the speaker last
 //! played, the canceller is dropped and the microphone passes untouched.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use lockstep_media::{EchoCanceller, EchoReference};
@@ -22,13 +23,48 @@ const HALF_DUPLEX_TAIL_NS: i64 = 1_000_000_000;
 pub struct EchoPath {
     pub mode: EchoMode,
     pub reference: Arc<EchoReference>,
+    /// The speaker → microphone delay the canceller measured (ms; −1 until it has).
+    pub loop_ms: Arc<AtomicI64>,
+    /// How much echo AEC3 says it takes out (tenths of a dB; −1 until it says).
+    pub erle_tenths_db: Arc<AtomicI64>,
 }
+
+impl EchoPath {
+    pub fn new(mode: EchoMode, reference: Arc<EchoReference>) -> Self {
+        EchoPath {
+            mode,
+            reference,
+            loop_ms: Arc::new(AtomicI64::new(-1)),
+            erle_tenths_db: Arc::new(AtomicI64::new(-1)),
+        }
+    }
+
+    /// What AEC3 says it takes out, in dB.
+    pub fn erle_db(&self) -> Option<f64> {
+        let tenths = self.erle_tenths_db.load(Ordering::Relaxed);
+        (tenths >= 0).then(|| tenths as f64 / 10.0)
+    }
+
+    /// The measured loop, if any.
+    pub fn loop_ms(&self) -> Option<i64> {
+        Some(self.loop_ms.load(Ordering::Relaxed)).filter(|&ms| ms >= 0)
+    }
+}
+
+/// The microphone's timeline is re-anchored when its sample count strays this far from the
+/// synchronized timeline (a gap, a clock step).
+const REANCHOR_NS: i64 = 40_000_000;
 
 #[derive(Debug)]
 pub struct EchoStage {
     path: Option<EchoPath>,
     /// The canceller and the microphone rate it was made for.
     canceller: Option<(u32, EchoCanceller)>,
+    /// The microphone's own timeline: the capture instant of the next sample, counted from an
+    /// anchor at the microphone's rate. The synchronized timeline moves a little with the
+    /// playout delay (it adapts to jitter); an echo canceller wants the samples' own steady
+    /// spacing, so it gets the count, re-anchored only on a real gap.
+    next_sample_ns: Option<i64>,
 }
 
 impl EchoStage {
@@ -36,6 +72,7 @@ impl EchoStage {
         EchoStage {
             path,
             canceller: None,
+            next_sample_ns: None,
         }
     }
 
@@ -45,6 +82,12 @@ impl EchoStage {
         let Some(path) = &self.path else {
             return;
         };
+        let captured_ns = match self.next_sample_ns {
+            Some(counted) if (counted - captured_ns).abs() <= REANCHOR_NS => counted,
+            _ => captured_ns,
+        };
+        self.next_sample_ns =
+            Some(captured_ns + pcm.len() as i64 * 1_000_000_000 / i64::from(rate_hz.max(1)));
         let last_played = path.reference.last_end_ns();
         if last_played.is_none_or(|end| end < captured_ns - ACTIVE_AFTER_TALK_NS) {
             self.canceller = None;
@@ -70,6 +113,13 @@ impl EchoStage {
                 match self.canceller.as_mut() {
                     Some((_, canceller)) if canceller.fits(pcm.len()) => {
                         canceller.process(captured_ns, pcm, &path.reference);
+                        if let Some(loop_ns) = canceller.loop_ns() {
+                            path.loop_ms.store(loop_ns / 1_000_000, Ordering::Relaxed);
+                        }
+                        if let Some(erle_db) = canceller.erle_db() {
+                            path.erle_tenths_db
+                                .store((erle_db.max(0.0) * 10.0) as i64, Ordering::Relaxed);
+                        }
                     }
                     // A chunk the canceller cannot take whole (AAC's 1024 samples): muted
                     // while the speaker plays rather than passed with its echo.

@@ -113,9 +113,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .cameras
         .iter()
         .map(|c| {
-            (c.talkback != Talkback::Off).then(|| EchoPath {
-                mode: c.echo,
-                reference: Arc::new(EchoReference::new(crate::talk::SPEAKER_RATE_HZ)),
+            (c.talkback != Talkback::Off).then(|| {
+                EchoPath::new(
+                    c.echo,
+                    Arc::new(EchoReference::new(crate::talk::SPEAKER_RATE_HZ)),
+                )
             })
         })
         .collect();

@@ -48,6 +48,10 @@ pub struct TalkStatus {
     pub open: bool,
     /// The talk session holding the floor (an id, never a person).
     pub talker: Option<String>,
+    /// The speaker → microphone delay the echo canceller measured, in ms.
+    pub echo_loop_ms: Option<i64>,
+    /// How much of the speaker's echo the canceller says it takes out, in dB.
+    pub echo_removed_db: Option<f64>,
     pub opens: u64,
     pub frames_sent: u64,
     /// Pauses dropped to bring the latency back after a wait, and speech dropped past the
@@ -63,6 +67,7 @@ pub struct CameraTalk {
     /// `None` when talkback is off.
     speech: Option<mpsc::Sender<ToSpeaker>>,
     status: Arc<Mutex<TalkStatus>>,
+    echo: Option<EchoPath>,
 }
 
 impl CameraTalk {
@@ -100,6 +105,8 @@ impl CameraTalk {
     pub fn json(&self) -> Value {
         let mut status = self.lock().clone();
         status.talker = self.floor.holder();
+        status.echo_loop_ms = self.echo.as_ref().and_then(EchoPath::loop_ms);
+        status.echo_removed_db = self.echo.as_ref().and_then(EchoPath::erle_db);
         serde_json::to_value(status).unwrap_or(Value::Null)
     }
 
@@ -183,6 +190,7 @@ impl CameraTalk {
             floor: Floor::default(),
             speech,
             status,
+            echo: echo.clone(),
         }
     }
 }

@@ -253,14 +253,16 @@ impl Speaker {
             let Some((backchannel, law)) = self.backchannel.as_mut() else {
                 return;
             };
-            if let Some((reference, clock)) = &self.target.played {
-                reference.push(clock.now().as_nanos(), &frame);
-            }
             let mut payload = Vec::with_capacity(frame.len());
             law.encode(&frame, &mut payload);
-            if backchannel.send(&payload, frame.len() as u32).is_err() {
+            let Ok(plays_from) = backchannel.send(&payload, frame.len() as u32) else {
                 self.lost();
                 return;
+            };
+            // The reference on the RTP timeline the camera plays by (not the jittery send
+            // instant: the canceller lines the echo up sample by sample).
+            if let Some((reference, clock)) = &self.target.played {
+                reference.push(clock.local(plays_from).as_nanos(), &frame);
             }
             let (quiet, speech) = (self.queue.dropped_quiet, self.queue.dropped_speech);
             self.update(|s| {
