@@ -15,7 +15,7 @@ use lockstep_webrtc::whep_client::{Track, WhepClientError};
 use lockstep_webrtc::whip_client::WhipClient;
 
 mod common;
-use common::{one_at_a_time, Camera, Server};
+use common::{one_at_a_time, Camera, Server, H264_ONLY_OFFER};
 mod talk_rig;
 use talk_rig::{connected, talk_and_listen, BEEP_HZ};
 
@@ -105,6 +105,15 @@ async fn talker_is_heard() {
     };
     assert_eq!(status, "409", "{body}");
     assert!(body.contains(&session), "{body}");
+    // An offer that sends no audio is refused with what a talk offer needs.
+    let silent = server.request(
+        "POST",
+        "/api/talk/door?talking=false",
+        "application/sdp",
+        H264_ONLY_OFFER,
+    );
+    assert_eq!(silent.status, 400, "{}", silent.body);
+    assert!(silent.body.contains("sends audio"), "{}", silent.body);
 
     speak(&mut talker, &mut tone, 75).await;
     let heard = camera.wait_for(Duration::from_secs(5), |speaker, _| {

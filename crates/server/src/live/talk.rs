@@ -60,6 +60,12 @@ pub async fn offer(
         }
     }
     let offer = sdp_offer("talk", &headers, &body)?;
+    if !sends_opus(offer) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a talk offer sends audio: an m=audio section with Opus that is sendonly or sendrecv",
+        ));
+    }
     let (session, answer, frames) = state
         .whep
         .publish(&session_key(&name), client.ip(), offer)
@@ -170,6 +176,28 @@ async fn relay(
     }
 }
 
+/// Whether `offer` has an audio section that sends Opus (a talk session without one would hold
+/// the camera and say nothing).
+fn sends_opus(offer: &str) -> bool {
+    let mut in_audio = false;
+    let (mut opus, mut receives_only) = (false, false);
+    for line in offer.lines().map(str::trim) {
+        if let Some(media) = line.strip_prefix("m=") {
+            if in_audio && opus && !receives_only {
+                return true;
+            }
+            in_audio = media.starts_with("audio ");
+            opus = false;
+            receives_only = false;
+        } else if in_audio {
+            let lower = line.to_ascii_lowercase();
+            opus |= lower.starts_with("a=rtpmap:") && lower.contains(" opus/48000");
+            receives_only |= lower == "a=recvonly" || lower == "a=inactive";
+        }
+    }
+    in_audio && opus && !receives_only
+}
+
 fn camera_talk<'a>(state: &'a AppState, name: &str) -> Result<&'a CameraTalk, ApiError> {
     state.camera(name)?;
     state.talk.camera(name).ok_or_else(|| {
@@ -207,4 +235,25 @@ pub fn talk_json(state: &AppState, name: &str) -> Value {
         .talk
         .camera(name)
         .map_or_else(|| json!(null), CameraTalk::json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sends_opus;
+
+    #[test]
+    fn only_an_offer_that_sends_opus_can_talk() {
+        let audio = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert!(sends_opus(audio));
+        assert!(sends_opus(&format!(
+            "{audio}a=sendonly\r\nm=video 9 UDP 96\r\n"
+        )));
+        assert!(!sends_opus(&format!("{audio}a=recvonly\r\n")));
+        assert!(!sends_opus(
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 H264/90000\r\n"
+        ));
+        assert!(!sends_opus(
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        ));
+    }
 }
