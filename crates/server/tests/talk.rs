@@ -15,7 +15,7 @@ use lockstep_webrtc::whep_client::{Track, WhepClientError};
 use lockstep_webrtc::whip_client::WhipClient;
 
 mod common;
-use common::{one_at_a_time, Camera, Server, H264_ONLY_OFFER};
+use common::{one_at_a_time, run_node, Camera, Server, H264_ONLY_OFFER};
 mod talk_rig;
 use talk_rig::{connected, talk_and_listen, BEEP_HZ};
 
@@ -232,24 +232,11 @@ fn the_talk_button_in_chromium_is_heard_on_the_camera() {
     );
     let camera = OnvifCamera::start("s3cret");
     let (server, _dir) = Server::with_config(&config(&camera.url_with("s3cret"), "auto"));
-    let out = std::process::Command::new("node")
-        .arg(tests.join("talk.mjs"))
-        .args([&format!("{}/", server.base), "door", "2500"])
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: serde_json::Value = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "talk.mjs printed no result:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    eprintln!("{result:#}");
-    assert!(out.status.success() && result["ok"] == true, "{result:#}");
+    let result = run_node(
+        &tests.join("talk.mjs"),
+        "",
+        &[&format!("{}/", server.base), "door", "2500"],
+    );
     let pressed = result["pressed_unix_ms"].as_f64().expect("pressed");
     let released = result["released_unix_ms"].as_f64().expect("released");
     // The speaker heard the voice while the button was held (at most a hold's worth of what

@@ -265,20 +265,22 @@ pub fn open_viewer(
     let (session, answer) = state
         .whep
         .offer(name, client, offer, feed, options)
-        .map_err(|e| match e {
-            WhepError::MalformedOffer(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
-            WhepError::NoCompatibleCodec(_) => {
-                ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string())
-            }
-            WhepError::TooManyPending(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-            }
-        })?;
+        .map_err(refused_peer)?;
     Ok(OpenedViewer {
         session,
         answer,
         stream,
     })
+}
+
+/// A WebRTC peer the host would not set up, as the answer to a WHEP, WHIP or talk offer.
+pub fn refused_peer(e: WhepError) -> ApiError {
+    let status = match e {
+        WhepError::MalformedOffer(_) => StatusCode::BAD_REQUEST,
+        WhepError::NoCompatibleCodec(_) => StatusCode::NOT_ACCEPTABLE,
+        WhepError::TooManyPending(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    ApiError::new(status, e.to_string())
 }
 
 /// DELETE on a WHEP viewer's or a WHIP publisher's resource (one session map holds both).

@@ -16,11 +16,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use lockstep_webrtc::whep_client::Track;
-use lockstep_webrtc::{Received, WhepError};
+use lockstep_webrtc::Received;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::api::sdp_offer;
+use super::api::{refused_peer, sdp_offer};
 use super::state::{ApiError, AppState};
 use crate::talk::speaker::Speech;
 use crate::talk::CameraTalk;
@@ -69,15 +69,7 @@ pub async fn offer(
     let (session, answer, frames) = state
         .whep
         .publish(&session_key(&name), client.ip(), offer)
-        .map_err(|e| match e {
-            WhepError::MalformedOffer(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
-            WhepError::NoCompatibleCodec(_) => {
-                ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string())
-            }
-            WhepError::TooManyPending(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-            }
-        })?;
+        .map_err(refused_peer)?;
     if talking {
         if let Err(holder) = talk.press(&session) {
             // Another talker took it in between.

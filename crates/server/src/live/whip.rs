@@ -21,10 +21,10 @@ use lockstep_media::{
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_sync::{LocalInstant, NtpTime, SourceConfig, SourceInput, TrackKind, FRAME_SSRC};
 use lockstep_webrtc::whep_client::Track;
-use lockstep_webrtc::{Received, WhepError};
+use lockstep_webrtc::Received;
 use tokio::sync::mpsc;
 
-use super::api::sdp_offer;
+use super::api::{refused_peer, sdp_offer};
 use super::camera::CameraState;
 use super::push::ProducerSlot;
 use super::source_driver::{drive, FrontEnd, SourceSinks};
@@ -51,21 +51,10 @@ pub async fn offer(
             format!("push source {name:?} already has a producer connected"),
         ));
     };
-    let (session, answer, frames) =
-        state
-            .whep
-            .publish(&name, client.ip(), offer)
-            .map_err(|e| match e {
-                WhepError::MalformedOffer(_) => {
-                    ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
-                }
-                WhepError::NoCompatibleCodec(_) => {
-                    ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string())
-                }
-                WhepError::TooManyPending(_) => {
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-                }
-            })?;
+    let (session, answer, frames) = state
+        .whep
+        .publish(&name, client.ip(), offer)
+        .map_err(refused_peer)?;
     tokio::spawn(run(slot, frames));
     Ok((
         StatusCode::CREATED,

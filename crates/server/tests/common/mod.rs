@@ -437,3 +437,41 @@ a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
 a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
 a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\n\
 a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+/// Runs a test script with node; its last line of output is the JSON result, `ok` true.
+pub fn run_node(script: &std::path::Path, login: &str, args: &[&str]) -> serde_json::Value {
+    try_node(script, login, args).unwrap_or_else(|result| panic!("{result:#}"))
+}
+
+/// The script's JSON result, `Err` with it when the script failed.
+/// `login`: the URL that logs a page in (web/tests/chromium.mjs reads it as LOCKSTEP_LOGIN).
+pub fn try_node(
+    script: &std::path::Path,
+    login: &str,
+    args: &[&str],
+) -> Result<serde_json::Value, serde_json::Value> {
+    let out = Command::new("node")
+        .arg(script)
+        .args(args)
+        .env("LOCKSTEP_LOGIN", login)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{} printed no result:\n{stdout}\n{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    eprintln!("{result:#}");
+    if out.status.success() && result["ok"] == true {
+        Ok(result)
+    } else {
+        Err(result)
+    }
+}
