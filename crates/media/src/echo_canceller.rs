@@ -4,8 +4,9 @@
 //! AEC3 wants the speaker's signal ("render") and the microphone's ("capture") in 10 ms frames,
 //! each render frame handed over before the capture frames that hold its echo, and finds the
 //! delay between them itself (about 0–500 ms). We have both with times on one clock: the
-//! reference with its send instants ([`EchoReference`]), the microphone with its capture instants
-//! (the synchronized timeline: output instant − playout delay). So before each capture frame,
+//! reference with the instants the camera plays it at ([`EchoReference`], the RTP timeline), the
+//! microphone with its capture instants (counted by the caller from the synchronized timeline).
+//! So before each capture frame,
 //! the render stream is fed up to that frame's capture instant — silence where nothing was sent
 //! — and the delay AEC3 has to find is only the loop's: network, the camera's playout buffer
 //! and the room. Render and capture rates may differ (an 8 kHz speaker, a 16 kHz microphone).
@@ -51,11 +52,11 @@ pub struct EchoCanceller {
     render_frame: usize,
     /// Where the render stream has been fed up to (the caller's clock).
     render_cursor_ns: Option<i64>,
-    /// How much later than its send instant the reference is fed (a long loop's pre-alignment).
+    /// How much later than its stamp the reference is fed (a long loop's pre-alignment).
     lead_ns: i64,
     /// The loop's delay as last measured.
     loop_ns: Option<i64>,
-    /// The previous correlation estimate (a lead follows two that agree).
+    /// The previous correlation estimate (a lead follows `CONFIRMATIONS` that agree).
     previous_estimate_ns: Option<i64>,
     /// How many measurements in a row agreed with it.
     agreeing: u32,

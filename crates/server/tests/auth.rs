@@ -281,6 +281,19 @@ fn every_route_asks_who_is_calling_and_grants_only_what_they_may() {
             other => panic!("without a token: {:?}", other.err()),
         }
     });
+    // A viewer may not talk (the talk permission; the talk tests hold the talking itself).
+    runtime.block_on(async {
+        use lockstep_webrtc::whep_client::WhepClientError;
+        use lockstep_webrtc::whip_client::WhipClient;
+        let talk = format!("{}/api/talk/yard", server.base);
+        match WhipClient::connect_with(&talk, Some(token)).await {
+            Err(WhepClientError::Refused { status, body }) => {
+                assert_eq!(status, "403", "{body}");
+                assert!(body.contains("talk"), "{body}");
+            }
+            other => panic!("a viewer talked: {:?}", other.err()),
+        }
+    });
     let listed = call(&server, &admin, "GET", "/api/tokens", "").body;
     assert!(
         listed.contains("whep-player") && !listed.contains(token),

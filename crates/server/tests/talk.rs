@@ -176,6 +176,31 @@ async fn talker_is_heard() {
 }
 
 #[test]
+fn the_demo_talks_with_its_run_token_and_the_audit_log_says_who() {
+    let _serial = one_at_a_time();
+    // The demo asks who is calling (its run token is the admin's); its cameras have speakers.
+    let (server, _login) = Server::start_with_login(&["demo", "--listen", "127.0.0.1:0"]);
+    let token = server.token.clone().expect("the run's token");
+    let endpoint = format!("{}/api/talk/demo-clean", server.base);
+    runtime().block_on(async {
+        match WhipClient::connect(&endpoint).await {
+            Err(WhepClientError::Refused { status, .. }) => assert_eq!(status, "401"),
+            other => panic!("talked without a token: {:?}", other.err()),
+        }
+        let talking = WhipClient::connect_with(&endpoint, Some(&token)).await;
+        let talker = talking.expect("a talk session with the run's token");
+        talker.close().await.expect("DELETE");
+    });
+    let audit = server.request("GET", "/api/audit?limit=100", "", "");
+    assert_eq!(audit.status, 200, "{}", audit.body);
+    assert!(
+        audit.body.contains("\"talk\"") && audit.body.contains("demo-clean (talk session"),
+        "{}",
+        audit.body
+    );
+}
+
+#[test]
 fn a_camera_without_a_backchannel_says_why_and_refuses_talkers() {
     let _serial = one_at_a_time();
     runtime().block_on(no_backchannel());

@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use lockstep_webrtc::whep_client::Track;
 use lockstep_webrtc::Received;
 use serde_json::{json, Value};
@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::api::{refused_peer, sdp_offer};
 use super::state::{ApiError, AppState};
+use crate::auth::Principal;
 use crate::talk::speaker::Speech;
 use crate::talk::CameraTalk;
 
@@ -37,6 +38,7 @@ pub async fn offer(
     Path(name): Path<String>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -77,6 +79,15 @@ pub async fn offer(
             return Err(taken(&holder));
         }
     }
+    // Who may speak through which camera, and when: the session's start is audited (its
+    // presses are not: push-to-talk makes dozens).
+    let actor = principal.map_or_else(|| "-".to_owned(), |Extension(p)| p.name);
+    state.auth.audit(
+        &actor,
+        client.ip(),
+        "talk",
+        &format!("{name} (talk session {session})"),
+    );
     tokio::spawn(relay(state.clone(), name.clone(), session.clone(), frames));
     Ok((
         StatusCode::CREATED,

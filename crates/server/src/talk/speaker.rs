@@ -3,9 +3,9 @@
 //! itself: no resampler in the path), queued (`SpeechQueue`), and sent as one 20 ms G.711
 //! packet per 20 ms of our clock on the camera's ONVIF backchannel.
 //!
-//! The backchannel is opened by the first speech and closed `talk_hold_secs` after the last —
-//! never held open — so a press soon after a release finds it open, and a doorbell's button
-//! and the camera's other apps are free again seconds after the talker stops. Speech that
+//! The backchannel is opened by a press (or the first speech) and closed `talk_hold_secs` after
+//! the last speech — never held open — so a press soon after a release finds it open, and a
+//! doorbell's button and the camera's other apps are free again seconds after the talker stops. Speech that
 //! arrives while it opens waits in the queue; the queue then works the wait off by dropping
 //! pauses, not words.
 
@@ -68,8 +68,8 @@ pub struct SpeakerTarget {
     pub credentials: Option<Credentials>,
     /// How long the backchannel stays open after the last speech.
     pub hold: Duration,
-    /// Where what the speaker is sent goes, stamped with its send instant on the clock: the
-    /// echo canceller's reference.
+    /// Where what the speaker is sent goes, stamped on the clock with the instant its RTP time
+    /// stands for: the echo canceller's reference.
     pub played: Option<(Arc<EchoReference>, LocalClock)>,
 }
 
