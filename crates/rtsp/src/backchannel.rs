@@ -206,7 +206,7 @@ impl Backchannel {
             let wallclock = SystemTime::now() - now.saturating_duration_since(start);
             let report = sender_report(
                 self.ssrc,
-                ntp(wallclock),
+                NtpTime::from_system_time(wallclock),
                 packet_timestamp,
                 self.packets_sent,
                 self.octets_sent,
@@ -314,13 +314,6 @@ async fn run(
     }
     client.teardown(&url, TEARDOWN_WAIT).await;
     Ok(())
-}
-
-fn ntp(wallclock: SystemTime) -> NtpTime {
-    let nanos = wallclock
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    NtpTime::from_unix_nanos(nanos)
 }
 
 /// 16 bits from the OS (RFC 3550 wants random initial sequence numbers and timestamps).

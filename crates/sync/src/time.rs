@@ -208,6 +208,14 @@ impl NtpTime {
     pub fn from_unix_nanos(nanos: i64) -> Self {
         NtpTime::from_nanos_since_1900(nanos + NTP_UNIX_OFFSET_SECS * NANOS_PER_SEC)
     }
+
+    /// A wallclock instant (one before 1970 reads as 1970).
+    pub fn from_system_time(t: std::time::SystemTime) -> Self {
+        let nanos = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        NtpTime::from_unix_nanos(nanos)
+    }
 }
 
 impl fmt::Debug for NtpTime {
@@ -224,6 +232,17 @@ impl fmt::Debug for NtpTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wallclock_instant_converts_to_ntp() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_500);
+        let ntp = NtpTime::from_system_time(t);
+        assert!((ntp.as_unix_nanos() - 1_500_000_000).abs() <= 1);
+        assert_eq!(
+            NtpTime::from_system_time(std::time::UNIX_EPOCH - std::time::Duration::from_secs(5)),
+            NtpTime::from_unix_nanos(0)
+        );
+    }
 
     #[test]
     fn mul_div_rounds_to_nearest_both_signs() {

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
@@ -111,7 +111,7 @@ impl FrontEnd for WhipFrontEnd {
                     kind,
                     ssrc: FRAME_SSRC,
                     rtp_ts,
-                    ntp: NtpTime::from_unix_nanos(unix_nanos(wallclock)),
+                    ntp: NtpTime::from_system_time(wallclock),
                 };
                 Ok(Some((arrived, report)))
             }
@@ -159,9 +159,4 @@ async fn run(source: ProducerSlot, frames: mpsc::Receiver<Received>) {
         s.error = Some("WHIP publisher left".into());
         s.sync = None;
     });
-}
-
-fn unix_nanos(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

@@ -102,10 +102,7 @@ pub async fn observe(
             } => {
                 let t = index(track);
                 let ts_ext = unwrap[t].peek(rtp_time);
-                let ntp = NtpTime::from_unix_nanos(
-                    ntp.duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as i64),
-                );
+                let ntp = NtpTime::from_system_time(ntp);
                 let _ = reports[t].handle_sender_report(ts_ext, ntp);
             }
         }
