@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use lockstep_media::g711::G711Law;
 use lockstep_sync::NtpTime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -47,8 +48,9 @@ const CNAME: &str = "lockstep-talk";
 /// What the camera's speaker takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackchannelCodec {
-    /// `pcmu` or `pcma` (the ones written today; AAC and G.726 cameras are refused by name).
-    pub encoding: String,
+    /// The law the speaker takes (the only encodings written today; AAC and G.726 cameras are
+    /// refused by name).
+    pub law: G711Law,
     pub payload_type: u8,
     pub clock_rate_hz: u32,
 }
@@ -265,14 +267,18 @@ async fn describe(client: &mut RtspClient, url: &url::Url) -> Result<Described, 
         .ok_or_else(|| {
             BackchannelError::NotOffered("its answer has no sendonly audio section".into())
         })?;
-    if !matches!(section.encoding.as_str(), "pcmu" | "pcma") {
-        return Err(BackchannelError::Codec(format!(
-            "{} at {} Hz",
-            section.encoding, section.clock_rate_hz
-        )));
-    }
+    let law = match section.encoding.as_str() {
+        "pcmu" => G711Law::MuLaw,
+        "pcma" => G711Law::ALaw,
+        other => {
+            return Err(BackchannelError::Codec(format!(
+                "{other} at {} Hz",
+                section.clock_rate_hz
+            )))
+        }
+    };
     let codec = BackchannelCodec {
-        encoding: section.encoding.clone(),
+        law,
         payload_type: section.payload_type,
         clock_rate_hz: section.clock_rate_hz,
     };

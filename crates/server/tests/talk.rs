@@ -169,9 +169,22 @@ async fn talker_is_heard() {
     let door = server.get_json("/api/cameras/door");
     assert_eq!(door["talkback"]["open"], false, "{door}");
 
-    // The talker leaves; the floor is free for the next.
+    // The talker leaves; the floor is free for the next: a page that joined silent
+    // (`?talking=false`) and presses. The press alone opens the backchannel, before any
+    // speech (the first syllable does not wait for it).
     talker.close().await.expect("DELETE");
-    let next = connected(&endpoint).await.expect("the floor is free again");
+    let next = connected(&format!("{endpoint}?talking=false"))
+        .await
+        .expect("the floor is free again");
+    let path = next
+        .resource()
+        .expect("Location")
+        .trim_start_matches(&server.base)
+        .to_owned();
+    let pressed = server.request("PATCH", &path, "application/json", r#"{"talking": true}"#);
+    assert_eq!(pressed.status, 200, "{}", pressed.body);
+    let door = server.wait_json("/api/cameras/door", 5, |c| c["talkback"]["open"] == true);
+    assert_eq!(door["talkback"]["opens"], 2, "{door}");
     next.close().await.expect("DELETE");
 }
 

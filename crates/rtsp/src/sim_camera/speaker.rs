@@ -63,13 +63,6 @@ impl Speaker {
         self.write(slot, samples);
     }
 
-    /// Plays `samples` that arrived at `arrival_secs`: from then, or after what is still playing.
-    #[cfg(test)]
-    pub fn play(&mut self, arrival_secs: f64, samples: &[i16]) {
-        let arrival_slot = (arrival_secs.max(0.0) * SPEAKER_RATE_HZ).ceil() as u64;
-        self.write(arrival_slot.max(self.next_free), samples);
-    }
-
     /// Writes `samples` from `start` (silence between the last output and it).
     fn write(&mut self, start: u64, samples: &[i16]) {
         self.packets += 1;
@@ -102,20 +95,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plays_in_true_time_and_queues_overlaps() {
-        let mut s = Speaker::new();
-        s.play(1.0, &[100; 160]);
-        assert_eq!(s.sample_at(0.999), 0);
-        assert_eq!(s.sample_at(1.0), 100);
-        assert_eq!(s.sample_at(1.0199), 100);
-        assert_eq!(s.sample_at(1.0201), 0);
-        // Arrives while the first still plays: queued behind it.
-        s.play(1.01, &[200; 160]);
-        assert_eq!(s.sample_at(1.025), 200);
-        assert_eq!(s.sample_at(1.041), 0);
-    }
-
-    #[test]
     fn a_talkspurt_plays_by_rtp_time_whatever_the_jitter() {
         let mut s = Speaker::new();
         // 20 ms packets arriving 0, +5, -3 ms off their times: each plays at its RTP time,
@@ -136,9 +115,10 @@ mod tests {
     #[test]
     fn old_output_is_forgotten() {
         let mut s = Speaker::new();
-        s.play(0.0, &[5; 8]);
-        s.play(100.0, &[7; 8]);
-        assert_eq!(s.sample_at(0.0), 0);
-        assert_eq!(s.sample_at(100.0), 7);
+        s.play_rtp(0.0, 0, true, &[5; 8]);
+        s.play_rtp(100.0, 800_000, true, &[7; 8]);
+        let delay = JITTER_BUFFER_SECS;
+        assert_eq!(s.sample_at(delay), 0);
+        assert_eq!(s.sample_at(100.0 + delay), 7);
     }
 }

@@ -36,7 +36,7 @@ use anyhow::Context as _;
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_webrtc::WhepHost;
 
-use crate::config::{AuthMode, Config, RecordMode, Talkback};
+use crate::config::{AuthMode, Config, EchoMode, RecordMode, Talkback};
 use camera::{spawn_camera, CameraSettings};
 use echo_stage::EchoPath;
 use lockstep_media::EchoReference;
@@ -108,12 +108,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {udp} (WebRTC, UDP)"))?;
     let webrtc = whep.udp_addr()?;
     let clock = LocalClock::new();
-    // What each talking camera's speaker plays, shared by its talk path and its audio sessions.
+    // What each talking camera's speaker plays, shared by its talk path and its audio sessions
+    // (none where nothing is done with it: no talk, or `echo = "off"`).
     let echo_paths: Vec<Option<EchoPath>> = config
         .cameras
         .iter()
         .map(|c| {
-            (c.talkback != Talkback::Off).then(|| {
+            (c.talkback != Talkback::Off && c.echo != EchoMode::Off).then(|| {
                 EchoPath::new(
                     c.echo,
                     Arc::new(EchoReference::new(crate::talk::SPEAKER_RATE_HZ)),

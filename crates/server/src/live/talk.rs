@@ -132,9 +132,7 @@ pub async fn patch(
         if let Some(reason) = talk.refusal() {
             return Err(cannot_talk(&name, &reason));
         }
-        talk.floor
-            .claim(&session)
-            .map_err(|holder| taken(&holder))?;
+        talk.press(&session).map_err(|holder| taken(&holder))?;
     } else {
         talk.floor.release(&session);
     }
@@ -162,11 +160,11 @@ async fn relay(
     session: String,
     mut frames: mpsc::Receiver<Received>,
 ) {
+    let Some(talk) = state.talk.camera(&name) else {
+        return;
+    };
     let talker: Arc<str> = Arc::from(session.as_str());
     while let Some(frame) = frames.recv().await {
-        let Some(talk) = state.talk.camera(&name) else {
-            break;
-        };
         if frame.track == Track::Audio && talk.floor.holds(&session) {
             talk.say(Speech {
                 talker: talker.clone(),
@@ -174,9 +172,7 @@ async fn relay(
             });
         }
     }
-    if let Some(talk) = state.talk.camera(&name) {
-        talk.floor.release(&session);
-    }
+    talk.floor.release(&session);
 }
 
 /// Whether `offer` has an audio section that sends Opus (a talk session without one would hold

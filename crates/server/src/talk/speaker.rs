@@ -12,7 +12,6 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use lockstep_media::g711::G711Law;
 use lockstep_media::EchoReference;
 use lockstep_opus::OpusDecoder;
 use lockstep_rtsp::auth::Credentials;
@@ -133,7 +132,7 @@ struct Speaker {
     queue: SpeechQueue,
     /// The current talker's decoder.
     decoder: Option<(Arc<str>, OpusDecoder)>,
-    backchannel: Option<(Backchannel, G711Law)>,
+    backchannel: Option<Backchannel>,
     opening: Option<JoinHandle<Result<Backchannel, BackchannelError>>>,
     retry_at: Option<Instant>,
     last_speech: Option<Instant>,
@@ -142,9 +141,9 @@ struct Speaker {
 }
 
 impl Speaker {
+    /// Speech: queued, and the backchannel kept open (or opened) as a press does.
     fn hear(&mut self, speech: &Speech) {
-        let now = Instant::now();
-        if self.retry_at.is_some_and(|at| now < at) {
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
         let pcm = match self.decode(speech) {
@@ -154,9 +153,8 @@ impl Speaker {
                 return;
             }
         };
-        self.last_speech = Some(now);
         self.queue.push(&pcm);
-        self.open();
+        self.press();
     }
 
     /// A press: the backchannel opens while the talker's first packets are on their way, and
@@ -199,11 +197,6 @@ impl Speaker {
         match opened {
             Ok(backchannel) => {
                 let codec = backchannel.codec().clone();
-                let law = if codec.encoding == "pcmu" {
-                    G711Law::MuLaw
-                } else {
-                    G711Law::ALaw
-                };
                 tracing::info!("talk: backchannel open ({})", codec_name(&codec));
                 self.update(|s| {
                     s.available = Some(true);
@@ -212,7 +205,7 @@ impl Speaker {
                     s.open = true;
                     s.opens += 1;
                 });
-                self.backchannel = Some((backchannel, law));
+                self.backchannel = Some(backchannel);
                 self.next_frame = Instant::now();
             }
             Err(e) => {
@@ -250,11 +243,11 @@ impl Speaker {
         // A tick that came late (the runtime was busy) is not made up: the clock restarts.
         self.next_frame = (self.next_frame + FRAME).max(now);
         if let Some(frame) = frame {
-            let Some((backchannel, law)) = self.backchannel.as_mut() else {
+            let Some(backchannel) = self.backchannel.as_mut() else {
                 return;
             };
             let mut payload = Vec::with_capacity(frame.len());
-            law.encode(&frame, &mut payload);
+            backchannel.codec().law.encode(&frame, &mut payload);
             let Ok(plays_from) = backchannel.send(&payload, frame.len() as u32) else {
                 self.lost();
                 return;
@@ -279,7 +272,7 @@ impl Speaker {
 
     /// The camera ended the session: its reason, and speech starts a new one after the wait.
     fn lost(&mut self) {
-        if let Some((backchannel, _)) = self.backchannel.take() {
+        if let Some(backchannel) = self.backchannel.take() {
             let status = self.status.clone();
             tokio::spawn(async move {
                 let reason = match backchannel.close().await {
@@ -298,7 +291,7 @@ impl Speaker {
 
     /// TEARDOWN, in the background (it may take the camera a moment).
     fn close(&mut self) {
-        if let Some((backchannel, _)) = self.backchannel.take() {
+        if let Some(backchannel) = self.backchannel.take() {
             tracing::info!("talk: closing the backchannel");
             self.update(|s| s.open = false);
             tokio::spawn(async move {
@@ -321,5 +314,9 @@ impl Speaker {
 
 /// `pcmu/8000`.
 pub fn codec_name(codec: &BackchannelCodec) -> String {
-    format!("{}/{}", codec.encoding, codec.clock_rate_hz)
+    format!(
+        "{}/{}",
+        codec.law.encoding_name().to_ascii_lowercase(),
+        codec.clock_rate_hz
+    )
 }
