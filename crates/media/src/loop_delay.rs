@@ -55,16 +55,16 @@ impl LoopDelay {
     /// last 3 s of capture, when it does so clearly.
     pub fn estimate(&self) -> Option<usize> {
         let newest = self.newest?;
-        let window = (KEPT - MAX_LAG - 1) as i64;
-        let captured: Vec<f64> = (newest - window + 1..=newest)
-            .map(|f| onset(&self.capture, f))
-            .collect();
+        let window = KEPT - MAX_LAG - 1;
+        let first = newest - window as i64 + 1;
+        let captured: Vec<f64> = (first..=newest).map(|f| onset(&self.capture, f)).collect();
+        // The render's onsets once, from the oldest lag's start: each lag is a slice of them.
+        let oldest = first - (MAX_LAG as i64 - 1);
+        let rendered: Vec<f64> = (oldest..=newest).map(|f| onset(&self.render, f)).collect();
         let (mut best, mut best_lag) = (CONFIDENT, None);
         for lag in 0..MAX_LAG {
-            let rendered: Vec<f64> = (newest - window + 1..=newest)
-                .map(|f| onset(&self.render, f - lag as i64))
-                .collect();
-            if let Some(r) = correlation(&captured, &rendered) {
+            let start = MAX_LAG - 1 - lag;
+            if let Some(r) = correlation(&captured, &rendered[start..start + window]) {
                 if r > best {
                     best = r;
                     best_lag = Some(lag);
