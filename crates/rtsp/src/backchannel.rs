@@ -20,6 +20,7 @@ use crate::auth::Credentials;
 use crate::client::{ClientError, RtspClient};
 use crate::rtp::{rtp_packet, sender_report};
 use crate::sdp::{resolve_control, Sdp};
+use crate::talkspurt::{Placed, TalkspurtClock};
 
 /// The ONVIF backchannel's feature tag.
 pub const ONVIF_BACKCHANNEL: &str = "www.onvif.org/ver20/backchannel";
@@ -37,10 +38,6 @@ const QUEUE: usize = 50;
 /// Sender reports go out this often while speech flows (RFC 3550 allows 5 s; a camera that
 /// lip-syncs or measures its backchannel learns the clock sooner).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
-
-/// A packet this much later than the previous one's end starts a new talkspurt: its RTP time
-/// jumps by the pause and it carries the marker bit (RFC 3551 §4.1).
-const TALKSPURT_GAP: Duration = Duration::from_millis(60);
 
 /// Our CNAME in the sender reports.
 const CNAME: &str = "lockstep-talk";
@@ -84,8 +81,7 @@ pub struct Backchannel {
     /// The RTP time of the next packet's first sample.
     timestamp: u32,
     ssrc: u32,
-    /// When the previous packet's audio ends, had it started when it was sent.
-    previous_end: Option<Instant>,
+    timeline: TalkspurtClock,
     last_report: Option<Instant>,
     packets_sent: u32,
     octets_sent: u32,
@@ -150,7 +146,7 @@ impl Backchannel {
             seq: random_u16(),
             timestamp: u32::from(random_u16()) << 16,
             ssrc: u32::from(random_u16()) << 16 | u32::from(random_u16()),
-            previous_end: None,
+            timeline: TalkspurtClock::default(),
             last_report: None,
             packets_sent: 0,
             octets_sent: 0,
@@ -171,16 +167,12 @@ impl Backchannel {
     pub fn send(&mut self, payload: &[u8], samples: u32) -> Result<Instant, ClosedError> {
         let now = Instant::now();
         let rate = u64::from(self.codec.clock_rate_hz.max(1));
-        let talkspurt = match self.previous_end {
-            Some(end) if now > end + TALKSPURT_GAP => {
-                let pause = now - end;
-                let ticks = pause.as_micros() as u64 * rate / 1_000_000;
-                self.timestamp = self.timestamp.wrapping_add(ticks as u32);
-                true
-            }
-            Some(_) => false,
-            None => true,
-        };
+        let Placed { start, pause } = self.timeline.place(now, samples, self.codec.clock_rate_hz);
+        if let Some(pause) = pause {
+            let ticks = pause.as_micros() as u64 * rate / 1_000_000;
+            self.timestamp = self.timestamp.wrapping_add(ticks as u32);
+        }
+        let talkspurt = pause.is_some();
         let packet = rtp_packet(
             self.codec.payload_type,
             talkspurt,
@@ -192,13 +184,6 @@ impl Backchannel {
         let packet_timestamp = self.timestamp;
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(samples);
-        let start = if talkspurt {
-            now
-        } else {
-            self.previous_end.unwrap_or(now)
-        };
-        self.previous_end =
-            Some(start + Duration::from_micros(u64::from(samples) * 1_000_000 / rate));
         self.packets_sent = self.packets_sent.wrapping_add(1);
         self.octets_sent = self.octets_sent.wrapping_add(payload.len() as u32);
         self.queue(Outgoing::Rtp(packet))?;

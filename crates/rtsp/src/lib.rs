@@ -11,5 +11,6 @@ pub mod redact;
 pub mod rtp;
 pub mod sdp;
 pub mod sim_camera;
+pub mod talkspurt;
 pub mod transport;
 pub mod udp_media;

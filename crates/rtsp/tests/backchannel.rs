@@ -10,9 +10,9 @@ use lockstep_rtsp::auth::Credentials;
 use lockstep_rtsp::backchannel::{Backchannel, BackchannelError};
 use lockstep_rtsp::sim_camera::{SimCamera, SimCameraConfig};
 
-#[path = "peers/onvif_camera.rs"]
-mod onvif_camera;
-use onvif_camera::OnvifCamera;
+#[path = "peers/speaker_camera.rs"]
+mod speaker_camera;
+use speaker_camera::SpeakerCamera;
 
 const AGENT: &str = "lockstep-test";
 
@@ -108,7 +108,7 @@ async fn a_camera_without_a_backchannel_is_refused_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gstreamers_onvif_camera_plays_the_speech_and_sees_the_teardown() {
-    let camera = OnvifCamera::start("s3cret");
+    let camera = SpeakerCamera::onvif("s3cret");
     let url = url::Url::parse(&camera.url).expect("url");
     let credentials = Some(Credentials {
         user: "admin".into(),

@@ -21,8 +21,8 @@ use lockstep_webrtc::whip_client::WhipClient;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "../../rtsp/tests/peers/onvif_camera.rs"]
-mod onvif_camera;
+#[path = "../../rtsp/tests/peers/speaker_camera.rs"]
+mod speaker_camera;
 
 const BURST_EVERY_PACKETS: u32 = 25;
 const BURST_PACKETS: u32 = 5;
@@ -39,7 +39,7 @@ fn main() {
         .find(|a| !a.starts_with('-'))
         .and_then(|a| a.parse().ok())
         .unwrap_or(30);
-    let camera = onvif_camera::OnvifCamera::start("s3cret");
+    let camera = speaker_camera::SpeakerCamera::onvif("s3cret");
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n\n[[camera]]\nname = \"door\"\nurl = \"{}\"\n\
          record = \"off\"\ntalkback = \"onvif\"\n",

@@ -230,6 +230,8 @@ pub enum RecordMode {
 pub enum Talkback {
     Off,
     Onvif,
+    /// Hikvision's two-way audio over ISAPI (HTTP), for cameras without an ONVIF backchannel.
+    Isapi,
     Auto,
 }
 
@@ -258,6 +260,9 @@ pub struct CameraConfig {
     pub record: RecordMode,
     pub record_audio: bool,
     pub talkback: Talkback,
+    /// Where `talkback = "isapi"` speaks (`http://host[:port]`; default: the camera's host on
+    /// port 80, with the stream's credentials unless this URL has its own).
+    pub isapi_url: Option<RedactedUrl>,
     /// How long the backchannel stays open after the last speech (1–300 s): a press soon
     /// after finds it open; a backchannel held longer locks doorbells and other apps.
     pub talk_hold_secs: u32,
@@ -300,6 +305,8 @@ struct CameraTable {
     record_audio: bool,
     #[serde(default = "auto")]
     talkback: Talkback,
+    #[serde(default, deserialize_with = "isapi_url")]
+    isapi_url: Option<RedactedUrl>,
     #[serde(default = "talk_hold", deserialize_with = "talk_hold_secs")]
     talk_hold_secs: u32,
     #[serde(default = "aec")]
@@ -341,6 +348,12 @@ impl TryFrom<CameraTable> for CameraConfig {
         let preset_keys =
             t.brand.is_some() || t.host.is_some() || t.username.is_some() || t.password.is_some();
         let substream_url = substream_url(&t)?;
+        if t.isapi_url.is_some() && t.talkback != Talkback::Isapi {
+            return Err(format!(
+                "camera {}: isapi_url is read with talkback = \"isapi\" only",
+                t.name.0
+            ));
+        }
         let url = match (t.url, t.brand, t.host) {
             (Some(_), _, _) if preset_keys => {
                 return Err(format!(
@@ -376,6 +389,7 @@ impl TryFrom<CameraTable> for CameraConfig {
             record: t.record,
             record_audio: t.record_audio,
             talkback: t.talkback,
+            isapi_url: t.isapi_url,
             talk_hold_secs: t.talk_hold_secs,
             echo: t.echo,
             sync_offset_ms: t.sync_offset_ms,
@@ -603,6 +617,24 @@ impl FromStr for RedactedUrl {
         }
         Ok(RedactedUrl(url))
     }
+}
+
+/// `isapi_url`: an `http://` URL (ISAPI over TLS is not spoken yet), credentials redacted.
+fn isapi_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RedactedUrl>, D::Error> {
+    let text = String::deserialize(d)?;
+    // Errors must not echo the input: it may hold a password.
+    let url = url::Url::parse(&text)
+        .map_err(|e| de::Error::custom(format!("isapi_url is not a valid URL ({e})")))?;
+    if url.scheme() != "http" {
+        return Err(de::Error::custom(format!(
+            "isapi_url scheme {:?} is not supported (http://host[:port])",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(de::Error::custom("isapi_url has no host"));
+    }
+    Ok(Some(RedactedUrl(url)))
 }
 
 impl<'de> Deserialize<'de> for RedactedUrl {
@@ -939,6 +971,41 @@ transport = "udp"
 name = "garage"
 url = "rtsp://192.168.1.11/live"
 "#;
+
+    #[test]
+    fn isapi_talkback_takes_an_http_url_and_only_with_isapi() {
+        let camera = |extra: &str| {
+            format!("[[camera]]\nname = \"door\"\nurl = \"rtsp://10.0.0.9/live\"\n{extra}")
+        };
+        let c = Config::parse(
+            &camera("talkback = \"isapi\"\nisapi_url = \"http://admin:pw@10.0.0.9:8080\"\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.cameras[0].talkback, Talkback::Isapi);
+        let shown = format!("{:?}", c.cameras[0].isapi_url);
+        assert!(
+            shown.contains("10.0.0.9:8080") && !shown.contains("pw"),
+            "{shown}"
+        );
+        let e = Config::parse(&camera("isapi_url = \"http://10.0.0.9\"\n"), "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("isapi_url is read with talkback = \"isapi\" only"),
+            "{e}"
+        );
+        let e = Config::parse(
+            &camera("talkback = \"isapi\"\nisapi_url = \"https://admin:pw@10.0.0.9\"\n"),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("isapi_url scheme \"https\"") && !e.contains("pw"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn reads_the_contract_with_defaults() {

@@ -1,6 +1,7 @@
 //! Two-way talk end to end: a WHIP talker (str0m, as a page or OBS would send) speaks through
-//! `lockstep serve` into GStreamer's ONVIF camera (`crates/rtsp/tests/peers/onvif_camera.py`),
-//! whose speaker reports what it is handed. One talker at a time; the backchannel is opened by
+//! `lockstep serve` into GStreamer's ONVIF camera (`crates/rtsp/tests/peers/onvif_camera.py`)
+//! and into a stand-in for Hikvision's ISAPI two-way audio (`isapi_camera.py`, no real device
+//! here), whose speakers report what they are handed. One talker at a time; the backchannel is opened by
 //! speech and closed after the hold; a camera without one says why. The camera simulator's
 //! microphone hears its speaker 150 or 650 ms later beside its own beep: a viewer hears that
 //! echo with `echo = "off"`, and 20 dB less of it with `"aec"`, the camera's beep kept within
@@ -19,9 +20,9 @@ use common::{one_at_a_time, run_node, Camera, Server, H264_ONLY_OFFER};
 mod talk_rig;
 use talk_rig::{connected, talk_and_listen, BEEP_HZ};
 
-#[path = "../../rtsp/tests/peers/onvif_camera.rs"]
-mod onvif_camera;
-use onvif_camera::OnvifCamera;
+#[path = "../../rtsp/tests/peers/speaker_camera.rs"]
+mod speaker_camera;
+use speaker_camera::SpeakerCamera;
 
 /// A 1 kHz tone at amplitude 8 000, 20 ms Opus packets at 48 kHz.
 struct Tone {
@@ -77,7 +78,7 @@ fn a_talker_is_heard_on_an_onvif_camera_one_at_a_time() {
 }
 
 async fn talker_is_heard() {
-    let camera = OnvifCamera::start("s3cret");
+    let camera = SpeakerCamera::onvif("s3cret");
     let (server, _dir) = Server::with_config(&config(&camera.url_with("s3cret"), "auto"));
     // `auto` asked the camera at start-up (a DESCRIBE only: nothing was set up).
     let door = server.wait_json("/api/cameras/door", 20, |c| {
@@ -288,6 +289,108 @@ async fn no_backchannel() {
     );
 }
 
+fn isapi_config(video_url: &str, isapi_url: &str) -> String {
+    config(video_url, "isapi") + &format!("isapi_url = \"{isapi_url}\"\n")
+}
+
+#[test]
+fn a_talker_is_heard_on_a_hikvision_camera_over_isapi() {
+    let _serial = one_at_a_time();
+    runtime().block_on(isapi_talker_is_heard());
+}
+
+async fn isapi_talker_is_heard() {
+    // The picture from the simulator (no ONVIF backchannel), the speaker behind the ISAPI
+    // stand-in (Digest, A-law).
+    let video = Camera::start(&["--no-backchannel"]);
+    let isapi = SpeakerCamera::isapi("s3cret", "G.711alaw");
+    let (server, _dir) = Server::with_config(&isapi_config(&video.url, &isapi.url_with("s3cret")));
+    let door = server.wait_json("/api/cameras/door", 20, |c| {
+        c["talkback"]["available"] == true
+    });
+    assert_eq!(door["talkback"]["mode"], "isapi", "{door}");
+    assert_eq!(door["talkback"]["codec"], "pcma/8000", "{door}");
+    assert!(
+        !door.to_string().contains("s3cret"),
+        "the API shows the ISAPI password: {door}"
+    );
+
+    let mut talker = connected(&format!("{}/api/talk/door", server.base))
+        .await
+        .expect("talk session");
+    let mut tone = Tone::new();
+    let first_sent = speak(&mut talker, &mut tone, 100).await;
+    let heard = isapi.wait_for(Duration::from_secs(5), |speaker, _| {
+        speaker.iter().filter(|b| b.peak > 4_000).count() * 160 >= 12_000
+    });
+    let speaker = isapi.speaker();
+    assert!(
+        heard,
+        "the speaker heard {} buffers: {speaker:?}",
+        speaker.len()
+    );
+    let loud: Vec<i32> = speaker
+        .iter()
+        .map(|b| b.peak)
+        .filter(|&p| p > 4_000)
+        .collect();
+    assert!(loud.iter().all(|&p| p < 11_000), "{loud:?}");
+    let first_heard = speaker
+        .iter()
+        .find(|b| b.peak > 4_000)
+        .map(|b| b.unix_ms)
+        .expect("heard");
+    assert!(
+        first_heard - unix_ms_of(first_sent) < 1_500.0,
+        "the first syllable took {} ms",
+        first_heard - unix_ms_of(first_sent)
+    );
+    let door = server.get_json("/api/cameras/door");
+    assert_eq!(door["talkback"]["open"], true, "{door}");
+
+    // Silence: closed a hold after the last speech (the stand-in saw `close`).
+    talker
+        .pump(Instant::now() + Duration::from_millis(200))
+        .await
+        .expect("connection");
+    let closed = isapi.wait_for(Duration::from_secs(6), |_, closes| closes == 1);
+    assert!(closed, "no close after the hold");
+    let door = server.wait_json("/api/cameras/door", 5, |c| c["talkback"]["open"] == false);
+    assert_eq!(door["talkback"]["opens"], 1, "{door}");
+    assert!(isapi.refusals().is_empty(), "{:?}", isapi.refusals());
+    talker.close().await.expect("DELETE");
+}
+
+#[test]
+fn an_isapi_camera_that_cannot_talk_says_why() {
+    let _serial = one_at_a_time();
+    let video = Camera::start(&["--no-backchannel"]);
+    // A speaker in G.726: refused by name, the picture kept.
+    let g726 = SpeakerCamera::isapi("s3cret", "G.726");
+    let (server, _dir) = Server::with_config(&isapi_config(&video.url, &g726.url_with("s3cret")));
+    let door = server.wait_json("/api/cameras/door", 20, |c| {
+        c["talkback"]["available"] == false && c["state"] == "live"
+    });
+    let reason = door["talkback"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("G.726"), "{door}");
+    let refused = server.request("POST", "/api/talk/door", "application/sdp", "v=0\r\n");
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("G.726"), "{}", refused.body);
+    drop(server);
+
+    // Wrong credentials: said (and asked again later: a password may be fixed).
+    let (server, _dir) = Server::with_config(&isapi_config(&video.url, &g726.url_with("wrong")));
+    let door = server.wait_json("/api/cameras/door", 20, |c| {
+        c["talkback"]["reason"].as_str().is_some()
+    });
+    let reason = door["talkback"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("refused the credentials"), "{door}");
+    assert!(
+        !reason.contains("wrong"),
+        "the reason shows the password: {door}"
+    );
+}
+
 fn unix_ms_of(at: Instant) -> f64 {
     let since = Instant::now().saturating_duration_since(at);
     let now = std::time::SystemTime::now()
@@ -309,7 +412,7 @@ fn the_talk_button_in_chromium_is_heard_on_the_camera() {
         tests.join("node_modules/playwright-core").is_dir(),
         "run `npm ci --prefix web/tests` (and install Debian's chromium) first"
     );
-    let camera = OnvifCamera::start("s3cret");
+    let camera = SpeakerCamera::onvif("s3cret");
     let (server, _dir) = Server::with_config(&config(&camera.url_with("s3cret"), "auto"));
     let result = run_node(
         &tests.join("talk.mjs"),

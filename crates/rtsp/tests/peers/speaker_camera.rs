@@ -1,5 +1,6 @@
-//! GStreamer's ONVIF server as a camera with a speaker (`onvif_camera.py` beside this file),
-//! for the talk tests of this crate and the server's: what its speaker was handed, and when.
+//! Cameras with a speaker, for the talk tests of this crate and the server's: GStreamer's ONVIF
+//! server (`onvif_camera.py` beside this file) and a stand-in for Hikvision's ISAPI two-way
+//! audio (`isapi_camera.py`). What their speaker was handed, and when.
 
 #![allow(dead_code)]
 
@@ -23,31 +24,50 @@ pub struct SpeakerBuffer {
 struct Heard {
     speaker: Vec<SpeakerBuffer>,
     teardowns: usize,
+    /// Requests the camera refused, with its reason.
+    refusals: Vec<String>,
 }
 
 /// The camera process, killed on drop.
-pub struct OnvifCamera {
+pub struct SpeakerCamera {
     child: Child,
-    /// `rtsp://127.0.0.1:PORT/cam`, without credentials.
+    /// `rtsp://127.0.0.1:PORT/cam` (ONVIF) or `http://127.0.0.1:PORT` (ISAPI), without
+    /// credentials.
     pub url: String,
     heard: Arc<Mutex<Heard>>,
 }
 
-impl OnvifCamera {
-    /// A camera that asks for `admin` / `password` with Digest.
-    pub fn start(password: &str) -> OnvifCamera {
+impl SpeakerCamera {
+    /// GStreamer's ONVIF camera, asking for `admin` / `password` with Digest.
+    pub fn onvif(password: &str) -> SpeakerCamera {
+        SpeakerCamera::start(
+            "onvif_camera.py",
+            &["--user", "admin", "--password", password],
+        )
+    }
+
+    /// The ISAPI stand-in, asking for `admin` / `password` with Digest, its speaker taking
+    /// `codec` (`G.711ulaw`, `G.711alaw`, or what it should refuse to be sent: `G.726`).
+    pub fn isapi(password: &str, codec: &str) -> SpeakerCamera {
+        SpeakerCamera::start(
+            "isapi_camera.py",
+            &["--user", "admin", "--password", password, "--codec", codec],
+        )
+    }
+
+    fn start(script: &str, args: &[&str]) -> SpeakerCamera {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../rtsp/tests/peers/onvif_camera.py"
+        let script = format!(
+            "{}/../rtsp/tests/peers/{script}",
+            env!("CARGO_MANIFEST_DIR")
         );
         // Debian's python3 has the GStreamer bindings (python3-gi), whatever is first on PATH.
         let mut child = Command::new("/usr/bin/python3")
-            .args([script, "--port", &port.to_string()])
-            .args(["--user", "admin", "--password", password])
+            .args([&script, "--port", &port.to_string()])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("/usr/bin/python3 runs");
@@ -57,7 +77,7 @@ impl OnvifCamera {
             .strip_prefix("ready ")
             .unwrap_or_else(|| {
                 panic!(
-                    "onvif_camera.py did not start ({first:?}): .ci/run installs python3-gi, \
+                    "{script} did not start ({first:?}): .ci/run installs python3-gi, \
                      gir1.2-gst-rtsp-server-1.0 and the GStreamer plugins"
                 )
             })
@@ -75,17 +95,18 @@ impl OnvifCamera {
                         peak: peak.parse().unwrap_or(0),
                     }),
                     ["teardown"] => heard.teardowns += 1,
+                    ["refused", ..] => heard.refusals.push(line.clone()),
                     _ => {}
                 }
             }
         });
-        OnvifCamera { child, url, heard }
+        SpeakerCamera { child, url, heard }
     }
 
-    /// `rtsp://admin:PASSWORD@…/cam`.
+    /// The URL with `admin:PASSWORD@`.
     pub fn url_with(&self, password: &str) -> String {
         self.url
-            .replacen("rtsp://", &format!("rtsp://admin:{password}@"), 1)
+            .replacen("://", &format!("://admin:{password}@"), 1)
     }
 
     /// What the speaker was handed so far.
@@ -95,6 +116,11 @@ impl OnvifCamera {
 
     pub fn teardowns(&self) -> usize {
         self.lock().teardowns
+    }
+
+    /// The requests it refused ("refused METHOD PATH: WHY").
+    pub fn refusals(&self) -> Vec<String> {
+        self.lock().refusals.clone()
     }
 
     /// Waits up to `limit` for `done` to hold of what was heard.
@@ -123,7 +149,7 @@ impl OnvifCamera {
     }
 }
 
-impl Drop for OnvifCamera {
+impl Drop for SpeakerCamera {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

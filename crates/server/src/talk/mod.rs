@@ -2,12 +2,16 @@
 //!
 //! `POST /api/talk/{name}` takes a WHIP offer (`live/talk.rs`); the talk session that holds the
 //! camera's [`Floor`] has its speech sent to the camera's [`speaker`] task, which opens the
-//! ONVIF backchannel when speech comes and closes it after `talk_hold_secs` of none. The camera
-//! says whether it can talk: `auto` asks it at start-up (a DESCRIBE with the backchannel's
-//! Require, nothing held open), `onvif` trusts the config until an attempt fails, `off` never.
+//! ONVIF backchannel (or Hikvision's ISAPI two-way audio) when speech comes and closes it after
+//! `talk_hold_secs` of none. The camera says whether it can talk: `auto` asks it at start-up (a
+//! DESCRIBE with the backchannel's Require, nothing held open), `isapi` asks its two-way audio
+//! channels, `onvif` trusts the config until an attempt fails, `off` never.
 
+pub mod camera_http;
 pub mod floor;
+pub mod isapi;
 pub mod speaker;
+pub mod speaker_path;
 pub mod speech_queue;
 
 pub use speaker::SPEAKER_RATE_HZ;
@@ -16,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use lockstep_rtsp::backchannel::{Backchannel, BackchannelCodec, BackchannelError};
+use lockstep_rtsp::backchannel::BackchannelCodec;
 use lockstep_rtsp::ingest::split_credentials;
 use serde::Serialize;
 use serde_json::Value;
@@ -27,6 +31,7 @@ use crate::live::echo_stage::EchoPath;
 use floor::Floor;
 use lockstep_rtsp::ingest::LocalClock;
 use speaker::{SpeakerTarget, Speech, ToSpeaker};
+use speaker_path::{SpeakerError, Vendor};
 
 /// A camera that did not answer the start-up question is asked again this often.
 const PROBE_RETRY: Duration = Duration::from_secs(30);
@@ -34,7 +39,7 @@ const PROBE_RETRY: Duration = Duration::from_secs(30);
 /// What `/api/cameras/{name}` says under `talkback`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TalkStatus {
-    /// `off`, `onvif` or `auto`, as configured.
+    /// `off`, `onvif`, `isapi` or `auto`, as configured.
     pub mode: &'static str,
     /// What the camera's microphone does while the speaker plays: `aec`, `half-duplex`, `off`.
     pub echo: &'static str,
@@ -148,6 +153,7 @@ impl CameraTalk {
             Talkback::Off => "off",
             Talkback::Onvif => "onvif",
             Talkback::Auto => "auto",
+            Talkback::Isapi => "isapi",
         };
         let status = Arc::new(Mutex::new(TalkStatus {
             mode,
@@ -158,13 +164,12 @@ impl CameraTalk {
             },
             ..TalkStatus::default()
         }));
-        let target = split_credentials(camera.url.for_connecting()).map(|(url, credentials)| {
-            SpeakerTarget {
-                url,
-                credentials,
-                hold: Duration::from_secs(camera.talk_hold_secs.into()),
-                played: echo.as_ref().map(|e| (e.reference.clone(), clock)),
-            }
+        let target = speaker_target(camera).map(|(url, vendor, credentials)| SpeakerTarget {
+            url,
+            vendor,
+            credentials,
+            hold: Duration::from_secs(camera.talk_hold_secs.into()),
+            played: echo.as_ref().map(|e| (e.reference.clone(), clock)),
         });
         let speech = match (camera.talkback, target) {
             (Talkback::Off, _) => {
@@ -180,7 +185,7 @@ impl CameraTalk {
                 None
             }
             (mode, Ok(target)) => {
-                if mode == Talkback::Auto {
+                if matches!(mode, Talkback::Auto | Talkback::Isapi) {
                     tokio::spawn(probe(target.clone(), status.clone()));
                 }
                 Some(speaker::spawn(target, status.clone()))
@@ -195,11 +200,33 @@ impl CameraTalk {
     }
 }
 
-/// Asks the camera whether it has a backchannel, until it answers.
+/// Where a camera takes speech: its stream URL, the vendor path, and the credentials (an ISAPI
+/// URL's own, or the stream's).
+fn speaker_target(
+    camera: &CameraConfig,
+) -> Result<(url::Url, Vendor, Option<lockstep_rtsp::auth::Credentials>), String> {
+    let (url, credentials) = split_credentials(camera.url.for_connecting())?;
+    if camera.talkback != Talkback::Isapi {
+        return Ok((url, Vendor::Onvif, credentials));
+    }
+    let base = match &camera.isapi_url {
+        Some(isapi) => isapi.for_connecting().to_owned(),
+        None => format!(
+            "http://{}/",
+            url.host_str().ok_or("the camera's URL has no host")?
+        ),
+    };
+    let (base, own) = split_credentials(&base)?;
+    Ok((url, Vendor::Isapi { base }, own.or(credentials)))
+}
+
+/// Asks the camera whether it takes speech, until it answers.
 async fn probe(target: SpeakerTarget, status: Arc<Mutex<TalkStatus>>) {
     loop {
-        let answer =
-            Backchannel::probe(&target.url, target.credentials.clone(), "lockstep-talk").await;
+        let answer = target
+            .vendor
+            .probe(&target.url, target.credentials.clone())
+            .await;
         if answered(&status, answer) {
             return;
         }
@@ -208,10 +235,7 @@ async fn probe(target: SpeakerTarget, status: Arc<Mutex<TalkStatus>>) {
 }
 
 /// Writes the camera's answer into `status`; false when it did not answer (ask again).
-fn answered(
-    status: &Mutex<TalkStatus>,
-    answer: Result<BackchannelCodec, BackchannelError>,
-) -> bool {
+fn answered(status: &Mutex<TalkStatus>, answer: Result<BackchannelCodec, SpeakerError>) -> bool {
     let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
     if s.available.is_some() {
         // A talker got there first: what the backchannel did is the better answer.
@@ -224,7 +248,7 @@ fn answered(
             s.reason = None;
             true
         }
-        Err(e @ (BackchannelError::NotOffered(_) | BackchannelError::Codec(_))) => {
+        Err(e) if e.is_definitive() => {
             s.available = Some(false);
             s.reason = Some(e.to_string());
             true

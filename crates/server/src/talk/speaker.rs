@@ -1,7 +1,8 @@
 //! A camera's speaker, as talk drives it: one task per camera that can talk. Speech arrives as
 //! the talker's Opus packets; it is decoded at the speaker's rate (libopus decodes to 8 kHz
 //! itself: no resampler in the path), queued (`SpeechQueue`), and sent as one 20 ms G.711
-//! packet per 20 ms of our clock on the camera's ONVIF backchannel.
+//! packet per 20 ms of our clock to the camera's speaker: its ONVIF backchannel or its ISAPI
+//! two-way audio ([`SpeakerPath`]).
 //!
 //! The backchannel is opened by a press (or the first speech) and closed `talk_hold_secs` after
 //! the last speech — never held open — so a press soon after a release finds it open, and a
@@ -15,13 +16,13 @@ use std::time::Duration;
 use lockstep_media::EchoReference;
 use lockstep_opus::OpusDecoder;
 use lockstep_rtsp::auth::Credentials;
-use lockstep_rtsp::backchannel::{Backchannel, BackchannelCodec, BackchannelError};
-use lockstep_rtsp::client::ClientError;
+use lockstep_rtsp::backchannel::BackchannelCodec;
 use lockstep_rtsp::ingest::LocalClock;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::speaker_path::{SpeakerError, SpeakerPath, Vendor};
 use super::speech_queue::SpeechQueue;
 use super::TalkStatus;
 
@@ -42,8 +43,6 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Packets of speech waiting for the task (a second); beyond, the newest are dropped.
 const SPEECH_QUEUE: usize = 50;
 
-const USER_AGENT: &str = "lockstep-talk";
-
 /// What the speaker task is told.
 #[derive(Debug)]
 pub enum ToSpeaker {
@@ -63,7 +62,9 @@ pub struct Speech {
 /// Where the speaker is.
 #[derive(Debug, Clone)]
 pub struct SpeakerTarget {
+    /// The camera's stream URL (credentials apart).
     pub url: url::Url,
+    pub vendor: Vendor,
     pub credentials: Option<Credentials>,
     /// How long the backchannel stays open after the last speech.
     pub hold: Duration,
@@ -111,20 +112,20 @@ async fn run(
 }
 
 /// The open attempt's outcome; pending forever when none runs.
-async fn wait_opening(
-    opening: &mut Option<JoinHandle<Result<Backchannel, BackchannelError>>>,
-) -> Result<Backchannel, BackchannelError> {
+async fn wait_opening(opening: &mut Option<JoinHandle<Opened>>) -> Opened {
     let Some(handle) = opening.as_mut() else {
         return std::future::pending().await;
     };
     let result = handle.await;
     *opening = None;
     result.unwrap_or_else(|e| {
-        Err(BackchannelError::Client(ClientError::Connection(format!(
+        Err(SpeakerError::Failed(format!(
             "the opening task failed: {e}"
-        ))))
+        )))
     })
 }
+
+type Opened = Result<Box<dyn SpeakerPath>, SpeakerError>;
 
 struct Speaker {
     target: SpeakerTarget,
@@ -132,8 +133,8 @@ struct Speaker {
     queue: SpeechQueue,
     /// The current talker's decoder.
     decoder: Option<(Arc<str>, OpusDecoder)>,
-    backchannel: Option<Backchannel>,
-    opening: Option<JoinHandle<Result<Backchannel, BackchannelError>>>,
+    backchannel: Option<Box<dyn SpeakerPath>>,
+    opening: Option<JoinHandle<Opened>>,
     retry_at: Option<Instant>,
     last_speech: Option<Instant>,
     /// When the next packet is due (while open).
@@ -173,7 +174,7 @@ impl Speaker {
             self.retry_at = None;
             let target = self.target.clone();
             self.opening = Some(tokio::spawn(async move {
-                Backchannel::open(&target.url, target.credentials, USER_AGENT).await
+                target.vendor.open(&target.url, target.credentials).await
             }));
         }
     }
@@ -193,7 +194,7 @@ impl Speaker {
             .map_err(|e| format!("a talker's Opus packet does not decode: {e}"))
     }
 
-    fn opened(&mut self, opened: Result<Backchannel, BackchannelError>) {
+    fn opened(&mut self, opened: Opened) {
         match opened {
             Ok(backchannel) => {
                 let codec = backchannel.codec().clone();
@@ -214,10 +215,7 @@ impl Speaker {
                 self.retry_at = Some(Instant::now() + RETRY_AFTER);
                 // A camera that answered "no backchannel" (or one in a codec we do not write)
                 // cannot talk; any other failure may pass.
-                let definitive = matches!(
-                    e,
-                    BackchannelError::NotOffered(_) | BackchannelError::Codec(_)
-                );
+                let definitive = e.is_definitive();
                 self.update(|s| {
                     if definitive {
                         s.available = Some(false);
