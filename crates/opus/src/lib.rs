@@ -204,6 +204,8 @@ pub struct OpusDecoder {
     state: NonNull<unsafe_libopus::OpusDecoder>,
     rate: u32,
     channels: u8,
+    /// Samples per channel in the last packet decoded: what a lost packet is concealed as.
+    last_frame_samples: usize,
 }
 
 // SAFETY: as for the encoder.
@@ -221,6 +223,7 @@ impl OpusDecoder {
                 state,
                 rate,
                 channels,
+                last_frame_samples: rate as usize / 50,
             }),
             _ => Err(OpusError::Library {
                 action: "decoder create",
@@ -233,15 +236,22 @@ impl OpusDecoder {
         usize::from(self.channels)
     }
 
-    /// Decodes one packet (or conceals a lost one with `None`) into interleaved PCM.
+    /// Decodes one packet (or conceals a lost one with `None`) into interleaved PCM. A lost
+    /// packet is concealed as long as the last one decoded (libopus conceals as much as it is
+    /// given room for: 120 ms, which at 8 kHz also left its state saturated for the next
+    /// packets). An empty payload is no Opus packet (RTP padding carries none): nothing.
     pub fn decode(&mut self, packet: Option<&[u8]>) -> Result<Vec<i16>, OpusError> {
-        // Room for the longest frame: 120 ms.
-        let max_samples = self.rate as usize * 120 / 1_000;
-        let mut pcm = vec![0i16; max_samples * usize::from(self.channels)];
-        let (data, len) = match packet {
-            Some(p) if !p.is_empty() => (p.as_ptr(), i32::try_from(p.len()).unwrap_or(i32::MAX)),
-            _ => (std::ptr::null(), 0),
+        let (data, len, max_samples) = match packet {
+            Some([]) => return Ok(Vec::new()),
+            Some(p) => (
+                p.as_ptr(),
+                i32::try_from(p.len()).unwrap_or(i32::MAX),
+                // Room for the longest frame: 120 ms.
+                self.rate as usize * 120 / 1_000,
+            ),
+            None => (std::ptr::null(), 0, self.last_frame_samples),
         };
+        let mut pcm = vec![0i16; max_samples * usize::from(self.channels)];
         // SAFETY: `data` is null (concealment) or points at `len` readable bytes; `pcm` holds
         // `max_samples × channels` values and we pass `max_samples` as the frame capacity.
         let decoded = unsafe {
@@ -259,6 +269,9 @@ impl OpusDecoder {
                 action: "decode",
                 code: decoded,
             });
+        }
+        if packet.is_some() && decoded > 0 {
+            self.last_frame_samples = decoded as usize;
         }
         pcm.truncate(decoded as usize * usize::from(self.channels));
         Ok(pcm)
@@ -336,5 +349,30 @@ mod tests {
         let _ = dec.decode(Some(&[0xff, 0xff, 0xff]));
         // A lost packet is concealed.
         assert!(dec.decode(None).is_ok());
+    }
+
+    #[test]
+    fn a_lost_packet_is_concealed_as_one_packet_and_padding_as_none() {
+        // 8 kHz, as the talk path decodes: a lost 20 ms packet is 160 concealed samples, and
+        // the speech after it keeps its level (a 120 ms concealment saturated the decoder).
+        let mut enc = OpusEncoder::new(48_000, 1, Application::Voip).unwrap();
+        let mut dec = OpusDecoder::new(8_000, 1).unwrap();
+        let input = tone(48_000, 440.0);
+        let mut peak_after = 0u16;
+        for (n, frame) in input.chunks(960).enumerate() {
+            let packet = enc.encode(frame).unwrap();
+            if n == 20 {
+                assert_eq!(dec.decode(None).unwrap().len(), 160);
+                assert!(dec.decode(Some(&[])).unwrap().is_empty());
+                continue;
+            }
+            let pcm = dec.decode(Some(&packet)).unwrap();
+            assert_eq!(pcm.len(), 160);
+            if n > 20 {
+                peak_after =
+                    peak_after.max(pcm.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0));
+            }
+        }
+        assert!(peak_after < 16_000, "{peak_after}: the tone is at 12 000");
     }
 }
