@@ -16,9 +16,9 @@ use lockstep_webrtc::whep_client::{Track, WhepClientError};
 use lockstep_webrtc::whip_client::WhipClient;
 
 mod common;
-use common::{one_at_a_time, run_node, Camera, Server, H264_ONLY_OFFER};
+use common::{one_at_a_time, run_node, tempdir, Camera, Server, H264_ONLY_OFFER};
 mod talk_rig;
-use talk_rig::{connected, talk_and_listen, BEEP_HZ};
+use talk_rig::{connected, mouth_to_speaker, talk_and_listen, BEEP_HZ};
 
 #[path = "../../rtsp/tests/peers/speaker_camera.rs"]
 mod speaker_camera;
@@ -412,12 +412,19 @@ fn the_talk_button_in_chromium_is_heard_on_the_camera() {
         tests.join("node_modules/playwright-core").is_dir(),
         "run `npm ci --prefix web/tests` (and install Debian's chromium) first"
     );
-    let camera = SpeakerCamera::onvif("s3cret");
+    let record = tempdir::Dir::new();
+    let speaker_pcm = record.path().join("speaker.s16");
+    let camera = SpeakerCamera::onvif_recording("s3cret", &speaker_pcm);
     let (server, _dir) = Server::with_config(&config(&camera.url_with("s3cret"), "auto"));
     let result = run_node(
         &tests.join("talk.mjs"),
         "",
-        &[&format!("{}/", server.base), "door", "2500"],
+        &[
+            &format!("{}/", server.base),
+            "door",
+            "4000",
+            record.path().join("tap.json").to_str().expect("UTF-8"),
+        ],
     );
     let pressed = result["pressed_unix_ms"].as_f64().expect("pressed");
     let released = result["released_unix_ms"].as_f64().expect("released");
@@ -456,6 +463,94 @@ fn the_talk_button_in_chromium_is_heard_on_the_camera() {
         "sound {} ms after the release",
         last - released
     );
+
+    // What the speaker got is what the browser sent (its microphone track after its own
+    // processing), at the delay measured from syllable onsets.
+    let pcm: Vec<i16> = std::fs::read(&speaker_pcm)
+        .expect("the speaker's recording")
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let buffers: Vec<(f64, usize)> = speaker.iter().map(|b| (b.unix_ms, b.samples)).collect();
+    let tap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record.path().join("tap.json")).expect("the tap"))
+            .expect("JSON");
+    let tap = mouth_to_speaker::tap_chunks(&tap);
+    let m = mouth_to_speaker::measure(&tap, &buffers, &pcm);
+    let latencies = sorted(&m.latencies_ms);
+    let waveform = sorted(&m.correlations);
+    let spectra = sorted(&m.spectral_correlations);
+    eprintln!(
+        "browser microphone → camera speaker: per onset p50 {:?} ms of {} onsets ({latencies:?}); \
+         correlation p50: waveform {:?} (per half second), spectrum {:?} (per 32 ms frame, \
+         {} frames); level {:+.1} dB",
+        latencies.get(latencies.len() / 2),
+        latencies.len(),
+        waveform.get(waveform.len() / 2),
+        spectra.get(spectra.len() / 2),
+        spectra.len(),
+        m.level_db
+    );
+    assert!(latencies.len() >= 3, "{m:?}");
+    assert!(latencies[latencies.len() / 2] < 1_000.0, "{latencies:?}");
+    assert!(spectra.len() >= 50, "{m:?}");
+    assert!(
+        spectra[spectra.len() / 2] >= 0.9,
+        "the speaker's sound is not what the browser sent: {spectra:?}"
+    );
+    // The same waveform, not only the same spectrum (Opus's speech mode bounds it near 0.85).
+    assert!(waveform[waveform.len() / 2] >= 0.6, "{waveform:?}");
+    assert!(m.level_db.abs() < 3.0, "level {} dB", m.level_db);
+}
+
+#[test]
+fn the_mouth_to_speaker_instrument_finds_a_known_delay_and_likeness() {
+    // 3 s of on/off "syllables" of a 300 Hz tone at 48 kHz, sent in 10 ms chunks; the
+    // speaker gets it at 8 kHz 120 ms later, in 20 ms buffers.
+    let t0 = 1_000_000.0;
+    let voice = |t: f64| {
+        let on = ((t * 7.0).floor() as i64 % 3) != 0;
+        if on {
+            (8_000.0 * (2.0 * std::f64::consts::PI * 300.0 * t * (1.0 + t)).sin()) as i16
+        } else {
+            0
+        }
+    };
+    let tap: Vec<mouth_to_speaker::TapChunk> = (0..300)
+        .map(|c| mouth_to_speaker::TapChunk {
+            unix_ms: t0 + c as f64 * 10.0,
+            rate_hz: 48_000,
+            pcm: (0..480)
+                .map(|k| voice((c * 480 + k) as f64 / 48_000.0))
+                .collect(),
+        })
+        .collect();
+    let speaker_pcm: Vec<i16> = (0..24_000).map(|k| voice(k as f64 / 8_000.0)).collect();
+    let speaker: Vec<(f64, usize)> = (0..150)
+        .map(|b| (t0 + 120.0 + b as f64 * 20.0, 160))
+        .collect();
+    let m = mouth_to_speaker::measure(&tap, &speaker, &speaker_pcm);
+    assert!((m.lag_ms - 120.0).abs() <= 10.0, "{m:?}");
+    assert!(!m.latencies_ms.is_empty(), "{m:?}");
+    assert!(
+        m.latencies_ms.iter().all(|l| (l - 120.0).abs() <= 20.0),
+        "{m:?}"
+    );
+    assert!(m.correlations.iter().all(|&r| r > 0.95), "{m:?}");
+    // A frame across a hard on/off edge differs from the low-passed copy; the rest match.
+    let alike = m
+        .spectral_correlations
+        .iter()
+        .filter(|&&r| r > 0.99)
+        .count();
+    assert!(alike * 10 >= m.spectral_correlations.len() * 9, "{m:?}");
+    assert!(m.level_db.abs() < 0.5, "{m:?}");
+}
+
+fn sorted(values: &[f64]) -> Vec<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
 }
 
 #[test]

@@ -5,11 +5,12 @@ test-onvif-backchannel example). It sends H.264 video and a PCMU microphone (a t
 PCMU on its backchannel (announced only to a DESCRIBE with `Require:
 www.onvif.org/ver20/backchannel`), decoded to the speaker: a fakesink whose buffers it reports.
 
-    /usr/bin/python3 onvif_camera.py --port N [--user U --password P]
+    /usr/bin/python3 onvif_camera.py --port N [--user U --password P] [--record FILE]
 
 Prints "ready rtsp://127.0.0.1:N/cam" once it listens, then for every buffer the speaker is
 handed "speaker UNIX_MS SAMPLES PEAK" (its arrival time in ms, 8 kHz samples, the largest
-|sample|), and "teardown" when a client's session ends. Runs until killed. Needs Debian's
+|sample|), and "teardown" when a client's session ends. `--record` also appends every speaker
+sample to FILE (16-bit little-endian, 8 kHz), in the order handed. Runs until killed. Needs Debian's
 python3-gi, gir1.2-gst-rtsp-server-1.0 and the GStreamer plugins (`/usr/bin/python3`).
 """
 
@@ -47,6 +48,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--record")
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPOnvifServer.new()
@@ -73,12 +75,17 @@ def main():
         )
         factory.set_permissions(permissions)
 
+    record = open(args.record, "ab", buffering=0) if args.record else None
+
     def handoff(_sink, buffer, _pad):
         ok, info = buffer.map(Gst.MapFlags.READ)
         if not ok:
             return
-        samples = array.array("h", bytes(info.data))
+        data = bytes(info.data)
+        samples = array.array("h", data)
         buffer.unmap(info)
+        if record is not None:
+            record.write(data)
         peak = max((abs(s) for s in samples), default=0)
         print(f"speaker {time.time() * 1000:.1f} {len(samples)} {peak}", flush=True)
 

@@ -46,6 +46,22 @@ impl SpeakerCamera {
         )
     }
 
+    /// The ONVIF camera, its speaker's samples also appended to `record` (16-bit LE, 8 kHz).
+    pub fn onvif_recording(password: &str, record: &std::path::Path) -> SpeakerCamera {
+        let record = record.to_str().expect("a UTF-8 path");
+        SpeakerCamera::start(
+            "onvif_camera.py",
+            &[
+                "--user",
+                "admin",
+                "--password",
+                password,
+                "--record",
+                record,
+            ],
+        )
+    }
+
     /// The ISAPI stand-in, asking for `admin` / `password` with Digest, its speaker taking
     /// `codec` (`G.711ulaw`, `G.711alaw`, or what it should refuse to be sent: `G.726`).
     pub fn isapi(password: &str, codec: &str) -> SpeakerCamera {

@@ -185,8 +185,9 @@ pub async fn read_response(stream: &mut TcpStream) -> std::io::Result<(Response,
                     ),
                     None => None,
                 };
-                let chunked =
-                    header("transfer-encoding").iter().any(|v| v.eq_ignore_ascii_case("chunked"));
+                let chunked = header("transfer-encoding")
+                    .iter()
+                    .any(|v| v.eq_ignore_ascii_case("chunked"));
                 break (
                     response.code.unwrap_or(0),
                     response.reason.unwrap_or("").to_owned(),

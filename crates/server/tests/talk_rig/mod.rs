@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod mouth_to_speaker;
+
 use std::time::{Duration, Instant};
 
 use lockstep_opus::{Application, OpusDecoder, OpusEncoder};
