@@ -158,6 +158,8 @@ async fn talker_is_heard() {
     speak(&mut talker, &mut tone, 10).await;
     let door = server.get_json("/api/cameras/door");
     assert_eq!(door["talkback"]["opens"], 1, "{door}");
+    let opening_ms = door["talkback"]["last_open_ms"].as_u64().expect("timed");
+    assert!(opening_ms < 5_000, "{door}");
 
     // Silence: the backchannel closes a hold (1 s) after the last speech — TEARDOWN seen by
     // the camera — while the talker stays connected.
@@ -169,6 +171,9 @@ async fn talker_is_heard() {
     assert!(closed_in_time, "no TEARDOWN after the hold");
     let door = server.get_json("/api/cameras/door");
     assert_eq!(door["talkback"]["open"], false, "{door}");
+    // Open from the first speech (2 s of it) to a hold after the last.
+    let open_secs = door["talkback"]["open_secs"].as_f64().unwrap_or(0.0);
+    assert!((1.5..10.0).contains(&open_secs), "{door}");
 
     // The talker leaves; the floor is free for the next: a page that joined silent
     // (`?talking=false`) and presses. The press alone opens the backchannel, before any
@@ -580,12 +585,26 @@ fn the_speakers_echo_is_taken_out_of_the_cameras_microphone() {
             Duration::from_secs(u64::from(talk_secs)),
         );
         let echo_power = talk.echo_power(from, to).expect("heard the camera");
-        heard.push((delay_ms, echo_power, talk.peak(BEEP_HZ, from, to)));
+        let door = server.get_json("/api/cameras/door");
+        // Counted where an echo stage runs (none with `off`).
+        let double_talk = door["talkback"]["double_talk_share"].as_f64();
+        assert_eq!(double_talk.is_some(), echo == "aec", "{door}");
+        heard.push((
+            delay_ms,
+            echo_power,
+            talk.peak(BEEP_HZ, from, to),
+            double_talk,
+        ));
     }
     for pair in heard.chunks(2) {
-        let [(delay_ms, echo_off, beep_off), (_, echo_aec, beep_aec)] = pair else {
+        let [(delay_ms, echo_off, beep_off, _), (_, echo_aec, beep_aec, double_aec)] = pair else {
             unreachable!()
         };
+        // Sound left on the microphone while the speaker played: the camera's beep (a tenth of
+        // the time) and what AEC3 left while converging.
+        let double_aec = double_aec.unwrap_or_default();
+        eprintln!("{delay_ms} ms loop: double-talk share {double_aec:.2} with aec");
+        assert!((0.05..0.6).contains(&double_aec), "{double_aec}");
         let reduction_db = 10.0 * (echo_off / echo_aec.max(1e-9)).log10();
         let beep_change_db = 10.0 * (beep_aec / beep_off.max(1e-9)).log10();
         eprintln!(

@@ -3,7 +3,7 @@
 //! is encoded for viewers and recordings. Only around talk: a minute after the speaker last
 //! played, the canceller is dropped and the microphone passes untouched.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lockstep_media::{EchoCanceller, EchoReference};
@@ -27,6 +27,11 @@ pub struct EchoPath {
     pub loop_ms: Arc<AtomicI64>,
     /// How much echo AEC3 says it takes out (tenths of a dB; −1 until it says).
     pub erle_tenths_db: Arc<AtomicI64>,
+    /// Microphone samples heard while the speaker played (and a second after), and those of
+    /// them that still carried sound after the echo stage (over −40 dBFS per 10 ms): the
+    /// camera's side talking over the owner — or echo left.
+    pub samples_while_speaking: Arc<AtomicU64>,
+    pub samples_double_talk: Arc<AtomicU64>,
 }
 
 impl EchoPath {
@@ -36,7 +41,17 @@ impl EchoPath {
             reference,
             loop_ms: Arc::new(AtomicI64::new(-1)),
             erle_tenths_db: Arc::new(AtomicI64::new(-1)),
+            samples_while_speaking: Arc::new(AtomicU64::new(0)),
+            samples_double_talk: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The share of the microphone, while the speaker played, that still carried sound after
+    /// the echo stage; `None` before the speaker played.
+    pub fn double_talk_share(&self) -> Option<f64> {
+        let all = self.samples_while_speaking.load(Ordering::Relaxed);
+        let double = self.samples_double_talk.load(Ordering::Relaxed);
+        (all > 0).then(|| double as f64 / all as f64)
     }
 
     /// What AEC3 says it takes out, in dB.
@@ -93,8 +108,9 @@ impl EchoStage {
             self.canceller = None;
             return;
         }
+        let speaking = last_played.is_some_and(|end| end >= captured_ns - HALF_DUPLEX_TAIL_NS);
         let mute = |pcm: &mut [i16]| {
-            if last_played.is_some_and(|end| end >= captured_ns - HALF_DUPLEX_TAIL_NS) {
+            if speaking {
                 pcm.fill(0);
             }
         };
@@ -127,5 +143,27 @@ impl EchoStage {
                 }
             }
         }
+        if speaking {
+            count_double_talk(path, rate_hz, pcm);
+        }
     }
+}
+
+/// Sound over this (−40 dBFS RMS per 10 ms) after the echo stage counts as the camera's side.
+const DOUBLE_TALK_RMS: f64 = 328.0;
+
+fn count_double_talk(path: &EchoPath, rate_hz: u32, pcm: &[i16]) {
+    let frame = (rate_hz / 100).max(1) as usize;
+    let loud: usize = pcm
+        .chunks(frame)
+        .filter(|f| {
+            let power = f.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / f.len() as f64;
+            power.sqrt() > DOUBLE_TALK_RMS
+        })
+        .map(<[i16]>::len)
+        .sum();
+    path.samples_while_speaking
+        .fetch_add(pcm.len() as u64, Ordering::Relaxed);
+    path.samples_double_talk
+        .fetch_add(loud as u64, Ordering::Relaxed);
 }

@@ -57,6 +57,13 @@ pub struct TalkStatus {
     pub echo_loop_ms: Option<i64>,
     /// How much of the speaker's echo the canceller says it takes out, in dB.
     pub echo_removed_db: Option<f64>,
+    /// The share of the camera's microphone, while its speaker played, that still carried sound
+    /// after the echo stage (the visitor talking over the owner, or echo left).
+    pub double_talk_share: Option<f64>,
+    /// How long the last opening of the speaker's path took (press → ready), in ms.
+    pub last_open_ms: Option<u64>,
+    /// How long the speaker's path has been held open, in all, in seconds.
+    pub open_secs: f64,
     pub opens: u64,
     pub frames_sent: u64,
     /// Pauses dropped to bring the latency back after a wait, and speech dropped past the
@@ -112,6 +119,7 @@ impl CameraTalk {
         status.talker = self.floor.holder();
         status.echo_loop_ms = self.echo.as_ref().and_then(EchoPath::loop_ms);
         status.echo_removed_db = self.echo.as_ref().and_then(EchoPath::erle_db);
+        status.double_talk_share = self.echo.as_ref().and_then(EchoPath::double_talk_share);
         serde_json::to_value(status).unwrap_or(Value::Null)
     }
 

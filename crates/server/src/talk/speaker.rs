@@ -92,6 +92,8 @@ async fn run(
         decoder: None,
         backchannel: None,
         opening: None,
+        opening_since: Instant::now(),
+        open_since: Instant::now(),
         retry_at: None,
         last_speech: None,
         next_frame: Instant::now(),
@@ -135,6 +137,9 @@ struct Speaker {
     decoder: Option<(Arc<str>, OpusDecoder)>,
     backchannel: Option<Box<dyn SpeakerPath>>,
     opening: Option<JoinHandle<Opened>>,
+    /// When the current (or last) opening began, and when the path was ready.
+    opening_since: Instant,
+    open_since: Instant,
     retry_at: Option<Instant>,
     last_speech: Option<Instant>,
     /// When the next packet is due (while open).
@@ -173,6 +178,7 @@ impl Speaker {
         if self.backchannel.is_none() && self.opening.is_none() {
             self.retry_at = None;
             let target = self.target.clone();
+            self.opening_since = Instant::now();
             self.opening = Some(tokio::spawn(async move {
                 target.vendor.open(&target.url, target.credentials).await
             }));
@@ -197,6 +203,8 @@ impl Speaker {
     fn opened(&mut self, opened: Opened) {
         match opened {
             Ok(backchannel) => {
+                self.open_since = Instant::now();
+                let opening_ms = (self.open_since - self.opening_since).as_millis() as u64;
                 let codec = backchannel.codec().clone();
                 tracing::info!("talk: backchannel open ({})", codec_name(&codec));
                 self.update(|s| {
@@ -205,6 +213,7 @@ impl Speaker {
                     s.reason = None;
                     s.open = true;
                     s.opens += 1;
+                    s.last_open_ms = Some(opening_ms);
                 });
                 self.backchannel = Some(backchannel);
                 self.next_frame = Instant::now();
@@ -271,6 +280,7 @@ impl Speaker {
     /// The camera ended the session: its reason, and speech starts a new one after the wait.
     fn lost(&mut self) {
         if let Some(backchannel) = self.backchannel.take() {
+            self.count_open_time();
             let status = self.status.clone();
             tokio::spawn(async move {
                 let reason = match backchannel.close().await {
@@ -291,6 +301,7 @@ impl Speaker {
     fn close(&mut self) {
         if let Some(backchannel) = self.backchannel.take() {
             tracing::info!("talk: closing the backchannel");
+            self.count_open_time();
             self.update(|s| s.open = false);
             tokio::spawn(async move {
                 if let Err(e) = backchannel.close().await {
@@ -303,6 +314,11 @@ impl Speaker {
         }
         self.queue.clear();
         self.decoder = None;
+    }
+
+    fn count_open_time(&self) {
+        let held = self.open_since.elapsed().as_secs_f64();
+        self.update(|s| s.open_secs += held);
     }
 
     fn update(&self, change: impl FnOnce(&mut TalkStatus)) {
