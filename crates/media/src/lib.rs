@@ -13,6 +13,7 @@ mod echo_canceller;
 mod echo_reference;
 pub mod fmtp;
 pub mod g711;
+pub mod g726;
 pub mod h264;
 mod h264_encoder;
 pub mod h265;
@@ -27,6 +28,7 @@ mod picture_reader;
 mod push_audio;
 mod raw_video;
 mod source_codecs;
+pub mod speaker_encoding;
 pub mod webcodecs;
 
 pub use audio_decoder::{AudioDecodeError, AudioDecoder};

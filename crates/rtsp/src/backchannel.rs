@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use lockstep_media::g711::G711Law;
+use lockstep_media::speaker_encoding::SpeakerEncoding;
 use lockstep_sync::NtpTime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -45,9 +45,9 @@ const CNAME: &str = "lockstep-talk";
 /// What the camera's speaker takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackchannelCodec {
-    /// The law the speaker takes (the only encodings written today; AAC and G.726 cameras are
-    /// refused by name).
-    pub law: G711Law,
+    /// What the speaker takes: G.711 or G.726-32 (AAC and other G.726 rates are refused by
+    /// name).
+    pub encoding: SpeakerEncoding,
     pub payload_type: u8,
     pub clock_rate_hz: u32,
 }
@@ -58,7 +58,9 @@ pub enum BackchannelError {
     #[error("the camera offers no ONVIF backchannel: {0}")]
     NotOffered(String),
     /// It has one, in an encoding lockstep does not write yet.
-    #[error("the camera's backchannel takes {0}; lockstep sends G.711 (PCMU/PCMA) so far")]
+    #[error(
+        "the camera's backchannel takes {0}; lockstep sends G.711 (PCMU/PCMA) and G.726-32 so far"
+    )]
     Codec(String),
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -252,18 +254,14 @@ async fn describe(client: &mut RtspClient, url: &url::Url) -> Result<Described, 
         .ok_or_else(|| {
             BackchannelError::NotOffered("its answer has no sendonly audio section".into())
         })?;
-    let law = match section.encoding.as_str() {
-        "pcmu" => G711Law::MuLaw,
-        "pcma" => G711Law::ALaw,
-        other => {
-            return Err(BackchannelError::Codec(format!(
-                "{other} at {} Hz",
-                section.clock_rate_hz
-            )))
-        }
+    let Some(encoding) = SpeakerEncoding::from_sdp_name(&section.encoding) else {
+        return Err(BackchannelError::Codec(format!(
+            "{} at {} Hz",
+            section.encoding, section.clock_rate_hz
+        )));
     };
     let codec = BackchannelCodec {
-        law,
+        encoding,
         payload_type: section.payload_type,
         clock_rate_hz: section.clock_rate_hz,
     };

@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use lockstep_media::g711::G711Law;
+use lockstep_media::g726::G726Packing;
+use lockstep_media::speaker_encoding::SpeakerEncoding;
 use lockstep_rtsp::auth::Credentials;
 use lockstep_rtsp::backchannel::{Backchannel, BackchannelError};
 use lockstep_rtsp::sim_camera::{SimCamera, SimCameraConfig};
@@ -16,8 +18,9 @@ use speaker_camera::SpeakerCamera;
 
 const AGENT: &str = "lockstep-test";
 
-/// `packets` 20 ms packets of a 1 kHz tone at 8 kHz (amplitude 8 000), in `law`.
-fn tone_packets(law: G711Law, packets: u32) -> Vec<Vec<u8>> {
+/// `packets` 20 ms packets of a 1 kHz tone at 8 kHz (amplitude 8 000), in `encoding`.
+fn tone_packets(encoding: SpeakerEncoding, packets: u32) -> Vec<Vec<u8>> {
+    let mut encoder = encoding.encoder();
     (0..packets)
         .map(|n| {
             let samples: Vec<i16> = (0..160u32)
@@ -27,7 +30,7 @@ fn tone_packets(law: G711Law, packets: u32) -> Vec<Vec<u8>> {
                 })
                 .collect();
             let mut payload = Vec::new();
-            law.encode(&samples, &mut payload);
+            encoder.encode(&samples, &mut payload);
             payload
         })
         .collect()
@@ -64,13 +67,13 @@ async fn a_second_of_speech_reaches_the_cameras_speaker() {
         .expect("backchannel");
     let codec = talk.codec().clone();
     assert!(
-        [G711Law::MuLaw, G711Law::ALaw].contains(&codec.law),
+        matches!(codec.encoding, SpeakerEncoding::G711(_)),
         "{codec:?}"
     );
     assert_eq!(codec.clock_rate_hz, 8_000);
     // 50 packets of a 1 kHz tone, 20 ms each, paced as a talker's would be.
     let mut every = tokio::time::interval(Duration::from_millis(20));
-    for payload in tone_packets(codec.law, 50) {
+    for payload in tone_packets(codec.encoding, 50) {
         every.tick().await;
         talk.send(&payload, 160).expect("sent");
     }
@@ -117,10 +120,10 @@ async fn gstreamers_onvif_camera_plays_the_speech_and_sees_the_teardown() {
     let mut talk = Backchannel::open(&url, credentials, AGENT)
         .await
         .expect("backchannel");
-    assert_eq!(talk.codec().law, G711Law::MuLaw);
+    assert_eq!(talk.codec().encoding, SpeakerEncoding::G711(G711Law::MuLaw));
     assert_eq!(talk.codec().clock_rate_hz, 8_000);
     let mut every = tokio::time::interval(Duration::from_millis(20));
-    for payload in tone_packets(G711Law::MuLaw, 50) {
+    for payload in tone_packets(SpeakerEncoding::G711(G711Law::MuLaw), 50) {
         every.tick().await;
         talk.send(&payload, 160).expect("sent");
     }
@@ -152,4 +155,46 @@ async fn gstreamers_onvif_camera_plays_the_speech_and_sees_the_teardown() {
     .await
     .expect("waited");
     drop(camera);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_g726_speaker_plays_the_speech_at_its_level() {
+    // GStreamer's ONVIF camera whose backchannel takes G726-32 (what several Hikvision and
+    // Dahua speakers take): its depayloader and ffmpeg's G.726 decoder hand the speaker a
+    // second of the tone.
+    let camera = SpeakerCamera::onvif_g726("s3cret");
+    let url = url::Url::parse(&camera.url).expect("url");
+    let credentials = Some(Credentials {
+        user: "admin".into(),
+        password: "s3cret".into(),
+    });
+    let mut talk = Backchannel::open(&url, credentials, AGENT)
+        .await
+        .expect("backchannel");
+    let codec = talk.codec().clone();
+    assert_eq!(codec.encoding, SpeakerEncoding::G726(G726Packing::Rfc3551));
+    assert_eq!((codec.payload_type, codec.clock_rate_hz), (96, 8_000));
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    for payload in tone_packets(codec.encoding, 50) {
+        assert_eq!(payload.len(), 80);
+        every.tick().await;
+        talk.send(&payload, 160).expect("sent");
+    }
+    let (camera, all) = tokio::task::spawn_blocking(move || {
+        let all = camera.wait_for(Duration::from_secs(5), |speaker, _| {
+            speaker.iter().map(|b| b.samples).sum::<usize>() >= 8_000
+        });
+        (camera, all)
+    })
+    .await
+    .expect("waited");
+    let speaker = camera.speaker();
+    assert!(all, "the speaker got {speaker:?}");
+    // After the ADPCM's first adaptation, the tone's level (8 000) within 10 %.
+    let settled: Vec<i32> = speaker.iter().skip(5).map(|b| b.peak).collect();
+    assert!(
+        settled.iter().all(|p| (7_200..=8_800).contains(p)),
+        "{settled:?}"
+    );
+    talk.close().await.expect("closed with TEARDOWN");
 }

@@ -294,6 +294,43 @@ async fn no_backchannel() {
     );
 }
 
+#[test]
+fn a_g726_speaker_hears_the_talker_at_the_sent_level() {
+    let _serial = one_at_a_time();
+    runtime().block_on(async {
+        // GStreamer's camera whose backchannel takes G726-32 (ffmpeg's decoder).
+        let camera = SpeakerCamera::onvif_g726("s3cret");
+        let (server, _dir) = Server::with_config(&config(&camera.url_with("s3cret"), "auto"));
+        let door = server.wait_json("/api/cameras/door", 20, |c| {
+            c["talkback"]["available"] == true
+        });
+        assert_eq!(door["talkback"]["codec"], "g726-32/8000", "{door}");
+        let mut talker = connected(&format!("{}/api/talk/door", server.base))
+            .await
+            .expect("talk session");
+        speak(&mut talker, &mut Tone::new(), 100).await;
+        let heard = camera.wait_for(Duration::from_secs(5), |speaker, _| {
+            speaker.iter().filter(|b| b.peak > 4_000).count() * 160 >= 12_000
+        });
+        let speaker = camera.speaker();
+        assert!(heard, "the speaker heard {speaker:?}");
+        // The tone (8 000) through Opus, 8 kHz and G.726 keeps its level: one ADPCM state for
+        // the session (an encoder made afresh per packet would not).
+        let loud: Vec<i32> = speaker
+            .iter()
+            .map(|b| b.peak)
+            .filter(|&p| p > 4_000)
+            .collect();
+        let median = {
+            let mut l = loud.clone();
+            l.sort_unstable();
+            l[l.len() / 2]
+        };
+        assert!((6_500..=9_500).contains(&median), "{loud:?}");
+        talker.close().await.expect("DELETE");
+    });
+}
+
 fn isapi_config(video_url: &str, isapi_url: &str) -> String {
     config(video_url, "isapi") + &format!("isapi_url = \"{isapi_url}\"\n")
 }

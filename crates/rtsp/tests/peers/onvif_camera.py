@@ -6,6 +6,7 @@ PCMU on its backchannel (announced only to a DESCRIBE with `Require:
 www.onvif.org/ver20/backchannel`), decoded to the speaker: a fakesink whose buffers it reports.
 
     /usr/bin/python3 onvif_camera.py --port N [--user U --password P] [--record FILE]
+                                     [--speaker-codec pcmu|g726]
 
 Prints "ready rtsp://127.0.0.1:N/cam" once it listens, then for every buffer the speaker is
 handed "speaker UNIX_MS SAMPLES PEAK" (its arrival time in ms, 8 kHz samples, the largest
@@ -36,11 +37,19 @@ MEDIA = (
     "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 ! "
     "audio/x-raw,rate=8000,channels=1 ! mulawenc ! tee allow-not-linked=true ! rtppcmupay name=pay1 )"
 )
-BACKCHANNEL = (
-    '( capsfilter caps="application/x-rtp, media=audio, payload=0, clock-rate=8000, '
-    'encoding-name=PCMU" name=depay_backchannel ! rtppcmudepay ! mulawdec ! '
-    "fakesink name=speaker async=false sync=false signal-handoffs=true )"
-)
+SPEAKERS = {
+    "pcmu": (
+        '( capsfilter caps="application/x-rtp, media=audio, payload=0, clock-rate=8000, '
+        'encoding-name=PCMU" name=depay_backchannel ! rtppcmudepay ! mulawdec ! '
+        "fakesink name=speaker async=false sync=false signal-handoffs=true )"
+    ),
+    # RFC 3551 packing (rtpg726depay assumes AAL2's unless told not to); ffmpeg's decoder.
+    "g726": (
+        '( capsfilter caps="application/x-rtp, media=audio, payload=96, clock-rate=8000, '
+        'encoding-name=G726-32" name=depay_backchannel ! rtpg726depay force-aal2=false ! '
+        "avdec_g726 ! fakesink name=speaker async=false sync=false signal-handoffs=true )"
+    ),
+}
 
 
 def main():
@@ -49,6 +58,7 @@ def main():
     parser.add_argument("--user")
     parser.add_argument("--password")
     parser.add_argument("--record")
+    parser.add_argument("--speaker-codec", choices=sorted(SPEAKERS), default="pcmu")
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPOnvifServer.new()
@@ -56,7 +66,7 @@ def main():
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPOnvifMediaFactory.new()
     factory.set_launch(MEDIA)
-    factory.set_backchannel_launch(BACKCHANNEL)
+    factory.set_backchannel_launch(SPEAKERS[args.speaker_codec])
     factory.set_shared(False)
     factory.set_media_gtype(GstRtspServer.RTSPOnvifMedia.__gtype__)
     if args.user:

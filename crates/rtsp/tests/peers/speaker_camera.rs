@@ -46,6 +46,22 @@ impl SpeakerCamera {
         )
     }
 
+    /// The ONVIF camera with a speaker that takes G.726-32 (RFC 3551 packing; ffmpeg's
+    /// decoder, as GStreamer's `avdec_g726`).
+    pub fn onvif_g726(password: &str) -> SpeakerCamera {
+        SpeakerCamera::start(
+            "onvif_camera.py",
+            &[
+                "--user",
+                "admin",
+                "--password",
+                password,
+                "--speaker-codec",
+                "g726",
+            ],
+        )
+    }
+
     /// The ONVIF camera, its speaker's samples also appended to `record` (16-bit LE, 8 kHz).
     pub fn onvif_recording(password: &str, record: &std::path::Path) -> SpeakerCamera {
         let record = record.to_str().expect("a UTF-8 path");

@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use lockstep_media::g711::G711Law;
+use lockstep_media::speaker_encoding::SpeakerEncoding;
 use lockstep_rtsp::auth::Credentials;
 use lockstep_rtsp::backchannel::BackchannelCodec;
 use lockstep_rtsp::talkspurt::TalkspurtClock;
@@ -82,7 +83,7 @@ pub async fn probe(http: &mut CameraHttp) -> Result<IsapiChannel, SpeakerError> 
         return Ok(IsapiChannel {
             id: id.to_owned(),
             codec: BackchannelCodec {
-                law,
+                encoding: SpeakerEncoding::G711(law),
                 payload_type: if law == G711Law::MuLaw { 0 } else { 8 },
                 clock_rate_hz: 8_000,
             },

@@ -13,6 +13,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use lockstep_media::speaker_encoding::SpeakerEncoder;
 use lockstep_media::EchoReference;
 use lockstep_opus::OpusDecoder;
 use lockstep_rtsp::auth::Credentials;
@@ -91,6 +92,7 @@ async fn run(
         queue: SpeechQueue::new(SPEAKER_RATE_HZ),
         decoder: None,
         backchannel: None,
+        encoder: None,
         opening: None,
         opening_since: Instant::now(),
         open_since: Instant::now(),
@@ -136,6 +138,8 @@ struct Speaker {
     /// The current talker's decoder.
     decoder: Option<(Arc<str>, OpusDecoder)>,
     backchannel: Option<Box<dyn SpeakerPath>>,
+    /// The open path's encoder (G.726's state lives as long as the session).
+    encoder: Option<SpeakerEncoder>,
     opening: Option<JoinHandle<Opened>>,
     /// When the current (or last) opening began, and when the path was ready.
     opening_since: Instant,
@@ -215,6 +219,7 @@ impl Speaker {
                     s.opens += 1;
                     s.last_open_ms = Some(opening_ms);
                 });
+                self.encoder = Some(codec.encoding.encoder());
                 self.backchannel = Some(backchannel);
                 self.next_frame = Instant::now();
             }
@@ -250,11 +255,13 @@ impl Speaker {
         // A tick that came late (the runtime was busy) is not made up: the clock restarts.
         self.next_frame = (self.next_frame + FRAME).max(now);
         if let Some(frame) = frame {
-            let Some(backchannel) = self.backchannel.as_mut() else {
+            let (Some(backchannel), Some(encoder)) =
+                (self.backchannel.as_mut(), self.encoder.as_mut())
+            else {
                 return;
             };
             let mut payload = Vec::with_capacity(frame.len());
-            backchannel.codec().law.encode(&frame, &mut payload);
+            encoder.encode(&frame, &mut payload);
             let Ok(plays_from) = backchannel.send(&payload, frame.len() as u32) else {
                 self.lost();
                 return;
@@ -328,9 +335,5 @@ impl Speaker {
 
 /// `pcmu/8000`.
 pub fn codec_name(codec: &BackchannelCodec) -> String {
-    format!(
-        "{}/{}",
-        codec.law.encoding_name().to_ascii_lowercase(),
-        codec.clock_rate_hz
-    )
+    format!("{}/{}", codec.encoding.name(), codec.clock_rate_hz)
 }

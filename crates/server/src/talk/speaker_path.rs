@@ -54,7 +54,9 @@ pub enum SpeakerError {
     #[error("{0}")]
     NotOffered(String),
     /// It takes speech in an encoding lockstep does not write yet: it cannot talk.
-    #[error("the camera's speaker takes {0}; lockstep sends G.711 (PCMU/PCMA) so far")]
+    #[error(
+        "the camera's speaker takes {0}; lockstep sends G.711 (PCMU/PCMA) and G.726-32 so far"
+    )]
     Codec(String),
     /// Anything else: the next attempt may pass.
     #[error("{0}")]
