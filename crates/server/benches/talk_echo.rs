@@ -4,7 +4,9 @@
 //! `lockstep serve` while a WHEP viewer records the camera's audio. Per loop delay and `echo`
 //! mode: the echo the viewer hears per second against `echo = "off"` (away from the beeps, as
 //! the talk test measures it), the second from which it stays 25 dB down, the camera's own
-//! sound (beep peak) against `off`, and the server's CPU while talking.
+//! sound (beep peak) against `off`, and the server's CPU while talking. `aec, again` is a second
+//! talk 62 s after the first: the canceller was dropped after a minute of silence and starts
+//! afresh, but with the loop the first talk measured.
 //!
 //!   cargo bench -p lockstep --bench talk_echo -- [DELAYS_MS...]     (default 120 300 600)
 
@@ -23,7 +25,8 @@ struct Run {
     cpu_percent: f64,
 }
 
-fn run(runtime: &tokio::runtime::Runtime, delay_ms: &str, echo: &str) -> Run {
+/// A talk of `TALK_SECS` (with `again`, the second of two, 62 s apart) and what it did.
+fn run(runtime: &tokio::runtime::Runtime, delay_ms: &str, echo: &str, again: bool) -> Run {
     let mut args = vec!["--echo-delay-ms", delay_ms, "--echo-gain-db", "-6"];
     if std::env::var("NEAR").as_deref() == Ok("voice") {
         args.push("--near-voice");
@@ -36,6 +39,10 @@ fn run(runtime: &tokio::runtime::Runtime, delay_ms: &str, echo: &str) -> Run {
     );
     let (server, _dir) = common::Server::with_config(&config);
     server.wait_json("/api/cameras/door", 20, |c| c["state"] == "live");
+    if again {
+        runtime.block_on(talk_rig::talk_and_listen(&server.base, TALK_SECS));
+        std::thread::sleep(Duration::from_secs(62));
+    }
     let ticks = common::cpu_ticks(server.pid());
     let started = Instant::now();
     let heard = runtime.block_on(talk_rig::talk_and_listen(&server.base, TALK_SECS));
@@ -73,13 +80,18 @@ fn main() {
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     for delay in &delays {
-        let off = run(&runtime, delay, "off");
+        let off = run(&runtime, delay, "off", false);
         println!(
             "loop {delay} ms (+ the simulator's 100 ms playout buffer); off: server CPU {:.1} %",
             off.cpu_percent
         );
-        for mode in ["aec", "half-duplex"] {
-            let with = run(&runtime, delay, mode);
+        for (mode, again) in [("aec", false), ("aec, again", true), ("half-duplex", false)] {
+            let with = run(
+                &runtime,
+                delay,
+                mode.split(',').next().unwrap_or(mode),
+                again,
+            );
             let erle: Vec<String> = off
                 .per_second
                 .iter()

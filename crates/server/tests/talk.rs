@@ -222,24 +222,11 @@ fn the_demo_talks_with_its_run_token_and_the_audit_log_says_who() {
 #[test]
 fn a_backchannel_the_camera_drops_mid_talk_is_reported_and_reopened() {
     let _serial = one_at_a_time();
-    // The simulator closes every connection once, 5 s after it starts: mid-talk.
-    let camera = Camera::start(&["--drop-after", "5"]);
+    // The simulator closes every connection once, 12 s after it starts: mid-talk, the
+    // backchannel open for more than the 5 s a camera that drops every session waits.
+    let camera = Camera::start(&["--drop-after", "12"]);
     let (server, _dir) = Server::with_config(&config(&camera.url, "onvif"));
     server.wait_json("/api/cameras/door", 20, |c| c["state"] == "live");
-    let base = server.base.clone();
-    // Watch the camera's talkback while talking: the loss must be said, not swallowed.
-    let watcher = std::thread::spawn(move || {
-        let mut reasons = Vec::new();
-        for _ in 0..60 {
-            std::thread::sleep(Duration::from_millis(250));
-            let r = common::http(&base, "GET", "/api/cameras/door", "", "");
-            let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-            if let Some(reason) = v["talkback"]["reason"].as_str() {
-                reasons.push(reason.to_owned());
-            }
-        }
-        reasons
-    });
     runtime().block_on(async {
         let mut talker = connected(&format!("{}/api/talk/door", server.base))
             .await
@@ -248,16 +235,18 @@ fn a_backchannel_the_camera_drops_mid_talk_is_reported_and_reopened() {
         speak(&mut talker, &mut tone, 700).await;
         talker.close().await.expect("DELETE");
     });
-    let reasons = watcher.join().expect("watched");
-    assert!(
-        reasons.iter().any(|r| r.contains("ended")),
-        "the drop was not reported: {reasons:?}"
-    );
-    // Speech after the wait opened a new backchannel; the camera's live view came back.
+    // The drop is counted (and said while it lasts), the backchannel reopened at once: of the
+    // 14 s spoken (700 frames) at most a second is lost, not the 5 s a refusing camera waits.
     let door = server.wait_json("/api/cameras/door", 20, |c| {
         c["talkback"]["opens"].as_u64() >= Some(2) && c["state"] == "live"
     });
+    assert_eq!(door["talkback"]["drops"], 1, "{door}");
     assert_eq!(door["talkback"]["available"], true, "{door}");
+    let sent = door["talkback"]["frames_sent"].as_u64().unwrap_or(0);
+    assert!(
+        sent >= 650,
+        "{sent} frames of 700 reached the camera: {door}"
+    );
 }
 
 #[test]

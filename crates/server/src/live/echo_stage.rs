@@ -123,7 +123,9 @@ impl EchoStage {
                     .as_ref()
                     .is_none_or(|(rate, _)| *rate != rate_hz)
                 {
-                    let canceller = EchoCanceller::new(rate_hz, path.reference.rate_hz());
+                    // The loop measured in an earlier talk: lined up from the first frame.
+                    let canceller = EchoCanceller::new(rate_hz, path.reference.rate_hz())
+                        .remembering(path.loop_ms().map(|ms| ms * 1_000_000));
                     self.canceller = Some((rate_hz, canceller));
                 }
                 match self.canceller.as_mut() {

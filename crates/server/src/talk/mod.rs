@@ -65,6 +65,8 @@ pub struct TalkStatus {
     /// How long the speaker's path has been held open, in all, in seconds.
     pub open_secs: f64,
     pub opens: u64,
+    /// Sessions the camera ended while someone talked.
+    pub drops: u64,
     pub frames_sent: u64,
     /// Pauses dropped to bring the latency back after a wait, and speech dropped past the
     /// longest wait kept.

@@ -284,24 +284,30 @@ impl Speaker {
         }
     }
 
-    /// The camera ended the session: its reason, and speech starts a new one after the wait.
+    /// The camera ended the session mid-talk: counted and said, and reopened at once — the
+    /// talker is mid-sentence — unless the session was younger than the retry wait (a camera
+    /// that drops every session is not asked again and again).
     fn lost(&mut self) {
         if let Some(backchannel) = self.backchannel.take() {
             self.count_open_time();
-            let status = self.status.clone();
-            tokio::spawn(async move {
-                let reason = match backchannel.close().await {
-                    Ok(()) => "the camera ended the backchannel".to_owned(),
-                    Err(e) => format!("the backchannel ended: {e}"),
-                };
-                tracing::warn!("talk: {reason}");
-                let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
-                s.reason = Some(reason);
+            self.update(|s| {
                 s.open = false;
+                s.drops += 1;
+                s.reason = Some("the camera ended the backchannel mid-talk".into());
+            });
+            tokio::spawn(async move {
+                if let Err(e) = backchannel.close().await {
+                    tracing::warn!("talk: the backchannel ended: {e}");
+                }
             });
         }
-        self.queue.clear();
-        self.retry_at = Some(Instant::now() + RETRY_AFTER);
+        if self.open_since.elapsed() >= RETRY_AFTER {
+            // What is queued waits for the new session (the queue works a backlog off).
+            self.open();
+        } else {
+            self.queue.clear();
+            self.retry_at = Some(Instant::now() + RETRY_AFTER);
+        }
     }
 
     /// TEARDOWN, in the background (it may take the camera a moment).
