@@ -54,16 +54,9 @@ fn main() {
     );
     std::thread::sleep(std::time::Duration::from_secs(1));
     let speaker = camera.speaker();
-    let pcm: Vec<i16> = std::fs::read(&speaker_pcm)
-        .expect("the speaker's recording")
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
     let buffers: Vec<(f64, usize)> = speaker.iter().map(|b| (b.unix_ms, b.samples)).collect();
-    let tap: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(record.path().join("tap.json")).expect("the tap"))
-            .expect("JSON");
-    let m = mouth_to_speaker::measure(&mouth_to_speaker::tap_chunks(&tap), &buffers, &pcm);
+    let m =
+        mouth_to_speaker::measure_files(&record.path().join("tap.json"), &speaker_pcm, &buffers);
     if let Ok(dump) = std::env::var("TALK_DUMP") {
         // For a look with other tools: the tap, the speaker's buffers and samples.
         let _ = std::fs::copy(record.path().join("tap.json"), format!("{dump}.tap.json"));

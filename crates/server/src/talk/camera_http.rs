@@ -101,14 +101,7 @@ impl CameraHttp {
             stream.write_all(head.as_bytes()).await?;
             Ok::<_, std::io::Error>(stream)
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT, connect).await {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(e)) => Err(format!("{method} {path} to {}: {e}", self.authority)),
-            Err(_) => Err(format!(
-                "{method} {path} to {}: no connection in {REQUEST_TIMEOUT:?}",
-                self.authority
-            )),
-        }
+        self.within(method, path, connect).await
     }
 
     /// One request on a fresh connection: the answer and its `WWW-Authenticate` values.
@@ -123,11 +116,21 @@ impl CameraHttp {
             stream.write_all(head.as_bytes()).await?;
             read_response(&mut stream).await
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Ok(Ok(answer)) => Ok(answer),
+        self.within(method, path, exchange).await
+    }
+
+    /// `work` for `method path`, given `REQUEST_TIMEOUT`; its error says which request, where.
+    async fn within<T>(
+        &self,
+        method: &str,
+        path: &str,
+        work: impl std::future::Future<Output = std::io::Result<T>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+            Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => Err(format!("{method} {path} to {}: {e}", self.authority)),
             Err(_) => Err(format!(
-                "{method} {path} to {}: no answer in {REQUEST_TIMEOUT:?}",
+                "{method} {path} to {}: nothing in {REQUEST_TIMEOUT:?}",
                 self.authority
             )),
         }
@@ -152,93 +155,89 @@ impl CameraHttp {
     }
 }
 
-/// Reads one answer: status, `WWW-Authenticate` values, and the body (by `Content-Length`,
-/// chunked, or to the connection's end).
+/// Reads one answer: status, `WWW-Authenticate` values, and the body.
 pub async fn read_response(stream: &mut TcpStream) -> std::io::Result<(Response, Vec<String>)> {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
-    let (status, reason, challenges, body_at, length, chunked) = loop {
+    loop {
         let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Err(invalid("the connection closed before an HTTP answer"));
-        }
         data.extend_from_slice(&buf[..n]);
-        if data.len() > MAX_RESPONSE_BYTES {
-            return Err(invalid("an HTTP answer's head longer than 256 KiB"));
-        }
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&data) {
-            Ok(httparse::Status::Complete(at)) => {
-                let header = |name: &str| -> Vec<String> {
-                    response
-                        .headers
-                        .iter()
-                        .filter(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
-                        .collect()
-                };
-                let length = match header("content-length").into_iter().next() {
-                    Some(v) => Some(
-                        v.parse::<usize>()
-                            .map_err(|_| invalid(&format!("Content-Length {v:?}")))?,
-                    ),
-                    None => None,
-                };
-                let chunked = header("transfer-encoding")
-                    .iter()
-                    .any(|v| v.eq_ignore_ascii_case("chunked"));
-                break (
-                    response.code.unwrap_or(0),
-                    response.reason.unwrap_or("").to_owned(),
-                    header("www-authenticate"),
-                    at,
-                    length,
-                    chunked,
-                );
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(e) => return Err(invalid(&format!("not an HTTP answer: {e}"))),
-        }
-    };
-    let mut body = data.split_off(body_at);
-    let complete = |body: &[u8]| match (length, chunked) {
-        (_, true) => dechunk(body).is_some(),
-        (Some(length), false) => body.len() >= length,
-        (None, false) => false,
-    };
-    while !complete(&body) {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            if length.is_none() && !chunked {
-                break;
-            }
-            return Err(invalid(
-                "the connection closed inside an HTTP answer's body",
-            ));
-        }
-        body.extend_from_slice(&buf[..n]);
-        if body.len() > MAX_RESPONSE_BYTES {
-            return Err(invalid("an HTTP answer longer than 256 KiB"));
+        match parse_answer(&data, n == 0) {
+            Ok(Some(answer)) => return Ok((answer.response, answer.challenges)),
+            Ok(None) => {}
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         }
     }
-    let body = if chunked {
-        dechunk(&body).unwrap_or_default()
-    } else {
-        body
+}
+
+/// An answer parsed whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub response: Response,
+    /// Its `WWW-Authenticate` values.
+    pub challenges: Vec<String>,
+    /// How many bytes of the input it took.
+    pub used: usize,
+}
+
+/// One HTTP answer from the start of `data`: `Ok(None)` while more is needed; `closed` says the
+/// connection has ended (a body without a length ends there, anything unfinished is an error).
+/// The body is read by `Content-Length`, chunked, or to the end.
+pub fn parse_answer(data: &[u8], closed: bool) -> Result<Option<Answer>, String> {
+    if data.len() > MAX_RESPONSE_BYTES {
+        return Err("an HTTP answer longer than 256 KiB".into());
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let body_at = match response.parse(data) {
+        Ok(httparse::Status::Complete(at)) => at,
+        Ok(httparse::Status::Partial) if closed => {
+            return Err("the connection closed before a whole HTTP answer".into())
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("not an HTTP answer: {e}")),
     };
-    let body = match length {
-        Some(length) if !chunked => body[..length.min(body.len())].to_vec(),
-        _ => body,
+    let header = |name: &str| -> Vec<String> {
+        response
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
+            .collect()
     };
-    Ok((
-        Response {
-            status,
-            reason,
+    let chunked = header("transfer-encoding")
+        .iter()
+        .any(|v| v.eq_ignore_ascii_case("chunked"));
+    let length = match header("content-length").first() {
+        Some(v) => Some(
+            v.parse::<usize>()
+                .map_err(|_| format!("Content-Length {v:?} is not a length"))?,
+        ),
+        None => None,
+    };
+    let rest = &data[body_at..];
+    let body = match (chunked, length) {
+        (true, _) => dechunk(rest),
+        (false, Some(length)) => rest.get(..length).map(<[u8]>::to_vec),
+        (false, None) => closed.then(|| rest.to_vec()),
+    };
+    let Some(body) = body else {
+        return match closed {
+            true => Err("the connection closed inside an HTTP answer's body".into()),
+            false => Ok(None),
+        };
+    };
+    // A chunked body's trailer is not measured: it is taken to the end of what came.
+    let body_bytes = if chunked { rest.len() } else { body.len() };
+    Ok(Some(Answer {
+        response: Response {
+            status: response.code.unwrap_or(0),
+            reason: response.reason.unwrap_or("").to_owned(),
             body: String::from_utf8_lossy(&body).into_owned(),
         },
-        challenges,
-    ))
+        challenges: header("www-authenticate"),
+        used: body_at + body_bytes,
+    }))
 }
 
 /// A chunked body's content, once its last chunk is in.
@@ -261,10 +260,6 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-fn invalid(what: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
-}
-
 fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
@@ -274,6 +269,36 @@ fn random_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_read_by_length_chunks_or_to_the_end() {
+        let head = b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\"\r\nContent-Length: 5\r\n\r\n";
+        let whole = [&head[..], b"hello"].concat();
+        assert!(parse_answer(&whole[..whole.len() - 1], false)
+            .unwrap()
+            .is_none());
+        let answer = parse_answer(&whole, false).unwrap().unwrap();
+        assert_eq!(
+            (answer.response.status, answer.response.body.as_str()),
+            (401, "hello")
+        );
+        assert_eq!(answer.challenges.len(), 1);
+        assert_eq!(answer.used, whole.len());
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+        assert_eq!(
+            parse_answer(chunked, false).unwrap().unwrap().response.body,
+            "ok"
+        );
+        let to_end = b"HTTP/1.0 200 OK\r\n\r\n<xml/>";
+        assert!(parse_answer(to_end, false).unwrap().is_none());
+        assert_eq!(
+            parse_answer(to_end, true).unwrap().unwrap().response.body,
+            "<xml/>"
+        );
+        assert!(parse_answer(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false).is_err());
+        assert!(parse_answer(b"HTTP/1.1 200", true).is_err());
+        assert!(parse_answer(b"garbage\r\n\r\n", false).is_err());
+    }
 
     #[test]
     fn a_chunked_body_is_whole_only_after_its_last_chunk() {

@@ -50,28 +50,32 @@ pub async fn probe(http: &mut CameraHttp) -> Result<IsapiChannel, SpeakerError> 
         .await
         .map_err(SpeakerError::Failed)?;
     match answer.status {
-        200 => {}
-        404 | 403 => {
-            return Err(SpeakerError::NotOffered(format!(
-                "GET {CHANNELS} answered {} {}: no ISAPI two-way audio",
-                answer.status, answer.reason
-            )))
-        }
-        status => {
-            return Err(SpeakerError::Failed(format!(
-                "GET {CHANNELS} answered {status} {}",
-                answer.reason
-            )))
-        }
+        200 => channel_from_list(&answer.body),
+        404 | 403 => Err(SpeakerError::NotOffered(format!(
+            "GET {CHANNELS} answered {} {}: no ISAPI two-way audio",
+            answer.status, answer.reason
+        ))),
+        status => Err(SpeakerError::Failed(format!(
+            "GET {CHANNELS} answered {status} {}",
+            answer.reason
+        ))),
     }
+}
+
+/// The first channel of a `TwoWayAudioChannelList` that takes G.711, or why none can talk.
+pub fn channel_from_list(xml: &str) -> Result<IsapiChannel, SpeakerError> {
     let mut offered = Vec::new();
-    for channel in answer.body.split("<TwoWayAudioChannel").skip(1) {
+    for channel in xml.split("<TwoWayAudioChannel").skip(1) {
         let (Some(id), Some(codec)) = (
             element(channel, "id"),
             element(channel, "audioCompressionType"),
         ) else {
             continue;
         };
+        // It goes into our request paths: only what a channel number can be.
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
         let law = match codec {
             "G.711ulaw" => G711Law::MuLaw,
             "G.711alaw" => G711Law::ALaw,
@@ -84,7 +88,7 @@ pub async fn probe(http: &mut CameraHttp) -> Result<IsapiChannel, SpeakerError> 
             id: id.to_owned(),
             codec: BackchannelCodec {
                 encoding: SpeakerEncoding::G711(law),
-                payload_type: if law == G711Law::MuLaw { 0 } else { 8 },
+                payload_type: law.payload_type(),
                 clock_rate_hz: 8_000,
             },
         });
@@ -128,7 +132,9 @@ impl IsapiTalk {
             )));
         }
         // Older firmwares answer a ResponseStatus without a session id: the query is optional.
-        let audio_path = match element(&opened.body, "sessionId") {
+        let session = element(&opened.body, "sessionId")
+            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()));
+        let audio_path = match session {
             Some(session) => format!("{CHANNELS}/{}/audioData?sessionId={session}", channel.id),
             None => format!("{CHANNELS}/{}/audioData", channel.id),
         };
@@ -248,6 +254,28 @@ fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_g711_channel_is_chosen_and_others_named() {
+        let list =
+            |channels: &str| format!("<TwoWayAudioChannelList>{channels}</TwoWayAudioChannelList>");
+        let channel = |id: &str, codec: &str| {
+            format!("<TwoWayAudioChannel><id>{id}</id><audioCompressionType>{codec}</audioCompressionType></TwoWayAudioChannel>")
+        };
+        let chosen =
+            channel_from_list(&list(&(channel("1", "G.726") + &channel("2", "G.711alaw"))))
+                .expect("a G.711 channel");
+        assert_eq!(chosen.id, "2");
+        assert_eq!(chosen.codec.encoding, SpeakerEncoding::G711(G711Law::ALaw));
+        let refused = channel_from_list(&list(&channel("1", "G.726"))).unwrap_err();
+        assert!(refused.to_string().contains("G.726"), "{refused}");
+        // An id that would change our request's path is not used.
+        assert!(channel_from_list(&list(&channel("1/../x", "G.711ulaw"))).is_err());
+        assert!(matches!(
+            channel_from_list("<html/>"),
+            Err(SpeakerError::NotOffered(_))
+        ));
+    }
 
     #[test]
     fn elements_are_read_from_isapi_documents() {

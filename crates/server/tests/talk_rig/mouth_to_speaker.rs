@@ -49,6 +49,24 @@ pub fn tap_chunks(tap: &Value) -> Vec<TapChunk> {
         .unwrap_or_default()
 }
 
+/// Measures what a run left: the tap `talk.mjs` wrote (`tap_json`), the speaker's recording
+/// (`speaker_pcm`: 16-bit LE at 8 kHz, as `onvif_camera.py --record` writes it) and its
+/// buffers' arrivals and sizes.
+pub fn measure_files(
+    tap_json: &std::path::Path,
+    speaker_pcm: &std::path::Path,
+    speaker: &[(f64, usize)],
+) -> MouthToSpeaker {
+    let tap: Value = serde_json::from_slice(&std::fs::read(tap_json).expect("the page's tap"))
+        .expect("the tap is JSON");
+    let pcm: Vec<i16> = std::fs::read(speaker_pcm)
+        .expect("the speaker's recording")
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    measure(&tap_chunks(&tap), speaker, &pcm)
+}
+
 /// What was measured.
 #[derive(Debug, Clone, Default)]
 pub struct MouthToSpeaker {
