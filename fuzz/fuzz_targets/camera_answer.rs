@@ -1,7 +1,7 @@
 //! Anything a camera's HTTP API could answer lockstep (Hikvision's ISAPI, for talk): the answer
 //! parser at every length and with the connection open or closed, the two-way audio channel
 //! list, and the bytes as G.726 for a speaker. Each returns what it could read or an error —
-//! never a panic, never a body longer than what came.
+//! never a panic, never a body of more characters than bytes came.
 //!
 //! `cargo fuzz run camera_answer` (from `fuzz/`).
 
@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
     for closed in [false, true] {
         match parse_answer(data, closed) {
             Ok(Some(answer)) => {
-                assert!(answer.response.body.len() <= data.len());
+                // Bytes that are not UTF-8 become U+FFFD (three bytes): count characters.
+                assert!(answer.response.body.chars().count() <= data.len());
                 assert!(answer.used <= data.len());
                 let _ = channel_from_list(&answer.response.body);
             }
