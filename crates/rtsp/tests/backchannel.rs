@@ -1,7 +1,8 @@
 //! The ONVIF backchannel client against the camera simulator (which plays what it receives on
 //! its speaker) and against GStreamer's ONVIF server (an independent peer): opened with the
-//! feature tag and Digest credentials, 20 ms G.711 packets delivered, closed with TEARDOWN; a
-//! camera without a backchannel is refused with the reason.
+//! feature tag and Digest credentials, 20 ms G.711 (and G.726) packets delivered, closed with
+//! TEARDOWN; a camera without a backchannel is refused with the reason; GStreamer announces its
+//! backchannel only to a DESCRIBE with the feature tag.
 
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use lockstep_media::g726::G726Packing;
 use lockstep_media::speaker_encoding::SpeakerEncoding;
 use lockstep_rtsp::auth::Credentials;
 use lockstep_rtsp::backchannel::{Backchannel, BackchannelError};
+use lockstep_rtsp::client::RtspClient;
+use lockstep_rtsp::sdp::Sdp;
 use lockstep_rtsp::sim_camera::{SimCamera, SimCameraConfig};
 
 #[path = "peers/speaker_camera.rs"]
@@ -197,4 +200,33 @@ async fn a_g726_speaker_plays_the_speech_at_its_level() {
         "{settled:?}"
     );
     talk.close().await.expect("closed with TEARDOWN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamers_camera_shows_its_backchannel_only_to_the_require_tag() {
+    // ONVIF: the backchannel is announced only to a DESCRIBE that carries the feature tag;
+    // a plain client (a viewer, a recorder) sees the camera's own streams alone.
+    let camera = SpeakerCamera::onvif("s3cret");
+    let url = url::Url::parse(&camera.url).expect("url");
+    let credentials = Some(Credentials {
+        user: "admin".into(),
+        password: "s3cret".into(),
+    });
+    let mut plain = RtspClient::connect(&url, credentials.clone(), AGENT)
+        .await
+        .expect("connected");
+    let (text, _) = plain.describe(&url).await.expect("DESCRIBE");
+    let sdp = Sdp::parse(&text);
+    assert!(sdp.media.iter().any(|m| m.media == "audio"), "{text}");
+    assert!(!sdp.media.iter().any(|m| m.sendonly), "{text}");
+    let mut tagged = RtspClient::connect(&url, credentials, AGENT)
+        .await
+        .expect("connected");
+    tagged.require(lockstep_rtsp::backchannel::ONVIF_BACKCHANNEL);
+    let (text, _) = tagged.describe(&url).await.expect("DESCRIBE");
+    let sdp = Sdp::parse(&text);
+    assert!(
+        sdp.media.iter().any(|m| m.media == "audio" && m.sendonly),
+        "{text}"
+    );
 }
