@@ -303,8 +303,9 @@ fn a_g726_speaker_hears_the_talker_at_the_sent_level() {
         });
         let speaker = camera.speaker();
         assert!(heard, "the speaker heard {speaker:?}");
-        // The tone (8 000) through Opus, 8 kHz and G.726 keeps its level: one ADPCM state for
-        // the session (an encoder made afresh per packet would not).
+        // The tone (8 000) through Opus, 8 kHz and G.726 keeps its level through the speaker
+        // task's encoder. (Whether an encoder made afresh per packet would fail this was not
+        // tried: the ADPCM adapts within a few ms, so it may well pass.)
         let loud: Vec<i32> = speaker
             .iter()
             .map(|b| b.peak)

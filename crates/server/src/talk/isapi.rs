@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::camera_http::{read_response, CameraHttp};
-use super::speaker_path::{Sent, SpeakerError, SpeakerPath};
+use super::speaker_path::{Ended, Sent, SpeakerError, SpeakerPath};
 
 const CHANNELS: &str = "/ISAPI/System/TwoWayAudio/channels";
 
@@ -171,7 +171,7 @@ impl SpeakerPath for IsapiTalk {
             .place(Instant::now(), samples, self.codec.clock_rate_hz);
         match self.audio.try_send(payload.to_vec()) {
             Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(placed.start),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(super::speaker_path::Ended),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Ended),
         }
     }
 
