@@ -95,6 +95,12 @@ pub struct ServerConfig {
     /// limits); from anyone else the header is ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The RTSP restream's address (`rtsp://ADDR/{camera}`); off when absent.
+    #[serde(default)]
+    pub rtsp_listen: Option<SocketAddr>,
+    /// An RTSP client heard from (a request, RTCP) less often than this is dropped.
+    #[serde(default = "default_rtsp_timeout")]
+    pub rtsp_timeout_secs: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -145,6 +151,9 @@ fn default_ws_resume() -> u32 {
 fn default_max_connections_per_ip() -> u32 {
     64
 }
+fn default_rtsp_timeout() -> u32 {
+    60
+}
 fn default_max_connections() -> u32 {
     10_000
 }
@@ -176,6 +185,8 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             trusted_proxies: Vec::new(),
+            rtsp_listen: None,
+            rtsp_timeout_secs: default_rtsp_timeout(),
         }
     }
 }
@@ -825,6 +836,7 @@ impl Config {
                 1..=3_600,
             ),
             ("tcp_keepalive_count", server.tcp_keepalive_count, 1..=100),
+            ("rtsp_timeout_secs", server.rtsp_timeout_secs, 5..=3_600),
         ] {
             if !range.contains(&value) {
                 return Err(ConfigError::Inconsistent {
@@ -860,6 +872,20 @@ impl Config {
                  (`lockstep user add NAME --role admin`)",
                 server.listen
             )));
+        }
+        if let Some(rtsp) = server.rtsp_listen {
+            if server.auth == AuthMode::Off && !rtsp.ip().is_loopback() {
+                return Err(inconsistent(format!(
+                    "server.auth is \"off\" but server.rtsp_listen is {rtsp}: without \
+                     authentication the restream listens on loopback only"
+                )));
+            }
+            if rtsp == server.listen {
+                return Err(inconsistent(format!(
+                    "server.rtsp_listen and server.listen are both {rtsp}: give the restream \
+                     its own port (8554 is RTSP's usual one)"
+                )));
+            }
         }
         match (&server.tls_cert, &server.tls_key, server.tls) {
             (Some(_), Some(_), TlsMode::Off) | (None, None, _) => {}

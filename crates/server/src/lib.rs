@@ -16,5 +16,6 @@ pub mod demo;
 pub mod live;
 pub mod measure;
 pub mod push_sim_cmd;
+pub mod restream;
 pub mod sim_camera_cmd;
 pub mod talk;

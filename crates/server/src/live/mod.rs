@@ -49,6 +49,9 @@ use state::AppState;
 pub struct Running {
     pub http: SocketAddr,
     pub webrtc: SocketAddr,
+    /// The RTSP restream's address, when `server.rtsp_listen` is set.
+    pub rtsp: Option<SocketAddr>,
+    _restream: Option<AbortOnDrop>,
     pub state: Arc<AppState>,
     /// Where the UI is: `http://ADDR/` or `https://ADDR/`.
     pub url: String,
@@ -93,9 +96,31 @@ impl Running {
     }
 }
 
+/// A task that ends with its owner.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Binds HTTP and WebRTC and starts every camera of `config`.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let listener = listener::bind(&config.server)?;
+    let rtsp_listener = match config.server.rtsp_listen {
+        Some(addr) => Some(
+            crate::restream::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (server.rtsp_listen)"))?,
+        ),
+        None => None,
+    };
+    let rtsp = rtsp_listener
+        .as_ref()
+        .map(tokio::net::TcpListener::local_addr)
+        .transpose()?;
     let http = listener.local_addr()?;
     let tls = tls::load(&config.server, &config.storage.dir).context("HTTPS")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -211,6 +236,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         talk: crate::talk::Talk::start(&config.cameras, &echo_paths, clock),
     });
     signalling::Signalling::publish_cameras(&state);
+    let restream = rtsp_listener.map(|listener| {
+        crate::restream::spawn(
+            listener,
+            state.clone(),
+            std::time::Duration::from_secs(config.server.rtsp_timeout_secs.into()),
+        )
+    });
     let limits = http_server::HttpLimits::new(
         config.server.max_connections,
         config.server.max_connections_per_ip,
@@ -230,6 +262,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     Ok(Running {
         http,
         webrtc,
+        rtsp,
+        _restream: restream.map(AbortOnDrop),
         state,
         url: format!("{scheme}://{http}/"),
         fingerprint,
@@ -307,6 +341,9 @@ pub fn announce(running: &Running) {
         running.webrtc,
         running.state.whep.candidates()
     );
+    if let Some(rtsp) = running.rtsp {
+        eprintln!("lockstep: restreaming every camera at rtsp://{rtsp}/CAMERA");
+    }
     if let Some((path, fingerprint)) = &running.fingerprint {
         eprintln!(
             "lockstep: HTTPS with {} (SHA-256 {fingerprint}: compare it with what the browser \

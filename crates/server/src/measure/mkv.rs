@@ -52,6 +52,12 @@ fn audio_decoder(
     }
 }
 
+/// A track's codec ID. GStreamer's `matroskamux` writes it with its C string's terminating NUL,
+/// which the specification's string type allows as padding.
+fn codec_id(track: &matroska_demuxer::TrackEntry) -> &str {
+    track.codec_id().trim_end_matches('\0')
+}
+
 pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observations> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut mkv = MatroskaFile::open(BufReader::new(file))
@@ -62,7 +68,7 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
         .iter()
         .find(|t| t.track_type() == TrackType::Video)
         .context("no video track")?;
-    let (codec, parameter_sets, length_size) = match video.codec_id() {
+    let (codec, parameter_sets, length_size) = match codec_id(video) {
         "V_MPEG4/ISO/AVC" => {
             let avc = parse_avcc(video.codec_private().context("H.264 track without avcC")?)?;
             (Codec::H264, avc.parameter_sets_annex_b, avc.length_size)
@@ -89,7 +95,7 @@ pub fn observe(path: &Path, duration: Option<f64>) -> anyhow::Result<Observation
     let rate = settings.sampling_frequency().round() as u32;
     let channels = settings.channels().get() as usize;
     let bits = settings.bit_depth().map_or(16, |b| b.get());
-    let mut decoder = audio_decoder(audio.codec_id(), audio.codec_private(), bits, channels)?;
+    let mut decoder = audio_decoder(codec_id(audio), audio.codec_private(), bits, channels)?;
     // Matroska: a codec's built-in delay (Opus pre-skip) is decoded but not presented.
     let audio_delay_secs = audio.codec_delay().unwrap_or(0) as f64 * 1e-9;
 
