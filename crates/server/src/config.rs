@@ -1194,6 +1194,10 @@ url = "rtsp://192.168.1.11/live"
             ("[server]\ntls = \"self-signed\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n", "self-signed", "one of them"),
             ("[server]\ntls = \"on\"\n", "line 2", "self-signed"),
             ("[server]\nauth = \"maybe\"\n", "line 2", "expected `on` or `off`"),
+            ("[server]\nauth = \"off\"\nrtsp_listen = \"0.0.0.0:8554\"\n", "rtsp_listen", "loopback only"),
+            ("[server]\nrtsp_listen = \"127.0.0.1:8350\"\n", "rtsp_listen", "its own port"),
+            ("[server]\nrtsp_listen = \"8554\"\n", "line 2", "invalid socket address"),
+            ("[server]\nrtsp_timeout_secs = 1\n", "rtsp_timeout_secs is 1", "5 to 3600"),
         ];
         for (text, line, reason) in cases {
             let err = Config::parse(text, "cams.toml").unwrap_err().to_string();
