@@ -10,6 +10,7 @@ pub mod reception;
 pub mod redact;
 pub mod rtp;
 pub mod sdp;
+pub mod serving;
 pub mod sim_camera;
 pub mod talkspurt;
 pub mod transport;

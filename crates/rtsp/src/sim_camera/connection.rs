@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError};
 
 use lockstep_media::g711::G711Law;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -80,7 +79,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     let (mut reader, writer) = stream.into_split();
     let (out, out_rx) = mpsc::channel(TCP_QUEUE);
-    let writer_task = tokio::spawn(write_loop(writer, out_rx));
+    let writer_task = tokio::spawn(crate::serving::write_loop(writer, out_rx));
     let mut rng = Rng::new(seed);
     let nonce = format!("{:016x}", rng.next_u64());
     let mut conn = Connection {
@@ -146,15 +145,6 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>
     let _ = writer_task.await;
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
-    while let Some(bytes) = rx.recv().await {
-        if writer.write_all(&bytes).await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
-}
-
 impl Connection {
     fn playing_udp(&self) -> bool {
         self.session
@@ -198,7 +188,9 @@ impl Connection {
                 }
             }
         }
-        if let Err(response) = self.check_session(request) {
+        if let Err(response) =
+            crate::serving::check_session(request, self.session.as_ref().map(|s| s.id.as_str()))
+        {
             return response;
         }
         match request.method.as_str() {
@@ -214,18 +206,6 @@ impl Connection {
             "GET_PARAMETER" | "SET_PARAMETER" => Response::new(200),
             "ANNOUNCE" | "RECORD" | "REDIRECT" => Response::new(405).header("Allow", PUBLIC),
             _ => Response::new(501).header("Public", PUBLIC),
-        }
-    }
-
-    /// A request naming a session must name ours.
-    fn check_session(&self, request: &Request) -> Result<(), Response> {
-        let Some(given) = request.header("Session") else {
-            return Ok(());
-        };
-        let given = given.split(';').next().unwrap_or_default().trim();
-        match &self.session {
-            Some(s) if s.id == given => Ok(()),
-            _ => Err(Response::new(454).header("X-Error", format!("no session {given:?}"))),
         }
     }
 
@@ -353,13 +333,7 @@ impl Connection {
     }
 
     async fn bind_udp(&self, client_rtp: u16, client_rtcp: u16) -> std::io::Result<UdpPair> {
-        let (rtp, rtcp) = crate::udp_media::bind_rtp_pair(self.local.ip()).await?;
-        Ok(UdpPair {
-            rtp,
-            rtcp,
-            client_rtp: SocketAddr::new(self.peer.ip(), client_rtp),
-            client_rtcp: SocketAddr::new(self.peer.ip(), client_rtcp),
-        })
+        UdpPair::bind(self.local.ip(), self.peer.ip(), client_rtp, client_rtcp).await
     }
 
     async fn play(&mut self) -> Response {

@@ -5,11 +5,9 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
@@ -17,22 +15,7 @@ use super::config::Impairments;
 use super::live::Packet;
 use super::Rng;
 use crate::message::interleave;
-
-/// Where one track's packets go.
-#[derive(Debug, Clone)]
-pub enum Route {
-    Tcp { rtp_channel: u8, rtcp_channel: u8 },
-    Udp(Arc<UdpPair>),
-}
-
-/// The server's two UDP sockets for one track, and the client's ports.
-#[derive(Debug)]
-pub struct UdpPair {
-    pub rtp: UdpSocket,
-    pub rtcp: UdpSocket,
-    pub client_rtp: SocketAddr,
-    pub client_rtcp: SocketAddr,
-}
+pub use crate::serving::{Route, UdpPair};
 
 /// A reordered packet is held back by this much on top of its jitter.
 const REORDER_HOLD: Duration = Duration::from_millis(20);

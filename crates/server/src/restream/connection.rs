@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use lockstep_media::{Codec, SourceFeed};
 use lockstep_rtsp::message::{parse_frame, Frame, Request, Response};
 use lockstep_rtsp::transport::{self, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -89,7 +88,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Restream>) {
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     let (mut reader, writer) = stream.into_split();
     let (out, out_rx) = mpsc::channel(TCP_QUEUE);
-    let writer_task = tokio::spawn(write_loop(writer, out_rx));
+    let writer_task = tokio::spawn(lockstep_rtsp::serving::write_loop(writer, out_rx));
     let timeout = ctx.session_timeout;
     let mut conn = Connection {
         ctx,
@@ -140,15 +139,6 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<Restream>) {
     }
     drop(conn);
     let _ = writer_task.await;
-}
-
-async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
-    while let Some(bytes) = rx.recv().await {
-        if writer.write_all(&bytes).await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
 }
 
 impl Connection {
@@ -205,7 +195,10 @@ impl Connection {
         if request.method == "OPTIONS" {
             return (Response::new(200).header("Public", PUBLIC), None);
         }
-        if let Err(response) = self.check_session(request) {
+        if let Err(response) = lockstep_rtsp::serving::check_session(
+            request,
+            self.session.as_ref().map(|s| s.id.as_str()),
+        ) {
             return (response, None);
         }
         let response = match request.method.as_str() {
@@ -230,18 +223,6 @@ impl Connection {
             _ => Response::new(501).header("Public", PUBLIC),
         };
         (response, None)
-    }
-
-    /// A request naming a session must name ours.
-    fn check_session(&self, request: &Request) -> Result<(), Response> {
-        let Some(given) = request.header("Session") else {
-            return Ok(());
-        };
-        let given = given.split(';').next().unwrap_or_default().trim();
-        match &self.session {
-            Some(s) if s.id == given => Ok(()),
-            _ => Err(Response::new(454).header("X-Error", format!("no session {given:?}"))),
-        }
     }
 
     /// Who asks, checked once per connection (a token's check is a database read).
@@ -401,13 +382,7 @@ impl Connection {
     }
 
     async fn bind_udp(&self, client_rtp: u16, client_rtcp: u16) -> std::io::Result<UdpPair> {
-        let (rtp, rtcp) = lockstep_rtsp::udp_media::bind_rtp_pair(self.local.ip()).await?;
-        Ok(UdpPair {
-            rtp,
-            rtcp,
-            client_rtp: SocketAddr::new(self.peer.ip(), client_rtp),
-            client_rtcp: SocketAddr::new(self.peer.ip(), client_rtcp),
-        })
+        UdpPair::bind(self.local.ip(), self.peer.ip(), client_rtp, client_rtcp).await
     }
 
     fn play(&mut self) -> (Response, Option<[Option<PlayTrack>; 2]>) {

@@ -4,35 +4,18 @@
 //! A client that cannot keep up (its TCP queue full, or the feed lagging past it) loses frames
 //! and resumes at the next keyframe: never a queue without bound, never a broken picture.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use lockstep_media::SourceFeed;
 use lockstep_rtsp::message::interleave;
-use tokio::net::UdpSocket;
+pub use lockstep_rtsp::serving::{Route, UdpPair};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::describe::{AUDIO_TRACK, VIDEO_TRACK};
 use super::rtp_sender::{Outgoing, RtpSender};
-
-/// The server's two UDP sockets for one track, and where the client listens.
-#[derive(Debug)]
-pub struct UdpPair {
-    pub rtp: UdpSocket,
-    pub rtcp: UdpSocket,
-    pub client_rtp: SocketAddr,
-    pub client_rtcp: SocketAddr,
-}
-
-/// Where one track's packets go.
-#[derive(Debug, Clone)]
-pub enum Route {
-    Tcp { rtp_channel: u8, rtcp_channel: u8 },
-    Udp(Arc<UdpPair>),
-}
 
 /// A track set up for playing.
 #[derive(Debug)]

@@ -1,0 +1,68 @@
+//! What lockstep's two RTSP servers share — the camera simulator and the restream: where a
+//! playing client's packets go, the connection's writer, and the session check.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::message::{Request, Response};
+
+/// Where one track's packets go.
+#[derive(Debug, Clone)]
+pub enum Route {
+    Tcp { rtp_channel: u8, rtcp_channel: u8 },
+    Udp(Arc<UdpPair>),
+}
+
+/// The server's two UDP sockets for one track, and the client's ports.
+#[derive(Debug)]
+pub struct UdpPair {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+    pub client_rtp: SocketAddr,
+    pub client_rtcp: SocketAddr,
+}
+
+impl UdpPair {
+    /// Binds an even/odd port pair on `local` for a client at `peer` listening on these ports.
+    pub async fn bind(
+        local: IpAddr,
+        peer: IpAddr,
+        client_rtp: u16,
+        client_rtcp: u16,
+    ) -> std::io::Result<UdpPair> {
+        let (rtp, rtcp) = crate::udp_media::bind_rtp_pair(local).await?;
+        Ok(UdpPair {
+            rtp,
+            rtcp,
+            client_rtp: SocketAddr::new(peer, client_rtp),
+            client_rtcp: SocketAddr::new(peer, client_rtcp),
+        })
+    }
+}
+
+/// Writes what the connection queues (responses, interleaved packets) until the queue closes.
+pub async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(bytes) = rx.recv().await {
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// A request naming a session must name the connection's (`ours`); one naming none passes.
+pub fn check_session(request: &Request, ours: Option<&str>) -> Result<(), Response> {
+    let Some(given) = request.header("Session") else {
+        return Ok(());
+    };
+    let given = given.split(';').next().unwrap_or_default().trim();
+    match ours {
+        Some(id) if id == given => Ok(()),
+        _ => Err(Response::new(454).header("X-Error", format!("no session {given:?}"))),
+    }
+}
