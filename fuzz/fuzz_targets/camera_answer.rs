@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lockstep::talk::camera_http::parse_answer;
+use lockstep::camera_http::parse_answer;
 use lockstep::talk::isapi::channel_from_list;
 use lockstep_media::g726::{G726Decoder, G726Packing};
 

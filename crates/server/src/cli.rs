@@ -29,12 +29,41 @@ pub enum Command {
     Measure(MeasureArgs),
     /// A simulated talking avatar: pushes beep-flash audio and frames to a push source.
     PushSim(PushSimArgs),
-    /// Find ONVIF cameras on the LAN (WS-Discovery).
-    Discover,
+    /// Find ONVIF cameras on the LAN (WS-Discovery) and, with credentials, what they stream.
+    Discover(DiscoverArgs),
     /// The server's users (kept in auth.sqlite beside the recordings).
     User(UserArgs),
     /// API tokens for scripts, WHEP/WHIP clients, producers and Prometheus.
     Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// How long to wait for answers, in seconds.
+    #[arg(long, default_value_t = 3.0, value_parser = discover_timeout)]
+    pub timeout: f64,
+    /// Print JSON (one object per device) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// The devices' user; the password is read from LOCKSTEP_ONVIF_PASSWORD. Without it only
+    /// what discovery says is shown (most devices answer nothing else without credentials).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A device to ask without discovery (`HOST[:PORT]` or its device service URL); repeatable.
+    #[arg(long)]
+    pub address: Vec<String>,
+    /// Probe the LAN as well when --address is given.
+    #[arg(long)]
+    pub probe: bool,
+}
+
+fn discover_timeout(text: &str) -> Result<f64, String> {
+    let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if (0.2..=60.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{secs} is outside 0.2–60 s"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -235,7 +264,7 @@ impl Command {
             Command::SimCamera(_) => "sim-camera",
             Command::Measure(_) => "measure",
             Command::PushSim(_) => "push-sim",
-            Command::Discover => "discover",
+            Command::Discover(_) => "discover",
             Command::User(_) => "user",
             Command::Token(_) => "token",
         }

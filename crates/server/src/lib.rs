@@ -9,10 +9,12 @@
 
 pub mod auth;
 pub mod auth_cmd;
+pub mod camera_http;
 pub mod cli;
 pub mod config;
 mod config_brand;
 pub mod demo;
+pub mod discover;
 pub mod live;
 pub mod measure;
 pub mod push_sim_cmd;

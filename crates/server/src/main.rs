@@ -8,9 +8,6 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-/// Exit status of a subcommand that is part of the contract but not built yet.
-const NOT_IMPLEMENTED: u8 = 2;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -34,7 +31,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_async(demo::run(&args)),
         Command::User(args) => finish(auth_cmd::user(&args)),
         Command::Token(args) => finish(auth_cmd::token(&args)),
-        command @ Command::Discover => not_implemented(command.name()),
+        Command::Discover(args) => run_async(lockstep::discover::run(&args)),
     }
 }
 
@@ -73,14 +70,6 @@ fn serve(path: &std::path::Path) -> ExitCode {
             run_async(live::serve(config))
         }
     }
-}
-
-fn not_implemented(name: &str) -> ExitCode {
-    eprintln!(
-        "lockstep {name}: not implemented yet. Built today: `lockstep demo`, `lockstep serve`, \
-         `lockstep sim-camera` and `lockstep measure`; see the README."
-    );
-    ExitCode::from(NOT_IMPLEMENTED)
 }
 
 #[cfg(test)]

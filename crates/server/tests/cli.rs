@@ -10,12 +10,19 @@ fn lockstep(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn unbuilt_subcommands_say_so_and_exit_2() {
-    let out = lockstep(&["discover"]);
+fn discover_says_what_it_needs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["discover", "--user", "admin", "--address", "127.0.0.1:9"])
+        .env_remove("LOCKSTEP_ONVIF_PASSWORD")
+        .output()
+        .expect("the lockstep binary runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LOCKSTEP_ONVIF_PASSWORD"), "{stderr}");
+    let out = lockstep(&["discover", "--timeout", "600"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not implemented yet"), "{stderr}");
-    assert!(stderr.contains("discover"), "{stderr}");
+    assert!(stderr.contains("outside 0.2–60 s"), "{stderr}");
 }
 
 #[test]

@@ -22,8 +22,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::camera_http::{read_response, CameraHttp};
 use super::speaker_path::{Ended, Sent, SpeakerError, SpeakerPath};
+use crate::camera_http::{read_response, CameraHttp};
 
 const CHANNELS: &str = "/ISAPI/System/TwoWayAudio/channels";
 

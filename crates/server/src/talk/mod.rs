@@ -7,7 +7,6 @@
 //! DESCRIBE with the backchannel's Require, nothing held open), `isapi` asks its two-way audio
 //! channels, `onvif` trusts the config until an attempt fails, `off` never.
 
-pub mod camera_http;
 pub mod floor;
 pub mod isapi;
 pub mod speaker;

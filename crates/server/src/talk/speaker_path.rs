@@ -9,8 +9,8 @@ use futures::future::BoxFuture;
 use lockstep_rtsp::auth::Credentials;
 use lockstep_rtsp::backchannel::{Backchannel, BackchannelCodec, BackchannelError};
 
-use super::camera_http::CameraHttp;
 use super::isapi::{self, IsapiTalk};
+use crate::camera_http::CameraHttp;
 
 /// The session has ended (the camera closed it, or the connection failed); its reason comes
 /// from [`SpeakerPath::close`].

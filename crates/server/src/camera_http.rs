@@ -1,5 +1,5 @@
-//! A small HTTP/1.1 client for a camera's own API (Hikvision's ISAPI): one request per
-//! connection, the camera's 401 answered with Digest (or Basic) and its challenge kept for the
+//! A small HTTP/1.1 client for a camera's own APIs (Hikvision's ISAPI, ONVIF's SOAP services):
+//! one request per connection, the camera's 401 answered with Digest (or Basic) and its challenge kept for the
 //! next requests — which lets a stream's headers carry credentials before its body starts, as
 //! a body that never ends cannot be sent twice.
 
@@ -15,7 +15,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest answer read (camera XML documents are a few KiB).
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
-const USER_AGENT: &str = "lockstep-talk";
+const USER_AGENT: &str = "lockstep";
 
 /// A camera's answer.
 #[derive(Debug)]
@@ -36,18 +36,16 @@ pub struct CameraHttp {
 }
 
 impl CameraHttp {
-    /// Requests to `base` (`http://host[:port]`). HTTPS is refused by name: ISAPI over TLS is
+    /// Requests to `base` (`http://host[:port]`). HTTPS is refused by name: TLS to cameras is
     /// not spoken yet.
     pub fn new(base: &url::Url, credentials: Option<Credentials>) -> Result<CameraHttp, String> {
         if base.scheme() != "http" {
             return Err(format!(
-                "{}: lockstep speaks ISAPI over http:// only so far",
+                "{}: lockstep speaks to cameras' HTTP APIs over http:// only so far",
                 base.scheme()
             ));
         }
-        let host = base
-            .host_str()
-            .ok_or("the camera's ISAPI URL has no host")?;
+        let host = base.host_str().ok_or("the camera's HTTP URL has no host")?;
         let port = base.port_or_known_default().unwrap_or(80);
         Ok(CameraHttp {
             authority: format!("{host}:{port}"),
@@ -58,7 +56,27 @@ impl CameraHttp {
 
     /// `method path` without a body, answered once more with credentials after a 401.
     pub async fn request(&mut self, method: &str, path: &str) -> Result<Response, String> {
-        let first = self.exchange(method, path).await?;
+        self.send(method, path, None).await
+    }
+
+    /// `POST path` with a body of `content_type`, answered once more with credentials after a
+    /// 401.
+    pub async fn post(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Result<Response, String> {
+        self.send("POST", path, Some((content_type, body))).await
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &str)>,
+    ) -> Result<Response, String> {
+        let first = self.exchange(method, path, body).await?;
         if first.0.status != 401 {
             return Ok(first.0);
         }
@@ -70,7 +88,7 @@ impl CameraHttp {
         let challenge = Challenge::choose(first.1.iter().map(String::as_str))
             .map_err(|e| format!("{method} {path}: {e}"))?;
         self.challenge = Some((challenge, 0));
-        let (second, _) = self.exchange(method, path).await?;
+        let (second, _) = self.exchange(method, path, body).await?;
         if second.status == 401 {
             return Err(format!(
                 "{method} {path}: the camera refused the credentials (401)"
@@ -109,11 +127,18 @@ impl CameraHttp {
         &mut self,
         method: &str,
         path: &str,
+        body: Option<(&str, &str)>,
     ) -> Result<(Response, Vec<String>), String> {
-        let head = self.head(method, path, "Content-Length: 0\r\n");
+        let (content_type, body) = body.unwrap_or_default();
+        let mut headers = format!("Content-Length: {}\r\n", body.len());
+        if !content_type.is_empty() {
+            headers.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
+        let head = self.head(method, path, &headers);
         let exchange = async {
             let mut stream = TcpStream::connect(&self.authority).await?;
             stream.write_all(head.as_bytes()).await?;
+            stream.write_all(body.as_bytes()).await?;
             read_response(&mut stream).await
         };
         self.within(method, path, exchange).await
