@@ -11,6 +11,7 @@ import { MediaPlayer } from './player/player.js';
 import { PlayerMeter } from './player/player-meter.js';
 import { csrfHeaders, currentSession, logout, toLogin } from './session.js';
 import { TalkSession, microphoneAllowed } from './talk.js';
+import { offerDiscovery } from './discover.js';
 
 const grid = document.getElementById('grid');
 const cards = new Map();   // name -> { el, session, video, stream }
@@ -293,6 +294,7 @@ currentSession().then((session) => {
 
 /** Who is logged in, with a way out. */
 function showWho(session) {
+  if (session.permissions.includes('admin')) offerDiscovery();
   if (session.via === 'open') return;
   document.getElementById('who-name').textContent = session.name;
   document.getElementById('who').hidden = false;

@@ -196,6 +196,7 @@ fn every_route_asks_who_is_calling_and_grants_only_what_they_may() {
         ("GET", "/metrics", "lacks the metrics permission"),
         ("GET", "/api/tokens", "lacks the admin permission"),
         ("GET", "/api/audit", "lacks the admin permission"),
+        ("POST", "/api/discover", "lacks the admin permission"),
         ("POST", "/api/talk/door", "lacks the talk permission"),
     ];
     for (method, path, says) in refused {

@@ -81,6 +81,23 @@ for _ in range(60):
     time.sleep(0.5)
 print(json.dumps(state))
 PY
+# The same search asked of the server (the UI's "Find cameras"), and two bad requests.
+/usr/bin/python3 - > api.json <<'PY'
+import json, urllib.error, urllib.request
+def post(body):
+    request = urllib.request.Request("http://127.0.0.1:8350/api/discover",
+        data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        answer = urllib.request.urlopen(request, timeout=30)
+        return [answer.status, json.load(answer)]
+    except urllib.error.HTTPError as e:
+        return [e.code, json.load(e)]
+print(json.dumps({
+    "found": post({"user": "admin", "password": "s3cret pass", "timeout_secs": 1.5}),
+    "long": post({"timeout_secs": 100}),
+    "half": post({"user": "admin"}),
+}))
+PY
 kill $(jobs -p) 2>/dev/null || true
 "#;
     let out = in_namespace(script, dir.path());
@@ -146,6 +163,26 @@ kill $(jobs -p) 2>/dev/null || true
     let anonymous = read(d, "anonymous.txt");
     assert!(anonymous.contains("Stand-in Camera 4"), "{anonymous}");
     assert!(!anonymous.contains("s3cret"), "{anonymous}");
+
+    let api: serde_json::Value = serde_json::from_str(&read(d, "api.json")).expect("JSON");
+    assert_eq!(api["found"][0], 200, "{api}");
+    let devices = api["found"][1]["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 3, "{api}");
+    assert_eq!(devices[0]["camera"], first["camera"], "{api}");
+    assert_eq!(
+        api["found"][1]["unreadable"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(api["long"][0], 400, "{api}");
+    assert!(api["long"][1]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("timeout_secs"));
+    assert_eq!(api["half"][0], 400, "{api}");
+    assert!(api["half"][1]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("together"));
 
     let live: serde_json::Value = serde_json::from_str(&read(d, "live.json")).expect("JSON");
     assert_eq!(live["state"], "live", "{live}\n{}", read(d, "serve.err"));

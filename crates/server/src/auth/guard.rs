@@ -43,7 +43,9 @@ pub fn need<'a>(method: &Method, path: &'a str) -> Need<'a> {
         ["api", "push" | "whip", ..] => Need::Permission(Permission::Publish, camera),
         ["api", "recordings", ..] => Need::Permission(Permission::Playback, camera),
         ["api", "talk", ..] => Need::Permission(Permission::Talk, camera),
-        ["api", "tokens" | "users" | "audit", ..] => Need::Permission(Permission::Admin, None),
+        ["api", "tokens" | "users" | "audit" | "discover", ..] => {
+            Need::Permission(Permission::Admin, None)
+        }
         ["api", ..] => Need::SignedIn,
         _ => Need::Public,
     }
@@ -216,6 +218,7 @@ mod tests {
                 Need::Permission(Admin, None),
             ),
             (&get, "/api/audit", Need::Permission(Admin, None)),
+            (&post, "/api/discover", Need::Permission(Admin, None)),
         ];
         for (method, path, expected) in cases {
             assert_eq!(&need(method, path), expected, "{method} {path}");

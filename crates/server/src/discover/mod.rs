@@ -31,6 +31,53 @@ pub struct Report {
     pub camera: Option<String>,
 }
 
+/// What to look for and with which login.
+#[derive(Debug)]
+pub struct Search {
+    pub timeout: Duration,
+    pub login: Option<Credentials>,
+    /// Devices to ask without discovery (`HOST[:PORT]` or a device service URL).
+    pub addresses: Vec<String>,
+    /// Probe the LAN as well when addresses are given.
+    pub probe: bool,
+}
+
+/// What a search found: every device's report, and the answers that could not be read.
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub devices: Vec<Report>,
+    pub unreadable: Vec<String>,
+}
+
+/// Probes (unless only addresses are asked), then reads every device at once: twenty cameras
+/// take as long as the slowest, not their sum.
+pub async fn search(search: &Search) -> Result<Results, String> {
+    let mut found: Vec<Found> = Vec::new();
+    let mut unreadable = Vec::new();
+    if search.addresses.is_empty() || search.probe {
+        let message_id = format!("urn:uuid:{}", uuid_v4());
+        let (devices, bad) = ws_discovery::probe(search.timeout, &message_id)
+            .await
+            .map_err(|e| format!("cannot probe the LAN (WS-Discovery, UDP 3702): {e}"))?;
+        found.extend(devices);
+        unreadable = bad;
+    }
+    for address in &search.addresses {
+        found.push(by_hand(address)?);
+    }
+    let devices = futures::future::join_all(
+        found
+            .into_iter()
+            .enumerate()
+            .map(|(i, device)| report(device, search.login.as_ref(), i + 1)),
+    )
+    .await;
+    Ok(Results {
+        devices,
+        unreadable,
+    })
+}
+
 pub async fn run(args: &DiscoverArgs) -> anyhow::Result<()> {
     let login = match (&args.user, std::env::var("LOCKSTEP_ONVIF_PASSWORD")) {
         (Some(user), Ok(password)) => Some(Credentials {
@@ -43,39 +90,27 @@ pub async fn run(args: &DiscoverArgs) -> anyhow::Result<()> {
         ),
         (None, _) => None,
     };
-    let mut found: Vec<Found> = Vec::new();
-    if args.address.is_empty() || args.probe {
-        let message_id = format!("urn:uuid:{}", uuid_v4());
-        let timeout = Duration::from_secs_f64(args.timeout);
-        let (devices, unreadable) = ws_discovery::probe(timeout, &message_id)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot probe the LAN (WS-Discovery, UDP 3702): {e}"))?;
-        for reason in unreadable {
-            eprintln!("discover: an answer that is not a ProbeMatch: {reason}");
-        }
-        found.extend(devices);
+    let found = search(&Search {
+        timeout: Duration::from_secs_f64(args.timeout),
+        login,
+        addresses: args.address.clone(),
+        probe: args.probe,
+    })
+    .await
+    .map_err(anyhow::Error::msg)?;
+    for reason in &found.unreadable {
+        eprintln!("discover: an answer that is not a ProbeMatch: {reason}");
     }
-    for address in &args.address {
-        found.push(by_hand(address)?);
-    }
-    // Every device at once: twenty cameras take as long as the slowest, not their sum.
-    let reports: Vec<Report> = futures::future::join_all(
-        found
-            .into_iter()
-            .enumerate()
-            .map(|(i, device)| report(device, login.as_ref(), i + 1)),
-    )
-    .await;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
-    } else if reports.is_empty() {
+        println!("{}", serde_json::to_string_pretty(&found.devices)?);
+    } else if found.devices.is_empty() {
         eprintln!(
             "discover: no ONVIF device answered in {} s (a camera on another subnet, or with \
              discovery off, can be named with --address HOST)",
             args.timeout
         );
     } else {
-        for report in &reports {
+        for report in &found.devices {
             print!("{}", table(report));
         }
     }
@@ -83,19 +118,19 @@ pub async fn run(args: &DiscoverArgs) -> anyhow::Result<()> {
 }
 
 /// A device named by hand: `HOST[:PORT]` or its device service URL.
-fn by_hand(address: &str) -> anyhow::Result<Found> {
+fn by_hand(address: &str) -> Result<Found, String> {
     let service = if address.contains("://") {
         address.to_owned()
     } else {
         format!("http://{address}/onvif/device_service")
     };
-    let url = url::Url::parse(&service)
-        .map_err(|e| anyhow::anyhow!("--address {address}: not a host or URL ({e})"))?;
+    let url =
+        url::Url::parse(&service).map_err(|e| format!("{address}: not a host or URL ({e})"))?;
     let from = url
         .socket_addrs(|| Some(80))
         .ok()
         .and_then(|a| a.first().copied())
-        .ok_or_else(|| anyhow::anyhow!("--address {address}: cannot resolve its host"))?;
+        .ok_or_else(|| format!("{address}: cannot resolve its host"))?;
     Ok(Found {
         endpoint: service.clone(),
         xaddrs: vec![service],

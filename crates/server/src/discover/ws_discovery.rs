@@ -136,7 +136,13 @@ pub async fn probe(
                     devices.entry(device.endpoint.clone()).or_insert(device);
                 }
             }
-            Err(reason) => unreadable.push(format!("{from}: {reason}")),
+            Err(reason) => {
+                // Each repeated probe draws the same answer again: one line per answer.
+                let line = format!("{from}: {reason}");
+                if !unreadable.contains(&line) {
+                    unreadable.push(line);
+                }
+            }
         }
     }
     Ok((devices.into_values().collect(), unreadable))

@@ -14,6 +14,7 @@ use lockstep_webrtc::{ViewerOptions, WhepError};
 use serde_json::{json, Value};
 
 use super::camera::{CameraHandle, CameraStatus};
+use super::discover_api;
 use super::recordings::{self, recorder_json};
 use super::signalling;
 use super::state::{ApiError, AppState};
@@ -48,6 +49,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .patch(talk::patch)
                 .options(preflight),
         )
+        .route("/api/discover", post(discover_api::discover))
         .route("/api/ws", get(signalling::upgrade))
         .route("/api/media/{name}", get(media_socket::upgrade))
         .route("/api/recordings/{name}", get(recordings::timeline))

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod backoff;
 pub mod camera;
+mod discover_api;
 pub mod echo_stage;
 mod export_slots;
 pub mod forwarded;

@@ -37,6 +37,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../../../web/talk.js"),
     ),
     (
+        "/discover.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/discover.js"),
+    ),
+    (
         "/signalling.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/signalling.js"),

@@ -287,7 +287,11 @@ impl Connection {
             .filter(|f| f.is_keyframe())
             .map(|f| f.data.to_vec());
         drop(subscription);
-        let audio = camera.settings.audio && status.borrow().audio_codec.is_some();
+        // Audio is announced only when the live path makes it (a refused codec makes none).
+        let audio = camera.settings.audio && {
+            let status = status.borrow();
+            status.audio_codec.is_some() && status.audio_refused.is_none()
+        };
         let offer = Offer {
             video: if video == Codec::H265 {
                 Codec::H265
