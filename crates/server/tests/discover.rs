@@ -50,9 +50,14 @@ fn read(dir: &Path, name: &str) -> String {
 fn finds_devices_reads_their_streams_and_its_block_serves() {
     let dir = tempdir::Dir::new();
     let script = r#"
+# Whatever happens, nothing outlives the script (a live child keeps the namespace alive).
+pids=""
+trap 'kill $pids 2>/dev/null || true' EXIT
 "$LOCKSTEP" sim-camera --listen 127.0.0.1:8554 --size 320x240 > camera.out 2>&1 &
+pids="$pids $!"
 /usr/bin/python3 "$DEVICES" --first-port 8081 --count 4 --user admin --password 's3cret pass' \
     --refuse-profiles 2 --garbage 3 --stream rtsp://127.0.0.1:8554/cam > devices.out 2>&1 &
+pids="$pids $!"
 for i in $(seq 1 50); do grep -q ready devices.out && break; sleep 0.1; done
 LOCKSTEP_ONVIF_PASSWORD='s3cret pass' "$LOCKSTEP" discover --user admin --timeout 1.5 \
     > table.txt 2> table.err
@@ -66,6 +71,7 @@ printf '[server]\nlisten = "127.0.0.1:8350"\nauth = "off"\n[storage]\ndir = "dat
 /usr/bin/python3 -c '
 import json; print(json.load(open("found.json"))[0]["camera"])' >> lockstep.toml
 "$LOCKSTEP" serve --config lockstep.toml > serve.out 2> serve.err &
+pids="$pids $!"
 /usr/bin/python3 - > live.json <<'PY'
 import json, time, urllib.request
 found = json.load(open("found.json"))
@@ -98,7 +104,6 @@ print(json.dumps({
     "half": post({"user": "admin"}),
 }))
 PY
-kill $(jobs -p) 2>/dev/null || true
 "#;
     let out = in_namespace(script, dir.path());
     assert!(
