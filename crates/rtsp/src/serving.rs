@@ -10,6 +10,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::message::{Request, Response};
+use crate::transport::{self, Transport};
 
 /// Where one track's packets go.
 #[derive(Debug, Clone)]
@@ -65,4 +66,48 @@ pub fn check_session(request: &Request, ours: Option<&str>) -> Result<(), Respon
         Some(id) if id == given => Ok(()),
         _ => Err(Response::new(454).header("X-Error", format!("no session {given:?}"))),
     }
+}
+
+/// What a SETUP asked for and got: the transport, the server's UDP pair when it is UDP, and
+/// that pair's ports for the `Transport` answer.
+#[derive(Debug)]
+pub struct SetupTransport {
+    pub chosen: Transport,
+    pub udp: Option<Arc<UdpPair>>,
+    pub server_ports: Option<(u16, u16)>,
+}
+
+/// The first transport of a SETUP's offer the server can serve, with a UDP pair bound on
+/// `local` for a client at `peer` when it is UDP; else the error answer (461, 500).
+pub async fn setup_transport(
+    request: &Request,
+    local: IpAddr,
+    peer: IpAddr,
+) -> Result<SetupTransport, Response> {
+    let Some(chosen) = request.header("Transport").and_then(transport::choose) else {
+        return Err(Response::new(461).header("X-Error", "offer RTP/AVP over UDP or TCP"));
+    };
+    let udp = match chosen {
+        Transport::Udp {
+            client_rtp,
+            client_rtcp,
+        } => match UdpPair::bind(local, peer, client_rtp, client_rtcp).await {
+            Ok(pair) => Some(Arc::new(pair)),
+            Err(e) => {
+                return Err(Response::new(500).header("X-Error", format!("cannot bind UDP: {e}")))
+            }
+        },
+        Transport::Tcp { .. } => None,
+    };
+    let server_ports = udp.as_ref().map(|p| {
+        (
+            p.rtp.local_addr().map_or(0, |a| a.port()),
+            p.rtcp.local_addr().map_or(0, |a| a.port()),
+        )
+    });
+    Ok(SetupTransport {
+        chosen,
+        udp,
+        server_ports,
+    })
 }

@@ -16,7 +16,8 @@ use super::{sdp, Context, Rng, BACKCHANNEL_REQUIRE, CAMERA_PATH};
 use crate::auth;
 use crate::message::{parse_frame, Frame, Request, Response};
 use crate::rtp::parse_rtp;
-use crate::transport::{self, Transport};
+use crate::serving::{setup_transport, SetupTransport};
+use crate::transport::Transport;
 
 const PUBLIC: &str =
     "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
@@ -267,27 +268,14 @@ impl Connection {
             return Response::new(404)
                 .header("X-Error", format!("unknown track {:?}", request.uri));
         };
-        let Some(chosen) = request.header("Transport").and_then(transport::choose) else {
-            return Response::new(461).header("X-Error", "offer RTP/AVP over UDP or TCP");
+        let SetupTransport {
+            chosen,
+            udp,
+            server_ports,
+        } = match setup_transport(request, self.local.ip(), self.peer.ip()).await {
+            Ok(setup) => setup,
+            Err(response) => return response,
         };
-        let udp = match chosen {
-            Transport::Udp {
-                client_rtp,
-                client_rtcp,
-            } => match self.bind_udp(client_rtp, client_rtcp).await {
-                Ok(pair) => Some(Arc::new(pair)),
-                Err(e) => {
-                    return Response::new(500).header("X-Error", format!("cannot bind UDP: {e}"))
-                }
-            },
-            Transport::Tcp { .. } => None,
-        };
-        let server_ports = udp.as_ref().map(|p| {
-            (
-                p.rtp.local_addr().map_or(0, |a| a.port()),
-                p.rtcp.local_addr().map_or(0, |a| a.port()),
-            )
-        });
         let ssrc = if track < self.ctx.live.tracks.len() {
             self.ctx.live.ssrc(track)
         } else {
@@ -330,10 +318,6 @@ impl Connection {
                 "Session",
                 format!("{id};timeout={}", self.ctx.cfg.session_timeout.as_secs()),
             )
-    }
-
-    async fn bind_udp(&self, client_rtp: u16, client_rtcp: u16) -> std::io::Result<UdpPair> {
-        UdpPair::bind(self.local.ip(), self.peer.ip(), client_rtp, client_rtcp).await
     }
 
     async fn play(&mut self) -> Response {

@@ -124,19 +124,12 @@ fn by_hand(address: &str) -> Result<Found, String> {
     } else {
         format!("http://{address}/onvif/device_service")
     };
-    let url =
-        url::Url::parse(&service).map_err(|e| format!("{address}: not a host or URL ({e})"))?;
-    let from = url
-        .socket_addrs(|| Some(80))
-        .ok()
-        .and_then(|a| a.first().copied())
-        .ok_or_else(|| format!("{address}: cannot resolve its host"))?;
+    url::Url::parse(&service).map_err(|e| format!("{address}: not a host or URL ({e})"))?;
     Ok(Found {
         endpoint: service.clone(),
         xaddrs: vec![service],
         name: None,
         hardware: None,
-        from,
     })
 }
 

@@ -3,7 +3,7 @@
 //! each device, unicast to the probe's source port.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -26,8 +26,6 @@ pub struct Found {
     /// What its scopes say (`onvif://www.onvif.org/name/…`, `…/hardware/…`).
     pub name: Option<String>,
     pub hardware: Option<String>,
-    /// Where the answer came from.
-    pub from: SocketAddr,
 }
 
 /// The Probe with `message_id` (`urn:uuid:…`).
@@ -50,11 +48,7 @@ pub fn probe_message(message_id: &str) -> String {
 
 /// The devices in a ProbeMatches answering `message_id`; an answer to another probe (another
 /// client on the LAN) is not ours: `Ok(empty)`.
-pub fn parse_matches(
-    datagram: &[u8],
-    message_id: &str,
-    from: SocketAddr,
-) -> Result<Vec<Found>, String> {
+pub fn parse_matches(datagram: &[u8], message_id: &str) -> Result<Vec<Found>, String> {
     let text = std::str::from_utf8(datagram).map_err(|e| format!("not UTF-8 text: {e}"))?;
     let doc = Document::parse(text)?;
     let root = doc.root_element();
@@ -87,7 +81,6 @@ pub fn parse_matches(
             xaddrs,
             name: scope(&scopes, "name"),
             hardware: scope(&scopes, "hardware"),
-            from,
         });
     }
     Ok(found)
@@ -130,7 +123,7 @@ pub async fn probe(
             continue;
         };
         let (n, from) = received?;
-        match parse_matches(&buf[..n], message_id, from) {
+        match parse_matches(&buf[..n], message_id) {
             Ok(found) => {
                 for device in found {
                     devices.entry(device.endpoint.clone()).or_insert(device);
@@ -172,8 +165,7 @@ mod tests {
 
     #[test]
     fn reads_a_probe_match_whatever_the_prefixes() {
-        let from = SocketAddr::from(([10, 0, 0, 5], 3702));
-        let found = parse_matches(answer(ID).as_bytes(), ID, from).unwrap();
+        let found = parse_matches(answer(ID).as_bytes(), ID).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].endpoint, "urn:uuid:c9790c3a");
         assert_eq!(found[0].xaddrs[0], "http://10.0.0.5/onvif/device_service");
@@ -183,13 +175,12 @@ mod tests {
 
     #[test]
     fn an_answer_to_another_probe_is_not_ours_and_garbage_says_why() {
-        let from = SocketAddr::from(([10, 0, 0, 5], 3702));
-        assert!(parse_matches(answer("urn:uuid:other").as_bytes(), ID, from)
+        assert!(parse_matches(answer("urn:uuid:other").as_bytes(), ID)
             .unwrap()
             .is_empty());
-        let err = parse_matches(b"<a><b></a>", ID, from).unwrap_err();
+        let err = parse_matches(b"<a><b></a>", ID).unwrap_err();
         assert!(err.contains("XML"), "{err}");
-        let err = parse_matches(&[0xff, 0xfe], ID, from).unwrap_err();
+        let err = parse_matches(&[0xff, 0xfe], ID).unwrap_err();
         assert!(err.contains("UTF-8"), "{err}");
     }
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use lockstep_media::{Codec, SourceFeed};
 use lockstep_rtsp::message::{parse_frame, Frame, Request, Response};
-use lockstep_rtsp::transport::{self, Transport};
+use lockstep_rtsp::serving::{setup_transport, SetupTransport};
+use lockstep_rtsp::transport::Transport;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -338,27 +339,14 @@ impl Connection {
                 )
             }
         };
-        let Some(chosen) = request.header("Transport").and_then(transport::choose) else {
-            return Response::new(461).header("X-Error", "offer RTP/AVP over UDP or TCP");
+        let SetupTransport {
+            chosen,
+            udp,
+            server_ports,
+        } = match setup_transport(request, self.local.ip(), self.peer.ip()).await {
+            Ok(setup) => setup,
+            Err(response) => return response,
         };
-        let udp = match chosen {
-            Transport::Udp {
-                client_rtp,
-                client_rtcp,
-            } => match self.bind_udp(client_rtp, client_rtcp).await {
-                Ok(pair) => Some(Arc::new(pair)),
-                Err(e) => {
-                    return Response::new(500).header("X-Error", format!("cannot bind UDP: {e}"))
-                }
-            },
-            Transport::Tcp { .. } => None,
-        };
-        let server_ports = udp.as_ref().map(|p| {
-            (
-                p.rtp.local_addr().map_or(0, |a| a.port()),
-                p.rtcp.local_addr().map_or(0, |a| a.port()),
-            )
-        });
         let session = self.session.get_or_insert_with(|| Session {
             id: format!("{:016X}", super::random_u64()),
             tracks: [None, None],
@@ -383,10 +371,6 @@ impl Connection {
                     self.ctx.session_timeout.as_secs()
                 ),
             )
-    }
-
-    async fn bind_udp(&self, client_rtp: u16, client_rtcp: u16) -> std::io::Result<UdpPair> {
-        UdpPair::bind(self.local.ip(), self.peer.ip(), client_rtp, client_rtcp).await
     }
 
     fn play(&mut self) -> (Response, Option<[Option<PlayTrack>; 2]>) {
