@@ -111,3 +111,28 @@ pub async fn setup_transport(
         server_ports,
     })
 }
+
+/// The path of a request URI (`rtsp://[user@]host[:port]/path` or a bare path); `None` when it
+/// has none.
+pub fn request_path(uri: &str) -> Option<&str> {
+    match uri.split_once("://") {
+        Some((_, rest)) => rest.find('/').map(|i| &rest[i..]),
+        None => uri.starts_with('/').then_some(uri),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_path;
+
+    #[test]
+    fn paths_of_absolute_and_bare_uris() {
+        assert_eq!(
+            request_path("rtsp://u:p@h:8554/door/sub"),
+            Some("/door/sub")
+        );
+        assert_eq!(request_path("rtsp://h:8554"), None);
+        assert_eq!(request_path("/door"), Some("/door"));
+        assert_eq!(request_path("*"), None);
+    }
+}

@@ -285,7 +285,8 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-fn random_u64() -> u64 {
+/// 64 random bits from the OS (nonces, session ids, RTP offsets: none of them secrets).
+pub(crate) fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
     u64::from_le_bytes(bytes)

@@ -16,7 +16,7 @@ use super::{sdp, Context, Rng, BACKCHANNEL_REQUIRE, CAMERA_PATH};
 use crate::auth;
 use crate::message::{parse_frame, Frame, Request, Response};
 use crate::rtp::parse_rtp;
-use crate::serving::{setup_transport, SetupTransport};
+use crate::serving::{request_path, setup_transport, SetupTransport};
 use crate::transport::Transport;
 
 const PUBLIC: &str =
@@ -217,18 +217,10 @@ impl Connection {
         })
     }
 
-    /// The path of a request URI (`rtsp://host:port/path` or a bare path).
-    fn path(uri: &str) -> &str {
-        let without_scheme = uri.split_once("://").map_or(uri, |(_, rest)| rest);
-        match without_scheme.find('/') {
-            Some(i) if uri.contains("://") => &without_scheme[i..],
-            _ if uri.starts_with('/') => uri,
-            _ => "",
-        }
-    }
-
     fn describe(&mut self, request: &Request) -> Response {
-        let path = Self::path(&request.uri).trim_end_matches('/');
+        let path = request_path(&request.uri)
+            .unwrap_or_default()
+            .trim_end_matches('/');
         if path != CAMERA_PATH {
             return Response::new(404).header("X-Error", format!("no stream at {path:?}"));
         }
@@ -252,7 +244,7 @@ impl Connection {
 
     /// The track a SETUP names (`…/cam/trackID=N`).
     fn setup_track(&self, uri: &str) -> Option<usize> {
-        let path = Self::path(uri);
+        let path = request_path(uri)?;
         let rest = path.strip_prefix(CAMERA_PATH)?.strip_prefix('/')?;
         let index: usize = rest.strip_prefix("trackID=")?.parse().ok()?;
         let available = self.ctx.live.tracks.len()

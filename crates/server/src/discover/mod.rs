@@ -272,12 +272,8 @@ pub fn table(report: &Report) -> String {
 /// A random (version 4) UUID for the probe's message id.
 fn uuid_v4() -> String {
     let mut b = [0u8; 16];
-    if getrandom::fill(&mut b).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        b = nanos.to_le_bytes();
-    }
+    b[..8].copy_from_slice(&crate::camera_http::random_u64().to_le_bytes());
+    b[8..].copy_from_slice(&crate::camera_http::random_u64().to_le_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lockstep_media::{Codec, SourceFeed};
+use lockstep_media::{Codec, FeedSubscription, SourceFeed};
 use lockstep_rtsp::message::{parse_frame, Frame, Request, Response};
-use lockstep_rtsp::serving::{setup_transport, SetupTransport};
+use lockstep_rtsp::redact::redacted_url;
+use lockstep_rtsp::serving::{request_path, setup_transport, SetupTransport};
 use lockstep_rtsp::transport::Transport;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -34,6 +35,9 @@ struct Described {
     feed: Arc<SourceFeed>,
     audio: bool,
 }
+
+/// What PLAY hands the player: its tracks, and the subscription RTP-Info was read from.
+type Play = ([Option<PlayTrack>; 2], FeedSubscription);
 
 struct SetupTrack {
     transport: Transport,
@@ -176,23 +180,21 @@ impl Connection {
             "restream: {} {} {} -> {}",
             self.peer,
             request.method,
-            credentials::redacted(&request.uri),
+            shown_uri(&request.uri),
             response.status()
         );
         let _ = self.out.send(response.to_bytes(cseq)).await;
         // Media only after the PLAY response: a client reads that first.
-        if let (Some(tracks), Some(session), Some(described)) =
-            (play, &mut self.session, &self.described)
-        {
+        if let (Some((tracks, subscription)), Some(session)) = (play, &mut self.session) {
             session.player = Some(tokio::spawn(player::run(
-                described.feed.clone(),
+                subscription,
                 tracks,
                 self.out.clone(),
             )));
         }
     }
 
-    async fn respond(&mut self, request: &Request) -> (Response, Option<[Option<PlayTrack>; 2]>) {
+    async fn respond(&mut self, request: &Request) -> (Response, Option<Play>) {
         if request.method == "OPTIONS" {
             return (Response::new(200).header("Public", PUBLIC), None);
         }
@@ -248,7 +250,7 @@ impl Connection {
     }
 
     async fn describe(&mut self, request: &Request) -> Response {
-        let Some(path) = credentials::path_of(&request.uri) else {
+        let Some(path) = request_path(&request.uri) else {
             return Response::new(400).header("X-Error", "the request URI has no path");
         };
         let (name, sub) = match path.trim_matches('/').split_once('/') {
@@ -302,7 +304,7 @@ impl Connection {
             keyframe,
             audio,
         };
-        let session_id = super::random_u64() >> 1;
+        let session_id = crate::camera_http::random_u64() >> 1;
         let body = describe::sdp(&offer, name, session_id, &self.local.ip().to_string());
         let base = format!("{}/", request.uri.trim_end_matches('/'));
         self.described = Some(Described {
@@ -348,7 +350,7 @@ impl Connection {
             Err(response) => return response,
         };
         let session = self.session.get_or_insert_with(|| Session {
-            id: format!("{:016X}", super::random_u64()),
+            id: format!("{:016X}", crate::camera_http::random_u64()),
             tracks: [None, None],
             player: None,
             report_readers: Vec::new(),
@@ -373,7 +375,7 @@ impl Connection {
             )
     }
 
-    fn play(&mut self) -> (Response, Option<[Option<PlayTrack>; 2]>) {
+    fn play(&mut self) -> (Response, Option<Play>) {
         let (Some(session), Some(described)) = (&mut self.session, &self.described) else {
             return (
                 Response::new(455).header("X-Error", "PLAY before SETUP"),
@@ -386,13 +388,14 @@ impl Connection {
                 None,
             );
         }
-        // The first picture a client gets is the cached keyframe: RTP-Info names its stamp.
-        let first_video_pts = described
-            .feed
-            .subscribe_video_only()
-            .cached
-            .first()
-            .map(|f| f.pts);
+        // The first picture a client gets is the cached keyframe of this very subscription:
+        // RTP-Info names its stamp.
+        let subscription = if session.tracks[AUDIO_TRACK].is_some() {
+            described.feed.subscribe()
+        } else {
+            described.feed.subscribe_video_only()
+        };
+        let first_video_pts = subscription.cached.first().map(|f| f.pts);
         let mut tracks: [Option<PlayTrack>; 2] = [None, None];
         let mut rtp_info = Vec::new();
         for (index, setup) in session.tracks.iter().enumerate() {
@@ -434,7 +437,7 @@ impl Connection {
             described.camera,
             if udp { " over UDP" } else { "" }
         );
-        (response, Some(tracks))
+        (response, Some((tracks, subscription)))
     }
 }
 
@@ -445,5 +448,14 @@ async fn read_reports(pair: Arc<UdpPair>, heard_ms: Arc<AtomicU64>, started: Ins
         if from.ip() == pair.client_rtcp.ip() {
             heard_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
+    }
+}
+
+/// A request URI for the log: credentials some clients leave in it replaced by `***`.
+fn shown_uri(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(url) => redacted_url(&url),
+        Err(_) if uri.contains('@') => "***".to_owned(),
+        Err(_) => uri.to_owned(),
     }
 }

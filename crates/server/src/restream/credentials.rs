@@ -76,26 +76,6 @@ fn basic_password(value: &str) -> Option<String> {
     (!password.is_empty()).then(|| password.to_owned())
 }
 
-/// The path of a request URI (`rtsp://[user@]host[:port]/path` or a bare path).
-pub fn path_of(uri: &str) -> Option<&str> {
-    match uri.split_once("://") {
-        Some((_, rest)) => rest.find('/').map(|i| &rest[i..]),
-        None => uri.starts_with('/').then_some(uri),
-    }
-}
-
-/// A URI without the user information some clients leave in it.
-pub fn redacted(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return uri.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => uri.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,15 +91,5 @@ mod tests {
         assert_eq!(basic_password("Basic !!!"), None);
         // "viewer:" has no password.
         assert_eq!(basic_password("Basic dmlld2VyOg=="), None);
-    }
-
-    #[test]
-    fn paths_and_redaction() {
-        assert_eq!(path_of("rtsp://h:8554/door/sub"), Some("/door/sub"));
-        assert_eq!(path_of("rtsp://h:8554"), None);
-        assert_eq!(path_of("/door"), Some("/door"));
-        assert_eq!(redacted("rtsp://u:p@h/door"), "rtsp://***@h/door");
-        assert_eq!(redacted("rtsp://h/door"), "rtsp://h/door");
-        assert_eq!(redacted("rtsp://h/a@b"), "rtsp://h/a@b");
     }
 }

@@ -107,18 +107,5 @@ pub fn spawn(
 }
 
 fn random_u32() -> u32 {
-    random_u64() as u32
-}
-
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    // Ids and offsets only need to differ between runs and sessions; the clock is a fallback
-    // that never fails.
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        bytes = nanos.to_le_bytes();
-    }
-    u64::from_le_bytes(bytes)
+    crate::camera_http::random_u64() as u32
 }

@@ -4,10 +4,9 @@
 //! A client that cannot keep up (its TCP queue full, or the feed lagging past it) loses frames
 //! and resumes at the next keyframe: never a queue without bound, never a broken picture.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use lockstep_media::SourceFeed;
+use lockstep_media::FeedSubscription;
 use lockstep_rtsp::message::interleave;
 pub use lockstep_rtsp::serving::{Route, UdpPair};
 use tokio::sync::broadcast::error::RecvError;
@@ -26,15 +25,10 @@ pub struct PlayTrack {
 
 /// Plays until the feed ends or the task is aborted (TEARDOWN, PAUSE, the client gone).
 pub async fn run(
-    feed: Arc<SourceFeed>,
+    subscription: FeedSubscription,
     mut tracks: [Option<PlayTrack>; 2],
     tcp_out: mpsc::Sender<Vec<u8>>,
 ) {
-    let subscription = if tracks[AUDIO_TRACK].is_some() {
-        feed.subscribe()
-    } else {
-        feed.subscribe_video_only()
-    };
     let mut live = subscription.live;
     let mut awaiting_keyframe = false;
     let mut out = Vec::new();
