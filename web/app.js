@@ -11,7 +11,7 @@ import { MediaPlayer } from './player/player.js';
 import { PlayerMeter } from './player/player-meter.js';
 import { csrfHeaders, currentSession, logout, toLogin } from './session.js';
 import { TalkSession, microphoneAllowed } from './talk.js';
-import { offerDiscovery } from './discover.js';
+import { offerDiscovery, offerRemoval } from './discover.js';
 
 const grid = document.getElementById('grid');
 const cards = new Map();   // name -> { el, session, video, stream }
@@ -76,12 +76,15 @@ function card(camera) {
   });
   c.timeline.refresh();
   c.talk = talkButton(c, camera.name);
+  if (mayAdminister && camera.kind === 'camera') offerRemoval(el, camera.name);
   cards.set(camera.name, c);
   return c;
 }
 
 /** Talk after signing-in allowed it. */
 let mayTalk = false;
+/** Cameras are added and removed by admins. */
+let mayAdminister = false;
 /** A click shorter than this latches talk on (a hold talks while held). */
 const LATCH_CLICK_MS = 300;
 
@@ -266,6 +269,14 @@ function render(cameras) {
   document.getElementById('summary').textContent =
     `${live} of ${cameras.length} camera${cameras.length === 1 ? '' : 's'} live`;
   cameras.forEach(update);
+  // A camera removed (by an admin, here or elsewhere): its card goes, its session ends.
+  const names = new Set(cameras.map((camera) => camera.name));
+  for (const [name, c] of cards) {
+    if (names.has(name)) continue;
+    retry(c);
+    c.el.remove();
+    cards.delete(name);
+  }
 }
 
 // Camera state comes on the signalling socket; while it is down, from polling. Both start once
@@ -285,6 +296,7 @@ async function refresh() {
 
 currentSession().then((session) => {
   mayTalk = session.permissions.includes('talk');
+  mayAdminister = session.permissions.includes('admin');
   signalling = new Signalling(render);
   refresh();
   setInterval(refresh, 1000);

@@ -1,6 +1,8 @@
-// "Find cameras" (admins): the server probes its LAN for ONVIF cameras (POST /api/discover),
-// asks each one what it streams with the login given here, and shows a [[camera]] block per
-// device to paste into lockstep.toml. The password goes to the server for this search only.
+// "Add cameras" (admins): the server probes its LAN for ONVIF cameras (POST /api/discover),
+// asks each one what it streams with the login given here, and shows each device with a button
+// that adds it (POST /api/cameras/{name}: saved in lockstep.toml, started at once) and the
+// [[camera]] block it saves. A camera can also be added by its RTSP URL, and removed from its
+// card. A password goes to the server only: it is never shown back.
 
 import { csrfHeaders } from './session.js';
 
@@ -13,6 +15,7 @@ export function offerDiscovery() {
   const results = document.getElementById('discovery-results');
   button.hidden = false;
   button.addEventListener('click', () => { section.hidden = !section.hidden; });
+  offerManualAdd();
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const data = new FormData(form);
@@ -32,7 +35,7 @@ export function offerDiscovery() {
     if (!response.ok) { status.textContent = answer.error || `${response.status}`; return; }
     status.textContent = answer.devices.length === 0
       ? 'No ONVIF camera answered. A camera on another subnet: give its address.'
-      : `${answer.devices.length} found. Paste a block into lockstep.toml and restart lockstep.`;
+      : `${answer.devices.length} found: add one, or paste its block into lockstep.toml.`;
     for (const device of answer.devices) results.append(deviceView(device));
   });
 }
@@ -62,11 +65,72 @@ function deviceView(report) {
   if (report.camera) {
     const block = document.createElement('pre');
     block.textContent = report.camera;
-    const copy = document.createElement('button');
-    copy.type = 'button';
-    copy.textContent = 'Copy';
-    copy.addEventListener('click', () => navigator.clipboard?.writeText(report.camera));
-    item.append(block, copy);
+    const name = document.createElement('input');
+    name.value = report.table.name;
+    name.setAttribute('aria-label', 'Name');
+    const add = document.createElement('button');
+    add.type = 'button';
+    add.textContent = 'Add';
+    const status = document.createElement('span');
+    status.setAttribute('role', 'status');
+    add.addEventListener('click', async () => {
+      const { name: _, ...table } = report.table;
+      status.textContent = await addCamera(name.value.trim(), table);
+    });
+    item.append(block, name, add, status);
   }
   return item;
+}
+
+/** Adds camera `name` with `table` (its [[camera]] keys); says what happened. */
+async function addCamera(name, table) {
+  const response = await fetch(`/api/cameras/${encodeURIComponent(name)}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(await csrfHeaders()) },
+    body: JSON.stringify(table),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) return answer.error || `refused (${response.status})`;
+  return answer.saved_to ? `added, saved in ${answer.saved_to}` : 'added (this run only: no config file)';
+}
+
+/** The form that adds a camera by its RTSP URL, the login put into the URL. */
+function offerManualAdd() {
+  const form = document.getElementById('add-camera');
+  const status = document.getElementById('add-status');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    let url;
+    try {
+      url = new URL(data.get('url').trim());
+    } catch {
+      status.textContent = 'the URL is not valid (rtsp://host[:port]/path)';
+      return;
+    }
+    const user = data.get('user').trim();
+    if (user) {
+      url.username = encodeURIComponent(user);
+      url.password = encodeURIComponent(data.get('password'));
+    }
+    status.textContent = await addCamera(data.get('name').trim(), { url: url.toString() });
+    if (status.textContent.startsWith('added')) form.reset();
+  });
+}
+
+/** The card's Remove button (admins): asks, then removes the camera. */
+export function offerRemoval(card, name) {
+  const button = card.querySelector('.remove');
+  button.hidden = false;
+  button.addEventListener('click', async () => {
+    if (!confirm(`Remove camera ${name}? Its recordings stay.`)) return;
+    const response = await fetch(`/api/cameras/${encodeURIComponent(name)}`, {
+      method: 'DELETE',
+      headers: await csrfHeaders(),
+    });
+    if (!response.ok) {
+      const answer = await response.json().catch(() => ({}));
+      alert(answer.error || `refused (${response.status})`);
+    }
+  });
 }

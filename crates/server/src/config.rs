@@ -28,6 +28,23 @@ pub struct Config {
     /// Sources that push their media to lockstep (`/api/push/NAME`): talking avatars.
     #[serde(default, rename = "push")]
     pub pushes: Vec<PushConfig>,
+    /// The file this was read from: where cameras changed at run time are saved (`None`: the
+    /// demo, a configuration given as text).
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
+    /// The text this was parsed from (where `file` is `None`, camera changes edit it in memory).
+    #[serde(skip)]
+    pub text: ConfigText,
+}
+
+/// A configuration's text, which may hold passwords: `Debug` says only its length.
+#[derive(Clone, Default)]
+pub struct ConfigText(pub String);
+
+impl fmt::Debug for ConfigText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConfigText({} bytes)", self.0.len())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -780,7 +797,8 @@ impl Config {
             path: shown.clone(),
             source,
         })?;
-        let config = Config::parse(&text, &shown)?;
+        let mut config = Config::parse(&text, &shown)?;
+        config.file = Some(path.to_path_buf());
         if holds_passwords(&text) && readable_by_others(path) {
             tracing::warn!(
                 "{shown} holds camera passwords and other users can read it: chmod 600 it, or \
@@ -792,7 +810,7 @@ impl Config {
 
     /// Parses the text of `path` (named in errors).
     pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             line: e.span().map_or(1, |span| line_of(text, span.start)),
             reason: e.message().to_owned(),
@@ -937,6 +955,7 @@ impl Config {
                 ),
             });
         }
+        config.text = ConfigText(text.to_owned());
         Ok(config)
     }
 }

@@ -13,6 +13,7 @@ pub mod camera_http;
 pub mod cli;
 pub mod config;
 mod config_brand;
+pub mod config_edit;
 pub mod demo;
 pub mod discover;
 pub mod live;

@@ -90,20 +90,35 @@ PY
 # The same search asked of the server (the UI's "Find cameras"), and two bad requests.
 /usr/bin/python3 - > api.json <<'PY'
 import json, urllib.error, urllib.request
-def post(body):
-    request = urllib.request.Request("http://127.0.0.1:8350/api/discover",
+import time
+def post(body, path="/api/discover"):
+    request = urllib.request.Request("http://127.0.0.1:8350" + path,
         data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
         answer = urllib.request.urlopen(request, timeout=30)
         return [answer.status, json.load(answer)]
     except urllib.error.HTTPError as e:
         return [e.code, json.load(e)]
+found = post({"user": "admin", "password": "s3cret pass", "timeout_secs": 1.5})
+# The UI's "Add": a found device's table, posted as it came.
+table = dict(found[1]["devices"][2]["table"])
+name = table.pop("name")
+added = post(table, f"/api/cameras/{name}")
+state = {}
+for _ in range(60):
+    state = json.load(urllib.request.urlopen(f"http://127.0.0.1:8350/api/cameras/{name}"))
+    if state.get("state") == "live":
+        break
+    time.sleep(0.5)
 print(json.dumps({
-    "found": post({"user": "admin", "password": "s3cret pass", "timeout_secs": 1.5}),
+    "found": found,
     "long": post({"timeout_secs": 100}),
     "half": post({"user": "admin"}),
+    "added": added,
+    "added_live": state,
 }))
 PY
+cat lockstep.toml > saved.toml
 "#;
     let out = in_namespace(script, dir.path());
     assert!(
@@ -191,4 +206,12 @@ PY
 
     let live: serde_json::Value = serde_json::from_str(&read(d, "live.json")).expect("JSON");
     assert_eq!(live["state"], "live", "{live}\n{}", read(d, "serve.err"));
+
+    // A found device added from the API: saved beside the pasted block, and live.
+    assert_eq!(api["added"][0], 201, "{api}");
+    assert_eq!(api["added_live"]["state"], "live", "{api}");
+    assert!(!api["added"].to_string().contains("s3cret"), "{api}");
+    let saved = read(d, "saved.toml");
+    assert!(saved.contains("name = \"stand-in-camera-4\""), "{saved}");
+    assert!(saved.contains("talkback = \"off\""), "{saved}");
 }

@@ -556,3 +556,174 @@ fn the_media_socket_carries_a_drifting_camera_in_sync() {
     assert!(settled.len() >= 12, "{report}");
     assert_viewer_in_sync("media socket", &settled);
 }
+
+/// Cameras added, changed and removed through the API while another camera plays: each change
+/// is in the config file (comments kept, secrets never shown back), the added camera plays in
+/// sync through the same pipeline, its recorder starts and stops with it, bad tables are
+/// refused with the parser's words and change nothing, and the camera that was there before
+/// is never disturbed (one session from start to end).
+#[test]
+fn cameras_are_added_changed_and_removed_at_run_time() {
+    let _serial = one_at_a_time();
+    let porch = Camera::start(&[]);
+    let yard = Camera::start(&["--audio-clock-ppm", "-300"]);
+    let dir = common::tempdir::Dir::new();
+    let storage = dir.path().join("recordings");
+    let path = dir.path().join("lockstep.toml");
+    let original = format!(
+        "# Written by hand.\n[server]\nlisten = \"127.0.0.1:0\"\nauth = \"off\"\n\n\
+         [storage]\ndir = '{}'\nsegment_secs = 2\n\n\
+         # The porch camera: keep it as it is.\n[[camera]]\nname = \"porch\"\n\
+         url = \"{}\" # main stream\nrecord = \"off\"\n",
+        storage.display(),
+        porch.url
+    );
+    std::fs::write(&path, &original).unwrap();
+    let serve = ["serve", "--config", path.to_str().unwrap()];
+    let server = Server::start(&serve);
+    wait_live(&server, "porch");
+    let request = |method: &str, name: &str, body: serde_json::Value| {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        server.request(
+            method,
+            &format!("/api/cameras/{name}"),
+            "application/json",
+            &body,
+        )
+    };
+
+    // Refused: each with what is wrong, and the file as it was.
+    let yard_url = yard.url.replacen("rtsp://", "rtsp://admin:s3cret@", 1);
+    for (name, body, status, words) in [
+        (
+            "porch",
+            serde_json::json!({"url": yard_url}),
+            409,
+            "already exists",
+        ),
+        (
+            "Yard",
+            serde_json::json!({"url": yard_url}),
+            400,
+            "camera name",
+        ),
+        (
+            "yard",
+            serde_json::json!({"url": "http://x/"}),
+            400,
+            "is not supported (rtsp://",
+        ),
+        (
+            "yard",
+            serde_json::json!({"url": yard_url, "latency": "warp"}),
+            400,
+            "latency",
+        ),
+        (
+            "yard",
+            serde_json::json!({"url": yard_url, "colour": 1}),
+            400,
+            "unknown field `colour`",
+        ),
+        ("yard", serde_json::json!({}), 400, "missing field `url`"),
+    ] {
+        let answer = request("POST", name, body);
+        assert_eq!(answer.status, status, "{name}: {}", answer.body);
+        assert!(answer.body.contains(words), "{name}: {}", answer.body);
+        assert!(!answer.body.contains("s3cret"), "{}", answer.body);
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+
+    // Added: saved after the hand-written text, playing, recording, in sync.
+    let added = request(
+        "POST",
+        "yard",
+        serde_json::json!({"url": yard_url, "record": "continuous"}),
+    );
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert!(!added.body.contains("s3cret"), "{}", added.body);
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(saved.starts_with(&original), "{saved}");
+    assert!(
+        saved.contains("name = \"yard\"") && saved.contains("s3cret"),
+        "{saved}"
+    );
+    wait_live(&server, "yard");
+    server.wait_json("/api/cameras/yard", 30, |c| {
+        c["recording"]["state"] == "recording"
+    });
+    let report = measure(
+        &format!("{}/api/whep/yard", server.base),
+        &["--duration", "12"],
+    );
+    let settled = settled_offsets(&report, 3.0);
+    assert!(settled.len() >= 5, "{report}");
+    assert_viewer_in_sync("added camera", &settled);
+    let shown = server.get_json("/api/cameras/yard/config");
+    assert_eq!(
+        shown["url"],
+        yard.url.replacen("rtsp://", "rtsp://***:***@", 1)
+    );
+    assert_eq!(shown["record"], "continuous");
+
+    // Changed: the URL written back as shown keeps its password; recording switched off
+    // closes the open segment as stopped.
+    let changed = request(
+        "PUT",
+        "yard",
+        serde_json::json!({"url": shown["url"], "record": "off", "latency": "low"}),
+    );
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(saved.contains(&format!("url = \"{yard_url}\"")), "{saved}");
+    assert!(
+        saved.contains("latency = \"low\"") && !saved.contains("continuous"),
+        "{saved}"
+    );
+    let cam = wait_live(&server, "yard");
+    assert_eq!(cam["latency"], "low", "{cam}");
+    assert_eq!(cam["recording"]["state"], "off", "{cam}");
+    let timeline = server.get_json("/api/recordings/yard");
+    let segments = timeline["segments"].as_array().expect("segments");
+    let last = segments.last().expect("a segment was recorded");
+    assert_eq!(last["end_reason"], "stopped", "{timeline}");
+    assert_eq!(last["writing"], false, "{timeline}");
+
+    let porch_then = server.get_json("/api/cameras/porch");
+    assert_eq!(
+        porch_then["sessions"], 1,
+        "the porch was never restarted: {porch_then}"
+    );
+
+    // What was saved is what the next start reads.
+    drop(server);
+    let server = Server::start(&serve);
+    wait_live(&server, "porch");
+    wait_live(&server, "yard");
+    let request = |method: &str, name: &str| {
+        server.request(
+            method,
+            &format!("/api/cameras/{name}"),
+            "application/json",
+            "",
+        )
+    };
+
+    // Removed: gone from the API and the file; the porch is what it was.
+    assert_eq!(request("DELETE", "yard").status, 204);
+    assert_eq!(request("GET", "yard").status, 404);
+    assert_eq!(request("DELETE", "yard").status, 404);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+    let porch_now = server.get_json("/api/cameras/porch");
+    assert_eq!(porch_now["state"], "live", "{porch_now}");
+    assert_eq!(
+        porch_now["sessions"], 1,
+        "the porch was never restarted: {porch_now}"
+    );
+    let list = server.get_json("/api/cameras");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}

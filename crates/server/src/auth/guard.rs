@@ -39,6 +39,11 @@ pub fn need<'a>(method: &Method, path: &'a str) -> Need<'a> {
         ["api", "health"] | ["api", "login"] | ["api", "logout"] | ["login"] => Need::Public,
         ["metrics"] => Need::Permission(Permission::Metrics, None),
         ["api", "cameras"] | ["api", "ws"] => Need::Permission(Permission::View, None),
+        // Adding, changing and removing cameras, and reading how one is configured.
+        ["api", "cameras", _] if *method != Method::GET => {
+            Need::Permission(Permission::Admin, None)
+        }
+        ["api", "cameras", _, "config"] => Need::Permission(Permission::Admin, None),
         ["api", "cameras" | "whep" | "media", ..] => Need::Permission(Permission::View, camera),
         ["api", "push" | "whip", ..] => Need::Permission(Permission::Publish, camera),
         ["api", "recordings", ..] => Need::Permission(Permission::Playback, camera),
@@ -219,6 +224,27 @@ mod tests {
             ),
             (&get, "/api/audit", Need::Permission(Admin, None)),
             (&post, "/api/discover", Need::Permission(Admin, None)),
+            (&post, "/api/cameras/yard", Need::Permission(Admin, None)),
+            (
+                &Method::PUT,
+                "/api/cameras/yard",
+                Need::Permission(Admin, None),
+            ),
+            (
+                &Method::DELETE,
+                "/api/cameras/yard",
+                Need::Permission(Admin, None),
+            ),
+            (
+                &get,
+                "/api/cameras/yard/config",
+                Need::Permission(Admin, None),
+            ),
+            (
+                &get,
+                "/api/cameras/yard",
+                Need::Permission(View, Some("yard")),
+            ),
         ];
         for (method, path, expected) in cases {
             assert_eq!(&need(method, path), expected, "{method} {path}");

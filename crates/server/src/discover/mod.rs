@@ -29,6 +29,18 @@ pub struct Report {
     pub error: Option<String>,
     /// A `[[camera]]` block for lockstep.toml, when the device has a stream.
     pub camera: Option<String>,
+    /// The same camera as the API adds it (`POST /api/cameras/{name}` with the rest as body).
+    pub table: Option<CameraTable>,
+}
+
+/// What a found camera's `[[camera]]` table holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraTable {
+    pub name: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub substream_url: Option<String>,
+    pub talkback: &'static str,
 }
 
 /// What to look for and with which login.
@@ -147,8 +159,8 @@ async fn report(found: Found, login: Option<&Credentials>, index: usize) -> Repo
             Err(e) => error = Some(e),
         }
     }
-    let camera = device.as_ref().and_then(|d| {
-        camera_block(
+    let table = device.as_ref().and_then(|d| {
+        camera_table(
             d,
             found.name.as_deref().unwrap_or(&d.info.model),
             index,
@@ -164,7 +176,8 @@ async fn report(found: Found, login: Option<&Credentials>, index: usize) -> Repo
         hardware: found.hardware,
         device,
         error,
-        camera,
+        camera: table.as_ref().map(camera_block),
+        table,
     }
 }
 
@@ -187,33 +200,41 @@ pub fn camera_name(said: &str, index: usize) -> String {
     }
 }
 
-/// The `[[camera]]` block: the first profile's stream as `url`, the second's as the substream,
-/// the backchannel as `talkback = "onvif"`.
-pub fn camera_block(
+/// The camera's table: the first profile's stream as `url`, the second's as the substream, the
+/// backchannel as `talkback = "onvif"`.
+pub fn camera_table(
     device: &Device,
     said: &str,
     index: usize,
     login: Option<&Credentials>,
-) -> Option<String> {
-    let mut streams = device.profiles.iter().filter_map(|p| {
-        let uri = p.stream_uri.as_deref()?;
-        Some((p, with_credentials(uri, login)))
-    });
-    let (_, url) = streams.next()?;
+) -> Option<CameraTable> {
+    let mut streams = device
+        .profiles
+        .iter()
+        .filter_map(|p| Some(with_credentials(p.stream_uri.as_deref()?, login)));
+    Some(CameraTable {
+        name: camera_name(said, index),
+        url: streams.next()?,
+        substream_url: streams.next(),
+        talkback: if device.profiles.iter().any(|p| p.talkback) {
+            "onvif"
+        } else {
+            "off"
+        },
+    })
+}
+
+/// The `[[camera]]` block of `table`, for lockstep.toml.
+pub fn camera_block(table: &CameraTable) -> String {
     let mut block = format!(
-        "[[camera]]\nname = \"{}\"\nurl = \"{url}\"\n",
-        camera_name(said, index)
+        "[[camera]]\nname = \"{}\"\nurl = \"{}\"\n",
+        table.name, table.url
     );
-    if let Some((_, sub)) = streams.next() {
+    if let Some(sub) = &table.substream_url {
         block.push_str(&format!("substream_url = \"{sub}\"\n"));
     }
-    let talkback = device.profiles.iter().any(|p| p.talkback);
-    block.push_str(if talkback {
-        "talkback = \"onvif\"\n"
-    } else {
-        "talkback = \"off\"\n"
-    });
-    Some(block)
+    block.push_str(&format!("talkback = \"{}\"\n", table.talkback));
+    block
 }
 
 /// `uri` with the login in its user information (percent-escaped), as lockstep.toml takes it.
@@ -320,7 +341,7 @@ mod tests {
             user: "admin".into(),
             password: "p@ss word".into(),
         };
-        let block = camera_block(&device, "Front Door", 1, Some(&login)).unwrap();
+        let block = camera_block(&camera_table(&device, "Front Door", 1, Some(&login)).unwrap());
         assert_eq!(
             block,
             "[[camera]]\nname = \"front-door\"\n\

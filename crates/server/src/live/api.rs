@@ -19,14 +19,21 @@ use super::recordings::{self, recorder_json};
 use super::signalling;
 use super::state::{ApiError, AppState};
 use super::viewer_stream::{choose_stream, StreamRequest};
-use super::{media_socket, metrics, origin_policy, push, talk, web, whip};
+use super::{camera_admin, media_socket, metrics, origin_policy, push, talk, web, whip};
 use crate::auth::Principal;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/health", get(health))
         .route("/api/cameras", get(list_cameras))
-        .route("/api/cameras/{name}", get(get_camera))
+        .route(
+            "/api/cameras/{name}",
+            get(get_camera)
+                .post(camera_admin::add)
+                .put(camera_admin::change)
+                .delete(camera_admin::remove),
+        )
+        .route("/api/cameras/{name}/config", get(camera_admin::config))
         .route("/api/whep/{name}", post(whep_offer).options(preflight))
         .route(
             "/api/whep/{name}/{session}",
@@ -90,6 +97,7 @@ pub fn cameras_json(state: &AppState, principal: &Principal) -> Value {
     Value::Array(
         state
             .cameras
+            .all()
             .iter()
             .filter(|c| principal.cameras.covers(&c.settings.name))
             .map(|c| camera_json(state, c))
@@ -102,7 +110,7 @@ async fn get_camera(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let camera = state.camera(&name)?;
-    Ok(Json(camera_json(&state, camera)))
+    Ok(Json(camera_json(&state, &camera)))
 }
 
 /// A camera as the API shows it: the contract's `sync` object plus state and codecs.
@@ -137,10 +145,8 @@ pub fn camera_json(state: &AppState, camera: &CameraHandle) -> Value {
         "talkback": talk::talk_json(state, &camera.settings.name),
         "recording": recorder_json(
             state
-                .recordings
-                .as_ref()
-                .and_then(|r| r.recorders.get(&camera.settings.name))
-                .map(|s| s.borrow().clone())
+                .recordings()
+                .and_then(|r| r.recorder_status(&camera.settings.name))
                 .as_ref()
         ),
     })
@@ -259,7 +265,7 @@ pub fn open_viewer(
     request: StreamRequest,
 ) -> Result<OpenedViewer, ApiError> {
     let camera = state.camera(name)?;
-    let (feed, stream) = choose_stream(camera, offer, request)?;
+    let (feed, stream) = choose_stream(&camera, offer, request)?;
     let options = ViewerOptions {
         zero_playout_delay: camera.settings.profile.zero_playout_hint(),
         audio: camera.settings.audio,

@@ -107,15 +107,29 @@ pub struct Substream {
     pub status: watch::Receiver<CameraStatus>,
 }
 
+/// The tasks reading a camera's streams. Stopping them ends its sessions and its pacers (a
+/// camera removed at run time); handles that viewers still hold see no more frames.
+#[derive(Debug, Default)]
+pub struct CameraTasks(Vec<tokio::task::AbortHandle>);
+
+impl CameraTasks {
+    pub fn stop(&self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 /// Starts the camera's task, and its substream's when it has one (`(url, shown_url)`).
 pub fn spawn_camera(
     settings: CameraSettings,
     substream: Option<(String, String)>,
     clock: LocalClock,
-) -> CameraHandle {
+) -> (CameraHandle, CameraTasks) {
     let settings = Arc::new(settings);
+    let mut tasks = Vec::new();
     let substream = substream.map(|(url, shown_url)| {
-        let (feed, status) = spawn_stream(
+        let (feed, status, task) = spawn_stream(
             CameraSettings {
                 name: format!("{}/sub", settings.name),
                 url,
@@ -125,35 +139,42 @@ pub fn spawn_camera(
             },
             clock,
         );
+        tasks.push(task);
         Substream {
             shown_url,
             feed,
             status,
         }
     });
-    let (feed, status) = spawn_stream(settings.as_ref().clone(), clock);
-    CameraHandle {
+    let (feed, status, task) = spawn_stream(settings.as_ref().clone(), clock);
+    tasks.push(task);
+    let handle = CameraHandle {
         settings,
         feed,
         status,
         substream,
-    }
+    };
+    (handle, CameraTasks(tasks))
 }
 
-/// One RTSP stream's task: its feed and its status.
+/// One RTSP stream's task: its feed, its status and the task.
 fn spawn_stream(
     settings: CameraSettings,
     clock: LocalClock,
-) -> (Arc<SourceFeed>, watch::Receiver<CameraStatus>) {
+) -> (
+    Arc<SourceFeed>,
+    watch::Receiver<CameraStatus>,
+    tokio::task::AbortHandle,
+) {
     let feed = Arc::new(SourceFeed::new());
     let (status_tx, status) = watch::channel(CameraStatus::new(CameraState::Connecting));
-    tokio::spawn(run_camera(
+    let task = tokio::spawn(run_camera(
         Arc::new(settings),
         feed.clone(),
         status_tx,
         clock,
     ));
-    (feed, status)
+    (feed, status, task.abort_handle())
 }
 
 async fn run_camera(

@@ -48,7 +48,7 @@ pub async fn upgrade(
         Ok(request) => request == StreamRequest::Sub,
         Err(e) => return e.into_response(),
     };
-    let (feed, stream) = match named_stream(camera, sub) {
+    let (feed, stream) = match named_stream(&camera, sub) {
         Ok(chosen) => chosen,
         Err(e) => return e.into_response(),
     };

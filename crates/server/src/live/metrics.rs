@@ -122,7 +122,7 @@ pub fn render(state: &AppState) -> String {
             "counter",
         ),
     ];
-    for camera in &state.cameras {
+    for camera in &state.cameras.all() {
         let name = &camera.settings.name;
         let status = camera.status.borrow().clone();
         let up = f64::from(u8::from(status.state == CameraState::Live));
@@ -146,11 +146,7 @@ pub fn render(state: &AppState) -> String {
         let viewers = state.whep.viewer_totals(name);
         values.push(Some(viewers.viewers as f64));
         values.push(Some(viewers.frames_skipped as f64));
-        let recorder = state
-            .recordings
-            .as_ref()
-            .and_then(|r| r.recorders.get(name))
-            .map(|s| s.borrow().clone());
+        let recorder = state.recordings().and_then(|r| r.recorder_status(name));
         match recorder {
             Some(r) => values.extend([
                 Some(f64::from(u8::from(r.state == RecorderState::Recording))),
@@ -190,7 +186,7 @@ pub fn render(state: &AppState) -> String {
          # TYPE lockstep_signalling_detached gauge\nlockstep_signalling_detached {}",
         state.signalling.detached()
     );
-    if let Some(recordings) = &state.recordings {
+    if let Some(recordings) = state.recordings() {
         let r = &recordings.retention;
         for (name, help, kind, value) in [
             (

@@ -3,6 +3,9 @@
 pub mod api;
 pub mod backoff;
 pub mod camera;
+mod camera_admin;
+pub mod camera_runtime;
+mod camera_set;
 mod discover_api;
 pub mod echo_stage;
 mod export_slots;
@@ -37,12 +40,9 @@ use anyhow::Context as _;
 use lockstep_rtsp::ingest::LocalClock;
 use lockstep_webrtc::WhepHost;
 
-use crate::config::{AuthMode, Config, EchoMode, RecordMode, Talkback};
-use camera::{spawn_camera, CameraSettings};
-use echo_stage::EchoPath;
-use lockstep_media::EchoReference;
-use recorder::{spawn_recorder, RecorderHandle, Storage};
-use recordings::Recordings;
+use crate::config::{AuthMode, Config, RecordMode};
+use crate::config_edit::ConfigFile;
+use camera_runtime::SourceRuntime;
 use state::AppState;
 
 /// A running server.
@@ -61,9 +61,6 @@ pub struct Running {
     /// The URL that logs a browser in with the run's token, while no user exists.
     pub login_url: Option<String>,
     server: tokio::task::JoinHandle<()>,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    recorders: Vec<RecorderHandle>,
-    retention: Option<recordings::RetentionThread>,
 }
 
 impl Running {
@@ -77,23 +74,7 @@ impl Running {
 
     /// Closes every recording cleanly (the open segments end as `stopped`, not `crash`).
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        let recorders = self.recorders;
-        let retention = self.retention;
-        let joined = tokio::task::spawn_blocking(move || {
-            for recorder in recorders {
-                recorder.join();
-            }
-            if let Some(retention) = retention {
-                retention.stop();
-            }
-        });
-        if tokio::time::timeout(std::time::Duration::from_secs(10), joined)
-            .await
-            .is_err()
-        {
-            tracing::warn!("recorders did not stop within 10 s");
-        }
+        camera_runtime::stop_recording(&self.state).await;
     }
 }
 
@@ -134,96 +115,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {udp} (WebRTC, UDP)"))?;
     let webrtc = whep.udp_addr()?;
     let clock = LocalClock::new();
-    // What each talking camera's speaker plays, shared by its talk path and its audio sessions
-    // (none where nothing is done with it: no talk, or `echo = "off"`).
-    let echo_paths: Vec<Option<EchoPath>> = config
-        .cameras
-        .iter()
-        .map(|c| {
-            (c.talkback != Talkback::Off && c.echo != EchoMode::Off).then(|| {
-                EchoPath::new(
-                    c.echo,
-                    Arc::new(EchoReference::new(crate::talk::SPEAKER_RATE_HZ)),
-                )
-            })
-        })
-        .collect();
-    let cameras = config
-        .cameras
-        .iter()
-        .zip(&echo_paths)
-        .map(|(c, echo)| {
-            spawn_camera(
-                CameraSettings {
-                    name: c.name.to_string(),
-                    kind: "camera",
-                    url: c.url.for_connecting().to_owned(),
-                    shown_url: c.url.to_string(),
-                    audio: c.audio,
-                    record_audio: c.record == RecordMode::Continuous && c.record_audio,
-                    profile: c.latency,
-                    sync_offset_ms: c.sync_offset_ms,
-                    transport: c.transport,
-                    echo: echo.clone(),
-                },
-                c.substream_url
-                    .as_ref()
-                    .map(|u| (u.for_connecting().to_owned(), u.to_string())),
-                clock,
-            )
-        })
-        .collect::<Vec<_>>();
     let pushes: Vec<_> = config
         .pushes
         .iter()
         .map(|p| push::PushSource::new(p, clock))
         .collect::<std::io::Result<_>>()
         .context("cannot start a push source's pacer thread")?;
-    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-    let mut recording: Vec<_> = config
-        .cameras
-        .iter()
-        .zip(&cameras)
-        .filter(|(c, _)| c.record == RecordMode::Continuous)
-        .map(|(c, handle)| (c.name.to_string(), handle.clone()))
-        .collect();
-    recording.extend(
-        config
-            .pushes
-            .iter()
-            .zip(&pushes)
-            .filter(|(p, _)| p.record == RecordMode::Continuous)
-            .map(|(p, source)| (p.name.to_string(), source.handle.clone())),
-    );
-    let mut cameras = cameras;
-    cameras.extend(pushes.iter().map(|p| p.handle.clone()));
-    let mut recorders = Vec::new();
-    let mut retention = None;
-    let recordings = if recording.is_empty() {
-        None
-    } else {
-        let root = config.storage.dir.clone();
-        let recordings = Recordings::open(&root, &config.storage)?;
-        let storage = Storage {
-            root,
-            segment_ticks: i64::from(config.storage.segment_secs)
-                * i64::from(lockstep_sync::VIDEO_RATE_HZ),
-        };
-        let mut statuses = Vec::new();
-        for (name, handle) in recording {
-            let recorder = spawn_recorder(&handle, &storage, shutdown_rx.clone())
-                .context("cannot start a recorder thread")?;
-            statuses.push((name, recorder.status.clone()));
-            recorders.push(recorder);
-        }
-        retention = Some(recordings.start_retention()?);
-        Some(recordings.with_recorders(statuses))
-    };
     let state = Arc::new(AppState {
-        cameras,
+        cameras: Default::default(),
         whep,
-        recordings,
-        pushes,
+        recordings: Default::default(),
+        runtime: SourceRuntime::new(
+            clock,
+            &config.storage,
+            ConfigFile::new(config.file.clone(), &config.text.0),
+        ),
+        pushes: pushes.clone(),
         ws_policy: ws::WsPolicy::from_config(&config.server),
         ws_limits: ws::ConnectionLimits::new(config.server.max_connections_per_ip),
         signalling: signalling::Signalling::new(std::time::Duration::from_secs(
@@ -234,8 +141,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             &config.server.allowed_origins,
         ),
         auth,
-        talk: crate::talk::Talk::start(&config.cameras, &echo_paths, clock),
+        talk: Default::default(),
     });
+    // A failed start leaves nothing running: the recorders close their segments.
+    let started = (|| {
+        for camera in &config.cameras {
+            camera_runtime::start_camera(&state, camera)?;
+        }
+        for (source, push) in pushes.iter().zip(&config.pushes) {
+            camera_runtime::start_push(&state, source, push.record == RecordMode::Continuous)?;
+        }
+        anyhow::Ok(())
+    })();
+    if let Err(e) = started {
+        camera_runtime::stop_recording(&state).await;
+        return Err(e);
+    }
     signalling::Signalling::publish_cameras(&state);
     let restream = rtsp_listener.map(|listener| {
         crate::restream::spawn(
@@ -270,9 +191,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         fingerprint,
         login_url,
         server,
-        shutdown,
-        recorders,
-        retention,
     })
 }
 

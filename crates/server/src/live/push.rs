@@ -104,7 +104,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let Some(source) = state.pushes.iter().find(|p| p.name() == name) else {
-        let message = if state.cameras.iter().any(|c| c.settings.name == name) {
+        let message = if state.cameras.get(&name).is_some() {
             format!("{name:?} is a camera, not a push source")
         } else {
             format!("no push source named {name:?} (declare it as [[push]] in the config)")

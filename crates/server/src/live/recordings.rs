@@ -52,7 +52,8 @@ pub struct RetentionCounters {
 pub struct Recordings {
     pub root: PathBuf,
     pub policy: RetentionPolicy,
-    pub recorders: HashMap<String, watch::Receiver<RecorderStatus>>,
+    /// What each recording camera's recorder says; cameras come and go at run time.
+    recorders: std::sync::RwLock<HashMap<String, watch::Receiver<RecorderStatus>>>,
     pub retention: Arc<RetentionCounters>,
     /// Exports running at once.
     exports: ExportSlots,
@@ -93,19 +94,32 @@ impl Recordings {
                 max_disk_bytes: config.max_disk.0,
                 min_free_bytes: RetentionPolicy::floor_for(total),
             },
-            recorders: HashMap::new(),
+            recorders: Default::default(),
             retention: Arc::default(),
             exports: ExportSlots::default(),
             _lock: lock,
         })
     }
 
-    pub fn with_recorders(
-        mut self,
-        recorders: Vec<(String, watch::Receiver<RecorderStatus>)>,
-    ) -> Self {
-        self.recorders = recorders.into_iter().collect();
-        self
+    /// Camera `name`'s recorder from now on (`None`: it records no more).
+    pub fn set_recorder(&self, name: &str, status: Option<watch::Receiver<RecorderStatus>>) {
+        let mut recorders = self
+            .recorders
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match status {
+            Some(status) => recorders.insert(name.to_owned(), status),
+            None => recorders.remove(name),
+        };
+    }
+
+    /// What camera `name`'s recorder says now (`None`: it does not record).
+    pub fn recorder_status(&self, name: &str) -> Option<RecorderStatus> {
+        let recorders = self
+            .recorders
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        recorders.get(name).map(|status| status.borrow().clone())
     }
 
     /// Runs retention now and every [`RETENTION_INTERVAL`] on its own thread.
@@ -225,7 +239,7 @@ impl RangeQuery {
 
 fn recordings_of<'a>(state: &'a AppState, name: &str) -> Result<&'a Recordings, ApiError> {
     state.camera(name)?;
-    state.recordings.as_ref().ok_or_else(|| {
+    state.recordings().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "recording is off for every camera (record = \"off\")",
@@ -257,7 +271,7 @@ pub async fn timeline(
     .await
     .map_err(index_error)?
     .map_err(index_error)?;
-    let recorder = recordings.recorders.get(&name).map(|s| s.borrow().clone());
+    let recorder = recordings.recorder_status(&name);
     Ok(Json(json!({
         "camera": name,
         "from": rfc3339(from),

@@ -12,19 +12,24 @@ use lockstep_webrtc::WhepHost;
 use serde_json::json;
 
 use super::camera::CameraHandle;
+use super::camera_runtime::SourceRuntime;
+use super::camera_set::CameraSet;
 use super::origin_policy::OriginPolicy;
 use super::push::PushSource;
 use super::recordings::Recordings;
 use super::signalling::Signalling;
 use super::ws::{ConnectionLimits, WsPolicy};
 
-/// Everything the handlers read; cameras are fixed at start.
+/// Everything the handlers read. Cameras come and go at run time (`camera_runtime.rs`).
 #[derive(Debug)]
 pub struct AppState {
-    pub cameras: Vec<CameraHandle>,
+    /// Every source: RTSP cameras and push sources.
+    pub cameras: CameraSet,
     pub whep: WhepHost,
-    /// `None` when no camera records.
-    pub recordings: Option<Recordings>,
+    /// Opened by the first source that records.
+    pub(super) recordings: std::sync::OnceLock<Recordings>,
+    /// What starting and stopping a source needs.
+    pub runtime: SourceRuntime,
     /// Push sources (their handles are also in `cameras`).
     pub pushes: Vec<Arc<PushSource>>,
     pub ws_policy: WsPolicy,
@@ -39,13 +44,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn camera(&self, name: &str) -> Result<&CameraHandle, ApiError> {
-        self.cameras
-            .iter()
-            .find(|c| c.settings.name == name)
-            .ok_or_else(|| {
-                ApiError::new(StatusCode::NOT_FOUND, format!("no camera named {name:?}"))
-            })
+    pub fn camera(&self, name: &str) -> Result<CameraHandle, ApiError> {
+        self.cameras.get(name).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no camera named {name:?}"))
+        })
+    }
+
+    /// `None` until a source records.
+    pub fn recordings(&self) -> Option<&Recordings> {
+        self.recordings.get()
+    }
+
+    /// Keeps `recordings` (the first source that records opened them) and returns them.
+    pub fn open_recordings(&self, recordings: Recordings) -> &Recordings {
+        self.recordings.get_or_init(|| recordings)
     }
 }
 

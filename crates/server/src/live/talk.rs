@@ -197,7 +197,7 @@ fn sends_opus(offer: &str) -> bool {
     in_audio && opus && !receives_only
 }
 
-fn camera_talk<'a>(state: &'a AppState, name: &str) -> Result<&'a CameraTalk, ApiError> {
+fn camera_talk(state: &AppState, name: &str) -> Result<Arc<CameraTalk>, ApiError> {
     state.camera(name)?;
     state.talk.camera(name).ok_or_else(|| {
         ApiError::new(
@@ -233,7 +233,7 @@ pub fn talk_json(state: &AppState, name: &str) -> Value {
     state
         .talk
         .camera(name)
-        .map_or_else(|| json!(null), CameraTalk::json)
+        .map_or_else(|| json!(null), |talk| talk.json())
 }
 
 #[cfg(test)]

@@ -129,30 +129,35 @@ impl CameraTalk {
     }
 }
 
-/// Talk for every RTSP camera.
+/// Talk for every RTSP camera; cameras come and go at run time.
 #[derive(Debug, Default)]
 pub struct Talk {
-    cameras: HashMap<String, CameraTalk>,
+    cameras: std::sync::RwLock<HashMap<String, Arc<CameraTalk>>>,
 }
 
 impl Talk {
-    /// Starts each camera's speaker task (and its start-up question, for `auto`); what a
-    /// speaker plays goes into its camera's `echo_paths` entry, stamped on `clock`.
-    pub fn start(
-        cameras: &[CameraConfig],
-        echo_paths: &[Option<EchoPath>],
-        clock: LocalClock,
-    ) -> Talk {
-        let cameras = cameras
-            .iter()
-            .zip(echo_paths)
-            .map(|(c, echo)| (c.name.to_string(), CameraTalk::start(c, echo, clock)))
-            .collect();
-        Talk { cameras }
+    /// Starts camera `camera`'s speaker task (and its start-up question, for `auto`); what its
+    /// speaker plays goes into `echo`, stamped on `clock`.
+    pub fn add(&self, camera: &CameraConfig, echo: &Option<EchoPath>, clock: LocalClock) {
+        let talk = Arc::new(CameraTalk::start(camera, echo, clock));
+        self.write().insert(camera.name.to_string(), talk);
     }
 
-    pub fn camera(&self, name: &str) -> Option<&CameraTalk> {
-        self.cameras.get(name)
+    /// Ends camera `name`'s talk: its speaker task stops with the last talk session.
+    pub fn remove(&self, name: &str) {
+        self.write().remove(name);
+    }
+
+    pub fn camera(&self, name: &str) -> Option<Arc<CameraTalk>> {
+        self.cameras
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<CameraTalk>>> {
+        self.cameras.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -240,6 +245,10 @@ async fn probe(target: SpeakerTarget, status: Arc<Mutex<TalkStatus>>) {
             return;
         }
         tokio::time::sleep(PROBE_RETRY).await;
+        // The camera was removed: nobody reads the answer.
+        if Arc::strong_count(&status) == 1 {
+            return;
+        }
     }
 }
 
