@@ -131,6 +131,78 @@ fn ffmpeg_and_gstreamer_record_the_restream_in_sync() {
     }
 }
 
+/// The players people point at a relay play the restream: ffplay (with SDL's dummy drivers)
+/// opens both tracks and its audio-mastered clock advances with video held to it (its own
+/// `A-V` figure); `gst-play-1.0` (playbin: what GStreamer apps use) prerolls and plays on.
+#[test]
+fn ffplay_and_gst_play_play_the_restream() {
+    let _serial = one_at_a_time();
+    let source = Camera::start(&[]);
+    let dir = tempdir::Dir::new();
+    let port = free_port();
+    let server = Server::with_config_in(&dir, &config(&dir, &source.url, port, ""));
+    wait_live(&server);
+    let url = format!("rtsp://127.0.0.1:{port}/cam");
+    let ffplay = Command::new("timeout")
+        .args(["-s", "INT", "12", "ffplay", "-stats", "-autoexit", &url])
+        .env("SDL_AUDIODRIVER", "dummy")
+        .env("SDL_VIDEODRIVER", "dummy")
+        .output()
+        .expect("ffplay runs");
+    let said = String::from_utf8_lossy(&ffplay.stderr).replace('\r', "\n");
+    assert!(
+        said.contains("Video: h264") && said.contains("Audio: opus"),
+        "{said}"
+    );
+    // Status lines: "  12.34 A-V:  0.017 fd=   0 …" once both clocks run.
+    let played: Vec<(f64, f64)> = said
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let clock = words.next()?.parse::<f64>().ok()?;
+            (words.next()? == "A-V:").then_some(())?;
+            Some((clock, words.next()?.parse::<f64>().ok()?))
+        })
+        .filter(|(clock, offset)| clock.is_finite() && offset.is_finite())
+        .collect();
+    let (first, last) = (played.first(), played.last());
+    let span_s = last.zip(first).map_or(0.0, |(l, f)| l.0 - f.0);
+    assert!(span_s >= 8.0, "ffplay played {span_s} s: {said}");
+    // It joins at the cached keyframe, up to a GOP before the live audio: video catches up by
+    // dropping frames over the first seconds (about half a second per second). Its last 3 s
+    // are what a person watches from then on.
+    let settled_from = last.map_or(0.0, |l| l.0 - 3.0);
+    let worst = played
+        .iter()
+        .filter(|(clock, _)| *clock >= settled_from)
+        .map(|(_, offset)| offset.abs())
+        .fold(0.0, f64::max);
+    assert!(worst <= 0.1, "ffplay's A-V reached {worst} s: {played:?}");
+
+    let gst = Command::new("timeout")
+        .args(["-s", "INT", "8", "gst-play-1.0", "--videosink=fakesink"])
+        .args(["--audiosink=fakesink", &url])
+        .output()
+        .expect("gst-play-1.0 runs");
+    let said = String::from_utf8_lossy(&gst.stdout).replace('\r', "\n");
+    assert!(said.contains("Prerolled."), "{said}");
+    assert!(!said.contains("ERROR"), "{said}");
+    let position_s = said
+        .lines()
+        .filter_map(|line| {
+            let (clock, _) = line.trim().split_once(" / ")?;
+            let mut parts = clock.split(':');
+            let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(
+                h.parse::<f64>().ok()? * 3600.0
+                    + m.parse::<f64>().ok()? * 60.0
+                    + s.parse::<f64>().ok()?,
+            )
+        })
+        .fold(0.0, f64::max);
+    assert!(position_s >= 3.0, "gst-play reached {position_s} s: {said}");
+}
+
 /// One RTSP exchange on a raw connection: the request, then the response's head and body.
 fn exchange(stream: &mut TcpStream, request: &str) -> (u16, String) {
     stream.write_all(request.as_bytes()).expect("request sent");
@@ -184,12 +256,40 @@ fn token(dir: &tempdir::Dir, args: &[&str]) -> String {
 }
 
 fn basic(token: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("frigate:{token}"));
+    basic_as("frigate", token)
+}
+
+fn basic_as(name: &str, password: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
     format!("Authorization: Basic {encoded}\r\n")
 }
 
+/// `lockstep user add NAME --role ROLE`, the password on standard input.
+fn user(dir: &tempdir::Dir, name: &str, role: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--config",
+        ])
+        .arg(dir.path().join("lockstep.toml"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("lockstep user add");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{password}").expect("password written");
+    drop(stdin);
+    assert!(child.wait().expect("waited").success());
+}
+
 /// With authentication on: no credentials get 401 and the scheme, a token scoped to another
-/// camera 403, a viewer's token the stream. A client that goes silent while playing is dropped
+/// camera 403, a viewer's token the stream, and so does a user's name and password (a wrong
+/// password 401). A client that goes silent while playing is dropped
 /// at the session timeout; a malformed request gets 400 with the reason, and the server still
 /// serves the next client.
 #[test]
@@ -210,6 +310,7 @@ fn credentials_refusals_and_a_silent_client_dropped() {
         &dir,
         &["yard-only", "--role", "viewer", "--cameras", "other"],
     );
+    user(&dir, "alice", "viewer", "correct horse battery");
     let _server = Server::with_config_in(&dir, &text);
     let url = format!("rtsp://127.0.0.1:{port}/cam");
     let connect = || {
@@ -252,6 +353,16 @@ fn credentials_refusals_and_a_silent_client_dropped() {
         ),
     );
     assert_eq!(status, 403, "{text}");
+    for (password, expected) in [("correct horse battery", 200), ("wrong horse", 401)] {
+        let (status, text) = exchange(
+            &mut connect(),
+            &format!(
+                "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n{}\r\n",
+                basic_as("alice", password)
+            ),
+        );
+        assert_eq!(status, expected, "{password}: {text}");
+    }
     let (status, text) = exchange(
         &mut stream,
         &format!(

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::permission::{grant, CameraScope, Permissions};
 use super::store::{SessionOwner, User};
-use super::{check_name, password, secret, Auth, Principal, Via, COOKIE};
+use super::{check_name, password, secret, Auth, PasswordRefusal, Principal, Via, COOKIE};
 use crate::live::state::{ApiError, AppState};
 
 pub fn router() -> Router<Arc<AppState>> {
@@ -82,54 +82,33 @@ async fn login(
     Json(request): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let auth = &state.auth;
-    let store = store_of(auth)?.clone();
+    store_of(auth)?;
     let address = peer.ip();
-    // A name no user can have (the body may hold 2 MB of one) is not worth a limiter entry, an
-    // audit line or a hash; nor is a password longer than anyone types.
-    if check_name("user", &request.name).is_err() || request.password.len() > password::MAX_BYTES {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong name or password",
-        ));
-    }
-    if let Err(wait) = auth.check_login(&request.name, address) {
-        let secs = wait.as_secs().max(1);
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed logins: try again in {secs} s"),
-        )
-        .into_response();
-        if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+    let user = match auth
+        .check_password(&request.name, &request.password, address)
+        .await
+    {
+        Ok(user) => user,
+        Err(PasswordRefusal::Wait(wait)) => {
+            let secs = wait.as_secs().max(1);
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed logins: try again in {secs} s"),
+            )
+            .into_response();
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return Ok(response);
         }
-        return Ok(response);
-    }
-    let name = request.name.clone();
-    // argon2id costs tens of milliseconds of CPU: never on an async thread.
-    let user = tokio::task::spawn_blocking(move || {
-        let found = store.user_with_hash(&name)?;
-        let stored = found.as_ref().map(|(_, hash)| hash.as_str());
-        let valid = password::verify(&request.password, stored);
-        Ok::<_, rusqlite::Error>(found.filter(|_| valid).map(|(user, _)| user))
-    })
-    .await
-    .map_err(|e| internal(&e))?
-    .map_err(|e| internal(&e))?;
-    let Some(user) = user else {
-        auth.limit()
-            .failed(&request.name, address, std::time::Instant::now());
-        auth.audit(
-            &request.name,
-            address,
-            "login failed",
-            "wrong name or password",
-        );
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "wrong name or password",
-        ));
+        Err(PasswordRefusal::Failed(e)) => return Err(internal(&e)),
+        Err(PasswordRefusal::Wrong | PasswordRefusal::Off) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong name or password",
+            ))
+        }
     };
-    auth.limit().succeeded(&user.name, address);
     let (cookie, csrf) = open_session(auth, &SessionOwner::User(user.clone()))?;
     auth.audit(&user.name, address, "login", "password");
     let principal = Principal {

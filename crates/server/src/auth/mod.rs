@@ -56,6 +56,8 @@ pub enum Via {
     },
     Token,
     RunToken,
+    /// A user's name and password on each connection (RTSP clients: no cookies there).
+    Password,
 }
 
 impl Principal {
@@ -86,6 +88,7 @@ impl Principal {
                 Via::Session { .. } => "session",
                 Via::Token => "token",
                 Via::RunToken => "run-token",
+                Via::Password => "password",
             },
             "csrf": match &self.via {
                 Via::Session { csrf, .. } => Some(csrf),
@@ -264,9 +267,57 @@ impl Auth {
         self.limit.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn check_login(&self, account: &str, address: IpAddr) -> Result<(), Duration> {
-        self.limit().check(account, address, Instant::now())
+    /// The user `name` whose password `password` is, asked from `address`: rate-limited per
+    /// address and account (failures wait 1 s doubling), each failure audited. For the login
+    /// route and for RTSP clients that give a user's name and password.
+    pub async fn check_password(
+        &self,
+        name: &str,
+        password: &str,
+        address: IpAddr,
+    ) -> Result<store::User, PasswordRefusal> {
+        let Some(store) = self.store.clone() else {
+            return Err(PasswordRefusal::Off);
+        };
+        // A name no user can have (a body may hold 2 MB of one) is not worth a limiter entry,
+        // an audit line or a hash; nor is a password longer than anyone types.
+        if check_name("user", name).is_err() || password.len() > password::MAX_BYTES {
+            return Err(PasswordRefusal::Wrong);
+        }
+        self.limit()
+            .check(name, address, Instant::now())
+            .map_err(PasswordRefusal::Wait)?;
+        let (account, given) = (name.to_owned(), password.to_owned());
+        // argon2id costs tens of milliseconds of CPU: never on an async thread.
+        let user = tokio::task::spawn_blocking(move || {
+            let found = store.user_with_hash(&account)?;
+            let stored = found.as_ref().map(|(_, hash)| hash.as_str());
+            let valid = password::verify(&given, stored);
+            Ok::<_, rusqlite::Error>(found.filter(|_| valid).map(|(user, _)| user))
+        })
+        .await
+        .map_err(|e| PasswordRefusal::Failed(e.to_string()))?
+        .map_err(|e| PasswordRefusal::Failed(e.to_string()))?;
+        let Some(user) = user else {
+            self.limit().failed(name, address, Instant::now());
+            self.audit(name, address, "login failed", "wrong name or password");
+            return Err(PasswordRefusal::Wrong);
+        };
+        self.limit().succeeded(&user.name, address);
+        Ok(user)
     }
+}
+
+/// Why a name and password were not accepted.
+#[derive(Debug)]
+pub enum PasswordRefusal {
+    /// Authentication is off.
+    Off,
+    Wrong,
+    /// Too many failures: wait this long.
+    Wait(Duration),
+    /// The store failed (the reason is for the log).
+    Failed(String),
 }
 
 /// A new API token in `store`: its secret (to be shown once) and what is kept of it.

@@ -234,7 +234,8 @@ impl Connection {
         let verified = match &self.verified {
             Some(v) if given == Some(v.header.as_str()) => v.clone(),
             _ => {
-                let verified = credentials::verify(&self.ctx.state.auth, given).await?;
+                let verified =
+                    credentials::verify(&self.ctx.state.auth, given, self.peer.ip()).await?;
                 self.verified = Some(verified.clone());
                 verified
             }
