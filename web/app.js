@@ -55,6 +55,19 @@ function card(camera) {
     c.want = c.want === 'sub' ? 'auto' : 'sub';
     retry(c);
   });
+  // Large view: the card across the grid, with the main stream where there is a substream.
+  el.querySelector('.enlarge').addEventListener('click', () => {
+    const large = el.classList.toggle('large');
+    if (camera.substream) {
+      c.want = large ? 'auto' : 'sub';
+      retry(c);
+    }
+    if (large) el.scrollIntoView({ block: 'start', behavior: 'smooth' });
+  });
+  el.querySelector('.stage').addEventListener('dblclick', () => {
+    if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    else el.querySelector('.stage').requestFullscreen().catch(() => {});
+  });
   c.playback = el.querySelector('video.playback');
   const back = el.querySelector('.back-live');
   c.timeline = new Timeline(el.querySelector('.recordings'), camera.name, (url) => {
@@ -74,6 +87,7 @@ function card(camera) {
     back.hidden = true;
     el.classList.remove('replaying');
   });
+  c.timeline.enabled = camera.recording?.state !== 'off';
   c.timeline.refresh();
   c.talk = talkButton(c, camera.name);
   if (mayAdminister && camera.kind === 'camera') offerRemoval(el, camera.name);
@@ -228,6 +242,7 @@ function update(camera) {
   const el = c.el;
   el.dataset.state = camera.state;
   el.querySelector('.state').textContent = camera.state;
+  c.timeline.enabled ||= camera.recording?.state !== 'off';
   el.querySelector('.codecs').textContent =
     [camera.codecs.video, camera.codecs.audio].filter(Boolean).join(' + ').toUpperCase();
   const error = el.querySelector('.error');
@@ -265,6 +280,7 @@ function update(camera) {
 
 function render(cameras) {
   document.getElementById('empty').hidden = cameras.length > 0;
+  grid.classList.toggle('many', cameras.length > 6);
   const live = cameras.filter((c) => c.state === 'live').length;
   document.getElementById('summary').textContent =
     `${live} of ${cameras.length} camera${cameras.length === 1 ? '' : 's'} live`;

@@ -17,6 +17,8 @@ export class Timeline {
     this.download = root.querySelector('.download');
     this.spanButton = root.querySelector('.span');
     this.data = null;
+    /** The camera records (or did): a camera that never records has no timeline to ask for. */
+    this.enabled = false;
     this.bar.addEventListener('click', (e) => this.click(e));
     this.spanButton.addEventListener('click', () => {
       this.span = this.span === SPANS['1 h'] ? SPANS['24 h'] : SPANS['1 h'];
@@ -31,6 +33,7 @@ export class Timeline {
   }
 
   async refresh() {
+    if (!this.enabled) { this.root.hidden = true; return; }
     const { from, to } = this.window();
     const q = `from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`;
     let data;

@@ -207,3 +207,93 @@ fn a_viewer_logs_in_sees_their_cameras_and_logs_out_in_chromium() {
         "{result:#}"
     );
 }
+
+/// An admin adds a camera from the UI by its URL and login, watches it go live, and removes it
+/// from its card; the config file ends as it began.
+#[test]
+fn an_admin_adds_and_removes_a_camera_in_chromium() {
+    let _turn = one_at_a_time();
+    let camera = common::Camera::start(&[]);
+    let dir = tempdir::Dir::new();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"on\"\n[storage]\ndir = '{}'\n\n\
+         # Cameras are added from the UI.\n",
+        dir.path().join("data").display()
+    );
+    let path = dir.path().join("lockstep.toml");
+    std::fs::write(&path, &config).expect("config written");
+    let mut add = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args([
+            "user",
+            "add",
+            "owner",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .arg("--config")
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("lockstep runs");
+    std::io::Write::write_all(
+        &mut add.stdin.take().expect("stdin"),
+        b"the owner's passphrase\n",
+    )
+    .expect("password written");
+    assert!(add.wait().expect("lockstep ends").success());
+    let server = Server::with_config_in(&dir, &config);
+    let base = format!("{}/", server.base);
+    let result = run_node(
+        &repo_root().join("web/tests/add_camera.mjs"),
+        "",
+        &[
+            &base,
+            "owner",
+            "the owner's passphrase",
+            "porch",
+            &camera.url,
+        ],
+    );
+    assert_eq!(result["live"], true, "{result:#}");
+    assert_eq!(result["removed"], true, "{result:#}");
+    assert_eq!(
+        result["console_errors"],
+        serde_json::json!([]),
+        "{result:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("config read"),
+        config,
+        "the removal undid the addition"
+    );
+}
+
+/// Sixteen sources on one page: the wall fits, a waiting source's line stays readable, and a
+/// card opens large and closes.
+#[test]
+fn sixteen_sources_fit_the_wall_and_a_card_opens_large_in_chromium() {
+    let _turn = one_at_a_time();
+    let mut config = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+    for n in 1..=16 {
+        config.push_str(&format!("[[push]]\nname = \"door-{n:02}\"\n"));
+    }
+    let (server, _dir) = Server::with_config(&config);
+    let result = run_node(
+        &repo_root().join("web/tests/grid.mjs"),
+        "",
+        &[&format!("{}/", server.base), "16"],
+    );
+    assert_eq!(result["wall"]["many"], true, "{result:#}");
+    assert!(
+        result["wall"]["waiting_line"]
+            .as_str()
+            .is_some_and(|l| l.contains("waiting for a producer")),
+        "{result:#}"
+    );
+    assert_eq!(
+        result["console_errors"],
+        serde_json::json!([]),
+        "{result:#}"
+    );
+}

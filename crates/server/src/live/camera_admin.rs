@@ -16,7 +16,7 @@ use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 
 use super::api::camera_json;
-use super::camera_runtime::{start_camera, stop_source};
+use super::camera_runtime::{restart_camera, start_camera, stop_source};
 use super::state::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::config::CameraConfig;
@@ -42,7 +42,7 @@ pub async fn add(
     let camera = save(&state, &name, |text| {
         config_edit::add_camera(text, &name, &fields)
     })?;
-    start(&state, &camera)?;
+    start_camera(&state, &camera).map_err(|e| not_started(&camera, &e))?;
     state
         .auth
         .audit(&principal.name, peer.ip(), "camera-add", &name);
@@ -61,8 +61,9 @@ pub async fn change(
     let camera = save(&state, &name, |text| {
         config_edit::replace_camera(text, &name, &fields)
     })?;
-    stop_source(&state, &name).await;
-    start(&state, &camera)?;
+    restart_camera(&state, &camera)
+        .await
+        .map_err(|e| not_started(&camera, &e))?;
     state
         .auth
         .audit(&principal.name, peer.ip(), "camera-change", &name);
@@ -129,16 +130,14 @@ fn save(
     result.map_err(|e| refused(state, name, e))
 }
 
-fn start(state: &AppState, camera: &CameraConfig) -> Result<(), ApiError> {
-    start_camera(state, camera).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "camera {} is saved but did not start: {e:#}",
-                camera.name.as_str()
-            ),
-        )
-    })
+fn not_started(camera: &CameraConfig, error: &anyhow::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!(
+            "camera {} is saved but did not start: {error:#}",
+            camera.name.as_str()
+        ),
+    )
 }
 
 /// The camera as the API shows it, and where the change was saved.

@@ -154,6 +154,19 @@ fn open_recordings(state: &AppState) -> anyhow::Result<&Recordings> {
 /// (what it recorded stays, as retention keeps it). False when no source had that name.
 pub async fn stop_source(state: &AppState, name: &str) -> bool {
     let removed = state.cameras.remove(name);
+    stop_extras(state, name).await;
+    removed
+}
+
+/// Restarts camera `camera` with its new table, in its place among the others.
+pub async fn restart_camera(state: &AppState, camera: &CameraConfig) -> anyhow::Result<()> {
+    stop_extras(state, camera.name.as_str()).await;
+    // `put` replaces the running entry and stops its tasks.
+    start_camera(state, camera)
+}
+
+/// Stops what hangs on source `name` besides its own tasks: talk and recorder.
+async fn stop_extras(state: &AppState, name: &str) {
     state.talk.remove(name);
     let recorder = state.runtime.recorders().remove(name);
     if let Some(recorder) = recorder {
@@ -163,7 +176,6 @@ pub async fn stop_source(state: &AppState, name: &str) -> bool {
         let _ = recorder.stop.send(true);
         let _ = tokio::task::spawn_blocking(move || recorder.handle.join()).await;
     }
-    removed
 }
 
 /// Closes every recording cleanly (the open segments end as `stopped`, not `crash`) and stops
