@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
-use common::{one_at_a_time, run_node, tempdir, try_node, Server};
+use common::{add_user, one_at_a_time, run_node, tempdir, try_node, Server};
 
 /// The example avatar's process, stopped with the test.
 struct Avatar(std::process::Child);
@@ -163,27 +163,12 @@ fn a_viewer_logs_in_sees_their_cameras_and_logs_out_in_chromium() {
     );
     let path = dir.path().join("lockstep.toml");
     std::fs::write(&path, &config).expect("config written");
-    let mut add = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args([
-            "user",
-            "add",
-            "neighbour",
-            "--role",
-            "viewer",
-            "--cameras",
-            "door",
-        ])
-        .args(["--password-stdin", "--config"])
-        .arg(&path)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("lockstep runs");
-    std::io::Write::write_all(
-        &mut add.stdin.take().expect("stdin"),
-        b"a long passphrase\n",
-    )
-    .expect("password written");
-    assert!(add.wait().expect("lockstep ends").success());
+    add_user(
+        &path,
+        "neighbour",
+        &["--role", "viewer", "--cameras", "door"],
+        "a long passphrase",
+    );
     let server = Server::with_config_in(&dir, &config);
     let base = format!("{}/", server.base);
     let result = run_node(
@@ -222,26 +207,12 @@ fn an_admin_adds_and_removes_a_camera_in_chromium() {
     );
     let path = dir.path().join("lockstep.toml");
     std::fs::write(&path, &config).expect("config written");
-    let mut add = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args([
-            "user",
-            "add",
-            "owner",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ])
-        .arg("--config")
-        .arg(&path)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("lockstep runs");
-    std::io::Write::write_all(
-        &mut add.stdin.take().expect("stdin"),
-        b"the owner's passphrase\n",
-    )
-    .expect("password written");
-    assert!(add.wait().expect("lockstep ends").success());
+    add_user(
+        &path,
+        "owner",
+        &["--role", "admin"],
+        "the owner's passphrase",
+    );
     let server = Server::with_config_in(&dir, &config);
     let base = format!("{}/", server.base);
     let result = run_node(

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::Server;
+use common::{add_user, Server};
 use common::{assert_viewer_in_sync, measure, one_at_a_time, settled_offsets, tempdir, Camera};
 
 fn free_port() -> u16 {
@@ -264,29 +264,6 @@ fn basic_as(name: &str, password: &str) -> String {
     format!("Authorization: Basic {encoded}\r\n")
 }
 
-/// `lockstep user add NAME --role ROLE`, the password on standard input.
-fn user(dir: &tempdir::Dir, name: &str, role: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args([
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-            "--config",
-        ])
-        .arg(dir.path().join("lockstep.toml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("lockstep user add");
-    let mut stdin = child.stdin.take().expect("stdin");
-    writeln!(stdin, "{password}").expect("password written");
-    drop(stdin);
-    assert!(child.wait().expect("waited").success());
-}
-
 /// With authentication on: no credentials get 401 and the scheme, a token scoped to another
 /// camera 403, a viewer's token the stream, and so does a user's name and password (a wrong
 /// password 401). A client that goes silent while playing is dropped
@@ -310,7 +287,12 @@ fn credentials_refusals_and_a_silent_client_dropped() {
         &dir,
         &["yard-only", "--role", "viewer", "--cameras", "other"],
     );
-    user(&dir, "alice", "viewer", "correct horse battery");
+    add_user(
+        &dir.path().join("lockstep.toml"),
+        "alice",
+        &["--role", "viewer"],
+        "correct horse battery",
+    );
     let _server = Server::with_config_in(&dir, &text);
     let url = format!("rtsp://127.0.0.1:{port}/cam");
     let connect = || {

@@ -475,3 +475,23 @@ pub fn try_node(
         Err(result)
     }
 }
+
+/// `lockstep user add NAME ROLE_ARGS… --config CONFIG`, the password on standard input.
+pub fn add_user(config: &std::path::Path, name: &str, role_args: &[&str], password: &str) {
+    let mut add = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["user", "add", name])
+        .args(role_args)
+        .args(["--password-stdin", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("lockstep runs");
+    let mut stdin = add.stdin.take().expect("stdin");
+    writeln!(stdin, "{password}").expect("password written");
+    drop(stdin);
+    assert!(
+        add.wait().expect("lockstep ends").success(),
+        "user add {name}"
+    );
+}
