@@ -35,6 +35,32 @@ pub enum Command {
     User(UserArgs),
     /// API tokens for scripts, WHEP/WHIP clients, producers and Prometheus.
     Token(TokenArgs),
+    /// Windows: lockstep as a service serving %ProgramData%\lockstep\lockstep.toml (on Linux:
+    /// examples/lockstep.service for systemd).
+    Service(ServiceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    #[arg(value_enum)]
+    pub action: ServiceAction,
+    /// The config the service serves (install: default %ProgramData%\lockstep\lockstep.toml;
+    /// its logs go to `logs\` beside it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceAction {
+    /// Register the service (started with Windows, restarted after a failure).
+    Install,
+    /// Stop and unregister it (config, data and logs stay).
+    Uninstall,
+    Start,
+    /// Stop it (open recordings are closed as `stopped`).
+    Stop,
+    /// How the service manager starts it (not for people).
+    Run,
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +293,7 @@ impl Command {
             Command::Discover(_) => "discover",
             Command::User(_) => "user",
             Command::Token(_) => "token",
+            Command::Service(_) => "service",
         }
     }
 }

@@ -222,7 +222,13 @@ pub struct StorageConfig {
     pub segment_secs: u32,
 }
 
+/// `lockstep-data` beside where lockstep runs; on Windows `%ProgramData%\lockstep\data`, the
+/// machine-wide place for a program's data (a service's working folder is System32).
 fn default_dir() -> PathBuf {
+    #[cfg(windows)]
+    if let Some(program_data) = std::env::var_os("ProgramData") {
+        return PathBuf::from(program_data).join("lockstep").join("data");
+    }
     PathBuf::from("lockstep-data")
 }
 fn default_retain_days() -> u32 {
@@ -992,6 +998,15 @@ fn readable_by_others(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sample the Windows zip carries (windows/package.sh) is a configuration we accept.
+    #[test]
+    fn the_windows_sample_config_is_valid() {
+        let config = Config::parse(include_str!("../../../windows/lockstep.toml"), "sample")
+            .expect("windows/lockstep.toml parses");
+        assert_eq!(config.cameras.len(), 1);
+        assert_eq!(config.server.listen.port(), 8350);
+    }
 
     const FULL: &str = r#"
 [server]

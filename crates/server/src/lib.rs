@@ -20,5 +20,6 @@ pub mod live;
 pub mod measure;
 pub mod push_sim_cmd;
 pub mod restream;
+pub mod service;
 pub mod sim_camera_cmd;
 pub mod talk;

@@ -1,6 +1,6 @@
 //! `lockstep`: one binary that ingests cameras and avatars, keeps them in sync, and serves them.
 
-use lockstep::{auth_cmd, cli, config, demo, live, measure, push_sim_cmd, sim_camera_cmd};
+use lockstep::{auth_cmd, cli, config, demo, live, measure, push_sim_cmd, service, sim_camera_cmd};
 
 use std::process::ExitCode;
 
@@ -10,14 +10,33 @@ use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // mp4-atom warns about every metadata box it does not model: not news to a user.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mp4_atom=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        // mp4-atom warns about every metadata box it does not model: not news to a user.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mp4_atom=error"));
+    // A service has no console: it logs to a rotating file beside its config.
+    let log_file = match &cli.command {
+        Command::Service(args) if args.action == cli::ServiceAction::Run => {
+            let path = service::log_path(&service::config_path(args.config.as_deref()));
+            service::log_file::LogFile::open(&path, service::LOG_MAX_BYTES, service::LOG_KEEP)
+                .map(Some)
+        }
+        _ => Ok(None),
+    };
+    match log_file {
+        Ok(Some(file)) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init(),
+        Ok(None) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        Err(e) => {
+            eprintln!("error: cannot open the service log: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     // Every camera, viewer and WebSocket holds descriptors: use what the system allows, not the
     // shell's default soft limit (often 1024).
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
@@ -32,6 +51,10 @@ fn main() -> ExitCode {
         Command::User(args) => finish(auth_cmd::user(&args)),
         Command::Token(args) => finish(auth_cmd::token(&args)),
         Command::Discover(args) => run_async(lockstep::discover::run(&args)),
+        Command::Service(args) => finish(service::run(
+            args.action,
+            &service::config_path(args.config.as_deref()),
+        )),
     }
 }
 

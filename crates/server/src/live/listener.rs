@@ -14,33 +14,67 @@ use crate::config::ServerConfig;
 const BACKLOG: i32 = 4096;
 
 pub fn bind(config: &ServerConfig) -> anyhow::Result<tokio::net::TcpListener> {
-    let addr = config.listen;
+    bind_tcp(config.listen, config.reuse_port, "HTTP")
+}
+
+/// A TCP listener on `addr` (`what` names it in errors): the HTTP server's, the restream's.
+pub fn bind_tcp(
+    addr: std::net::SocketAddr,
+    reuse_port: bool,
+    what: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .context("cannot create the HTTP socket")?;
-    // On Windows SO_REUSEADDR would let another process take the port over; its default
-    // already allows binding beside TIME_WAIT entries.
+        .with_context(|| format!("cannot create the {what} socket"))?;
     #[cfg(unix)]
     socket
         .set_reuse_address(true)
         .context("cannot set SO_REUSEADDR")?;
     #[cfg(unix)]
-    if config.reuse_port {
+    if reuse_port {
         socket
             .set_reuse_port(true)
             .context("cannot set SO_REUSEPORT")?;
     }
+    // On Windows SO_REUSEADDR would let another process take the port over, and binding beside
+    // TIME_WAIT entries needs nothing: the port is made ours alone instead.
+    #[cfg(windows)]
+    exclusive_address_use(&socket).context("cannot set SO_EXCLUSIVEADDRUSE")?;
     #[cfg(not(unix))]
-    if config.reuse_port {
+    if reuse_port {
         anyhow::bail!("server.reuse_port is only available on Unix");
     }
     socket.set_nonblocking(true)?;
     socket
         .bind(&addr.into())
-        .with_context(|| format!("cannot listen on {addr} (HTTP)"))?;
+        .with_context(|| format!("cannot listen on {addr} ({what})"))?;
     socket
         .listen(BACKLOG)
-        .with_context(|| format!("cannot listen on {addr} (HTTP)"))?;
+        .with_context(|| format!("cannot listen on {addr} ({what})"))?;
     Ok(tokio::net::TcpListener::from_std(socket.into())?)
+}
+
+/// `SO_EXCLUSIVEADDRUSE`: no other socket may bind this address, whatever options it sets.
+#[cfg(windows)]
+#[allow(unsafe_code)] // one setsockopt socket2 does not wrap
+fn exclusive_address_use(socket: &Socket) -> std::io::Result<()> {
+    use std::os::windows::io::AsRawSocket as _;
+    use windows_sys::Win32::Networking::WinSock::{setsockopt, SOL_SOCKET, SO_EXCLUSIVEADDRUSE};
+    let on: i32 = 1;
+    // SAFETY: the socket is open for the call; optval points at an i32 of the length given.
+    let result = unsafe {
+        setsockopt(
+            socket.as_raw_socket() as usize,
+            SOL_SOCKET,
+            SO_EXCLUSIVEADDRUSE,
+            (&on as *const i32).cast(),
+            std::mem::size_of::<i32>() as i32,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// The keepalive every accepted connection gets.
@@ -64,5 +98,24 @@ pub fn connection_options(
         if let Err(e) = SockRef::from(&*stream).set_tcp_keepalive(&keepalive) {
             tracing::debug!("TCP keepalive: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Windows lets a socket with SO_REUSEADDR bind a port another socket listens on unless
+    /// that one asked for it exclusively (Linux never does): run under wine in CI.
+    #[tokio::test]
+    async fn no_other_socket_takes_the_port_over() {
+        let listener = bind_tcp("127.0.0.1:0".parse().unwrap(), false, "test").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thief = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        thief.set_reuse_address(true).unwrap();
+        assert!(
+            thief.bind(&addr.into()).is_err(),
+            "another socket bound {addr}"
+        );
     }
 }

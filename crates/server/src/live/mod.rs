@@ -11,7 +11,7 @@ pub mod echo_stage;
 mod export_slots;
 pub mod forwarded;
 mod http_server;
-mod listener;
+pub(crate) mod listener;
 mod media_socket;
 pub(crate) mod media_stream;
 mod metrics;
@@ -92,11 +92,7 @@ impl Drop for AbortOnDrop {
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let listener = listener::bind(&config.server)?;
     let rtsp_listener = match config.server.rtsp_listen {
-        Some(addr) => Some(
-            crate::restream::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (server.rtsp_listen)"))?,
-        ),
+        Some(addr) => Some(crate::restream::bind(addr).context("server.rtsp_listen")?),
         None => None,
     };
     let rtsp = rtsp_listener
@@ -220,13 +216,24 @@ fn open_auth(config: &Config) -> anyhow::Result<(crate::auth::Auth, Option<Strin
 
 /// `lockstep serve`: start, print where, serve until Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    serve_until(config, stop_signal()).await
+}
+
+/// Serves until `stop` (Ctrl-C, a service's Stop), then closes the recordings cleanly.
+pub async fn serve_until(
+    config: Config,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let mut running = start(&config).await?;
     announce(&running);
+    // Also in the log: a service's only output.
+    tracing::info!("serving {}", running.url);
     let result = tokio::select! {
         result = running.wait() => result,
-        () = stop_signal() => Ok(()),
+        () = stop => Ok(()),
     };
     running.stop().await;
+    tracing::info!("stopped (open recordings closed)");
     result
 }
 

@@ -53,8 +53,8 @@ impl Restream {
 }
 
 /// Binds the restream's listener (before anything else starts: a taken port is a start error).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    crate::live::listener::bind_tcp(addr, false, "RTSP restream")
 }
 
 /// Serves RTSP clients on `listener` until the task is dropped.
