@@ -2,10 +2,8 @@
 # RTSP restream: a camera whose audio clock runs 300 ppm slow (behind 40 ms of jitter) is
 # restreamed by lockstep; ffmpeg (`-c copy`, over TCP) and GStreamer (`rtspsrc` → Matroska)
 # record the restream for SECS seconds at once, and `lockstep measure` reads both files
-# (container timestamps only, as a player would). Beside them, ffmpeg records the same camera
-# with its sender reports off, directly: what a report-blind relay hands on (the camera's RTP
-# timestamps, no reports). Then the server's CPU per restream client: 0, 1, 10 and 50 ffmpeg
-# clients (`-c copy -f null`) for 30 s each.
+# (container timestamps only, as a player would). Then the server's CPU per restream client:
+# 0, 1, 10 and 50 ffmpeg clients (`-c copy -f null`) for 30 s each.
 #
 #   bash bench/restream.sh [SECS]      (default 300; 0: only the CPU figures)
 set -euo pipefail
@@ -18,11 +16,8 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 
 $bin sim-camera --listen 127.0.0.1:0 --size 640x360 --audio pcmu --audio-clock-ppm -300 \
   --jitter-ms 40 > "$tmp/cam.out" 2>/dev/null &
-$bin sim-camera --listen 127.0.0.1:0 --size 640x360 --audio pcmu --audio-clock-ppm -300 \
-  --jitter-ms 40 --sender-reports off > "$tmp/blind.out" 2>/dev/null &
 sleep 2
 url=$(sed -n 's/^sim-camera: serving //p' "$tmp/cam.out" | head -1)
-blind=$(sed -n 's/^sim-camera: serving //p' "$tmp/blind.out" | head -1)
 rtsp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf '[server]\nlisten = "127.0.0.1:0"\nauth = "off"\nrtsp_listen = "127.0.0.1:%s"\n[storage]\ndir = "%s/rec"\n[[camera]]\nname = "cam"\nurl = "%s"\nrecord = "off"\n' \
   "$rtsp_port" "$tmp" "$url" > "$tmp/lockstep.toml"
@@ -34,13 +29,11 @@ restream="rtsp://127.0.0.1:$rtsp_port/cam"
 if [ "$secs" -gt 0 ]; then
   ffmpeg -nostdin -v error -rtsp_transport tcp -i "$restream" -t "$secs" -c copy "$tmp/ffmpeg.mp4" &
   recorder=$!
-  ffmpeg -nostdin -v error -rtsp_transport tcp -i "$blind" -t "$secs" -c copy "$tmp/blind.mov" &
-  blind_recorder=$!
   timeout -s INT $((secs + 2)) gst-launch-1.0 -e -q rtspsrc "location=$restream" latency=200 name=s \
     s. ! rtph264depay ! h264parse ! queue ! matroskamux name=m ! filesink "location=$tmp/gst.mkv" \
     s. ! rtpopusdepay ! opusparse ! queue ! m. > /dev/null 2>&1 || true
-  wait $recorder $blind_recorder
-  for f in ffmpeg.mp4 gst.mkv blind.mov; do
+  wait $recorder
+  for f in ffmpeg.mp4 gst.mkv; do
     echo "== $f ($secs s)"
     $bin measure "$tmp/$f" | tail -4
     # Without the first 10 s (GStreamer's lip sync settles there).
