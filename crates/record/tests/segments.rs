@@ -314,6 +314,8 @@ fn a_crash_mid_fragment_keeps_every_complete_fragment() {
     let file = Mp4Index::read(&source).unwrap();
     assert_eq!(file.complete_len as u64, complete);
     assert_eq!(file.tracks[0].samples.len(), 90);
+    // Windows deletes no file that is open.
+    drop((source, index));
     fs::remove_dir_all(&root).unwrap();
 }
 
@@ -333,6 +335,7 @@ fn recovery_never_touches_a_file_a_planted_row_names_outside_the_folder() {
     assert_eq!(report.removed, 2);
     assert_eq!(fs::read(&outside).unwrap(), b"not a recording");
     assert!(index.writing().unwrap().is_empty());
+    drop(index);
     fs::remove_file(&outside).unwrap();
     fs::remove_dir_all(&root).unwrap();
 }
