@@ -67,3 +67,14 @@ impl CameraSet {
         self.entries.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// The sources' tasks end with the set: a server whose start failed part-way (or any state
+/// dropped) leaves no camera session running behind it. (Dropping an abort handle aborts
+/// nothing.)
+impl Drop for CameraSet {
+    fn drop(&mut self) {
+        for (_, tasks) in self.write().iter() {
+            tasks.stop();
+        }
+    }
+}
