@@ -225,11 +225,11 @@ pub struct StorageConfig {
 /// `lockstep-data` beside where lockstep runs; on Windows `%ProgramData%\lockstep\data`, the
 /// machine-wide place for a program's data (a service's working folder is System32).
 fn default_dir() -> PathBuf {
-    #[cfg(windows)]
-    if let Some(program_data) = std::env::var_os("ProgramData") {
-        return PathBuf::from(program_data).join("lockstep").join("data");
+    if cfg!(windows) {
+        crate::service::folder().join("data")
+    } else {
+        PathBuf::from("lockstep-data")
     }
-    PathBuf::from("lockstep-data")
 }
 fn default_retain_days() -> u32 {
     30

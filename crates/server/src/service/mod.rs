@@ -17,7 +17,7 @@ pub const NAME: &str = "lockstep";
 pub const LOG_MAX_BYTES: u64 = 10_000_000;
 pub const LOG_KEEP: u32 = 5;
 
-/// `%ProgramData%\lockstep`: the service's config and logs.
+/// `%ProgramData%\lockstep`: the service's config and logs, and (`data\`) the default storage.
 pub fn folder() -> PathBuf {
     std::env::var_os("ProgramData")
         .map(PathBuf::from)
