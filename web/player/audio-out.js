@@ -2,13 +2,15 @@
 // audio thread, resampled to the context's rate (48 or 44.1 kHz) by 4-point cubic
 // interpolation, and says which timeline instant it is playing.
 //
-// Buffer: it starts once the ring holds its target plus one packet; the target is the ring's
-// (set by the decoder from measured jitter) plus any delay the video watchdog asks for. The
-// least fill over each half second is steered toward the target by playing up to 0.5 % fast or
-// 0.2 % slow (inaudible), so the delay shrinks back after a burst and never grows without bound;
-// a fill more than 80 ms over target is cut at once (faded in again). Each start (the first,
-// after an underrun) begins at the newest sound the target allows. An underrun fades to silence,
-// counts, and waits for the buffer to fill again.
+// Buffer: it starts once the ring holds the decoder's jitter target plus one packet, beginning
+// at the newest sound that allows (the first start, and after an underrun). From then on what
+// is steered is the least fill over the last 10 s — the fill just before the latest packet of
+// that span arrived — toward a small margin (plus any delay the video watchdog asks for), by
+// playing up to 0.5 % fast or 0.2 % slow (inaudible). The jitter is then counted once, by the
+// latest packet itself: steering the least fill to a jitter-sized target would hold the jitter
+// twice. The delay shrinks back after a burst leaves the span and never grows without bound; a
+// fill more than 80 ms over its target is cut at once (faded in again). An underrun fades to
+// silence, counts, and waits for the buffer to fill again.
 //
 // Every 4 render quanta it posts where it is: {frame, ts_us, us_per_frame} — the timeline time
 // of the first sample of the quantum that starts at context frame `frame`.
@@ -17,6 +19,14 @@ import { AudioRing, RING_RATE_HZ } from './audio-ring.js';
 
 const PACKET_MS = 20;
 const STEER_WINDOW_S = 0.5;
+/** The least fill is taken over this many steering windows (10 s). */
+const LEAST_FILL_WINDOWS = 20;
+/**
+ * What the least fill is steered to: the fill is sampled after each render quantum, so the true
+ * least is up to a quantum (2.9 ms at 44.1 kHz) lower, and the interpolation reads 2 samples
+ * ahead; the rest is for the decoder thread's own wake-up jitter.
+ */
+const MARGIN_MS = 8;
 const MAX_FAST = 0.005;
 const MAX_SLOW = 0.002;
 const STEER_GAIN = 0.00025; // per ms of excess fill
@@ -37,6 +47,7 @@ class AudioOut extends AudioWorkletProcessor {
     this.speed = 1;
     this.extraDelayMs = 0;
     this.minFill = Infinity;
+    this.windowMins = []; // the least fill (samples) of each recent steering window
     this.windowFrames = 0;
     this.quanta = 0;
     this.gain = 0;        // fades in after a start, out at an underrun
@@ -55,8 +66,14 @@ class AudioOut extends AudioWorkletProcessor {
     else if (msg.type === 'measure') this.meter = msg.on ? { loud: false, quiet: 0 } : null;
   }
 
+  /** The fill a start waits for: the decoder's jitter target, plus the watchdog's delay. */
+  startMs() {
+    return Math.max(this.ring.targetMs(), MARGIN_MS) + this.extraDelayMs + PACKET_MS;
+  }
+
+  /** The least fill steered to. */
   targetMs() {
-    return Math.max(this.ring.targetMs(), 5) + this.extraDelayMs;
+    return MARGIN_MS + this.extraDelayMs;
   }
 
   process(inputs, outputs) {
@@ -72,14 +89,15 @@ class AudioOut extends AudioWorkletProcessor {
       this.playing = false;
       this.speed = 1;
       this.minFill = Infinity;
+      this.windowMins = [];
     }
     const step = (RING_RATE_HZ / sampleRate) * this.speed;
     let available = this.ring.available(this.index);
     const fillMs = available / (RING_RATE_HZ / 1000);
-    if (!this.playing && fillMs >= this.targetMs() + PACKET_MS) {
+    if (!this.playing && fillMs >= this.startMs()) {
       // Start at the newest sound the buffer target allows: what piled up while waiting (the
       // context starting, a stall) is not worth its delay.
-      const keep = Math.round((this.targetMs() + PACKET_MS) * RING_RATE_HZ / 1000);
+      const keep = Math.round(this.startMs() * RING_RATE_HZ / 1000);
       this.index = (this.index + available - keep) | 0;
       this.frac = 0;
       available = keep;
@@ -117,6 +135,7 @@ class AudioOut extends AudioWorkletProcessor {
           channel[i] = last;
         }
         this.playing = false;
+        this.windowMins = [];
         this.stats.underruns++;
       }
       available = this.ring.available(this.index);
@@ -138,6 +157,8 @@ class AudioOut extends AudioWorkletProcessor {
         us_per_frame: (step * 1e6) / RING_RATE_HZ,
         fill_ms: fillMs,
         target_ms: this.targetMs(),
+        least_fill_ms: this.windowMins.length
+          ? Math.min(...this.windowMins) / (RING_RATE_HZ / 1000) : null,
         speed: this.speed,
         ...this.stats,
       });
@@ -145,15 +166,20 @@ class AudioOut extends AudioWorkletProcessor {
     return true;
   }
 
-  /** Moves the least fill of each half second toward the target. */
+  /** Moves the least fill of the last 10 s toward the target. */
   steer(available, n) {
     this.minFill = Math.min(this.minFill, available);
     this.windowFrames += n;
     if (this.windowFrames < STEER_WINDOW_S * sampleRate) return;
-    const excessMs = this.minFill / (RING_RATE_HZ / 1000) - this.targetMs();
+    this.windowMins.push(this.minFill);
+    if (this.windowMins.length > LEAST_FILL_WINDOWS) this.windowMins.shift();
+    const leastMs = Math.min(...this.windowMins) / (RING_RATE_HZ / 1000);
+    const excessMs = leastMs - this.targetMs();
     if (excessMs > CUT_OVER_MS) {
       // Far behind (the tab was in the background, a long stall): skip ahead, faded in.
-      this.index = (this.index + Math.round(excessMs * RING_RATE_HZ / 1000)) | 0;
+      const cut = Math.round(excessMs * RING_RATE_HZ / 1000);
+      this.index = (this.index + cut) | 0;
+      this.windowMins = this.windowMins.map((m) => m - cut);
       this.gain = 0;
       this.stats.cuts++;
     }

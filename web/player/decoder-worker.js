@@ -37,6 +37,11 @@ const stats = {
 };
 // [arrival ms, lateness ms] of audio as it reaches the ring, for the jitter estimate.
 let lateness = [];
+// How long after their due instant (the header's origin + stamp, on the Unix clock) frames
+// reach the worker: the server's release lag plus the transport, for the latency breakdown.
+let originUnixMs = null;
+const arrival = { audio: [], video: [] };
+const ARRIVALS_KEPT = 250;
 
 onmessage = (e) => {
   const m = e.data;
@@ -106,6 +111,7 @@ async function handle(data) {
   const key = (view.getUint8(1) & 1) === 1;
   const tsUs = Number(view.getBigInt64(2));
   const payload = new Uint8Array(data, FRAME_HEADER_BYTES);
+  noteArrival(kind === KIND_VIDEO ? arrival.video : arrival.audio, tsUs);
   if (kind === KIND_VIDEO) decodeVideo(key, tsUs, payload);
   else if (kind === KIND_AUDIO) decodeAudio(tsUs, payload);
   else throw new Error(`a frame message of unknown kind ${kind}`);
@@ -120,6 +126,7 @@ async function configure(header) {
     lateness = [];
   }
   postMessage({ type: 'header', header, fresh });
+  originUnixMs = header.origin_unix_us / 1000;
   closeVideo();
   if (header.video) {
     const config = { codec: header.video.codec, optimizeForLatency: true };
@@ -207,6 +214,19 @@ function noteLateness(tsUs) {
   return stats.target_ms;
 }
 
+function noteArrival(list, tsUs) {
+  if (originUnixMs === null) return;
+  list.push(performance.timeOrigin + performance.now() - (originUnixMs + tsUs / 1000));
+  if (list.length > ARRIVALS_KEPT) list.shift();
+}
+
+/** The median and largest of the arrivals kept, in ms. */
+function arrivalFigures(list) {
+  if (!list.length) return null;
+  const sorted = [...list].sort((a, b) => a - b);
+  return { p50_ms: sorted[Math.floor(sorted.length / 2)], max_ms: sorted[sorted.length - 1] };
+}
+
 function closeVideo() {
   if (video && video.state !== 'closed') video.close();
   video = null;
@@ -221,6 +241,8 @@ function closeDecoders() {
 // Stats: to the page every second, to the server every 2 s (they keep the socket from idling).
 let tick = 0;
 setInterval(() => {
+  stats.audio_arrival = arrivalFigures(arrival.audio);
+  stats.video_arrival = arrivalFigures(arrival.video);
   postMessage({ type: 'stats', stats });
   if (++tick % 2 === 0 && socket && socket.readyState === 1) {
     socket.send(JSON.stringify({ type: 'stats', ...stats, ...pageStats }));

@@ -61,7 +61,7 @@ export class MediaPlayer {
 
   async start() {
     this.running = true;
-    this.audio = new AudioContext({ latencyHint: 'interactive' });
+    this.audio = new AudioContext({ latencyHint: 0 });
     await this.audio.audioWorklet.addModule('/player/audio-out.js');
     // Cross-origin isolated (the server sends COOP/COEP): the decoder writes the ring directly.
     const shared = self.crossOriginIsolated ? new SharedArrayBuffer(AudioRing.bytes()) : null;
@@ -286,9 +286,14 @@ export class MediaPlayer {
       concealed_ms: this.audioStats.concealed_ms ?? null,
       audio_fill_ms: this.audioStats.fill_ms ?? null,
       audio_target_ms: this.audioStats.target_ms ?? null,
+      audio_least_fill_ms: this.audioStats.least_fill_ms ?? null,
       speed: this.audioStats.speed ?? null,
       cuts: this.audioStats.cuts ?? null,
       jitter_ms: this.workerStats.jitter_ms ?? null,
+      // After their due instant: frames reaching the worker (the server's release and the
+      // transport).
+      audio_arrival: this.workerStats.audio_arrival ?? null,
+      video_arrival: this.workerStats.video_arrival ?? null,
       video_decoded: this.workerStats.video_decoded ?? null,
       bad_messages: this.workerStats.bad_messages ?? null,
       connects: this.workerStats.connects ?? null,
