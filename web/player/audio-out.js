@@ -4,7 +4,7 @@
 //
 // Buffer: it starts once the ring holds the decoder's jitter target plus one packet, beginning
 // at the newest sound that allows (the first start, and after an underrun). From then on what
-// is steered is the least fill over the last 10 s — the fill just before the latest packet of
+// is steered is the least fill over the last 30 s — the fill just before the latest packet of
 // that span arrived — toward a small margin (plus any delay the video watchdog asks for), by
 // playing up to 0.5 % fast or 0.2 % slow (inaudible). The jitter is then counted once, by the
 // latest packet itself: steering the least fill to a jitter-sized target would hold the jitter
@@ -19,14 +19,19 @@ import { AudioRing, RING_RATE_HZ } from './audio-ring.js';
 
 const PACKET_MS = 20;
 const STEER_WINDOW_S = 0.5;
-/** The least fill is taken over this many steering windows (10 s). */
-const LEAST_FILL_WINDOWS = 20;
+/** The least fill is taken over this many steering windows (30 s). */
+const LEAST_FILL_WINDOWS = 60;
 /**
  * What the least fill is steered to: the fill is sampled after each render quantum, so the true
  * least is up to a quantum (2.9 ms at 44.1 kHz) lower, and the interpolation reads 2 samples
- * ahead; the rest is for the decoder thread's own wake-up jitter.
+ * ahead; the rest is for a packet later than any in the last 30 s. Each underrun adds 4 ms (a
+ * device that takes its audio in bursts, a machine whose decoder thread wakes late), up to
+ * 40 ms; 30 s without one takes 1 ms back.
  */
 const MARGIN_MS = 8;
+const MARGIN_STEP_MS = 4;
+const MAX_MARGIN_MS = 40;
+const MARGIN_RELAX_WINDOWS = 60;
 const MAX_FAST = 0.005;
 const MAX_SLOW = 0.002;
 const STEER_GAIN = 0.00025; // per ms of excess fill
@@ -47,7 +52,14 @@ class AudioOut extends AudioWorkletProcessor {
     this.speed = 1;
     this.extraDelayMs = 0;
     this.minFill = Infinity;
-    this.windowMins = []; // the least fill (samples) of each recent steering window
+    // The least fill (samples) of each recent steering window, plus `steered` at that time.
+    this.windowMins = [];
+    // Samples consumed beyond the nominal rate by steering and cuts: each past window's least
+    // fill, less what was consumed since, is what it would be now (else a past least holds
+    // the speed for 30 s after it was made up, and the delay swings).
+    this.steered = 0;
+    this.marginMs = MARGIN_MS;
+    this.calmWindows = 0;   // steering windows since the last underrun
     this.windowFrames = 0;
     this.quanta = 0;
     this.gain = 0;        // fades in after a start, out at an underrun
@@ -68,12 +80,12 @@ class AudioOut extends AudioWorkletProcessor {
 
   /** The fill a start waits for: the decoder's jitter target, plus the watchdog's delay. */
   startMs() {
-    return Math.max(this.ring.targetMs(), MARGIN_MS) + this.extraDelayMs + PACKET_MS;
+    return Math.max(this.ring.targetMs(), this.marginMs) + this.extraDelayMs + PACKET_MS;
   }
 
   /** The least fill steered to. */
   targetMs() {
-    return MARGIN_MS + this.extraDelayMs;
+    return this.marginMs + this.extraDelayMs;
   }
 
   process(inputs, outputs) {
@@ -127,6 +139,7 @@ class AudioOut extends AudioWorkletProcessor {
         this.index = (this.index + whole) | 0;
         this.frac = next - whole;
       }
+      this.steered += produced * (step - RING_RATE_HZ / sampleRate);
       if (produced < n) {
         // Underrun: fade what is left of the last sample to silence, then buffer again.
         let last = produced ? channel[produced - 1] : 0;
@@ -136,6 +149,8 @@ class AudioOut extends AudioWorkletProcessor {
         }
         this.playing = false;
         this.windowMins = [];
+        this.marginMs = Math.min(MAX_MARGIN_MS, this.marginMs + MARGIN_STEP_MS);
+        this.calmWindows = 0;
         this.stats.underruns++;
       }
       available = this.ring.available(this.index);
@@ -157,8 +172,7 @@ class AudioOut extends AudioWorkletProcessor {
         us_per_frame: (step * 1e6) / RING_RATE_HZ,
         fill_ms: fillMs,
         target_ms: this.targetMs(),
-        least_fill_ms: this.windowMins.length
-          ? Math.min(...this.windowMins) / (RING_RATE_HZ / 1000) : null,
+        least_fill_ms: this.leastFillMs(),
         speed: this.speed,
         ...this.stats,
       });
@@ -166,26 +180,34 @@ class AudioOut extends AudioWorkletProcessor {
     return true;
   }
 
-  /** Moves the least fill of the last 10 s toward the target. */
+  /** Moves the least fill of the last 30 s toward the target. */
   steer(available, n) {
     this.minFill = Math.min(this.minFill, available);
     this.windowFrames += n;
     if (this.windowFrames < STEER_WINDOW_S * sampleRate) return;
-    this.windowMins.push(this.minFill);
+    this.windowMins.push(this.minFill + this.steered);
     if (this.windowMins.length > LEAST_FILL_WINDOWS) this.windowMins.shift();
-    const leastMs = Math.min(...this.windowMins) / (RING_RATE_HZ / 1000);
-    const excessMs = leastMs - this.targetMs();
+    if (++this.calmWindows % MARGIN_RELAX_WINDOWS === 0 && this.marginMs > MARGIN_MS) {
+      this.marginMs = Math.max(MARGIN_MS, this.marginMs - 1);
+    }
+    const excessMs = this.leastFillMs() - this.targetMs();
     if (excessMs > CUT_OVER_MS) {
       // Far behind (the tab was in the background, a long stall): skip ahead, faded in.
       const cut = Math.round(excessMs * RING_RATE_HZ / 1000);
       this.index = (this.index + cut) | 0;
-      this.windowMins = this.windowMins.map((m) => m - cut);
+      this.steered += cut;
       this.gain = 0;
       this.stats.cuts++;
     }
     this.speed = 1 + Math.max(-MAX_SLOW, Math.min(MAX_FAST, excessMs * STEER_GAIN));
     this.minFill = Infinity;
     this.windowFrames = 0;
+  }
+
+  /** The least fill of the last 30 s, as it stands after the steering since. */
+  leastFillMs() {
+    if (!this.windowMins.length) return null;
+    return (Math.min(...this.windowMins) - this.steered) / (RING_RATE_HZ / 1000);
   }
 
   /** For the tests' meter: the context frame of each beep onset in what is played. */

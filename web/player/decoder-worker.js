@@ -16,6 +16,8 @@ const KIND_AUDIO = 2;
 /** Decode queue beyond which this device cannot keep up: skip to the next keyframe. */
 const MAX_DECODE_QUEUE = 30;
 const JITTER_WINDOW_MS = 5000;
+/** After a (re)connection, arrivals this long are the start-up's (decoders warming), not jitter. */
+const SETTLE_MS = 1000;
 const MIN_TARGET_MS = 20;
 const MAX_TARGET_MS = 400;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
@@ -37,6 +39,7 @@ const stats = {
 };
 // [arrival ms, lateness ms] of audio as it reaches the ring, for the jitter estimate.
 let lateness = [];
+let settledAt = 0;
 // How long after their due instant (the header's origin + stamp, on the Unix clock) frames
 // reach the worker: the server's release lag plus the transport, for the latency breakdown.
 let originUnixMs = null;
@@ -124,6 +127,7 @@ async function configure(header) {
     if (ring) ring.reset();
     else audioPort.postMessage({ type: 'reset' });
     lateness = [];
+    settledAt = performance.now() + SETTLE_MS;
   }
   postMessage({ type: 'header', header, fresh });
   originUnixMs = header.origin_unix_us / 1000;
@@ -204,6 +208,7 @@ function onAudio(data) {
  */
 function noteLateness(tsUs) {
   const now = performance.now();
+  if (now < settledAt) return stats.target_ms;
   lateness.push([now, now - tsUs / 1000]);
   while (lateness.length && lateness[0][0] < now - JITTER_WINDOW_MS) lateness.shift();
   let min = Infinity;

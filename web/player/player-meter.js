@@ -64,6 +64,8 @@ export class PlayerMeter {
       presented: this.presented,
       flashes: this.flashes.length,
       beeps: this.beeps.length,
+      // Each onset as heard, on the Unix clock (ms): for a cross-check against a real sink.
+      beeps_unix_ms: this.beeps.map((b) => performance.timeOrigin + b),
       offsets_ms: offsets,
       ...summary(offsets),
       video_latency_p50_ms: median(this.videoLatency),

@@ -3,10 +3,14 @@
 
 import { chromium } from 'playwright-core';
 
-/** `extraArgs`: more Chromium flags (a fake microphone, say). */
+/**
+ * `extraArgs`: more Chromium flags (a fake microphone, say). LOCKSTEP_UNMUTE=1 keeps the sound
+ * on (playwright mutes it), for a sink such as PulseAudio's (PULSE_SERVER) to receive it.
+ */
 export function launchChromium(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    ignoreDefaultArgs: process.env.LOCKSTEP_UNMUTE === '1' ? ['--mute-audio'] : [],
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
