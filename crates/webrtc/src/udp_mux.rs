@@ -56,9 +56,9 @@ pub struct UdpMux {
 }
 
 impl UdpMux {
-    /// Binds the shared socket and starts the reading task.
-    pub async fn bind(addr: SocketAddr) -> io::Result<Arc<UdpMux>> {
-        let socket = UdpSocket::bind(addr).await?;
+    /// Serves the shared socket (bound, non-blocking) and starts the reading task.
+    pub fn new(socket: std::net::UdpSocket) -> io::Result<Arc<UdpMux>> {
+        let socket = UdpSocket::from_std(socket)?;
         let mux = Arc::new(UdpMux {
             socket,
             routes: Mutex::new(Routes::default()),
@@ -202,7 +202,9 @@ mod tests {
 
     #[tokio::test]
     async fn routes_by_stun_username_then_by_address() {
-        let mux = UdpMux::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let mux = UdpMux::new(socket).unwrap();
         let mut a = mux.register("peer-a");
         let mut b = mux.register("peer-b");
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -78,12 +78,13 @@ pub struct ViewerOptions {
 }
 
 impl WhepHost {
-    /// Binds the shared UDP socket. `advertise`: the addresses browsers reach it on (host
-    /// candidates); empty means the bound address, or this machine's addresses if that is a
-    /// wildcard.
-    pub async fn bind(udp: SocketAddr, advertise: &[IpAddr]) -> std::io::Result<WhepHost> {
-        let mux = UdpMux::bind(udp).await?;
-        let port = mux.local_addr()?.port();
+    /// Serves on `socket` (bound, non-blocking; the caller chooses its options). `advertise`:
+    /// the addresses browsers reach it on (host candidates); empty means the bound address,
+    /// or this machine's addresses if that is a wildcard. Needs a Tokio runtime.
+    pub fn bind(socket: std::net::UdpSocket, advertise: &[IpAddr]) -> std::io::Result<WhepHost> {
+        let udp = socket.local_addr()?;
+        let mux = UdpMux::new(socket)?;
+        let port = udp.port();
         let ips: Vec<IpAddr> = if !advertise.is_empty() {
             advertise.to_vec()
         } else if udp.ip().is_unspecified() {

@@ -53,6 +53,20 @@ pub fn bind_tcp(
     Ok(tokio::net::TcpListener::from_std(socket.into())?)
 }
 
+/// The WebRTC media socket on `addr`: on Windows made ours alone like the TCP listeners (a
+/// process that sets SO_REUSEADDR could otherwise bind the port and receive viewers' media).
+pub fn bind_udp(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .with_context(|| format!("cannot create the {what} socket"))?;
+    #[cfg(windows)]
+    exclusive_address_use(&socket).context("cannot set SO_EXCLUSIVEADDRUSE")?;
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("cannot listen on udp {addr} ({what})"))?;
+    Ok(socket.into())
+}
+
 /// `SO_EXCLUSIVEADDRUSE`: no other socket may bind this address, whatever options it sets.
 #[cfg(windows)]
 #[allow(unsafe_code)] // one setsockopt socket2 does not wrap
@@ -116,6 +130,18 @@ mod tests {
         assert!(
             thief.bind(&addr.into()).is_err(),
             "another socket bound {addr}"
+        );
+    }
+
+    #[test]
+    fn no_other_socket_takes_the_udp_port_over() {
+        let socket = bind_udp("127.0.0.1:0".parse().unwrap(), "test").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let thief = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        thief.set_reuse_address(true).unwrap();
+        assert!(
+            thief.bind(&addr.into()).is_err(),
+            "another socket bound udp {addr}"
         );
     }
 }

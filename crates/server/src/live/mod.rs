@@ -106,9 +106,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     auth.secure_cookies = tls.is_some();
     let login_url = run_token.map(|token| format!("{scheme}://{http}/login?token={token}"));
     let udp = SocketAddr::new(http.ip(), config.server.webrtc_port.unwrap_or(http.port()));
-    let whep = WhepHost::bind(udp, &config.server.webrtc_addresses)
-        .await
-        .with_context(|| format!("cannot listen on {udp} (WebRTC, UDP)"))?;
+    let whep = WhepHost::bind(
+        listener::bind_udp(udp, "WebRTC")?,
+        &config.server.webrtc_addresses,
+    )
+    .with_context(|| format!("cannot serve WebRTC on udp {udp}"))?;
     let webrtc = whep.udp_addr()?;
     let clock = LocalClock::new();
     let pushes: Vec<_> = config
