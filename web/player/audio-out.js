@@ -37,9 +37,9 @@ const MAX_SLOW = 0.002;
 const STEER_GAIN = 0.00025; // per ms of excess fill
 const CUT_OVER_MS = 80;
 /**
- * In the first 10 s after a start, a least fill this far over target is cut too: what piled up
- * while the device and the decoders warmed up (60–80 ms seen with PulseAudio) would otherwise
- * take half a minute of steering to play off.
+ * In the first 10 s after a start, a least fill this far over the decoder's jitter target is
+ * cut too (down to that target): what piled up while the device and the decoders warmed up
+ * (60–80 ms seen with PulseAudio) would otherwise take half a minute of steering to play off.
  */
 const START_CUT_OVER_MS = 20;
 const START_WINDOWS = 20;
@@ -198,11 +198,16 @@ class AudioOut extends AudioWorkletProcessor {
       this.marginMs = Math.max(MARGIN_MS, this.marginMs - 1);
     }
     const excessMs = this.leastFillMs() - this.targetMs();
+    // Early on, the least fill has not yet seen the jitter: a start cut keeps the decoder's
+    // jitter target.
     const starting = this.windowMins.length <= START_WINDOWS;
-    if (excessMs > (starting ? START_CUT_OVER_MS : CUT_OVER_MS)) {
+    const cutMs = starting
+      ? this.leastFillMs() - Math.max(this.ring.targetMs(), this.targetMs())
+      : excessMs;
+    if (cutMs > (starting ? START_CUT_OVER_MS : CUT_OVER_MS)) {
       // Far behind (the tab was in the background, a long stall, the start): skip ahead,
       // faded in.
-      const cut = Math.round(excessMs * RING_RATE_HZ / 1000);
+      const cut = Math.round(cutMs * RING_RATE_HZ / 1000);
       this.index = (this.index + cut) | 0;
       this.steered += cut;
       this.gain = 0;
