@@ -61,6 +61,8 @@ export class MediaPlayer {
 
   async start() {
     this.running = true;
+    // The smallest output buffer the device allows: headless Chromium then reports 8 ms of
+    // output latency where 'interactive' reports 32 (bench/RESULTS.md).
     this.audio = new AudioContext({ latencyHint: 0 });
     await this.audio.audioWorklet.addModule('/player/audio-out.js');
     // Cross-origin isolated (the server sends COOP/COEP): the decoder writes the ring directly.
@@ -291,7 +293,7 @@ export class MediaPlayer {
       cuts: this.audioStats.cuts ?? null,
       jitter_ms: this.workerStats.jitter_ms ?? null,
       // After their due instant: frames reaching the worker (the server's release and the
-      // transport).
+      // transport; across machines, plus the offset between their clocks).
       audio_arrival: this.workerStats.audio_arrival ?? null,
       video_arrival: this.workerStats.video_arrival ?? null,
       video_decoded: this.workerStats.video_decoded ?? null,
