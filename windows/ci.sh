@@ -41,6 +41,9 @@ for dll in $imports; do
   esac
 done
 
+echo "-- clippy for the Windows target: the server's cfg(windows) code (service, sockets, folders)"
+cargo clippy --locked --target "$target" -p lockstep -- -D warnings
+
 echo "-- tests under wine"
 cargo test --locked --target "$target" -p lockstep-sync -p lockstep-opus -p lockstep-media \
   -p lockstep-record -p lockstep-webrtc -p lockstep-rtsp --lib
