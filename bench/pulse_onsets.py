@@ -11,7 +11,8 @@ before it was played, so this bound is late by at most the least delivery delay 
 (a fragment, 5 ms asked). Onsets: the first sample above 0.1 of full scale after 50 ms below.
 Dropouts: within the first 90 ms of a beep (100 ms of a 1 kHz sine), a run of 1 ms below 0.01
 of full scale — a sine is never near zero that long, a glitch in the output is.
-Prints {"onsets_unix_ms": [...], "dropouts": n, "reads": n, "samples": n}.
+Prints {"onsets_unix_ms": [...], "dropouts": n, "reads": n, "samples": n}. With
+PULSE_ONSETS_RAW=FILE it also writes the recording there (s16le mono 48 kHz), to look at.
 """
 import json
 import os

@@ -65,6 +65,7 @@ class AudioOut extends AudioWorkletProcessor {
     // fill, less what was consumed since, is what it would be now (else a past least holds
     // the speed for 30 s after it was made up, and the delay swings).
     this.steered = 0;
+    this.leastMs = null;  // the least fill the last steering used (ms), for the stats
     this.marginMs = MARGIN_MS;
     this.calmWindows = 0;   // steering windows since the last underrun
     this.windowFrames = 0;
@@ -179,7 +180,7 @@ class AudioOut extends AudioWorkletProcessor {
         us_per_frame: (step * 1e6) / RING_RATE_HZ,
         fill_ms: fillMs,
         target_ms: this.targetMs(),
-        least_fill_ms: this.leastFillMs(),
+        least_fill_ms: this.leastMs,
         speed: this.speed,
         ...this.stats,
       });
@@ -197,12 +198,14 @@ class AudioOut extends AudioWorkletProcessor {
     if (++this.calmWindows % MARGIN_RELAX_WINDOWS === 0 && this.marginMs > MARGIN_MS) {
       this.marginMs = Math.max(MARGIN_MS, this.marginMs - 1);
     }
-    const excessMs = this.leastFillMs() - this.targetMs();
+    // Once per window, not per quantum: the stats post what this steering saw.
+    this.leastMs = this.leastFillMs();
+    const excessMs = this.leastMs - this.targetMs();
     // Early on, the least fill has not yet seen the jitter: a start cut keeps the decoder's
     // jitter target.
     const starting = this.windowMins.length <= START_WINDOWS;
     const cutMs = starting
-      ? this.leastFillMs() - Math.max(this.ring.targetMs(), this.targetMs())
+      ? this.leastMs - Math.max(this.ring.targetMs(), this.targetMs())
       : excessMs;
     if (cutMs > (starting ? START_CUT_OVER_MS : CUT_OVER_MS)) {
       // Far behind (the tab was in the background, a long stall, the start): skip ahead,

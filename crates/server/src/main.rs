@@ -4,6 +4,8 @@ use lockstep::{auth_cmd, cli, config, demo, live, measure, push_sim_cmd, service
 
 use std::process::ExitCode;
 
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
 use clap::Parser;
 
 use cli::{Cli, Command};
@@ -22,20 +24,22 @@ fn main() -> ExitCode {
         }
         _ => Ok(None),
     };
-    match log_file {
-        Ok(Some(file)) => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(file))
-            .init(),
-        Ok(None) => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init(),
+    let (writer, to_file) = match log_file {
+        Ok(Some(file)) => (BoxMakeWriter::new(std::sync::Mutex::new(file)), true),
+        Ok(None) => (BoxMakeWriter::new(std::io::stderr), false),
         Err(e) => {
             eprintln!("error: cannot open the service log: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    let logger = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    // No colour codes in a file; the console keeps the default (which honours NO_COLOR).
+    if to_file {
+        logger.with_ansi(false).init();
+    } else {
+        logger.init();
     }
     // Every camera, viewer and WebSocket holds descriptors: use what the system allows, not the
     // shell's default soft limit (often 1024).
