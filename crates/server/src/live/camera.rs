@@ -191,7 +191,7 @@ async fn run_camera(
         })
         ^ clock.now().as_nanos() as u64;
     let mut backoff = Backoff::new(seed);
-    let pacer = match Pacer::spawn(&settings.name, feed.clone()) {
+    let pacer = match Pacer::new(feed.clone()) {
         Ok(pacer) => Arc::new(pacer),
         Err(e) => {
             status.send_modify(|s| {

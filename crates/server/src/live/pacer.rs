@@ -1,5 +1,5 @@
-//! The one place where a source's media waits for its output instant: a due-ordered queue on
-//! a thread of its own that publishes each frame to the source's feed when it falls due.
+//! The one place where media waits for its output instant: a due-ordered queue on a thread of
+//! its own that publishes each frame to its source's feed when it falls due.
 //!
 //! An OS thread's timed wait is accurate to tens of microseconds where the async runtime's timer
 //! rounds up to the next millisecond, and packet pacing is what a receiver's jitter buffer sizes
@@ -7,12 +7,15 @@
 //! not be published early: a WebRTC sender report is extrapolated from the last frame written,
 //! which must not lie in the future (str0m reports RTP time 0 then, and a browser's lip sync
 //! goes seconds off).
+//!
+//! One thread serves every source. A thread per source woke twice per frame (once for the frame
+//! handed to it, once at its due instant): with 100 cameras that was ~16,000 wake-ups a second
+//! and a seventh of the server's CPU (`bench/RESULTS.md`). The shared thread is woken by a new
+//! frame only when it becomes the earliest held.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use lockstep_media::{LiveFrame, SourceFeed};
@@ -21,6 +24,7 @@ use lockstep_media::{LiveFrame, SourceFeed};
 struct Held {
     due: Instant,
     order: u64,
+    feed: Arc<SourceFeed>,
     frame: LiveFrame,
 }
 
@@ -41,62 +45,109 @@ impl Ord for Held {
     }
 }
 
-/// A source's pacer; dropping it publishes what is held when due and stops the thread.
-#[derive(Debug)]
+#[derive(Default)]
+struct Queue {
+    held: BinaryHeap<Reverse<Held>>,
+    scheduled: u64,
+}
+
+/// The queue every pacer shares, and the thread that empties it.
+#[derive(Default)]
+struct PacerThread {
+    queue: Mutex<Queue>,
+    /// Signalled when a frame becomes the earliest held.
+    earlier: Condvar,
+}
+
+impl PacerThread {
+    /// The process's pacer thread, started on first use; it lives as long as the process.
+    fn get() -> std::io::Result<Arc<PacerThread>> {
+        static STARTED: Mutex<Option<Arc<PacerThread>>> = Mutex::new(None);
+        let mut started = STARTED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(thread) = started.as_ref() {
+            return Ok(thread.clone());
+        }
+        let thread = PacerThread::start()?;
+        *started = Some(thread.clone());
+        Ok(thread)
+    }
+
+    /// A new pacer thread (the process shares one; tests start their own).
+    fn start() -> std::io::Result<Arc<PacerThread>> {
+        let thread = Arc::new(PacerThread::default());
+        let running = thread.clone();
+        std::thread::Builder::new()
+            .name("pacer".into())
+            .spawn(move || running.run())?;
+        Ok(thread)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Frames are published outside the lock: a poisoned queue is still consistent.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn run(&self) {
+        let mut due_now = Vec::new();
+        let mut queue = self.lock();
+        loop {
+            let now = Instant::now();
+            while queue.held.peek().is_some_and(|Reverse(h)| h.due <= now) {
+                due_now.extend(queue.held.pop());
+            }
+            if !due_now.is_empty() {
+                // Publishing wakes viewers and recorders: not while schedulers wait for the lock.
+                drop(queue);
+                for Reverse(h) in due_now.drain(..) {
+                    h.feed.publish(h.frame);
+                }
+                queue = self.lock();
+                continue;
+            }
+            queue = match queue.held.peek() {
+                Some(Reverse(next)) => {
+                    let wait = next.due.saturating_duration_since(now);
+                    self.earlier
+                        .wait_timeout(queue, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .earlier
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    }
+}
+
+/// A source's pacer. Frames it holds still go out on time after it is dropped.
 pub struct Pacer {
-    commands: Option<Sender<(LiveFrame, Instant)>>,
-    thread: Option<JoinHandle<()>>,
+    feed: Arc<SourceFeed>,
+    thread: Arc<PacerThread>,
+}
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacer").finish_non_exhaustive()
+    }
 }
 
 impl Pacer {
-    pub fn spawn(name: &str, feed: Arc<SourceFeed>) -> std::io::Result<Pacer> {
-        // Each message: a frame and the instant to publish it.
-        let (commands, rx) = channel::<(LiveFrame, Instant)>();
-        let thread = std::thread::Builder::new()
-            .name(format!("pacer-{name}"))
-            .spawn(move || {
-                let mut held: BinaryHeap<Reverse<Held>> = BinaryHeap::new();
-                let mut order = 0u64;
-                let mut finishing = false;
-                loop {
-                    let now = Instant::now();
-                    while held.peek().is_some_and(|Reverse(h)| h.due <= now) {
-                        if let Some(Reverse(h)) = held.pop() {
-                            feed.publish(h.frame);
-                        }
-                    }
-                    let command = match (held.peek(), finishing) {
-                        (None, true) => return,
-                        // The pacer was dropped: what it holds still goes out on time.
-                        (Some(Reverse(next)), true) => {
-                            std::thread::sleep(next.due.saturating_duration_since(now));
-                            None
-                        }
-                        (Some(Reverse(next)), false) => {
-                            match rx.recv_timeout(next.due.saturating_duration_since(now)) {
-                                Ok(command) => Some(command),
-                                Err(RecvTimeoutError::Timeout) => None,
-                                Err(RecvTimeoutError::Disconnected) => {
-                                    finishing = true;
-                                    None
-                                }
-                            }
-                        }
-                        (None, false) => match rx.recv() {
-                            Ok(command) => Some(command),
-                            Err(_) => return,
-                        },
-                    };
-                    if let Some((frame, due)) = command {
-                        order += 1;
-                        held.push(Reverse(Held { due, order, frame }));
-                    }
-                }
-            })?;
+    /// A pacer publishing to `feed`; fails only if the shared thread cannot be started.
+    pub fn new(feed: Arc<SourceFeed>) -> std::io::Result<Pacer> {
         Ok(Pacer {
-            commands: Some(commands),
-            thread: Some(thread),
+            feed,
+            thread: PacerThread::get()?,
         })
+    }
+
+    #[cfg(test)]
+    fn on_own_thread(feed: Arc<SourceFeed>) -> Pacer {
+        Pacer {
+            feed,
+            thread: PacerThread::start().unwrap(),
+        }
     }
 
     /// Publishes `frame` at its due instant (at once if that has passed).
@@ -109,17 +160,22 @@ impl Pacer {
     /// exist some time after its own instant (an encoded audio frame needs all of its input)
     /// leaves evenly spaced instead of whenever its input happened to arrive.
     pub fn schedule_at(&self, frame: LiveFrame, release: Instant) {
-        if let Some(commands) = &self.commands {
-            let _ = commands.send((frame, release));
-        }
-    }
-}
-
-impl Drop for Pacer {
-    fn drop(&mut self) {
-        self.commands = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        let mut queue = self.thread.lock();
+        let earliest = queue
+            .held
+            .peek()
+            .is_none_or(|Reverse(next)| release < next.due);
+        queue.scheduled += 1;
+        let order = queue.scheduled;
+        queue.held.push(Reverse(Held {
+            due: release,
+            order,
+            feed: self.feed.clone(),
+            frame,
+        }));
+        drop(queue);
+        if earliest {
+            self.thread.earlier.notify_one();
         }
     }
 }
@@ -154,7 +210,7 @@ mod tests {
     fn frames_leave_in_due_order_and_not_before_due() {
         let feed = Arc::new(SourceFeed::new());
         let mut sub = feed.subscribe();
-        let pacer = Pacer::spawn("test", feed.clone()).unwrap();
+        let pacer = Pacer::on_own_thread(feed.clone());
         let start = Instant::now();
         // Scheduled out of order; ties keep the order they were scheduled in.
         pacer.schedule(opus(start + Duration::from_millis(60), 3));
@@ -171,10 +227,34 @@ mod tests {
     }
 
     #[test]
+    fn a_source_s_earlier_frame_is_not_held_behind_another_s_later_one() {
+        let (late_feed, early_feed) = (Arc::new(SourceFeed::new()), Arc::new(SourceFeed::new()));
+        let mut early_sub = early_feed.subscribe();
+        let late = Pacer::on_own_thread(late_feed);
+        let early = Pacer {
+            feed: early_feed,
+            thread: late.thread.clone(),
+        };
+        // The thread is idle, waiting for a first frame.
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        late.schedule(opus(start + Duration::from_secs(1), 1));
+        early.schedule(opus(start + Duration::from_millis(20), 2));
+        let frame = next(&mut early_sub, Duration::from_secs(2)).expect("the early frame");
+        assert_eq!(frame.pts, 2);
+        // Without the wake-up it would wait for the 1 s frame.
+        assert!(
+            start.elapsed() < Duration::from_millis(800),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
     fn dropping_the_pacer_still_publishes_what_it_holds() {
         let feed = Arc::new(SourceFeed::new());
         let mut sub = feed.subscribe();
-        let pacer = Pacer::spawn("test", feed.clone()).unwrap();
+        let pacer = Pacer::on_own_thread(feed.clone());
         pacer.schedule(opus(Instant::now() + Duration::from_millis(30), 7));
         drop(pacer);
         let frame = next(&mut sub, Duration::from_secs(1)).expect("held frame");

@@ -56,7 +56,7 @@ impl std::ops::Deref for ProducerSlot {
 impl PushSource {
     pub fn new(config: &PushConfig, clock: LocalClock) -> std::io::Result<Arc<Self>> {
         let feed = Arc::new(SourceFeed::new());
-        let pacer = Arc::new(Pacer::spawn(config.name.as_str(), feed.clone())?);
+        let pacer = Arc::new(Pacer::new(feed.clone())?);
         let (status, status_rx) = watch::channel(CameraStatus::new(CameraState::Waiting));
         Ok(Arc::new(PushSource {
             handle: CameraHandle {

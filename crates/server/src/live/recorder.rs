@@ -16,9 +16,13 @@ use tokio::sync::{broadcast, watch};
 
 use super::camera::{CameraHandle, CameraState};
 
-/// Frames queued for the writer thread (about 8 s of video and audio) before it counts as
+/// Frames go to the writer thread in batches at most this far apart: the thread wakes once per
+/// batch, not once per frame (with 100 cameras that was 8,000 wake-ups a second and a fifth of
+/// the server's CPU; `bench/RESULTS.md`). A crash loses at most this much more than before.
+const BATCH_EVERY: Duration = Duration::from_millis(200);
+/// Batches queued for the writer thread (about 8 s of video and audio) before it counts as
 /// behind and the segment is ended.
-const WRITER_QUEUE: usize = 640;
+const WRITER_QUEUE: usize = 40;
 /// After a write error the recorder waits this long before opening a new segment.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -122,7 +126,7 @@ pub fn spawn_recorder(
 async fn feed_loop(
     camera: CameraHandle,
     record_audio: bool,
-    tx: SyncSender<ToWriter>,
+    tx: SyncSender<Vec<ToWriter>>,
     status: watch::Sender<RecorderStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -140,35 +144,23 @@ async fn feed_loop(
     };
     let mut live = subscription.live;
     let mut camera_status = camera.status.clone();
-    let send = |message: ToWriter| match tx.try_send(message) {
-        Ok(()) => true,
-        Err(TrySendError::Full(_)) => false,
-        Err(TrySendError::Disconnected(_)) => true,
-    };
+    let mut batch: Vec<ToWriter> = subscription
+        .cached
+        .iter()
+        .map(|frame| to_writer(frame, utc_us(frame.due)))
+        .collect();
+    let mut flush = tokio::time::interval(BATCH_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The writer had no room for the last batch: it was dropped, so the next one starts by
+    // closing the segment (the writer resumes at the next keyframe).
     let mut behind = false;
-    for frame in subscription.cached {
-        send(to_writer(&frame, utc_us(frame.due)));
-    }
     loop {
         tokio::select! {
             frame = live.recv() => match frame {
-                Ok(frame) => {
-                    if behind {
-                        // Resume only once the writer has room again (it starts a new
-                        // segment at the next keyframe).
-                        if !send(ToWriter::Close("recorder fell behind the disk".into())) {
-                            continue;
-                        }
-                        behind = false;
-                    }
-                    if !send(to_writer(&frame, utc_us(frame.due))) {
-                        behind = true;
-                        status.send_modify(|s| s.overruns += 1);
-                    }
-                }
+                Ok(frame) => batch.push(to_writer(&frame, utc_us(frame.due))),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(camera = %camera.settings.name, "recorder skipped {n} frames");
-                    behind = !send(ToWriter::Close(format!("recorder fell {n} frames behind")));
+                    batch.push(ToWriter::Close(format!("recorder fell {n} frames behind")));
                     status.send_modify(|s| s.overruns += 1);
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
@@ -183,11 +175,31 @@ async fn feed_loop(
                 };
                 if state != CameraState::Live {
                     let reason = reason.unwrap_or_else(|| "camera disconnected".into());
-                    behind = !send(ToWriter::Close(format!("camera: {reason}")));
+                    batch.push(ToWriter::Close(format!("camera: {reason}")));
+                }
+            }
+            _ = flush.tick() => {
+                if batch.is_empty() {
+                    continue;
+                }
+                if behind {
+                    batch.insert(0, ToWriter::Close("recorder fell behind the disk".into()));
+                }
+                match tx.try_send(std::mem::take(&mut batch)) {
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => behind = false,
+                    Err(TrySendError::Full(_)) => {
+                        if !behind {
+                            status.send_modify(|s| s.overruns += 1);
+                        }
+                        behind = true;
+                    }
                 }
             }
             _ = shutdown.changed() => break,
         }
+    }
+    if !batch.is_empty() && !behind {
+        let _ = tx.try_send(batch);
     }
     // Dropping the sender ends the writer thread, which closes its segment.
 }
@@ -209,7 +221,7 @@ fn write_loop(
     root: &std::path::Path,
     camera: &str,
     mut writer: SegmentWriter,
-    rx: Receiver<ToWriter>,
+    rx: Receiver<Vec<ToWriter>>,
     status: watch::Sender<RecorderStatus>,
 ) {
     let index = match Index::open(root) {
@@ -226,7 +238,7 @@ fn write_loop(
     let mut events = Vec::new();
     let mut segment_bytes = 0u64;
     let mut paused_until: Option<Instant> = None;
-    for message in rx.iter() {
+    for message in rx.iter().flatten() {
         let result = match message {
             ToWriter::Frame {
                 kind,
