@@ -484,13 +484,18 @@ fn a_camera_that_vanishes_mid_stream_is_reconnected() {
 
 /// `/api/media/{name}`, the WebSocket the lockstep player reads: a header naming the decoders,
 /// then a keyframe first, both tracks stamped on one timeline — a drifting, jittery camera
-/// measures in sync on those stamps; and what a bad request or a bad message gets.
+/// measures in sync on those stamps; and what a bad request or a bad message gets. The
+/// server's idle timeout is its shortest (5 s): `measure` keeps its 20 s socket alive.
 #[test]
 fn the_media_socket_carries_a_drifting_camera_in_sync() {
     use tungstenite::Message;
     let _serial = one_at_a_time();
     let camera = Camera::start(&["--audio-clock-ppm", "-300", "--jitter-ms", "40"]);
-    let (server, _dir) = Server::with_config(&camera_config(&[("cam", &camera.url)]));
+    let config = camera_config(&[("cam", &camera.url)]).replace(
+        "[server]\n",
+        "[server]\nws_idle_timeout_secs = 5\n",
+    );
+    let (server, _dir) = Server::with_config(&config);
     wait_live(&server, "cam");
     let ws_base = server.base.replace("http://", "ws://");
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
-use futures::StreamExt as _;
+use futures::{SinkExt as _, StreamExt as _};
 use lockstep_media::{Codec, PictureReader};
 use lockstep_opus::OpusDecoder;
 use lockstep_sync::SenderReportClock;
@@ -17,6 +17,8 @@ use super::Observations;
 use crate::live::media_stream::{parse_frame, KIND_AUDIO, KIND_VIDEO};
 
 const AUDIO_RATE: u32 = 48_000;
+/// Inside the shortest idle timeout a server may be configured with (5 s).
+const KEEPALIVE: Duration = Duration::from_secs(4);
 
 /// A WebSocket client's request for `url`, with `Authorization: Bearer` when given a token.
 pub fn request(
@@ -53,8 +55,23 @@ pub async fn observe(
     let mut chunks: Vec<Timed<Vec<f32>>> = Vec::new();
     let mut codec: Option<Codec> = None;
     let deadline = Instant::now() + Duration::from_secs_f64(duration_secs);
+    // The server closes a socket that sends no message for its idle timeout (pongs do not
+    // count), so a long measurement says it is alive the way the player does: a stats message.
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.reset();
     loop {
-        let message = match tokio::time::timeout_at(deadline.into(), socket.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline.into(), socket.next()) => next,
+            _ = keepalive.tick() => {
+                let stats = r#"{"type":"stats","client":"lockstep measure"}"#;
+                socket
+                    .send(Message::Text(stats.into()))
+                    .await
+                    .with_context(|| format!("{url}: send failed"))?;
+                continue;
+            }
+        };
+        let message = match next {
             Err(_) => break,
             Ok(None) => bail!("{url}: the server closed the socket"),
             Ok(Some(message)) => message.with_context(|| format!("{url}: read failed"))?,
