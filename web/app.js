@@ -189,8 +189,8 @@ function playWithPlayer(c, camera) {
   c.player = new MediaPlayer(c.canvas, url.toString(), {
     onStatus: (state, message) => {
       if (state === 'error' || state === 'reconnecting') veil.textContent = message;
-      c.el.querySelector('.error').hidden = state !== 'error';
-      if (state === 'error') c.el.querySelector('.error').textContent = `player: ${message}`;
+      c.playerError = state === 'error' ? `player: ${message}` : null;
+      showError(c);
     },
     onFirstFrame: () => { c.playing = true; c.el.classList.add('playing'); },
   });
@@ -229,12 +229,22 @@ function retry(c) {
   if (c.player) {
     c.player.stop();
     c.player = null;
+    c.playerError = null;
+    showError(c);
   }
   const session = c.session;
   c.session = null;
   c.playing = false;
   c.el.classList.remove('playing');
   if (session) session.stop();
+}
+
+/** The camera's own error (the server's), else what the player last said went wrong. */
+function showError(c) {
+  const error = c.el.querySelector('.error');
+  const text = c.cameraError || c.playerError || '';
+  error.hidden = !text;
+  error.textContent = text;
 }
 
 function update(camera) {
@@ -245,9 +255,8 @@ function update(camera) {
   c.timeline.enabled ||= camera.recording?.state !== 'off';
   el.querySelector('.codecs').textContent =
     [camera.codecs.video, camera.codecs.audio].filter(Boolean).join(' + ').toUpperCase();
-  const error = el.querySelector('.error');
-  error.hidden = !camera.error;
-  error.textContent = camera.error || '';
+  c.cameraError = camera.error;
+  showError(c);
   const s = camera.sync || {};
   const set = (k, text) => { el.querySelector(`[data-k="${k}"]`).textContent = text; };
   set('offset', fmt(s.offset_ms, 'ms', 2));

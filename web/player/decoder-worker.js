@@ -21,6 +21,8 @@ const SETTLE_MS = 1000;
 const MIN_TARGET_MS = 20;
 const MAX_TARGET_MS = 400;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+/** A connection that lasted this long was healthy: the next reconnection starts the backoff over. */
+const HEALTHY_MS = 10000;
 
 let url = null;
 let ring = null;       // shared with the worklet
@@ -28,6 +30,7 @@ let audioPort = null;  // or messages to it
 let socket = null;
 let stopped = false;
 let attempt = 0;
+let openedAt = 0;
 let video = null;
 let audio = null;
 let waitingForKey = true;
@@ -82,23 +85,39 @@ function connect() {
     if (mine !== socket) return;
     closeDecoders();
     if (stopped) return;
+    // A server that keeps failing the same way is asked less and less often.
+    if (performance.now() - openedAt > HEALTHY_MS) attempt = 0;
     const wait = BACKOFF_MS[Math.min(attempt++, BACKOFF_MS.length - 1)];
     status('reconnecting', `${e.reason || 'the connection closed'} (code ${e.code}); again in ${wait / 1000} s`);
     setTimeout(connect, wait);
   };
+  openedAt = performance.now();
   stats.connects++;
 }
 
 /** A message we cannot use: say so, and start over on a new connection. */
 function protocolError(message) {
   stats.bad_messages++;
+  restart(message, 'bad message');
+}
+
+/**
+ * Start over on a new connection (after the backoff), which begins at a keyframe: a decoder
+ * that failed is closed for good, and the stream after a bad message cannot be trusted.
+ */
+function restart(message, reason) {
   postMessage({ type: 'status', state: 'error', message });
-  if (socket && socket.readyState <= 1) socket.close(4000, 'bad message');
+  if (socket && socket.readyState <= 1) socket.close(4000, reason);
 }
 
 async function handle(data) {
   if (typeof data === 'string') {
-    const msg = JSON.parse(data);
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch (e) {
+      throw new Error(`a text message that is not JSON (${e.message})`);
+    }
     if (msg.type === 'header') await configure(msg);
     else if (msg.type === 'skipped') {
       stats.server_skipped += msg.frames;
@@ -132,11 +151,13 @@ async function configure(header) {
   postMessage({ type: 'header', header, fresh });
   originUnixMs = header.origin_unix_us / 1000;
   closeVideo();
+  const missing = [];
   if (header.video) {
     const config = { codec: header.video.codec, optimizeForLatency: true };
     const support = await VideoDecoder.isConfigSupported(config).catch(() => ({ supported: false }));
     if (!support.supported) {
-      postMessage({ type: 'status', state: 'error', message: `this browser cannot decode ${header.video.codec} video` });
+      missing.push(`this browser cannot decode ${header.video.codec} video${
+        header.video.codec.startsWith('hvc1') ? ' (H.265): play the camera\'s H.264 substream' : ''}`);
     } else {
       video = new VideoDecoder({
         output: (frame) => {
@@ -145,7 +166,7 @@ async function configure(header) {
           // of its own): the page's watchdog times it against the sound.
           postMessage({ type: 'frame', frame, decoded_ms: performance.timeOrigin + performance.now() }, [frame]);
         },
-        error: (e) => { stats.decode_errors++; status('error', `video decoder: ${e.message}`); video = null; },
+        error: (e) => { stats.decode_errors++; video = null; restart(`video decoder: ${e.message}`, 'decoder error'); },
       });
       video.configure(config);
       waitingForKey = true;
@@ -157,15 +178,16 @@ async function configure(header) {
     if (support.supported) {
       audio = new AudioDecoder({
         output: onAudio,
-        error: (e) => { stats.decode_errors++; status('error', `audio decoder: ${e.message}`); audio = null; },
+        error: (e) => { stats.decode_errors++; audio = null; restart(`audio decoder: ${e.message}`, 'decoder error'); },
       });
       audio.configure(config);
     } else {
-      postMessage({ type: 'status', state: 'error', message: 'this browser cannot decode Opus audio' });
+      missing.push('this browser cannot decode Opus audio');
     }
   }
-  attempt = 0;
-  status('playing');
+  // What can be played plays; what cannot stays said in the card (a reconnection would not help).
+  if (missing.length) status('error', missing.join('; '));
+  else status('playing');
 }
 
 function decodeVideo(key, tsUs, payload) {

@@ -298,6 +298,7 @@ export class MediaPlayer {
       video_arrival: this.workerStats.video_arrival ?? null,
       video_decoded: this.workerStats.video_decoded ?? null,
       bad_messages: this.workerStats.bad_messages ?? null,
+      decode_errors: this.workerStats.decode_errors ?? null,
       connects: this.workerStats.connects ?? null,
     };
   }

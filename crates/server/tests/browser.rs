@@ -4,7 +4,8 @@
 //! and that the page's own measurement of rendered flash vs played beep is within ±80 ms (its
 //! median, and most events: a moment's stall of a busy machine is not a sync failure).
 //! The same page with lockstep's own player (`web/tests/player.mjs`) is measured on what it draws
-//! and plays, also with its main thread blocked 200 ms every second.
+//! and plays, also with its main thread blocked 200 ms every second, and fed a bad stream
+//! (`web/tests/player_faults.mjs`).
 //! Then the demo's push source is fed by `examples/push_avatar.py` (`web/tests/avatar.mjs`: the
 //! avatar plays in the UI with a moving mouth and sound), and a page publishes a synthetic stream
 //! over WHIP
@@ -87,6 +88,18 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
         "{result:#}"
     );
     assert_eq!(result["steady"]["player"]["clock"], "audio", "{result:#}");
+
+    // The player against a bad stream (web/tests/player_faults.mjs, through a proxy that
+    // rewrites one camera's media socket): truncated and unknown frame messages, a header that
+    // is not JSON or names a codec this browser lacks, a dropped connection — each said in the
+    // card, reconnected with a growing backoff; the other camera undisturbed.
+    let result = run_node(
+        &tests.join("player_faults.mjs"),
+        &login,
+        &[&base, &artifacts_arg, "demo-clean", "demo-drifting"],
+    );
+    assert_eq!(result["faults"].as_array().map(Vec::len), Some(5), "{result:#}");
+    assert_eq!(result["other_camera"]["connects"], 0, "{result:#}");
 
     // The example avatar (numpy + websockets; `.ci/run` installs them) on the push source.
     let push_url = format!(
