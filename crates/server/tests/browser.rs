@@ -98,7 +98,11 @@ fn the_web_ui_plays_every_camera_in_sync_in_chromium() {
         &login,
         &[&base, &artifacts_arg, "demo-clean", "demo-drifting"],
     );
-    assert_eq!(result["faults"].as_array().map(Vec::len), Some(5), "{result:#}");
+    assert_eq!(
+        result["faults"].as_array().map(Vec::len),
+        Some(5),
+        "{result:#}"
+    );
     assert_eq!(result["other_camera"]["connects"], 0, "{result:#}");
 
     // The example avatar (numpy + websockets; `.ci/run` installs them) on the push source.

@@ -491,10 +491,8 @@ fn the_media_socket_carries_a_drifting_camera_in_sync() {
     use tungstenite::Message;
     let _serial = one_at_a_time();
     let camera = Camera::start(&["--audio-clock-ppm", "-300", "--jitter-ms", "40"]);
-    let config = camera_config(&[("cam", &camera.url)]).replace(
-        "[server]\n",
-        "[server]\nws_idle_timeout_secs = 5\n",
-    );
+    let config = camera_config(&[("cam", &camera.url)])
+        .replace("[server]\n", "[server]\nws_idle_timeout_secs = 5\n");
     let (server, _dir) = Server::with_config(&config);
     wait_live(&server, "cam");
     let ws_base = server.base.replace("http://", "ws://");
