@@ -106,7 +106,7 @@ function protocolError(message) {
  * that failed is closed for good, and the stream after a bad message cannot be trusted.
  */
 function restart(message, reason) {
-  postMessage({ type: 'status', state: 'error', message });
+  status('error', message);
   if (socket && socket.readyState <= 1) socket.close(4000, reason);
 }
 

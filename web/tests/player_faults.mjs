@@ -74,7 +74,7 @@ async function startProxy(target) {
   };
 }
 
-/** One whole frame at the start of `buf`: {fin, opcode, payload, size}, or null. */
+/** One whole frame at the start of `buf`: {first, opcode, payload, raw, size}, or null. */
 function parseFrame(buf) {
   if (buf.length < 2) return null;
   let length = buf[1] & 0x7f;
@@ -89,7 +89,8 @@ function parseFrame(buf) {
     offset = 10;
   }
   if (buf.length < offset + length) return null;
-  return { first: buf[0], opcode: buf[0] & 0x0f, payload: buf.subarray(offset, offset + length), size: offset + length };
+  const size = offset + length;
+  return { first: buf[0], opcode: buf[0] & 0x0f, payload: buf.subarray(offset, size), raw: buf.subarray(0, size), size };
 }
 
 function encodeFrame(first, payload) {
@@ -119,7 +120,7 @@ function applyFault(faults, frame, drop) {
     const header = JSON.parse(payload.toString());
     header.video.codec = fault.slice('codec:'.length);
     payload = Buffer.from(JSON.stringify(header));
-  } else return encodeFrame(frame.first, payload);
+  } else return frame.raw;
   faults.shift();
   return encodeFrame(frame.first, payload);
 }
