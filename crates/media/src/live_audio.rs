@@ -2,7 +2,7 @@
 //!
 //! The sync core's retimer decides where every chunk belongs (`out_pts`, 48 kHz ticks) and the
 //! resample ratio that absorbs clock drift; this encoder does the signal work: a band-limited
-//! sinc resampler (rubato, ratio changed on the fly), then Opus in 20 ms frames. Opus is fed at
+//! sinc resampler (rubato, ratio changed on the fly), then Opus in frames of up to 20 ms. Opus is fed at
 //! its *coding rate*: the lowest rate Opus takes (8, 12, 16, 24 or 48 kHz) at or above the
 //! source's, so a G.711 camera is coded narrowband without first being upsampled six times to
 //! hold nothing above 4 kHz — the packets, their RTP clock and what a browser decodes are 48 kHz
@@ -11,6 +11,13 @@
 //! trims the ratio a little more (a proportional loop on the position error) to stay on the
 //! retimer's positions; beyond [`REALIGN_SAMPLES`] it steps instead (silence for a gap, skipped
 //! input for an overlap).
+//!
+//! Frames follow the input. A 20 ms frame can leave only once its last sample is in, and the
+//! camera's packets start wherever they start on the output timeline (and, with clock drift,
+//! slide along it by 18 ms a minute at 300 ppm): fixed 20 ms frames left up to 20 ms after the
+//! packet that completed them came in, and every sink waited that long. So whatever the
+//! resampler has put out is coded at once, in the longest frames it fills, down to the
+//! profile's shortest (2.5 ms for CELT): a packet leaves at most that long after its input.
 
 use audioadapter_buffers::direct::SequentialSlice;
 use lockstep_opus::{Application, OpusEncoder, OpusError};
@@ -42,6 +49,13 @@ struct CodingProfile {
     /// Opus complexity (measured: 5 → 3 took 44 % off the G.711 path's instructions; at 32
     /// kbit/s Opus codes cameras' audio in its CELT mode).
     complexity: u8,
+    /// A narrow source is CELT-coded at 32 kbit/s whatever it is asked: asked for CELT alone,
+    /// the coder looks ahead 2.5 ms instead of 6.5 and takes 2.5 ms frames without switching
+    /// modes.
+    application: Application,
+    /// The shortest frame the output is cut into, in 48 kHz ticks: 2.5 ms for CELT alone, 10 ms
+    /// where SILK may code (its shortest).
+    shortest_frame_ticks: usize,
     sinc_len: usize,
     sinc_interpolation: SincInterpolationType,
     sinc_oversampling: usize,
@@ -53,12 +67,16 @@ struct CodingProfile {
 /// audio (96 dB) and G.711 (~38 dB). 32 taps fall to 34 dB there.
 const NARROW: CodingProfile = CodingProfile {
     complexity: 3,
+    application: Application::RestrictedLowDelay,
+    shortest_frame_ticks: OPUS_FRAME_SAMPLES / 8,
     sinc_len: 64,
     sinc_interpolation: SincInterpolationType::Linear,
     sinc_oversampling: 256,
 };
 const FULL_BAND: CodingProfile = CodingProfile {
     complexity: 5,
+    application: Application::Audio,
+    shortest_frame_ticks: OPUS_FRAME_SAMPLES / 2,
     sinc_len: 128,
     sinc_interpolation: SincInterpolationType::Cubic,
     sinc_oversampling: 128,
@@ -71,8 +89,9 @@ const MAX_RELATIVE_RATIO: f64 = 1.02;
 /// 32 kbit/s mono is transparent for camera microphones.
 const OPUS_BITRATE: u32 = 32_000;
 
-/// One encoded 20 ms frame; `pts` in 48 kHz ticks on the output timeline (the encoder's
-/// lookahead is already subtracted, so a decoder's first output sample plays at `pts`).
+/// One encoded frame (2.5 to 20 ms: [`lockstep_opus::packet_samples_48k`] says how long); `pts`
+/// in 48 kHz ticks on the output timeline (the encoder's lookahead is already subtracted, so a
+/// decoder's first output sample plays at `pts`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpusPacket {
     pub pts: i64,
@@ -98,6 +117,9 @@ struct Stream {
     /// Output at the coding rate waiting for a full Opus frame; `output_start` is the position
     /// of its first sample in 48 kHz ticks.
     output: Vec<f32>,
+    /// The shortest frame it is cut into, at the coding rate (a whole 20 ms frame when frames
+    /// are fixed).
+    shortest_frame: usize,
     output_start: i64,
     scratch: Vec<f32>,
     /// The ratio last asked for by the retimer (48 kHz output per input sample).
@@ -106,8 +128,10 @@ struct Stream {
 
 /// Decoded audio of one source in, Opus packets out.
 pub struct LiveAudioEncoder {
-    /// The Opus encoder's lookahead in 48 kHz ticks (the same at every coding rate).
+    /// The Opus encoder's lookahead in 48 kHz ticks.
     lookahead: i64,
+    /// Frames follow the input (see the module's notes), or are all 20 ms.
+    follow_input: bool,
     /// The encoder and its coding rate, kept across stream restarts at the same rate (a new
     /// encoder would code its first frames differently).
     opus: Option<(u32, OpusEncoder)>,
@@ -125,12 +149,24 @@ impl std::fmt::Debug for LiveAudioEncoder {
 }
 
 impl LiveAudioEncoder {
+    /// An encoder whose frames follow the input: a camera's.
     pub fn new() -> Result<Self, LiveAudioError> {
+        LiveAudioEncoder::with_frames(true)
+    }
+
+    /// An encoder of 20 ms frames only, each exactly one frame after the last: a push source's,
+    /// whose packets are scheduled by count.
+    pub fn fixed_frames() -> Result<Self, LiveAudioError> {
+        LiveAudioEncoder::with_frames(false)
+    }
+
+    fn with_frames(follow_input: bool) -> Result<Self, LiveAudioError> {
         // Made at the full-band rate, which a 48 kHz source then keeps.
         let mut opus = opus_encoder(LIVE_RATE_HZ)?;
         let lookahead = i64::from(opus.lookahead()?);
         Ok(LiveAudioEncoder {
             lookahead,
+            follow_input,
             opus: Some((LIVE_RATE_HZ, opus)),
             stream: None,
             pcm: Vec::with_capacity(OPUS_FRAME_SAMPLES),
@@ -170,14 +206,17 @@ impl LiveAudioEncoder {
             let coding_rate_hz = coding_rate_hz(rate_hz);
             if self.opus.as_ref().is_none_or(|(r, _)| *r != coding_rate_hz) {
                 let mut opus = opus_encoder(coding_rate_hz)?;
-                // Opus delays by 2.5 ms plus 4 ms at every rate: one constant in output ticks.
-                debug_assert_eq!(
-                    i64::from(opus.lookahead()?) * i64::from(LIVE_RATE_HZ / coding_rate_hz),
-                    self.lookahead
-                );
+                self.lookahead =
+                    i64::from(opus.lookahead()?) * i64::from(LIVE_RATE_HZ / coding_rate_hz);
                 self.opus = Some((coding_rate_hz, opus));
             }
-            self.stream = Some(Stream::new(rate_hz, coding_rate_hz, ratio, out_pts)?);
+            self.stream = Some(Stream::new(
+                rate_hz,
+                coding_rate_hz,
+                ratio,
+                out_pts,
+                self.follow_input,
+            )?);
         }
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
@@ -221,13 +260,17 @@ impl LiveAudioEncoder {
         self.push_audio(out_pts, rate_hz, &vec![0; input], ratio, out)
     }
 
-    /// Encodes whatever full frames are waiting.
+    /// Encodes what is waiting, in the longest frames it fills.
     fn encode_ready(&mut self, out: &mut Vec<OpusPacket>) -> Result<(), LiveAudioError> {
         let (Some(stream), Some((_, opus))) = (self.stream.as_mut(), self.opus.as_mut()) else {
             return Ok(());
         };
-        let frame = stream.frame_samples();
-        while stream.output.len() >= frame {
+        while stream.output.len() >= stream.shortest_frame {
+            // 20, 10, 5 or 2.5 ms: each a valid Opus frame, the shortest one of them.
+            let mut frame = stream.frame_samples();
+            while frame > stream.output.len() {
+                frame /= 2;
+            }
             self.pcm.clear();
             self.pcm.extend(
                 stream
@@ -236,7 +279,7 @@ impl LiveAudioEncoder {
                     .map(|s| (s * 32767.0).round().clamp(-32768.0, 32767.0) as i16),
             );
             let pts = stream.output_start - self.lookahead;
-            stream.output_start += OPUS_FRAME_SAMPLES as i64;
+            stream.output_start += frame as i64 * stream.ticks_per_sample;
             out.push(OpusPacket {
                 pts,
                 data: opus.encode(&self.pcm)?,
@@ -248,7 +291,7 @@ impl LiveAudioEncoder {
     /// Pads the last partial frame with silence and sends it.
     fn finish_stream(&mut self, out: &mut Vec<OpusPacket>) -> Result<(), LiveAudioError> {
         if let Some(stream) = self.stream.as_mut() {
-            let frame = stream.frame_samples();
+            let frame = stream.shortest_frame;
             let pad = (frame - stream.output.len() % frame) % frame;
             stream.output.extend(std::iter::repeat_n(0.0, pad));
         }
@@ -298,7 +341,7 @@ fn coding_rate_hz(rate_hz: u32) -> u32 {
 }
 
 fn opus_encoder(coding_rate_hz: u32) -> Result<OpusEncoder, OpusError> {
-    let mut opus = OpusEncoder::new(coding_rate_hz, 1, Application::Audio)?;
+    let mut opus = OpusEncoder::new(coding_rate_hz, 1, profile(coding_rate_hz).application)?;
     opus.set_bitrate(OPUS_BITRATE)?;
     opus.set_complexity(profile(coding_rate_hz).complexity)?;
     Ok(opus)
@@ -310,8 +353,14 @@ impl Stream {
         coding_rate_hz: u32,
         ratio: f64,
         out_pts: i64,
+        follow_input: bool,
     ) -> Result<Stream, LiveAudioError> {
         let ticks_per_sample = i64::from(LIVE_RATE_HZ / coding_rate_hz);
+        let shortest_frame = if follow_input {
+            profile(coding_rate_hz).shortest_frame_ticks
+        } else {
+            OPUS_FRAME_SAMPLES
+        } / ticks_per_sample as usize;
         let block = (rate_hz * INPUT_BLOCK_MS / 1000).max(1) as usize;
         let resampler = resampler(
             profile(coding_rate_hz),
@@ -329,6 +378,7 @@ impl Stream {
             block,
             input: Vec::with_capacity(block * 4),
             output: Vec::with_capacity(OPUS_FRAME_SAMPLES * 2),
+            shortest_frame,
             output_start: out_pts - delay,
             ratio,
         })
@@ -384,7 +434,29 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lockstep_opus::OpusDecoder;
+    use lockstep_opus::{packet_samples_48k, OpusDecoder};
+
+    /// Each packet starts where the one before ended: no steps.
+    fn assert_contiguous(packets: &[OpusPacket]) {
+        for pair in packets.windows(2) {
+            let length = packet_samples_48k(&pair[0].data).expect("an Opus packet");
+            assert_eq!(pair[0].pts + i64::from(length), pair[1].pts, "a step");
+        }
+    }
+
+    /// The end of the coded stream, on the output timeline (48 kHz ticks).
+    fn coded_end(enc: &LiveAudioEncoder, packets: &[OpusPacket]) -> i64 {
+        let last = packets.last().expect("packets");
+        last.pts + i64::from(packet_samples_48k(&last.data).unwrap()) + enc.lookahead()
+    }
+
+    /// How far the coded stream ends before what the resampler could have put out after a
+    /// chunk ending at `input_end` (48 kHz ticks): the time a sample waits for its frame.
+    fn wait_for_frame(enc: &LiveAudioEncoder, packets: &[OpusPacket], input_end: i64) -> i64 {
+        let stream = enc.stream.as_ref().expect("a stream");
+        let filter = stream.resampler.output_delay() as i64 * stream.ticks_per_sample;
+        input_end - filter - coded_end(enc, packets)
+    }
 
     /// Feeds `secs` of an 8 kHz tone in 20 ms chunks at the positions a retimer would give
     /// (`ratio` exactly 6), returns the packets.
@@ -447,15 +519,52 @@ mod tests {
     }
 
     #[test]
-    fn packets_are_contiguous_20ms_frames_at_the_retimer_positions() {
+    fn packets_are_contiguous_frames_at_the_retimer_positions() {
         let packets = encode_tone(5, 96_000);
         assert!(packets.len() >= 240, "{}", packets.len());
-        for pair in packets.windows(2) {
-            assert_eq!(pair[1].pts - pair[0].pts, 960);
-        }
+        assert_contiguous(&packets);
+        // Once aligned with the input, frames are a whole 20 ms but where the position loop
+        // moves the boundary by a sample (2 short frames here).
+        let short = packets[10..]
+            .iter()
+            .filter(|p| packet_samples_48k(&p.data) != Some(960))
+            .count();
+        assert!(short <= 3, "{short} short frames");
         // The stream starts one filter delay before the first chunk, minus the Opus lookahead.
         let first = packets[0].pts;
         assert!((96_000 - 800..96_000).contains(&first), "{first}");
+    }
+
+    #[test]
+    fn a_frame_leaves_within_2_5_ms_of_its_input_whatever_the_drift() {
+        // 20 ms chunks whose ends slide along the output timeline (+300 ppm): a fixed 20 ms
+        // framing would leave up to 20 ms of each chunk waiting for the next one.
+        let worst_wait = |mut enc: LiveAudioEncoder| {
+            let ratio = 6.0 * (1.0 + 300e-6);
+            let mut out = Vec::new();
+            let mut pos = 331.0f64; // not on a frame boundary
+            let mut worst = 0;
+            for chunk in 0..3_000 {
+                enc.push_audio(pos.round() as i64, 8000, &[500i16; 160], ratio, &mut out)
+                    .unwrap();
+                pos += 160.0 * ratio;
+                if chunk >= 10 {
+                    worst = worst.max(wait_for_frame(&enc, &out, pos.round() as i64));
+                }
+            }
+            assert_contiguous(&out);
+            (worst, out)
+        };
+        let (worst, out) = worst_wait(LiveAudioEncoder::new().unwrap());
+        assert!(worst <= 120 + 6, "a sample waited {worst} ticks for its frame");
+        // Short frames only where the drift moves the boundary: a few in a minute.
+        let short = out
+            .iter()
+            .filter(|p| packet_samples_48k(&p.data) != Some(960))
+            .count();
+        assert!(short * 50 < out.len(), "{short} short frames of {}", out.len());
+        let (fixed_worst, _) = worst_wait(LiveAudioEncoder::fixed_frames().unwrap());
+        assert!(fixed_worst > 480, "fixed frames waited only {fixed_worst} ticks");
     }
 
     #[test]
@@ -502,14 +611,11 @@ mod tests {
                 .unwrap();
             pos += 160.0 * ratio;
         }
-        for pair in out.windows(2) {
-            assert_eq!(pair[1].pts - pair[0].pts, 960, "no steps");
-        }
-        let produced_end = out.last().unwrap().pts + 960 + enc.lookahead;
-        let queued = pos as i64 - produced_end;
+        assert_contiguous(&out);
+        let queued = pos as i64 - coded_end(&enc, &out);
         assert!(
-            (0..=960 + 200).contains(&queued),
-            "stream end {produced_end} vs retimer {pos}: {queued}"
+            (0..=120 + 200).contains(&queued),
+            "stream end vs retimer {pos}: {queued}"
         );
     }
 
@@ -523,9 +629,7 @@ mod tests {
         // 100 ms missing: filled with silence, timestamps stay contiguous.
         enc.push_audio(960 * 7, 8000, &pcm, 6.0, &mut out).unwrap();
         enc.push_silence(960 * 8, 960, &mut out).unwrap();
-        for pair in out.windows(2) {
-            assert_eq!(pair[1].pts - pair[0].pts, 960);
-        }
+        assert_contiguous(&out);
         let before = out.len();
         // 5 s later: a new stream, its first packet near the new position.
         enc.push_audio(960 * 250, 8000, &pcm, 6.0, &mut out)

@@ -163,7 +163,7 @@ pub struct PushAudio {
 impl PushAudio {
     /// A session whose first input sample would play at output position `origin`.
     pub fn new(format: PcmFormat, origin: i64) -> Result<Self, PushAudioError> {
-        let encoder = LiveAudioEncoder::new()?;
+        let encoder = LiveAudioEncoder::fixed_frames()?;
         // Feeding starts when the first packet is about due (its input begins at `origin`),
         // not before: the producer's first chunks may still be on their way.
         let first_due = origin - encoder.lookahead();

@@ -22,6 +22,9 @@ pub enum Application {
     Voip,
     /// Music and everything else.
     Audio,
+    /// CELT only: 2.5 ms of lookahead instead of 6.5, and every frame size from 2.5 ms without
+    /// a mode switch. For sources CELT codes anyway (cameras' narrow band at 32 kbit/s).
+    RestrictedLowDelay,
 }
 
 /// A libopus error, with what we were doing.
@@ -61,6 +64,26 @@ fn is_frame_size(samples: usize, rate: u32) -> bool {
         .any(|&k| samples * 400 == k * rate as usize)
 }
 
+/// How long a packet plays, in 48 kHz samples, read from its table-of-contents byte (RFC 6716
+/// §3.1); `None` for what is not a well-formed Opus packet header.
+pub fn packet_samples_48k(packet: &[u8]) -> Option<u32> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    // Frame durations in 48 kHz samples: SILK 10/20/40/60 ms, hybrid 10/20, CELT 2.5/5/10/20.
+    let frame = match config {
+        0..=11 => [480, 960, 1_920, 2_880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames = match toc & 0x3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => u32::from(*packet.get(1)? & 0x3f),
+    };
+    // RFC 6716 §3.2.5: at most 120 ms in a packet.
+    Some(frame * frames).filter(|&n| n > 0 && n <= 5_760)
+}
+
 /// An Opus encoder.
 #[derive(Debug)]
 pub struct OpusEncoder {
@@ -83,6 +106,7 @@ impl OpusEncoder {
         let app = match application {
             Application::Voip => unsafe_libopus::OPUS_APPLICATION_VOIP,
             Application::Audio => unsafe_libopus::OPUS_APPLICATION_AUDIO,
+            Application::RestrictedLowDelay => unsafe_libopus::OPUS_APPLICATION_RESTRICTED_LOWDELAY,
         };
         let mut error = 0i32;
         // SAFETY: arguments validated above; `error` is a valid place for the result code.
@@ -323,6 +347,39 @@ mod tests {
         }
         let snr_db = 10.0 * (energy / error).log10();
         assert!(snr_db > 15.0, "SNR {snr_db} dB");
+    }
+
+    #[test]
+    fn packets_say_how_long_they_play_at_any_frame_size() {
+        for (rate, app) in [
+            (8_000, Application::RestrictedLowDelay),
+            (48_000, Application::Audio),
+        ] {
+            let mut enc = OpusEncoder::new(rate, 1, app).unwrap();
+            for ms10 in [25usize, 50, 100, 200, 400, 600] {
+                let samples = rate as usize * ms10 / 10_000;
+                let packet = enc.encode(&vec![0; samples]).unwrap();
+                assert_eq!(
+                    packet_samples_48k(&packet),
+                    Some((48 * ms10 / 10) as u32),
+                    "{rate} Hz, {ms10}/10 ms"
+                );
+            }
+        }
+        assert_eq!(packet_samples_48k(&[]), None);
+        // Code 3 with no frame count, and with zero frames.
+        assert_eq!(packet_samples_48k(&[0x03]), None);
+        assert_eq!(packet_samples_48k(&[0x03, 0x00]), None);
+        // 48 frames of 20 ms: over the 120 ms a packet may hold.
+        assert_eq!(packet_samples_48k(&[0xfb, 0x30]), None);
+    }
+
+    #[test]
+    fn the_low_delay_coder_looks_ahead_2_5_ms() {
+        let mut enc = OpusEncoder::new(8_000, 1, Application::RestrictedLowDelay).unwrap();
+        assert_eq!(enc.lookahead().unwrap(), 20);
+        let mut enc = OpusEncoder::new(8_000, 1, Application::Audio).unwrap();
+        assert_eq!(enc.lookahead().unwrap(), 52);
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub const SEGMENT_TICKS: i64 = 60 * 90_000;
 const JUMP_TICKS_90K: i64 = 2 * 90_000;
 /// Audio gathered without video (the picture stalled) is flushed on its own after this.
 const AUDIO_ONLY_FLUSH_48K: i64 = 3 * 48_000 / 2;
-/// One Opus packet: the duration of the last audio sample in a fragment.
+/// A 20 ms Opus packet: the duration of a last audio sample whose packet does not say.
 const OPUS_PACKET_48K: u32 = 960;
 /// Audio kept from before a segment's first picture: a decoder starting on a packet in the
 /// middle of a stream needs this much pre-roll to converge (RFC 7845 §4.6), else the first
@@ -414,11 +414,14 @@ fn flush(
             data: video.iter().map(|s| s.data.as_slice()).collect(),
         });
     }
-    if let Some(first) = audio.first() {
+    if let (Some(first), Some(last)) = (audio.first(), audio.last()) {
+        // Packets are 2.5 to 20 ms: the last lasts as long as it plays.
+        let last_duration =
+            lockstep_opus::packet_samples_48k(&last.data).unwrap_or(OPUS_PACKET_48K);
         runs.push(FragmentRun {
             track_id: AUDIO_TRACK,
             base_decode_time: (first.pts - seg.audio_media_base_48k) as u64,
-            samples: entries(&audio, None, OPUS_PACKET_48K),
+            samples: entries(&audio, None, last_duration),
             data: audio.iter().map(|s| s.data.as_slice()).collect(),
         });
     }

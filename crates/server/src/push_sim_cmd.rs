@@ -140,7 +140,7 @@ async fn run_whip(args: &PushSimArgs, width: usize, height: usize) -> anyhow::Re
     }
     eprintln!("push-sim: publishing over WHIP to {}", args.url);
     let mut encoder = H264Encoder::new(args.fps, 1_500_000, args.fps * 2)?;
-    let mut opus = LiveAudioEncoder::new()?;
+    let mut opus = LiveAudioEncoder::fixed_frames()?;
     let anchor = Instant::now() + Duration::from_millis(20);
     let at = |ticks: i64, rate: i64| {
         let micros = ticks * 1_000_000 / rate;
