@@ -556,15 +556,25 @@ mod tests {
             (worst, out)
         };
         let (worst, out) = worst_wait(LiveAudioEncoder::new().unwrap());
-        assert!(worst <= 120 + 6, "a sample waited {worst} ticks for its frame");
+        assert!(
+            worst <= 120 + 6,
+            "a sample waited {worst} ticks for its frame"
+        );
         // Short frames only where the drift moves the boundary: a few in a minute.
         let short = out
             .iter()
             .filter(|p| packet_samples_48k(&p.data) != Some(960))
             .count();
-        assert!(short * 50 < out.len(), "{short} short frames of {}", out.len());
+        assert!(
+            short * 50 < out.len(),
+            "{short} short frames of {}",
+            out.len()
+        );
         let (fixed_worst, _) = worst_wait(LiveAudioEncoder::fixed_frames().unwrap());
-        assert!(fixed_worst > 480, "fixed frames waited only {fixed_worst} ticks");
+        assert!(
+            fixed_worst > 480,
+            "fixed frames waited only {fixed_worst} ticks"
+        );
     }
 
     #[test]

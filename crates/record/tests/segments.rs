@@ -374,3 +374,42 @@ fn parameter_sets_sent_once_still_start_every_segment() {
     }
     fs::remove_dir_all(&root).unwrap();
 }
+
+/// A camera's Opus frames follow its packets: 2.5 to 20 ms. A fragment that ends on a short
+/// packet must give it its own length, not 20 ms, or the next fragment's audio overlaps it.
+#[test]
+fn short_opus_packets_keep_the_audio_track_contiguous_across_fragments() {
+    let root = tempdir("short-opus");
+    let index = Index::open(&root).unwrap();
+    let mut writer = SegmentWriter::new(&root, "cam", true);
+    let mut opus = OpusEncoder::new(48_000, 1, Application::RestrictedLowDelay).unwrap();
+    // Every 20 ms packet becomes eight of 2.5 ms: each fragment then ends on a short one.
+    let frames: Vec<_> = stream(3)
+        .into_iter()
+        .flat_map(|(kind, pts, data)| match kind {
+            FrameKind::Audio => (0..8)
+                .map(|k| {
+                    (
+                        kind,
+                        pts + k * 120,
+                        opus.encode(&[k as i16 * 40; 120]).unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+            _ => vec![(kind, pts, data)],
+        })
+        .collect();
+    record(&mut writer, &index, &frames);
+    let rows = stop(&mut writer, &index);
+    let bytes = fs::read(root.join(&rows[0].path)).unwrap();
+    let file = Mp4Index::read(bytes.as_slice()).unwrap();
+    assert!(file.fragments >= 3, "{} fragments", file.fragments);
+    let audio = file.tracks.iter().find(|t| t.handler == "soun").unwrap();
+    assert!(audio.samples.len() > 8 * 100, "{}", audio.samples.len());
+    for pair in audio.samples.windows(2) {
+        assert_eq!(pair[0].duration, 120, "a 2.5 ms packet at {}", pair[0].pts);
+        assert_eq!(pair[0].pts + 120, pair[1].pts);
+    }
+    assert_eq!(audio.samples.last().unwrap().duration, 120);
+    fs::remove_dir_all(&root).unwrap();
+}
