@@ -58,6 +58,7 @@ mod line_fit;
 pub mod null_codecs;
 mod output_stage;
 mod producer_clock;
+mod recent_max;
 mod release_lag;
 mod rtp_timeline;
 mod sender_report_clock;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::delay_window::DelayWindow;
 use crate::follower::DelayFollower;
+use crate::recent_max::RecentMax;
 use crate::time::duration_nanos as nanos;
 use crate::{
     ClockSource, Insertion, JitterBuffer, JitterOutput, JitterStats, LatencyProfile, LocalInstant,
@@ -24,10 +25,13 @@ pub const PROCESSING_MARGIN_NANOS: i64 = 5_000_000;
 /// Beyond the profile's jitter allowance, what a sender may add to one track (audio packet
 /// duration, encoder delay) before its packets are simply late.
 pub const SENDER_DELAY_ALLOWANCE_NANOS: i64 = 100_000_000;
-/// The playout delay shrinks at most this fast (it grows at once: late is worse than slow).
+/// The playout delay shrinks at most this fast (it grows at once: late is worse than slow)...
 pub const PLAYOUT_DELAY_DECREASE_NANOS_PER_SEC: i64 = 2_000_000;
-/// ...and only when it is this much more than needed.
-pub const PLAYOUT_DELAY_DEAD_BAND_NANOS: i64 = 10_000_000;
+/// ...only to the most it needed over this long...
+pub const PLAYOUT_DELAY_HOLD_SECS: i64 = 10;
+/// ...and only when it is this much more than that. (A dead band of 10 ms without the hold kept
+/// a clean camera 10 ms late for good after one busy moment.)
+pub const PLAYOUT_DELAY_DEAD_BAND_NANOS: i64 = 2_000_000;
 
 /// What kind of media a track carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +100,8 @@ pub struct SourceSync<T> {
     clocks: SourceTimeline,
     events: VecDeque<SourceOutput<T>>,
     playout_delay: DelayFollower,
+    /// The delay needed over the last [`PLAYOUT_DELAY_HOLD_SECS`]: what it may come down to.
+    needed_recently: RecentMax,
     audio_trim_nanos: i64,
 }
 
@@ -111,6 +117,7 @@ impl<T> SourceSync<T> {
                 PLAYOUT_DELAY_DECREASE_NANOS_PER_SEC,
                 PLAYOUT_DELAY_DEAD_BAND_NANOS,
             ),
+            needed_recently: RecentMax::new(PLAYOUT_DELAY_HOLD_SECS),
             audio_trim_nanos: 0,
         }
     }
@@ -250,7 +257,8 @@ impl<T> SourceSync<T> {
 
     /// Keeps the playout delay just above what packets need: the 95th percentile of each track's
     /// lateness against capture time, the worst track, plus a processing margin, within the
-    /// profile. It grows at once and shrinks slowly, so outputs don't wobble with the percentile.
+    /// profile. It grows at once and shrinks slowly to the most needed over the last 10 s, so
+    /// outputs don't wobble with the percentile.
     fn observe_lateness(&mut self, now: LocalInstant, track: usize, lateness_nanos: i64) {
         let t = &mut self.tracks[track];
         if let Some(p95) = t.lateness.push(now, lateness_nanos) {
@@ -266,7 +274,8 @@ impl<T> SourceSync<T> {
             .unwrap_or(0)
             + PROCESSING_MARGIN_NANOS)
             .clamp(floor, cap);
-        self.playout_delay.follow(now, needed);
+        let held = self.needed_recently.push(now, needed);
+        self.playout_delay.follow(now, held);
     }
 
     /// How long after capture every track of this source is output.
@@ -304,5 +313,40 @@ impl<T> SourceSync<T> {
 
     pub fn profile(&self) -> LatencyProfile {
         self.profile
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 20 ms packets of an 8 kHz track, each `late_ms(i)` after its place on the arrival
+    /// envelope; returns the playout delay (ms) after each second.
+    fn playout_delays(secs: i64, late_ms: impl Fn(i64) -> i64) -> Vec<f64> {
+        let mut sync = SourceSync::<()>::new(LatencyProfile::Low);
+        let track = sync.add_track(TrackKind::Audio, 8_000);
+        let mut delays = Vec::new();
+        for i in 0..secs * 50 {
+            let now = LocalInstant::from_millis(1_000 + i * 20 + late_ms(i));
+            let _ = sync.handle_rtp(now, track, 7, i as u16, (i * 160) as u32, ());
+            while !matches!(sync.poll_output(now), SourceOutput::Drained { .. }) {}
+            if i % 50 == 49 {
+                delays.push(sync.playout_delay().as_secs_f64() * 1e3);
+            }
+        }
+        delays
+    }
+
+    #[test]
+    fn a_busy_moment_does_not_keep_the_delay_up_for_good() {
+        // 2 s of packets 8 ms later than usual (a busy machine, a Wi-Fi hiccup), then clean.
+        let delays = playout_delays(40, |i| if (500..600).contains(&i) { 8 } else { 0 });
+        let before = delays[8];
+        let during = delays[11];
+        assert!(during >= before + 7.0, "{before} → {during}");
+        // Held while it might come back (10 s), then down at 2 ms/s to within the dead band
+        // (2 ms) of what is needed. A 10 ms dead band alone kept it 8 ms up for good.
+        assert!(delays[18] >= during - 0.5, "{delays:?}");
+        assert!(delays[35] <= before + 2.5, "{delays:?}");
     }
 }
