@@ -516,7 +516,10 @@ fn the_media_socket_carries_a_drifting_camera_in_sync() {
         match socket.read().expect("frame") {
             Message::Binary(b) => {
                 let ts_us = i64::from_be_bytes(b[2..10].try_into().unwrap());
-                frames.push((b[0], b[1], ts_us));
+                // An Opus packet says how long it plays (48 kHz samples → µs).
+                let length_us = lockstep_opus::packet_samples_48k(&b[10..])
+                    .map_or(0, |n| i64::from(n) * 1_000 / 48);
+                frames.push((b[0], b[1], ts_us, length_us));
             }
             Message::Text(t) => panic!("unexpected {t}"),
             _ => {}
@@ -524,12 +527,22 @@ fn the_media_socket_carries_a_drifting_camera_in_sync() {
     }
     assert_eq!(frames[0].0, 1, "video first");
     assert_eq!(frames[0].1 & 1, 1, "and a keyframe");
-    let audio: Vec<i64> = frames.iter().filter(|f| f.0 == 2).map(|f| f.2).collect();
+    let audio: Vec<(i64, i64)> = frames
+        .iter()
+        .filter(|f| f.0 == 2)
+        .map(|f| (f.2, f.3))
+        .collect();
     assert!(audio.len() > 5, "{frames:?}");
-    // 20 ms Opus packets, in order (the camera's 300 ppm is taken out before this point).
+    // Opus packets in order, each where the one before ended (the camera's 300 ppm is taken
+    // out before this point); 20 ms but where the camera's packets slid against them.
     for pair in audio.windows(2) {
-        assert!((pair[1] - pair[0] - 20_000).abs() <= 100, "{audio:?}");
+        assert!(
+            (pair[1].0 - pair[0].0 - pair[0].1).abs() <= 100,
+            "{audio:?}"
+        );
     }
+    let whole = audio.iter().filter(|a| a.1 == 20_000).count();
+    assert!(whole * 10 >= audio.len() * 8, "{audio:?}");
     // The player may send stats; anything else is refused with the reason.
     socket
         .send(Message::Text(r#"{"type":"stats","offset_ms":1}"#.into()))
