@@ -146,6 +146,8 @@ export class SyncMeter {
       ...summary(offsets),
       tapped_offsets_ms: tapped,
       tapped: summary(tapped),
+      // Each rendered flash on the Unix clock (ms): for a cross-check against a real sink.
+      flashes_unix_ms: this.flashes.map((f) => performance.timeOrigin + f),
       // Capture (the camera's wallclock in the stripe) → shown / played, on this machine.
       video_latency_p50_ms: median(this.videoLatency),
       audio_latency_p50_ms: median(this.audioLatency),
