@@ -3,14 +3,14 @@
 //! The sync core's retimer decides where every chunk belongs (`out_pts`, 48 kHz ticks) and the
 //! resample ratio that absorbs clock drift; this encoder does the signal work: a band-limited
 //! sinc resampler (rubato, ratio changed on the fly), then Opus in frames of up to 20 ms. Opus
-//! is fed at its *coding rate*: the lowest rate Opus takes (8, 12, 16, 24 or 48 kHz) at or above the
-//! source's, so a G.711 camera is coded narrowband without first being upsampled six times to
-//! hold nothing above 4 kHz — the packets, their RTP clock and what a browser decodes are 48 kHz
-//! Opus all the same, and the cost is a fraction (`bench/RESULTS.md`). A real resampler buffers
-//! input and has a filter delay, so the encoder tracks where its output stream really is and
-//! trims the ratio a little more (a proportional loop on the position error) to stay on the
-//! retimer's positions; beyond [`REALIGN_SAMPLES`] it steps instead (silence for a gap, skipped
-//! input for an overlap).
+//! is fed at its *coding rate*: the lowest rate Opus takes (8, 12, 16, 24 or 48 kHz) at or
+//! above the source's, so a G.711 camera is coded narrowband without first being upsampled six
+//! times to hold nothing above 4 kHz — the packets, their RTP clock and what a browser decodes
+//! are 48 kHz Opus all the same, and the cost is a fraction (`bench/RESULTS.md`). A real
+//! resampler buffers input and has a filter delay, so the encoder tracks where its output
+//! stream really is and trims the ratio a little more (a proportional loop on the position
+//! error) to stay on the retimer's positions; beyond [`REALIGN_SAMPLES`] it steps instead
+//! (silence for a gap, skipped input for an overlap).
 //!
 //! Frames follow the input. A 20 ms frame can leave only once its last sample is in, and the
 //! camera's packets start wherever they start on the output timeline (and, with clock drift,
