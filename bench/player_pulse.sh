@@ -11,20 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
 cam="${2:-demo-clean}"
-cargo build --release -q -p lockstep
-bin=target/release/lockstep
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
-# A private PulseAudio: one null sink at 48 kHz, reached through a socket of its own.
-export PULSE_SERVER="unix:$tmp/pulse.sock"
-HOME="$tmp" pulseaudio -n --daemonize=no --exit-idle-time=-1 --use-pid-file=no \
-  --disable-shm=yes -L "module-null-sink sink_name=null rate=48000" \
-  -L "module-native-protocol-unix socket=$tmp/pulse.sock auth-anonymous=1" 2>"$tmp/pulse.log" &
-for _ in $(seq 50); do pactl info >/dev/null 2>&1 && break; sleep 0.2; done
-$bin demo --listen 127.0.0.1:0 > "$tmp/demo.out" 2>/dev/null &
-for _ in $(seq 50); do [ -s "$tmp/demo.out" ] && break; sleep 0.2; done
-base=$(head -1 "$tmp/demo.out")
-export LOCKSTEP_LOGIN=$(sed -n 2p "$tmp/demo.out")
+. bench/pulse_demo.sh
 sleep 3
 # The recording spans the whole page run: its start, the measured part, the busy-page part.
 python3 bench/pulse_onsets.py $((secs + 40)) > "$tmp/monitor.json" &

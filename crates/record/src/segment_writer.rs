@@ -415,7 +415,8 @@ fn flush(
         });
     }
     if let (Some(first), Some(last)) = (audio.first(), audio.last()) {
-        // Packets are 2.5 to 20 ms: the last lasts as long as it plays.
+        // Packets are 10 or 20 ms (a camera's follow its packets): the last lasts as long as it
+        // plays.
         let last_duration =
             lockstep_opus::packet_samples_48k(&last.data).unwrap_or(OPUS_PACKET_48K);
         runs.push(FragmentRun {
