@@ -517,8 +517,12 @@ fn the_media_socket_carries_a_drifting_camera_in_sync() {
             Message::Binary(b) => {
                 let ts_us = i64::from_be_bytes(b[2..10].try_into().unwrap());
                 // An Opus packet says how long it plays (48 kHz samples → µs).
-                let length_us = lockstep_opus::packet_samples_48k(&b[10..])
-                    .map_or(0, |n| i64::from(n) * 1_000 / 48);
+                let length_us = if b[0] == 2 {
+                    lockstep_opus::packet_samples_48k(&b[10..])
+                        .map_or(0, |n| i64::from(n) * 1_000 / 48)
+                } else {
+                    0
+                };
                 frames.push((b[0], b[1], ts_us, length_us));
             }
             Message::Text(t) => panic!("unexpected {t}"),
