@@ -9,13 +9,16 @@
 // playing up to 0.5 % fast or 0.2 % slow (inaudible). The jitter is then counted once, by the
 // latest packet itself: steering the least fill to a jitter-sized target would hold the jitter
 // twice. The delay shrinks back after a burst leaves the span and never grows without bound; a
-// fill more than 80 ms over its target is cut at once (faded in again). An underrun fades to
+// fill more than 80 ms over its target is cut at once (faded in again). When the whole fill
+// stands higher than before (the reader stalled while the decoder went on), the older windows
+// are lifted by that step, so the excess goes now and not 30 s later. An underrun fades to
 // silence, counts, and waits for the buffer to fill again.
 //
 // Every 4 render quanta it posts where it is: {frame, ts_us, us_per_frame} — the timeline time
 // of the first sample of the quantum that starts at context frame `frame`.
 
 import { AudioRing, RING_RATE_HZ } from './audio-ring.js';
+import { median } from '../figures.js';
 
 const PACKET_MS = 20;
 const STEER_WINDOW_S = 0.5;
@@ -43,6 +46,15 @@ const CUT_OVER_MS = 80;
  */
 const START_CUT_OVER_MS = 20;
 const START_WINDOWS = 20;
+/**
+ * The first windows after a start are the device's and the decoder's warm-up (a first burst
+ * that drains the ring to a few ms): steering on them would add their dip to the delay for 30 s.
+ */
+const SETTLE_WINDOWS = 2;
+/** The least fill of this many latest windows (2 s) is compared with the older windows'. */
+const RECENT_WINDOWS = 4;
+/** A rise of the floor by more than this is delay added at once, not a memory of jitter. */
+const FLOOR_STEP_MS = 5;
 const FADE_SAMPLES = 64;
 
 class AudioOut extends AudioWorkletProcessor {
@@ -69,6 +81,7 @@ class AudioOut extends AudioWorkletProcessor {
     this.marginMs = MARGIN_MS;
     this.calmWindows = 0;   // steering windows since the last underrun
     this.windowFrames = 0;
+    this.settleWindows = 0;
     this.quanta = 0;
     this.gain = 0;        // fades in after a start, out at an underrun
     this.stats = { underruns: 0, concealed_ms: 0, cuts: 0, played_ms: 0 };
@@ -123,6 +136,7 @@ class AudioOut extends AudioWorkletProcessor {
       available = keep;
       this.playing = true;
       this.gain = 0;
+      this.settleWindows = SETTLE_WINDOWS;
     }
     const startUs = this.ring.timeAt(this.index) + this.frac * 1e6 / RING_RATE_HZ;
     let produced = 0;
@@ -193,8 +207,15 @@ class AudioOut extends AudioWorkletProcessor {
     this.minFill = Math.min(this.minFill, available);
     this.windowFrames += n;
     if (this.windowFrames < STEER_WINDOW_S * sampleRate) return;
+    if (this.settleWindows > 0) {
+      this.settleWindows--;
+      this.minFill = Infinity;
+      this.windowFrames = 0;
+      return;
+    }
     this.windowMins.push(this.minFill + this.steered);
     if (this.windowMins.length > LEAST_FILL_WINDOWS) this.windowMins.shift();
+    this.liftOlderWindows();
     if (++this.calmWindows % MARGIN_RELAX_WINDOWS === 0 && this.marginMs > MARGIN_MS) {
       this.marginMs = Math.max(MARGIN_MS, this.marginMs - 1);
     }
@@ -219,6 +240,22 @@ class AudioOut extends AudioWorkletProcessor {
     this.speed = 1 + Math.max(-MAX_SLOW, Math.min(MAX_FAST, excessMs * STEER_GAIN));
     this.minFill = Infinity;
     this.windowFrames = 0;
+  }
+
+  /**
+   * When the least fill of the last 2 s stands above the typical least of the windows before by
+   * more than a few ms, delay was added at once (the reader stalled while the decoder went on, a
+   * backlog came in one piece): those windows measured a floor that is gone, and they are lifted
+   * by the step, their dips with them. A lone dip (a late packet) does not move the median, so
+   * the jitter it showed is still remembered.
+   */
+  liftOlderWindows() {
+    const older = this.windowMins.length - RECENT_WINDOWS;
+    if (older < RECENT_WINDOWS) return;
+    const recentLeast = Math.min(...this.windowMins.slice(older));
+    const step = recentLeast - median(this.windowMins.slice(0, older));
+    if (step <= FLOOR_STEP_MS * RING_RATE_HZ / 1000) return;
+    for (let i = 0; i < older; i++) this.windowMins[i] += step;
   }
 
   /** The least fill of the last 30 s, as it stands after the steering since. */

@@ -285,3 +285,19 @@ fn sixteen_sources_fit_the_wall_and_a_card_opens_large_in_chromium() {
         "{result:#}"
     );
 }
+
+/// The player's audio output on a simulated clock, in Node without a browser
+/// (`web/tests/audio_out_steering.mjs`): the delay a 200 ms stall of its reader added is played
+/// off within seconds, and the room a late packet made is kept while the packet counts.
+#[test]
+fn the_players_audio_gives_back_a_stalls_delay_and_keeps_a_late_packets_room() {
+    let result = run_node(
+        &repo_root().join("web/tests/audio_out_steering.mjs"),
+        "",
+        &[],
+    );
+    let stall = &result["stall"];
+    let given_back =
+        stall["after_stall_ms"].as_f64().unwrap() - stall["after_8s_ms"].as_f64().unwrap();
+    assert!(given_back > 150.0, "{result:#}");
+}

@@ -1,0 +1,116 @@
+// The player's audio output (web/player/audio-out.js) in Node, on a simulated clock: no browser,
+// no device, only its steering. A decoder writes 20 ms packets into the ring as they arrive;
+// a device takes its render quanta on time, a few at a time. Two cases:
+//  - the reader stalls 200 ms while the packets go on (a busy audio thread, a backlog arriving
+//    at once): the delay this added must be gone within 10 s, not held for the 30 s the least
+//    fill remembers;
+//  - one packet comes 8 ms late, then again 20 s later: the buffer must remember the first for
+//    30 s (the room it made is kept), so the second plays without an underrun.
+//
+//   node web/tests/audio_out_steering.mjs
+// Prints one JSON object and exits 0, or prints why and exits 1.
+
+/** Prints the failure with what was measured, and exits 1. */
+function fail(message, measured) {
+  console.log(JSON.stringify({ ...measured, ok: false, message }));
+  process.exit(1);
+}
+
+const RATE_HZ = 48000;
+const QUANTUM = 128;
+const PACKET_SAMPLES = 960; // 20 ms
+
+// What an AudioWorkletGlobalScope gives the processor.
+globalThis.sampleRate = RATE_HZ;
+globalThis.currentFrame = 0;
+globalThis.AudioWorkletProcessor = class {
+  constructor() {
+    this.port = { postMessage: (m) => { if (m.type === 'position') this.lastPosition = m; } };
+  }
+};
+let Processor = null;
+globalThis.registerProcessor = (_name, cls) => { Processor = cls; };
+await import('../player/audio-out.js');
+const { AudioRing } = await import('../player/audio-ring.js');
+
+/**
+ * Runs `secs` of simulated time. `lateMs(k)`: how late packet k arrives (in order: a late packet
+ * holds back those behind it, as on TCP). `stall`: [from s, ms] the reader does not run.
+ * `burstQuanta`: render quanta the device takes at once.
+ * Returns the delay (ms, device time minus the timeline time being played) sampled at every
+ * burst, and the processor's counts.
+ */
+function simulate(secs, lateMs, { stall = null, burstQuanta = 4 } = {}) {
+  const buffer = new SharedArrayBuffer(AudioRing.bytes());
+  const ring = new AudioRing(buffer);
+  const out = new Processor({ processorOptions: { shared: buffer } });
+  const outputs = [[new Float32Array(QUANTUM), new Float32Array(QUANTUM)]];
+  const delays = [];
+  const samples = new Float32Array(PACKET_SAMPLES).fill(0.01);
+  let k = 0;
+  let lastArrivalMs = 0;
+  let readerFrame = 0;
+  const burstMs = (burstQuanta * QUANTUM * 1000) / RATE_HZ;
+  for (let nowMs = 0; nowMs < secs * 1000; nowMs += 0.5) {
+    // Packet k holds [20k, 20k + 20) ms and can leave once its last sample is in.
+    while (true) {
+      const arrivalMs = Math.max(lastArrivalMs, (k + 1) * 20 + lateMs(k));
+      if (arrivalMs > nowMs) break;
+      ring.write(samples, k * 20000);
+      ring.setTargetMs(20);
+      lastArrivalMs = arrivalMs;
+      k++;
+    }
+    const stalled = stall && nowMs >= stall[0] * 1000 && nowMs < stall[0] * 1000 + stall[1];
+    if (stalled) continue;
+    // The device asks for a burst whenever its clock has passed one (after a stall, at once:
+    // it lost that time, the ring did not).
+    const dueFrame = Math.floor((nowMs / burstMs)) * burstQuanta * QUANTUM;
+    if (readerFrame <= dueFrame) {
+      const behind = readerFrame < dueFrame - burstQuanta * QUANTUM;
+      if (behind) readerFrame = dueFrame; // a device resumes at its own clock, not where it stopped
+      for (let q = 0; q < burstQuanta; q++) {
+        globalThis.currentFrame = readerFrame;
+        out.process([], outputs);
+        readerFrame += QUANTUM;
+      }
+      if (out.playing) {
+        delays.push([nowMs, nowMs - ring.timeAt(out.index) / 1000]);
+      }
+    }
+  }
+  return { delays, stats: out.stats };
+}
+
+function medianDelay(delays, fromS, toS) {
+  const v = delays.filter(([t]) => t >= fromS * 1000 && t < toS * 1000).map(([, d]) => d).sort((a, b) => a - b);
+  return v[Math.floor(v.length / 2)];
+}
+
+const result = { ok: true };
+
+// A stall of the reader.
+{
+  const { delays, stats } = simulate(32, () => 0, { stall: [12, 200] });
+  const before = medianDelay(delays, 10, 12);
+  const after = medianDelay(delays, 20, 22); // 8 s after the stall
+  result.stall = { before_ms: before, after_stall_ms: medianDelay(delays, 12.5, 13), after_8s_ms: after, ...stats };
+  if (!(after - before < 5)) {
+    fail(`a 200 ms stall still adds ${(after - before).toFixed(1)} ms of delay 8 s later`, result);
+  }
+}
+
+// One packet 8 ms late at 15 s: the least fill dips, the steering adds that much to the delay,
+// and it must hold it while the dip is in the 30 s span (a second late packet then finds room).
+// The device takes one quantum at a time here: its bursts would hide such a small lateness.
+{
+  const late = (k) => (k === 750 || k === 1750 ? 8 : 0);
+  const { delays, stats } = simulate(40, late, { burstQuanta: 1 });
+  const before = medianDelay(delays, 12, 15);
+  const kept = medianDelay(delays, 30, 35) - before;
+  result.late_packets = { before_ms: before, kept_ms: kept, ...stats };
+  if (!(kept > 5)) fail(`the delay a late packet needed was given back after ${kept.toFixed(1)} ms`, result);
+  if (stats.underruns > 0) fail(`${stats.underruns} underruns with packets 8 ms late`, result);
+}
+
+console.log(JSON.stringify(result));
