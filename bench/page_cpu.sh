@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # CPU of a page playing the demo's two cameras, lockstep's own player against Chromium's WebRTC
-# player: a fresh release `lockstep demo` for each, the browser test of that player
-# (web/tests/player.mjs, web/tests/live_view.mjs) running for its measurement, and the CPU of
-# every Chromium process (browser, renderer, GPU, audio and network services) and of the server
-# summed over WINDOW seconds once the page plays. Headless Chromium with --disable-gpu, so the
-# compositor and video drawing run on the CPU, as on a machine without a GPU.
+# player: a fresh release `lockstep demo` for each, a page that only plays them with their sound
+# on (web/tests/play_page.mjs; with `metered`, the browser test of that player instead —
+# web/tests/player.mjs, web/tests/live_view.mjs — its meter reading every picture), and the CPU
+# of every Chromium process (browser, renderer, GPU, audio and network services) and of the
+# server summed over WINDOW seconds once the page plays. Headless Chromium with --disable-gpu,
+# so the compositor and video drawing run on the CPU, as on a machine without a GPU.
 #
-#   bash bench/page_cpu.sh [WINDOW]       (default 30)
+#   bash bench/page_cpu.sh [WINDOW] [metered]       (default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 window="${1:-30}"
+metered="${2:-}"
 cargo build --release -q -p lockstep
 bin=target/release/lockstep
 tmp=$(mktemp -d)
@@ -28,7 +30,9 @@ for player in lockstep webrtc; do
   base=$(head -1 "$tmp/demo.out")
   export LOCKSTEP_LOGIN=$(sed -n 2p "$tmp/demo.out")
   sleep 5
-  if [ "$player" = lockstep ]; then
+  if [ -z "$metered" ]; then
+    node web/tests/play_page.mjs "$base" "$player" $((window + 30)) > "$tmp/page.json" &
+  elif [ "$player" = lockstep ]; then
     node web/tests/player.mjs "$base" "$tmp/art" $((window + 30)) demo-drifting > "$tmp/page.json" &
   else
     node web/tests/live_view.mjs "$base" "$tmp/art" $((window + 30)) 15 > "$tmp/page.json" &

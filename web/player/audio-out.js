@@ -86,6 +86,7 @@ class AudioOut extends AudioWorkletProcessor {
     this.gain = 0;        // fades in after a start, out at an underrun
     this.stats = { underruns: 0, concealed_ms: 0, cuts: 0, played_ms: 0 };
     this.meter = null;    // beep onsets in the output, for tests (`measure` message)
+    this.stopped = false;
     this.port.onmessage = (e) => this.onMessage(e.data);
   }
 
@@ -97,6 +98,7 @@ class AudioOut extends AudioWorkletProcessor {
     else if (msg.type === 'reset' && this.fedByMessages) this.ring.reset();
     else if (msg.type === 'extra_delay') this.extraDelayMs = msg.ms;
     else if (msg.type === 'measure') this.meter = msg.on ? { loud: false, quiet: 0 } : null;
+    else if (msg.type === 'stop') this.stopped = true;
   }
 
   /** The fill a start waits for: the decoder's jitter target, plus the watchdog's delay. */
@@ -110,6 +112,8 @@ class AudioOut extends AudioWorkletProcessor {
   }
 
   process(inputs, outputs) {
+    // Its player left: the node is dropped (the context plays on for the other cameras).
+    if (this.stopped) return false;
     const out = outputs[0];
     const n = out[0].length;
     const channel = out[0];

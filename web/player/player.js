@@ -28,6 +28,22 @@ const MAX_EXTRA_DELAY_MS = 300;
 /** The audio buffer is within this of its target: a previous correction has taken effect. */
 const SETTLED_MS = 25;
 
+/**
+ * One audio output for every player on the page: one device stream, one audio thread and one
+ * clock, however many cameras play (a context each cost a stream and a real-time thread per
+ * camera, and the audio service mixed them).
+ */
+let sharedOutput = null;
+function audioOutput() {
+  if (!sharedOutput) {
+    // The smallest output buffer the device allows: headless Chromium then reports 8 ms of
+    // output latency where 'interactive' reports 32 (bench/RESULTS.md).
+    const context = new AudioContext({ latencyHint: 0 });
+    sharedOutput = { context, ready: context.audioWorklet.addModule('/player/audio-out.js') };
+  }
+  return sharedOutput;
+}
+
 export class MediaPlayer {
   /**
    * @param {HTMLCanvasElement} canvas where pictures are drawn
@@ -61,10 +77,10 @@ export class MediaPlayer {
 
   async start() {
     this.running = true;
-    // The smallest output buffer the device allows: headless Chromium then reports 8 ms of
-    // output latency where 'interactive' reports 32 (bench/RESULTS.md).
-    this.audio = new AudioContext({ latencyHint: 0 });
-    await this.audio.audioWorklet.addModule('/player/audio-out.js');
+    const output = audioOutput();
+    this.audio = output.context;
+    await output.ready;
+    if (!this.running) return;
     // Cross-origin isolated (the server sends COOP/COEP): the decoder writes the ring directly.
     const shared = self.crossOriginIsolated ? new SharedArrayBuffer(AudioRing.bytes()) : null;
     this.node = new AudioWorkletNode(this.audio, 'lockstep-audio-out', {
@@ -102,7 +118,12 @@ export class MediaPlayer {
       this.worker.postMessage({ type: 'stop' });
       setTimeout(() => this.worker.terminate(), 1000);
     }
-    if (this.audio) this.audio.close().catch(() => {});
+    if (this.node) {
+      // The context is the page's: only this player's part of it goes.
+      this.node.port.postMessage({ type: 'stop' });
+      this.node.disconnect();
+      this.volume.disconnect();
+    }
     for (const f of this.queue) f.close();
     this.queue = [];
     if (this.shown) this.shown.close();
