@@ -29,7 +29,8 @@ const LEAST_FILL_WINDOWS = 60;
  * least is up to a quantum (2.9 ms at 44.1 kHz) lower, and the interpolation reads 2 samples
  * ahead; the rest is for a packet later than any in the last 30 s. Each underrun adds 4 ms (a
  * device that takes its audio in bursts, a machine whose decoder thread wakes late), up to
- * 40 ms; 30 s without one takes 1 ms back.
+ * 40 ms, except one in a connection's first second (the device filling its own buffer); 30 s
+ * without one takes 1 ms back.
  */
 const MARGIN_MS = 8;
 const MARGIN_STEP_MS = 4;
@@ -82,6 +83,7 @@ class AudioOut extends AudioWorkletProcessor {
     this.calmWindows = 0;   // steering windows since the last underrun
     this.windowFrames = 0;
     this.settleWindows = 0;
+    this.warmingUp = false;   // a connection's first start, until it has settled
     this.quanta = 0;
     this.gain = 0;        // fades in after a start, out at an underrun
     this.stats = { underruns: 0, concealed_ms: 0, cuts: 0, played_ms: 0 };
@@ -127,6 +129,7 @@ class AudioOut extends AudioWorkletProcessor {
       this.speed = 1;
       this.minFill = Infinity;
       this.windowMins = [];
+      this.warmingUp = true;
     }
     const step = (RING_RATE_HZ / sampleRate) * this.speed;
     let available = this.ring.available(this.index);
@@ -175,8 +178,13 @@ class AudioOut extends AudioWorkletProcessor {
         }
         this.playing = false;
         this.windowMins = [];
-        this.marginMs = Math.min(MAX_MARGIN_MS, this.marginMs + MARGIN_STEP_MS);
-        this.calmWindows = 0;
+        // The device's first take after a connection's start (its own buffer filling at
+        // once) says nothing of the jitter: it does not raise the margin for minutes.
+        if (!(this.warmingUp && this.settleWindows > 0)) {
+          this.marginMs = Math.min(MAX_MARGIN_MS, this.marginMs + MARGIN_STEP_MS);
+          this.calmWindows = 0;
+        }
+        this.warmingUp = false;
         this.stats.underruns++;
       }
       available = this.ring.available(this.index);
@@ -212,7 +220,7 @@ class AudioOut extends AudioWorkletProcessor {
     this.windowFrames += n;
     if (this.windowFrames < STEER_WINDOW_S * sampleRate) return;
     if (this.settleWindows > 0) {
-      this.settleWindows--;
+      if (--this.settleWindows === 0) this.warmingUp = false;
       this.minFill = Infinity;
       this.windowFrames = 0;
       return;

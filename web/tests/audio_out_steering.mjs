@@ -1,11 +1,13 @@
 // The player's audio output (web/player/audio-out.js) in Node, on a simulated clock: no browser,
 // no device, only its steering. A decoder writes 20 ms packets into the ring as they arrive;
-// a device takes its render quanta on time, a few at a time. Two cases:
+// a device takes its render quanta on time, a few at a time. The cases:
 //  - the reader stalls 200 ms while the packets go on (a busy audio thread, a backlog arriving
 //    at once): the delay this added must be gone within 10 s, not held for the 30 s the least
 //    fill remembers;
 //  - one packet comes 8 ms late, then again 20 s later: the buffer must remember the first for
-//    30 s (the room it made is kept), so the second plays without an underrun.
+//    30 s (the room it made is kept), so the second plays without an underrun;
+//  - the device takes 40 ms at once when the sound starts: the underrun this makes does not
+//    raise the margin.
 //
 //   node web/tests/audio_out_steering.mjs
 // Prints one JSON object and exits 0, or prints why and exits 1.
@@ -36,11 +38,12 @@ const { AudioRing } = await import('../player/audio-ring.js');
 /**
  * Runs `secs` of simulated time. `lateMs(k)`: how late packet k arrives (in order: a late packet
  * holds back those behind it, as on TCP). `stall`: [from s, ms] the reader does not run.
- * `burstQuanta`: render quanta the device takes at once.
+ * `burstQuanta`: render quanta the device takes at once; `prefillQuanta`: taken at once when the
+ * sound first starts (a device filling its own buffer).
  * Returns the delay (ms, device time minus the timeline time being played) sampled at every
  * burst, and the processor's counts.
  */
-function simulate(secs, lateMs, { stall = null, burstQuanta = 4 } = {}) {
+function simulate(secs, lateMs, { stall = null, burstQuanta = 4, prefillQuanta = 0 } = {}) {
   const buffer = new SharedArrayBuffer(AudioRing.bytes());
   const ring = new AudioRing(buffer);
   const out = new Processor({ processorOptions: { shared: buffer } });
@@ -69,17 +72,22 @@ function simulate(secs, lateMs, { stall = null, burstQuanta = 4 } = {}) {
     if (readerFrame <= dueFrame) {
       const behind = readerFrame < dueFrame - burstQuanta * QUANTUM;
       if (behind) readerFrame = dueFrame; // a device resumes at its own clock, not where it stopped
+      const wasPlaying = out.playing;
       for (let q = 0; q < burstQuanta; q++) {
         globalThis.currentFrame = readerFrame;
         out.process([], outputs);
         readerFrame += QUANTUM;
+      }
+      if (!wasPlaying && out.playing) {
+        for (let q = 0; q < prefillQuanta; q++) out.process([], outputs);
+        prefillQuanta = 0;
       }
       if (out.playing) {
         delays.push([nowMs, nowMs - ring.timeAt(out.index) / 1000]);
       }
     }
   }
-  return { delays, stats: out.stats };
+  return { delays, stats: out.stats, position: out.lastPosition };
 }
 
 function medianDelay(delays, fromS, toS) {
@@ -111,6 +119,15 @@ const result = { ok: true };
   result.late_packets = { before_ms: before, kept_ms: kept, ...stats };
   if (!(kept > 5)) fail(`the delay a late packet needed was given back after ${kept.toFixed(1)} ms`, result);
   if (stats.underruns > 0) fail(`${stats.underruns} underruns with packets 8 ms late`, result);
+}
+
+// A device that takes 40 ms at once when the sound starts: one underrun, which must not raise
+// the margin (and so the delay) for the minutes it takes to come back down.
+{
+  const { stats, position } = simulate(10, () => 0, { prefillQuanta: 16 });
+  result.start = { target_ms: position.target_ms, ...stats };
+  if (stats.underruns !== 1) fail(`the device's first take made ${stats.underruns} underruns, not one`, result);
+  if (position.target_ms !== 8) fail(`the start's underrun raised the margin to ${position.target_ms} ms`, result);
 }
 
 console.log(JSON.stringify(result));

@@ -288,7 +288,8 @@ fn sixteen_sources_fit_the_wall_and_a_card_opens_large_in_chromium() {
 
 /// The player's audio output on a simulated clock, in Node without a browser
 /// (`web/tests/audio_out_steering.mjs`): the delay a 200 ms stall of its reader added is played
-/// off within seconds, and the room a late packet made is kept while the packet counts.
+/// off within seconds, the room a late packet made is kept while the packet counts, and the
+/// device's first take at the start does not raise the margin.
 #[test]
 fn the_players_audio_gives_back_a_stalls_delay_and_keeps_a_late_packets_room() {
     let result = run_node(
