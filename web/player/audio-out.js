@@ -54,8 +54,12 @@ const START_WINDOWS = 20;
 const SETTLE_WINDOWS = 2;
 /** The least fill of this many latest windows (2 s) is compared with the older windows'. */
 const RECENT_WINDOWS = 4;
-/** A rise of the floor by more than this is delay added at once, not a memory of jitter. */
-const FLOOR_STEP_MS = 5;
+/**
+ * A rise of the floor by more than this is delay added at once (a stall, a backlog), played off
+ * now. A smaller rise (the server's playout delay coming back down after a busy moment) stays
+ * as room for 30 s, as it always did: it is what absorbs that delay going up again.
+ */
+const FLOOR_STEP_MS = 20;
 const FADE_SAMPLES = 64;
 
 class AudioOut extends AudioWorkletProcessor {
@@ -235,10 +239,11 @@ class AudioOut extends AudioWorkletProcessor {
     this.leastMs = this.leastFillMs();
     const excessMs = this.leastMs - this.targetMs();
     // Early on, the least fill has not yet seen the jitter: a start cut keeps the decoder's
-    // jitter target.
+    // jitter target, and looks at the last 2 s only (what piles up comes after the first
+    // windows: the decoders catching up from the keyframe, the device starting).
     const starting = this.windowMins.length <= START_WINDOWS;
     const cutMs = starting
-      ? this.leastMs - Math.max(this.ring.targetMs(), this.targetMs())
+      ? this.leastFillMs(RECENT_WINDOWS) - Math.max(this.ring.targetMs(), this.targetMs())
       : excessMs;
     if (cutMs > (starting ? START_CUT_OVER_MS : CUT_OVER_MS)) {
       // Far behind (the tab was in the background, a long stall, the start): skip ahead,
@@ -256,7 +261,7 @@ class AudioOut extends AudioWorkletProcessor {
 
   /**
    * When the least fill of the last 2 s stands above the typical least of the windows before by
-   * more than a few ms, delay was added at once (the reader stalled while the decoder went on, a
+   * more than 20 ms, delay was added at once (the reader stalled while the decoder went on, a
    * backlog came in one piece): those windows measured a floor that is gone, and they are lifted
    * by the step, their dips with them. A lone dip (a late packet) does not move the median, so
    * the jitter it showed is still remembered.
@@ -270,10 +275,10 @@ class AudioOut extends AudioWorkletProcessor {
     for (let i = 0; i < older; i++) this.windowMins[i] += step;
   }
 
-  /** The least fill of the last 30 s, as it stands after the steering since. */
-  leastFillMs() {
+  /** The least fill of the last `windows` (all: 30 s), as it stands after the steering since. */
+  leastFillMs(windows = LEAST_FILL_WINDOWS) {
     if (!this.windowMins.length) return null;
-    return (Math.min(...this.windowMins) - this.steered) / (RING_RATE_HZ / 1000);
+    return (Math.min(...this.windowMins.slice(-windows)) - this.steered) / (RING_RATE_HZ / 1000);
   }
 
   /** For the tests' meter: the context frame of each beep onset in what is played. */
