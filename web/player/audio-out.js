@@ -10,8 +10,8 @@
 // latest packet itself: steering the least fill to a jitter-sized target would hold the jitter
 // twice. The delay shrinks back after a burst leaves the span and never grows without bound; a
 // fill more than 80 ms over its target is cut at once (faded in again). When the whole fill
-// stands higher than before (the reader stalled while the decoder went on), the older windows
-// are lifted by that step, so the excess goes now and not 30 s later. An underrun fades to
+// stands more than 20 ms higher than before (the reader stalled while the decoder went on), the
+// older windows are lifted by that step, so the excess goes now and not 30 s later. An underrun fades to
 // silence, counts, and waits for the buffer to fill again.
 //
 // Every 4 render quanta it posts where it is: {frame, ts_us, us_per_frame} — the timeline time
