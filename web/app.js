@@ -421,6 +421,7 @@ window.lockstep = {
     const block = blockMs ? setInterval(() => {
       const until = performance.now() + blockMs;
       while (performance.now() < until) { /* a heavy page */ }
+      meter.noteBlockEnd();
     }, 1000) : null;
     await new Promise((r) => setTimeout(r, ms));
     clearInterval(block);

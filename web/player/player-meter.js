@@ -21,23 +21,32 @@ export class PlayerMeter {
     this.videoLatency = [];
     this.lastBright = false;
     this.presented = 0;
+    this.presents = [];       // [shown at, picture minus clock (ms)] of each picture
+    this.blockEnds = [];      // when each block of a busy page ended (performance ms)
   }
 
   start() {
-    this.player.hooks.onPresent = (frame, shownAt) => this.onPresent(frame, shownAt);
+    this.player.hooks.onPresent = (frame, shownAt, clockUs) => this.onPresent(frame, shownAt, clockUs);
     this.player.hooks.onOnset = (heardAt) => this.beeps.push(heardAt);
     this.player.measureOnsets(true);
     this.startStats = this.player.stats();
   }
 
   stop() {
+    this.stoppedAt = performance.now();
     this.player.hooks.onPresent = null;
     this.player.hooks.onOnset = null;
     this.player.measureOnsets(false);
   }
 
-  onPresent(frame, shownAt) {
+  /** The page's main thread was blocked until now (the heavy-UI test). */
+  noteBlockEnd() {
+    this.blockEnds.push(performance.now());
+  }
+
+  onPresent(frame, shownAt, clockUs) {
     this.presented++;
+    this.presents.push([shownAt, (frame.timestamp - clockUs) / 1000]);
     const w = frame.displayWidth;
     const h = frame.displayHeight;
     const bright = this.probe.bright(frame, w, h);
@@ -59,6 +68,16 @@ export class PlayerMeter {
       offsets.push(best - shown);
       if (capture !== null) audioLatency.push(performance.timeOrigin + best - capture);
     }
+    // After each block, the first picture shown is the one the clock is at (within a frame):
+    // the pictures that came meanwhile are skipped, not played through late.
+    const frameMs = this.player.frameDurationUs / 1000;
+    // (A block that ended just before the meter stopped has no picture after it to judge.)
+    const judged = this.blockEnds.filter((end) => end < this.stoppedAt - 100);
+    let recovered = 0;
+    for (const end of judged) {
+      const first = this.presents.find(([shownAt]) => shownAt > end);
+      if (first && Math.abs(first[1]) <= frameMs) recovered++;
+    }
     const end = this.player.stats();
     return {
       presented: this.presented,
@@ -71,6 +90,8 @@ export class PlayerMeter {
       video_latency_p50_ms: median(this.videoLatency),
       audio_latency_p50_ms: median(audioLatency),
       stripes_read: this.videoLatency.length,
+      blocks: judged.length,
+      recovered_within_a_frame: recovered,
       // What the player counted over the run.
       dropped: end.dropped - this.startStats.dropped,
       drawn: end.drawn - this.startStats.drawn,

@@ -48,7 +48,8 @@ export class MediaPlayer {
   /**
    * @param {HTMLCanvasElement} canvas where pictures are drawn
    * @param {string} url the media socket (ws://…/api/media/NAME)
-   * @param {{onStatus?, onFirstFrame?, onPresent?, onOnset?}} hooks (functions)
+   * @param {{onStatus?, onFirstFrame?, onPresent?, onOnset?}} hooks (functions; onPresent gets
+   *   the picture, when it shows, and the clock instant it was chosen for)
    */
   constructor(canvas, url, hooks = {}) {
     this.canvas = canvas;
@@ -257,7 +258,7 @@ export class MediaPlayer {
       this.offsetsUs.push(frame.timestamp - clock);
       if (this.offsetsUs.length > STATS_WINDOW) this.offsetsUs.shift();
     }
-    this.hooks.onPresent?.(frame, displayAt);
+    this.hooks.onPresent?.(frame, displayAt, clock);
     if (this.shown) this.shown.close();
     this.shown = frame;
   }
