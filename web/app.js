@@ -7,7 +7,7 @@ import { WhepSession } from './whep.js';
 import { SyncMeter } from './sync-meter.js';
 import { Timeline } from './timeline.js';
 import { Signalling } from './signalling.js';
-import { MediaPlayer } from './player/player.js';
+import { MediaPlayer, audioOutputState } from './player/player.js';
 import { PlayerMeter } from './player/player-meter.js';
 import { csrfHeaders, currentSession, logout, toLogin } from './session.js';
 import { TalkSession, microphoneAllowed } from './talk.js';
@@ -409,6 +409,8 @@ window.lockstep = {
     return values;
   },
   setMode(name, mode) { setMode(cards.get(name), mode); },
+  /** The lockstep players' shared audio output: 'running', 'suspended' or 'none'. */
+  audioOutputState,
   /**
    * Rendered sync of lockstep's player on one camera for `ms` (player/player-meter.js); with
    * `blockMs`, the page's main thread is blocked that long every second meanwhile.

@@ -39,9 +39,15 @@ function audioOutput() {
     // The smallest output buffer the device allows: headless Chromium then reports 8 ms of
     // output latency where 'interactive' reports 32 (bench/RESULTS.md).
     const context = new AudioContext({ latencyHint: 0 });
-    sharedOutput = { context, ready: context.audioWorklet.addModule('/player/audio-out.js') };
+    const ready = context.audioWorklet.addModule('/player/audio-out.js');
+    sharedOutput = { context, ready, players: 0 };
   }
   return sharedOutput;
+}
+
+/** The page's audio output: 'running', 'suspended' (no player plays) or 'none' (never made). */
+export function audioOutputState() {
+  return sharedOutput ? sharedOutput.context.state : 'none';
 }
 
 export class MediaPlayer {
@@ -79,6 +85,8 @@ export class MediaPlayer {
   async start() {
     this.running = true;
     const output = audioOutput();
+    output.players += 1;
+    this.output = output;
     this.audio = output.context;
     await output.ready;
     if (!this.running) return;
@@ -125,6 +133,12 @@ export class MediaPlayer {
       this.node.disconnect();
       this.volume.disconnect();
     }
+    if (this.output && --this.output.players === 0) {
+      // No player left: the device stream and the audio thread rest until one starts again
+      // (`start` resumes the context).
+      this.output.context.suspend().catch(() => {});
+    }
+    this.output = null;
     for (const f of this.queue) f.close();
     this.queue = [];
     if (this.shown) this.shown.close();

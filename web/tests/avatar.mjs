@@ -6,7 +6,7 @@
 //
 // Prints one JSON object and exits 0, or prints why and exits 1.
 
-import { fail, launchChromium, openPage } from './chromium.mjs';
+import { fail, launchChromium, openPage, waitForPlaying } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -21,11 +21,7 @@ try {
   await page.goto(base);
   const result = { ok: true };
   {
-    try {
-      await page.waitForFunction((n) =>
-        document.querySelector(`.card[data-camera="${n}"]`)?.classList.contains('playing'),
-      name, { timeout: 30000 });
-    } catch (e) {
+    if (!await waitForPlaying(page, name)) {
       await page.screenshot({ path: join(artifacts, 'avatar-failed.png') });
       fail(`${name}: the avatar did not start playing`, result);
     }

@@ -36,6 +36,17 @@ export const authHeaders = loginUrl
   ? { authorization: `Bearer ${new URL(loginUrl).searchParams.get('token')}` }
   : {};
 
+/**
+ * Waits until the card of every camera in `names` (one name or a list) plays: true, or false
+ * once `timeoutMs` has passed.
+ */
+export function waitForPlaying(page, names, timeoutMs = 30000) {
+  const list = Array.isArray(names) ? names : [names];
+  return page.waitForFunction((n) => n.every((name) =>
+    document.querySelector(`.card[data-camera="${name}"]`)?.classList.contains('playing')),
+  list, { timeout: timeoutMs }).then(() => true, () => false);
+}
+
 /** A new page, logged in to the server under test. */
 export async function openPage(browser, options = {}) {
   const page = await browser.newPage(options);

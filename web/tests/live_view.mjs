@@ -13,7 +13,7 @@
 //
 // Prints one JSON object (the measurements) and exits 0, or prints why and exits 1.
 
-import { authHeaders, fail, launchChromium, watchedPage } from './chromium.mjs';
+import { authHeaders, fail, launchChromium, watchedPage, waitForPlaying } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -43,11 +43,7 @@ try {
     document.querySelector(`.card[data-camera="${name}"]`)), names, { timeout: 20000 });
 
   // Every camera plays.
-  try {
-    await page.waitForFunction((n) => n.every((name) =>
-      document.querySelector(`.card[data-camera="${name}"]`)?.classList.contains('playing')),
-    names, { timeout: 30000 });
-  } catch (e) {
+  if (!await waitForPlaying(page, names)) {
     await page.screenshot({ path: join(artifacts, 'live-view-failed.png') });
     fail('not every camera started playing', { consoleErrors });
   }

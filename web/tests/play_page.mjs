@@ -5,7 +5,7 @@
 //   node web/tests/play_page.mjs http://127.0.0.1:8350/ lockstep|webrtc [secs]
 // Prints one JSON object and exits 0, or prints why and exits 1.
 
-import { authHeaders, fail, launchChromium, watchedPage } from './chromium.mjs';
+import { authHeaders, fail, launchChromium, watchedPage, waitForPlaying } from './chromium.mjs';
 
 const base = process.argv[2] || 'http://127.0.0.1:8350/';
 const mode = process.argv[3] || 'lockstep';
@@ -17,9 +17,7 @@ try {
   await page.goto(new URL(mode === 'lockstep' ? '/?player=lockstep' : '/', base).toString());
   const api = await (await fetch(new URL('/api/cameras', base), { headers: authHeaders })).json();
   const names = api.filter((c) => c.kind === 'camera').map((c) => c.name);
-  await page.waitForFunction((n) => n.every((name) =>
-    document.querySelector(`.card[data-camera="${name}"]`)?.classList.contains('playing')),
-  names, { timeout: 30000 }).catch(() => fail('not every camera started playing', { consoleErrors }));
+  if (!await waitForPlaying(page, names)) fail('not every camera started playing', { consoleErrors });
   for (const name of names) await page.click(`.card[data-camera="${name}"] .sound`);
   await page.waitForTimeout(secs * 1000);
   console.log(JSON.stringify({ ok: true, mode, cameras: names, secs, console_errors: consoleErrors }));

@@ -8,10 +8,11 @@
 //
 // Then the same camera with the page's main thread blocked 200 ms every second (a heavy UI):
 // the sound must not stop (no underrun), and after each block the first picture shown is the
-// one the sound is at, within a frame.
+// one the sound is at, within a frame. Then every card is switched to WebRTC (the page's audio
+// output must rest) and the camera back to the player (it must play again on the audio clock).
 // Prints one JSON object (the measurements) and exits 0, or prints why and exits 1.
 
-import { fail, launchChromium, watchedPage } from './chromium.mjs';
+import { fail, launchChromium, watchedPage, waitForPlaying } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -29,10 +30,7 @@ try {
   const { page, consoleErrors } = await watchedPage(browser);
   await page.goto(new URL('/?player=lockstep', base).toString());
   const selector = `.card[data-camera="${camera}"]`;
-  try {
-    await page.waitForFunction((s) => document.querySelector(s)?.classList.contains('playing'),
-      selector, { timeout: 30000 });
-  } catch (e) {
+  if (!await waitForPlaying(page, camera)) {
     await page.screenshot({ path: join(artifacts, 'player-failed.png') });
     fail(`${camera} did not start playing in the lockstep player`, { consoleErrors });
   }
@@ -46,6 +44,20 @@ try {
     [camera, measureSecs * 1000]);
   result.heavy_ui = await page.evaluate(([n, ms]) => window.lockstep.measurePlayer(n, ms, 200),
     [camera, 10000]);
+  // Every card to WebRTC: the players stop and, with none left, the page's audio output rests.
+  // Back to the lockstep player: it plays again, on a running audio clock.
+  await page.evaluate(() => {
+    for (const name of window.lockstep.cards.keys()) window.lockstep.setMode(name, 'webrtc');
+  });
+  const suspended = await page.waitForFunction(() => window.lockstep.audioOutputState() === 'suspended',
+    null, { timeout: 5000 }).then(() => true, () => false);
+  const viaWebrtc = await waitForPlaying(page, camera);
+  await page.evaluate((n) => window.lockstep.setMode(n, 'player'), camera);
+  const again = await waitForPlaying(page, camera);
+  result.switched_back = again
+    ? await page.evaluate((n) => window.lockstep.measurePlayer(n, 3000), camera) : null;
+  result.audio_output = { with_no_player: suspended ? 'suspended' : 'not suspended',
+    playing_again: await page.evaluate(() => window.lockstep.audioOutputState()) };
   result.console_errors = consoleErrors;
 
   const s = result.steady;
@@ -66,6 +78,12 @@ try {
   // fall on a slow machine's own stall).
   if (h.recovered_within_a_frame < h.blocks - 1) {
     fail(`the pictures caught up within a frame after ${h.recovered_within_a_frame} of ${h.blocks} blocks`, result);
+  }
+  if (!suspended) fail('the audio output still runs with no lockstep player on the page', result);
+  if (!viaWebrtc) fail(`${camera} did not play over WebRTC once switched`, result);
+  const b = result.switched_back;
+  if (!b || b.player.clock !== 'audio' || !(b.presented > 3 * 15)) {
+    fail(`${camera} did not play again on the audio clock once switched back`, result);
   }
   if (!isolated) fail('the UI is not cross-origin isolated (COOP/COEP missing)', result);
   console.log(JSON.stringify(result));

@@ -9,7 +9,7 @@
 //
 // Prints one JSON object (what each fault showed) and exits 0, or prints why and exits 1.
 
-import { fail, launchChromium, watchedPage } from './chromium.mjs';
+import { fail, launchChromium, watchedPage, waitForPlaying } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -133,12 +133,7 @@ try {
   const { page, consoleErrors } = await watchedPage(browser);
   result.console_errors = consoleErrors;
   await page.goto(new URL('/?player=lockstep', proxy.url).toString());
-  const playing = (name) => page.waitForFunction(
-    (n) => document.querySelector(`.card[data-camera="${n}"]`)?.classList.contains('playing'),
-    name, { timeout: 30000 });
-  try {
-    await Promise.all([playing(faulty), playing(other)]);
-  } catch (e) {
+  if (!await waitForPlaying(page, [faulty, other])) {
     await page.screenshot({ path: join(artifacts, 'player-faults-failed.png') });
     fail('the cameras did not start playing through the proxy', result);
   }

@@ -5,7 +5,7 @@
 //
 //   node web/tests/webrtc_sink.mjs BASE CAMERA [measure-s] [settle-s]
 
-import { fail, launchChromium, watchedPage } from './chromium.mjs';
+import { fail, launchChromium, watchedPage, waitForPlaying } from './chromium.mjs';
 
 const base = process.argv[2];
 const camera = process.argv[3] || 'demo-clean';
@@ -17,10 +17,7 @@ try {
   const { page, consoleErrors } = await watchedPage(browser);
   await page.goto(new URL('/?player=webrtc', base).toString());
   const selector = `.card[data-camera="${camera}"]`;
-  try {
-    await page.waitForFunction((s) => document.querySelector(s)?.classList.contains('playing'),
-      selector, { timeout: 30000 });
-  } catch (e) {
+  if (!await waitForPlaying(page, camera)) {
     fail(`${camera} did not start playing over WebRTC`, { consoleErrors });
   }
   await page.click(`${selector} .sound`);

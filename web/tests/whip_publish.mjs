@@ -8,7 +8,7 @@
 //
 // Prints one JSON object and exits 0, or prints why and exits 1.
 
-import { authHeaders, fail, launchChromium, openPage } from './chromium.mjs';
+import { authHeaders, fail, launchChromium, openPage, waitForPlaying } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -63,11 +63,7 @@ try {
   if (!published.ok) fail(`the WHIP publish was refused: ${published.error}`);
 
   // The UI plays the re-served source like any camera.
-  try {
-    await page.waitForFunction((n) =>
-      document.querySelector(`.card[data-camera="${n}"]`)?.classList.contains('playing'),
-    name, { timeout: 30000 });
-  } catch (e) {
+  if (!await waitForPlaying(page, name)) {
     await page.screenshot({ path: join(artifacts, 'whip-failed.png') });
     fail(`${name}: the published stream did not play back`, { camera: await camera() });
   }
