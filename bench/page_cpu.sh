@@ -7,6 +7,9 @@
 # server summed over WINDOW seconds once the page plays. Headless Chromium with --disable-gpu,
 # so the compositor and video drawing run on the CPU, as on a machine without a GPU.
 #
+# PLAYERS="lockstep webrtc switched" adds a page whose cards played in the lockstep player and
+# were then all switched to WebRTC (play_page.mjs).
+#
 #   bash bench/page_cpu.sh [WINDOW] [metered]       (default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +26,7 @@ ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null 
 chromium_pids() { pgrep -f '/usr/lib/chromium/chromium' || true; }
 
 printf '| player | page CPU (%% of one core, all Chromium processes) | server CPU | window |\n|---|---|---|---|\n'
-for player in lockstep webrtc; do
+for player in ${PLAYERS:-lockstep webrtc}; do
   $bin demo --listen 127.0.0.1:0 > "$tmp/demo.out" 2>/dev/null &
   demo=$!
   for _ in $(seq 50); do [ -s "$tmp/demo.out" ] && break; sleep 0.2; done
