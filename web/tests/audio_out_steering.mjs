@@ -6,6 +6,8 @@
 //    fill remembers; 150 ms piling up 2 s after the start must be gone within the start's 10 s;
 //  - one packet comes 8 ms late, then again 20 s later: the buffer must remember the first for
 //    30 s (the room it made is kept), so the second plays without an underrun;
+//  - with 30 ms of room held, one packet comes 25 ms late: a dip deeper than a stall's step,
+//    whose room must be remembered all the same;
 //  - the device takes 40 ms at once when the sound starts: the underrun this makes does not
 //    raise the margin.
 //
@@ -39,14 +41,16 @@ const { AudioRing } = await import('../player/audio-ring.js');
  * Runs `secs` of simulated time. `lateMs(k)`: how late packet k arrives (in order: a late packet
  * holds back those behind it, as on TCP). `stall`: [from s, ms] the reader does not run.
  * `burstQuanta`: render quanta the device takes at once; `prefillQuanta`: taken at once when the
- * sound first starts (a device filling its own buffer).
+ * sound first starts (a device filling its own buffer); `extraDelayMs`: what the video
+ * watchdog asks the buffer to hold.
  * Returns the delay (ms, device time minus the timeline time being played) sampled at every
  * burst, and the processor's counts.
  */
-function simulate(secs, lateMs, { stall = null, burstQuanta = 4, prefillQuanta = 0 } = {}) {
+function simulate(secs, lateMs, { stall = null, burstQuanta = 4, prefillQuanta = 0, extraDelayMs = 0 } = {}) {
   const buffer = new SharedArrayBuffer(AudioRing.bytes());
   const ring = new AudioRing(buffer);
   const out = new Processor({ processorOptions: { shared: buffer } });
+  if (extraDelayMs) out.onMessage({ type: 'extra_delay', ms: extraDelayMs });
   const outputs = [[new Float32Array(QUANTUM), new Float32Array(QUANTUM)]];
   const delays = [];
   const samples = new Float32Array(PACKET_SAMPLES).fill(0.01);
@@ -129,6 +133,20 @@ const result = { ok: true };
   result.late_packets = { before_ms: before, kept_ms: kept, ...stats };
   if (!(kept > 5)) fail(`the delay a late packet needed was given back after ${kept.toFixed(1)} ms`, result);
   if (stats.underruns > 0) fail(`${stats.underruns} underruns with packets 8 ms late`, result);
+}
+
+// The same with more room held (the video watchdog asks for 30 ms): a packet 25 ms late dips
+// the fill by more than the 20 ms a stall must add, without an underrun. Two seconds later the
+// fill is back where it was: that is no step up of the floor, and the dip's room must still be
+// kept (a lift that compared with the least of the older windows, not their median, forgets it).
+{
+  const late = (k) => (k === 750 ? 25 : 0);
+  const { delays, stats } = simulate(40, late, { burstQuanta: 1, extraDelayMs: 30 });
+  const before = medianDelay(delays, 12, 15);
+  const kept = medianDelay(delays, 30, 35) - before;
+  result.late_packet_with_room = { before_ms: before, kept_ms: kept, ...stats };
+  if (stats.underruns > 0) fail(`${stats.underruns} underruns with 30 ms of room for a 25 ms late packet`, result);
+  if (!(kept > 15)) fail(`the delay a 25 ms late packet needed was given back after ${kept.toFixed(1)} ms`, result);
 }
 
 // A device that takes 40 ms at once when the sound starts: one underrun, which must not raise
